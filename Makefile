@@ -1,0 +1,58 @@
+# The course's commands. A fresh machine needs only python3 (3.11) and make:
+#   make lab    build the environment and open the lesson in JupyterLab
+#   make test   build the environment and run every test
+SHELL := /bin/bash
+ASSIGNMENT := connection-pooling
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+PYTHON_VERSION := $(shell python3 tools/pins.py python)
+WORK := workspace/$(ASSIGNMENT)
+LAB_ARGS ?=
+# nbgrader runs tools (alembic) from the environment by name
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: env lab test release lock autograde feedback export clean
+
+env: $(VENV)/.installed
+
+# uv installs the pinned stack in seconds (pip takes ~15x longer); it is fetched with pip
+# when missing. The pins come from environment.yml, the same file Binder uses.
+$(VENV)/.installed: environment.yml pyproject.toml
+	@command -v uv >/dev/null || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	uv venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV)
+	python3 tools/pins.py requirements > $(VENV)/pins.txt
+	uv pip install --quiet --python $(PY) -r $(VENV)/pins.txt
+	uv pip install --quiet --python $(PY) --no-deps -e .
+	touch $@
+
+# Opens a working copy of the student notebook (never the committed release/ itself);
+# an existing copy is kept, so your work is never overwritten.
+lab: env
+	@mkdir -p $(WORK)
+	@test -e $(WORK)/$(ASSIGNMENT).ipynb || cp release/$(ASSIGNMENT)/$(ASSIGNMENT).ipynb $(WORK)/
+	$(BIN)/jupyter lab --ServerApp.root_dir=. $(LAB_ARGS) $(WORK)/$(ASSIGNMENT).ipynb
+
+test: env
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Instructor commands ------------------------------------------------------------------
+release: env
+	$(PY) tools/build_lesson.py
+	$(BIN)/nbgrader generate_assignment $(ASSIGNMENT) --force --log-level=WARN
+
+lock:
+	python3 tools/pins.py lock
+
+autograde: env
+	$(BIN)/nbgrader autograde $(ASSIGNMENT)
+
+feedback: env
+	$(BIN)/nbgrader generate_feedback $(ASSIGNMENT)
+
+export: env
+	$(BIN)/nbgrader export
+
+clean:
+	rm -rf $(VENV) .pytest_cache

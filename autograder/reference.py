@@ -1,0 +1,12 @@
+"""The values the lesson asks for, in one place."""
+
+DATABASE_URL = "sqlite+aiosqlite:///./test.db"
+DB_FILE = "test.db"  # the file DATABASE_URL names, relative to the notebook's folder
+POOL_SIZE = 5
+TABLE = "items"
+
+# A check never waits out SQLAlchemy's default 30-second pool_timeout: while a check runs,
+# the pool gives up after this many seconds, and each check is bounded as a whole.
+CHECK_POOL_TIMEOUT = 3
+CHECK_TIME_LIMIT = 20
+CONCURRENT_REQUESTS = 20

@@ -1,0 +1,22 @@
+"""nbgrader settings for the course. Run nbgrader commands from this folder."""
+import os
+
+c = get_config()  # noqa: F821 - provided by nbgrader
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# The course id names this course in the exchange (release/fetch/submit/collect).
+c.CourseDirectory.course_id = "fastapi-connection-pooling"
+# Course folders (source/, release/, submitted/, autograded/, feedback/) live beside this file.
+c.CourseDirectory.root = HERE
+# Never copy a kernel's leftovers into release/ or a graded folder: test.db is made by the
+# notebook's set-up cell wherever it runs.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.db", "*.db-journal"]
+
+# Per-cell time limit while autograding. A check bounds itself at 20 s (it never waits out
+# SQLAlchemy's 30-second pool_timeout); 60 s leaves room on a busy grading machine.
+c.Execute.timeout = 60
+
+# The exchange folder shared by instructors and students on one machine (a JupyterHub):
+# set NBGRADER_EXCHANGE to use another place, e.g. in tests.
+c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", "/srv/nbgrader/exchange")
