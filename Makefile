@@ -10,6 +10,8 @@ UV_VERSION := 0.13.9
 PYTHON_VERSION := $(shell python3 tools/pins.py python)
 WORK := workspace/$(ASSIGNMENT)
 LAB_ARGS ?=
+# JupyterLab refuses to run as root unless told; containers and CI machines often are root
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 # nbgrader runs tools (alembic) from the environment by name
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
@@ -32,7 +34,7 @@ $(VENV)/.installed: environment.yml pyproject.toml
 lab: env
 	@mkdir -p $(WORK)
 	@test -e $(WORK)/$(ASSIGNMENT).ipynb || cp release/$(ASSIGNMENT)/$(ASSIGNMENT).ipynb $(WORK)/
-	$(BIN)/jupyter lab --ServerApp.root_dir=. $(LAB_ARGS) $(WORK)/$(ASSIGNMENT).ipynb
+	$(BIN)/jupyter lab --ServerApp.root_dir=. $(ROOT_FLAG) $(LAB_ARGS) $(WORK)/$(ASSIGNMENT).ipynb
 
 test: env
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,116 @@
+"""Run the real nbgrader pipeline on a scratch copy of the course, for the tests."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENT = "connection-pooling"
+SOURCE_NB = ROOT / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+RELEASE_NB = ROOT / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+BIN = Path(sys.executable).parent
+
+
+def tool_env(**extra) -> dict:
+    """The environment for running the course's tools: this interpreter's bin/ first."""
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
+
+
+def nbgrader(*args: str, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "nbgrader"), *args], cwd=cwd, env=tool_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def make_course(dest: Path) -> Path:
+    """A course folder with our config and source/, its assignment generated."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "nbgrader_config.py", dest)
+    shutil.copytree(ROOT / "source", dest / "source", ignore=shutil.ignore_patterns("*.db", ".ipynb_checkpoints"))
+    done = nbgrader("generate_assignment", ASSIGNMENT, "--force", cwd=dest)
+    assert done.returncode == 0, f"generate_assignment failed:\n{done.stdout}\n{done.stderr}"
+    return dest
+
+
+def grade_id(cell) -> str | None:
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+def graded_cells(nb=None) -> dict[str, int]:
+    """grade_id -> points for every graded cell of the source notebook."""
+    nb = nb or nbformat.read(SOURCE_NB, as_version=4)
+    return {grade_id(c): c.metadata["nbgrader"]["points"] for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("grade")}
+
+
+def solutions() -> dict[str, str]:
+    """The source notebook's solution cells, as a student who got everything right wrote them."""
+    nb = nbformat.read(SOURCE_NB, as_version=4)
+    out = {}
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            lines = [l for l in cell.source.splitlines() if "### BEGIN SOLUTION" not in l and "### END SOLUTION" not in l]
+            out[grade_id(cell)] = "\n".join(lines).strip()
+    return out
+
+
+def student_notebook(answers: dict[str, str]):
+    """The release notebook with solution cells filled in by `answers` (grade_id -> code)."""
+    nb = nbformat.read(RELEASE_NB, as_version=4)
+    unknown = set(answers) - {grade_id(c) for c in nb.cells}
+    assert not unknown, f"no such cells in the release notebook: {unknown}"
+    for cell in nb.cells:
+        if grade_id(cell) in answers:
+            cell.source = answers[grade_id(cell)]
+    return nb
+
+
+def submit(course: Path, student: str, nb) -> Path:
+    folder = course / "submitted" / student / ASSIGNMENT
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{ASSIGNMENT}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+@dataclasses.dataclass
+class CellResult:
+    score: float
+    max_score: float
+    message: str  # "Name: text" of the cell's error, or ""
+    stderr: str
+
+    @property
+    def full(self) -> bool:
+        return abs(self.score - self.max_score) < 1e-9
+
+
+def autograde(course: Path, *extra: str) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.perf_counter()
+    done = nbgrader("autograde", ASSIGNMENT, "--create", "--force", *extra, cwd=course)
+    return done, time.perf_counter() - start
+
+
+def results(course: Path, student: str) -> dict[str, CellResult]:
+    """Per graded cell: the score in the gradebook, and what the cell showed."""
+    from nbgrader.api import Gradebook
+
+    graded_nb = nbformat.read(course / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    shown = {}
+    for cell in graded_nb.cells:
+        errors = [f"{o.ename}: {o.evalue}" for o in cell.get("outputs", []) if o.output_type == "error"]
+        stderr = "".join(o.text for o in cell.get("outputs", []) if o.output_type == "stream" and o.name == "stderr")
+        shown[grade_id(cell)] = ("\n".join(errors), stderr)
+    out = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for gid in graded_cells():
+            grade = gb.find_grade(gid, ASSIGNMENT, ASSIGNMENT, student)
+            message, stderr = shown.get(gid, ("", ""))
+            out[gid] = CellResult(grade.score, grade.max_score, message, stderr)
+    return out

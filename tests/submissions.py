@@ -1,0 +1,148 @@
+"""Student submissions the grading tests autograde: right ones, and realistic wrong ones.
+
+Each wrong submission is the solution with one step written the way a student plausibly
+gets it wrong, plus the cells it must lose (grade_id -> words the message must contain).
+Every other graded cell must keep full marks: a mistake costs its own step's points only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from course import solutions
+
+STEP1 = "step1_database_url_solution"
+STEP2 = "step2_pool_size_solution"
+STEP3 = "step3_engine_solution"
+STEP4 = "step4_app_solution"
+
+STEP4_ROUTE_HEAD = '''
+from fastapi import Depends, FastAPI
+from sqlalchemy import text
+
+app = FastAPI()
+'''
+
+
+@dataclass
+class Submission:
+    name: str
+    changes: dict[str, str]  # solution cell grade_id -> the student's code
+    loses: dict[str, str] = field(default_factory=dict)  # graded cell -> words of its message
+
+    def answers(self) -> dict[str, str]:
+        return {**solutions(), **self.changes}
+
+
+CORRECT_VARIANTS = [
+    Submission("solution", {}),
+    Submission("variant_begin_mappings_default_depends", {STEP4: STEP4_ROUTE_HEAD + '''
+async def get_connection():
+    async with engine.begin() as conn:   # a transaction that commits at the end
+        yield conn
+
+@app.get("/items")
+async def items(conn=Depends(get_connection)):
+    result = await conn.execute(text("SELECT id, name, price FROM items ORDER BY name"))
+    return result.mappings().all()
+'''}),
+    Submission("variant_return_connection_route_closes", {STEP4: STEP4_ROUTE_HEAD + '''
+async def get_connection():
+    return await engine.connect()
+
+@app.get("/items")
+async def items(conn=Depends(get_connection)):
+    try:
+        result = await conn.exec_driver_sql("SELECT * FROM items")
+        return [dict(row._mapping) for row in result.fetchall()]
+    finally:
+        await conn.close()
+'''}),
+    Submission("variant_session_and_engine_keywords", {
+        STEP3: '''
+import sqlalchemy.ext.asyncio as sa_async
+engine = sa_async.create_async_engine(url=DATABASE_URL, pool_size=POOL_SIZE, pool_pre_ping=True)
+''',
+        STEP4: STEP4_ROUTE_HEAD + '''
+from typing import Annotated
+from sqlalchemy.ext.asyncio import AsyncSession
+
+async def get_connection():
+    async with AsyncSession(engine) as session:
+        yield session
+
+@app.get("/items")
+async def items(session: Annotated[AsyncSession, Depends(get_connection)]) -> list[dict]:
+    rows = (await session.execute(text("SELECT * FROM items"))).mappings()
+    return [dict(r) for r in rows]
+'''}),
+]
+
+WRONG = [
+    Submission("wrong_url_sync_driver", {STEP1: 'DATABASE_URL = "sqlite:///./test.db"'},
+               {"step1_database_url": "synchronous driver"}),
+    Submission("wrong_pool_size_string", {STEP2: 'POOL_SIZE = "5"'},
+               {"step2_pool_size": "without quotes"}),
+    Submission("pool_size_hard_coded", {STEP3: '''
+from sqlalchemy.ext.asyncio import create_async_engine
+engine = create_async_engine(DATABASE_URL, pool_size=5)
+'''}, {"step3_pool_size_uses_variable": "typed in as a number"}),
+    Submission("pool_size_not_passed", {STEP3: '''
+from sqlalchemy.ext.asyncio import create_async_engine
+engine = create_async_engine(DATABASE_URL)
+'''}, {"step3_pool_size_uses_variable": "without pool_size"}),
+    Submission("sync_create_engine", {STEP3: '''
+from sqlalchemy import create_engine
+engine = create_engine(DATABASE_URL, pool_size=POOL_SIZE)
+'''}, {"step3_engine_is_async": "create_async_engine", "step3_engine_connects": "create_async_engine"}),
+    Submission("return_inside_async_with", {STEP4: STEP4_ROUTE_HEAD + '''
+async def get_connection():
+    async with engine.connect() as conn:
+        return conn
+
+@app.get("/items")
+async def read_items(conn=Depends(get_connection)):
+    result = await conn.execute(text("SELECT * FROM items"))
+    return [dict(row._mapping) for row in result]
+'''}, {
+        "step4_items_returns_all_rows": "`return` inside `async with`",
+        "step4_items_reads_the_table": "`return` inside `async with`",
+        "step4_connections_returned": "`return` inside `async with`",
+        "step4_concurrent_requests_share_the_pool": "`return` inside `async with`",
+    }),
+    Submission("hard_coded_rows", {STEP4: STEP4_ROUTE_HEAD + '''
+async def get_connection():
+    async with engine.connect() as conn:
+        yield conn
+
+@app.get("/items")
+async def read_items(conn=Depends(get_connection)):
+    return [
+        {"id": 1, "name": "Espresso cup", "price": 4.5},
+        {"id": 2, "name": "Pour-over kettle", "price": 39.0},
+        {"id": 3, "name": "Coffee grinder", "price": 89.99},
+    ]
+'''}, {"step4_items_reads_the_table": "instead of returning a fixed list"}),
+    Submission("leaking_connections", {STEP4: STEP4_ROUTE_HEAD + '''
+async def get_connection():
+    return await engine.connect()   # never closed
+
+@app.get("/items")
+async def read_items(conn=Depends(get_connection)):
+    result = await conn.execute(text("SELECT * FROM items"))
+    return result.mappings().all()
+'''}, {"step4_connections_returned": "leaks connections",
+       "step4_concurrent_requests_share_the_pool": "TimeoutError"}),
+    Submission("rows_as_lists", {STEP4: STEP4_ROUTE_HEAD + '''
+async def get_connection():
+    async with engine.connect() as conn:
+        yield conn
+
+@app.get("/items")
+async def read_items(conn=Depends(get_connection)):
+    result = await conn.execute(text("SELECT * FROM items"))
+    return [list(row) for row in result]
+'''}, {"step4_items_returns_all_rows": "as lists, not dicts",
+       "step4_items_reads_the_table": "as lists, not dicts",
+       "step4_connections_returned": "as lists, not dicts",
+       "step4_concurrent_requests_share_the_pool": "as lists, not dicts"}),
+]

@@ -1,0 +1,67 @@
+"""The real nbgrader pipeline grades right, wrong and blank submissions as intended."""
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from course import RELEASE_NB, autograde, graded_cells, make_course, results, student_notebook, submit
+from submissions import CORRECT_VARIANTS, WRONG
+
+BLANK = "blank_release"
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """One autograde run over every submission (nbgrader grades them one after another)."""
+    course = make_course(tmp_path_factory.mktemp("grading") / "course")
+    for sub in CORRECT_VARIANTS + WRONG:
+        submit(course, sub.name, student_notebook(sub.answers()))
+    submit(course, BLANK, nbformat.read(RELEASE_NB, as_version=4))
+    done, _seconds = autograde(course)
+    assert done.returncode == 0, f"nbgrader autograde failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return {name: results(course, name) for name in [s.name for s in CORRECT_VARIANTS + WRONG] + [BLANK]}
+
+
+def _summary(cells) -> str:
+    return "\n".join(f"  {gid}: {c.score}/{c.max_score} {c.message}" for gid, c in cells.items())
+
+
+@pytest.mark.parametrize("sub", CORRECT_VARIANTS, ids=lambda s: s.name)
+def test_correct_submission_earns_full_marks(graded, sub):
+    cells = graded[sub.name]
+    assert all(c.full for c in cells.values()), f"{sub.name} lost points:\n{_summary(cells)}"
+
+
+@pytest.mark.parametrize("sub", WRONG, ids=lambda s: s.name)
+def test_wrong_submission_loses_only_its_own_cells(graded, sub):
+    cells = graded[sub.name]
+    for gid, cell in cells.items():
+        if gid in sub.loses:
+            assert cell.score == 0, f"{sub.name}: {gid} should score 0:\n{_summary(cells)}"
+            assert cell.message.startswith("CheckFailed: "), f"{gid}: not one of our messages: {cell.message!r}"
+            assert sub.loses[gid] in cell.message, f"{gid}: expected {sub.loses[gid]!r} in {cell.message!r}"
+        else:
+            assert cell.full, f"{sub.name}: {gid} should keep its points:\n{_summary(cells)}"
+
+
+def test_blank_release_scores_zero_with_a_message_of_ours_in_every_cell(graded):
+    cells = graded[BLANK]
+    assert set(cells) == set(graded_cells())
+    for gid, cell in cells.items():
+        assert cell.score == 0, f"{gid} gave points to an empty notebook"
+        # one sentence from the autograder package: no NameError, NotImplementedError or timeout
+        assert cell.message.startswith("CheckFailed: "), f"{gid}: {cell.message!r}"
+        assert "\n" not in cell.message and len(cell.message) < 400, f"{gid}: {cell.message!r}"
+
+
+def test_blank_release_step_messages_say_what_to_do(graded):
+    cells = graded[BLANK]
+    assert "DATABASE_URL` is not defined" in cells["step1_database_url"].message
+    assert "POOL_SIZE` is not defined" in cells["step2_pool_size"].message
+    assert "`engine` is not defined" in cells["step3_engine_is_async"].message
+    assert "`app` is not defined" in cells["step4_items_returns_all_rows"].message
+
+
+def test_no_graded_cell_writes_to_stderr(graded):
+    noisy = {(name, gid): c.stderr for name, cells in graded.items() for gid, c in cells.items() if c.stderr}
+    assert not noisy, f"graded cells wrote to stderr (nbgrader would give them 0): {noisy}"

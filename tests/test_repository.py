@@ -1,0 +1,92 @@
+"""What is committed: clean notebooks, a release that nbgrader really makes, sane metadata."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from course import ASSIGNMENT, RELEASE_NB, ROOT, SOURCE_NB, graded_cells, make_course, nbgrader
+
+sys.path.insert(0, str(ROOT / "tools"))
+import build_lesson  # noqa: E402
+
+
+def tracked(pattern: str) -> list[str]:
+    out = subprocess.run(["git", "ls-files", pattern], cwd=ROOT, capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_source_notebook_is_what_the_builder_writes():
+    assert SOURCE_NB.read_text() == build_lesson.render(), "run `make release` after editing tools/build_lesson.py"
+
+
+@pytest.mark.parametrize("path", tracked("*.ipynb"))
+def test_committed_notebooks_carry_no_outputs(path):
+    nb = json.loads((ROOT / path).read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None, f"{path}: cell {cell.get('id')}"
+
+
+def test_no_runtime_files_are_tracked():
+    files = tracked("*")
+    bad = [f for f in files if re.search(r"(^|/)(autograded|submitted|feedback|\.ipynb_checkpoints)/|\.db$", f)]
+    assert not bad
+
+
+@pytest.fixture(scope="module")
+def fresh_course(tmp_path_factory):
+    return make_course(tmp_path_factory.mktemp("release") / "course")
+
+
+def test_release_is_exactly_what_generate_assignment_makes(fresh_course):
+    fresh = sorted(p.relative_to(fresh_course / "release") for p in (fresh_course / "release").rglob("*") if p.is_file())
+    committed = sorted(p.relative_to(ROOT / "release") for p in (ROOT / "release").rglob("*") if p.is_file())
+    assert fresh == committed
+    for rel in committed:
+        assert (fresh_course / "release" / rel).read_text() == (ROOT / "release" / rel).read_text(), f"run `make release`: {rel}"
+
+
+def test_release_hides_solutions_and_hidden_tests():
+    text = RELEASE_NB.read_text()
+    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
+    assert "step4_items_reads_the_table(globals())" not in text
+    assert "create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)\\n" not in text.split("step3_engine_solution")[1][:400]
+
+
+def test_nbgrader_validate_passes_on_the_source(fresh_course):
+    done = nbgrader("validate", str(fresh_course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"), cwd=fresh_course)
+    assert done.returncode == 0 and "Success! Your notebook passes all the tests." in done.stdout, done.stdout + done.stderr
+
+
+def test_nbgrader_validate_invert_passes_on_the_release(fresh_course):
+    done = nbgrader("validate", "--invert", str(fresh_course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"), cwd=fresh_course)
+    assert done.returncode == 0 and "Success! The notebook does not pass any tests." in done.stdout, done.stdout + done.stderr
+
+
+def test_graded_cells_are_thin_and_named_after_their_check():
+    from autograder import checks
+
+    nb = nbformat.read(SOURCE_NB, as_version=4)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta:
+            assert cell.id == meta["grade_id"], "cell ids are the descriptive grade_ids"
+            assert re.fullmatch(r"(setup|step[1-4])_[a-z0-9_]+", meta["grade_id"]), meta["grade_id"]
+        if meta.get("grade"):
+            first = cell.source.splitlines()[0]
+            assert first.startswith('"""') and first.endswith('"""'), f"{cell.id}: start with a one-line docstring"
+            assert callable(getattr(checks, meta["grade_id"])), f"no check named {meta['grade_id']}"
+            assert f"checks.{meta['grade_id']}(globals())" in cell.source
+            code = [l for l in cell.source.splitlines()[1:] if l.strip() and not l.startswith("###")]
+            assert all(l.startswith(("from autograder import checks", "checks.", "await checks.")) for l in code), cell.id
+
+
+def test_every_step_has_graded_points():
+    points = graded_cells()
+    for step in range(1, 5):
+        assert sum(p for gid, p in points.items() if gid.startswith(f"step{step}_")) >= 1
