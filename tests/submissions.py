@@ -21,6 +21,11 @@ from sqlalchemy import text
 
 app = FastAPI()
 '''
+YIELD_DEPENDENCY = STEP4_ROUTE_HEAD + '''
+async def get_connection():
+    async with engine.connect() as conn:
+        yield conn
+'''
 
 
 @dataclass
@@ -109,11 +114,7 @@ async def read_items(conn=Depends(get_connection)):
         "step4_connections_returned": "`return` inside `async with`",
         "step4_concurrent_requests_share_the_pool": "`return` inside `async with`",
     }),
-    Submission("hard_coded_rows", {STEP4: STEP4_ROUTE_HEAD + '''
-async def get_connection():
-    async with engine.connect() as conn:
-        yield conn
-
+    Submission("hard_coded_rows", {STEP4: YIELD_DEPENDENCY + '''
 @app.get("/items")
 async def read_items(conn=Depends(get_connection)):
     return [
@@ -132,11 +133,7 @@ async def read_items(conn=Depends(get_connection)):
     return result.mappings().all()
 '''}, {"step4_connections_returned": "leaks connections",
        "step4_concurrent_requests_share_the_pool": "TimeoutError"}),
-    Submission("rows_as_lists", {STEP4: STEP4_ROUTE_HEAD + '''
-async def get_connection():
-    async with engine.connect() as conn:
-        yield conn
-
+    Submission("rows_as_lists", {STEP4: YIELD_DEPENDENCY + '''
 @app.get("/items")
 async def read_items(conn=Depends(get_connection)):
     result = await conn.execute(text("SELECT * FROM items"))
