@@ -1,7 +1,9 @@
 """Run the real nbgrader pipeline on a scratch copy of the course, for the tests."""
 from __future__ import annotations
 
+import ast
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -71,11 +73,37 @@ def student_notebook(answers: dict[str, str]):
     return nb
 
 
-def submit(course: Path, student: str, nb) -> Path:
+def quiz_key() -> dict[str, dict]:
+    """The graded quiz's key, read from the hidden tests of the source notebook:
+    question id -> {"correct": letter, "explanation": ..., "why": {letter: ...}}."""
+    key = {}
+    for cell in nbformat.read(SOURCE_NB, as_version=4).cells:
+        for node in ast.walk(ast.parse(cell.source)) if cell.cell_type == "code" and "check_answer(" in cell.source else []:
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "check_answer":
+                qid = ast.literal_eval(node.args[0])
+                key[qid] = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
+    return key
+
+
+ANSWERS_FILE = "quiz_answers.json"
+
+
+def answers_file(choices: dict[str, str]) -> str:
+    return json.dumps({"format": 1, "answers": choices})
+
+
+def right_answers() -> dict[str, str]:
+    return {qid: k["correct"] for qid, k in quiz_key().items()}
+
+
+def submit(course: Path, student: str, nb, quiz_file: str | None = None) -> Path:
+    """Put a submission in submitted/: the notebook, and the quiz answers file if given."""
     folder = course / "submitted" / student / ASSIGNMENT
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{ASSIGNMENT}.ipynb"
     nbformat.write(nb, path)
+    if quiz_file is not None:
+        (folder / ANSWERS_FILE).write_text(quiz_file)
     return path
 
 

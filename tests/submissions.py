@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from course import solutions
+from course import answers_file, right_answers, solutions
 
 STEP1 = "step1_database_url_solution"
 STEP2 = "step2_pool_size_solution"
@@ -33,9 +33,13 @@ class Submission:
     name: str
     changes: dict[str, str]  # solution cell grade_id -> the student's code
     loses: dict[str, str] = field(default_factory=dict)  # graded cell -> words of its message
+    quiz: str | None = None  # quiz_answers.json content; None: all the right answers
 
     def answers(self) -> dict[str, str]:
         return {**solutions(), **self.changes}
+
+    def quiz_file(self) -> str | None:
+        return answers_file(right_answers()) if self.quiz is None else (self.quiz or None)
 
 
 CORRECT_VARIANTS = [
@@ -143,3 +147,31 @@ async def read_items(conn=Depends(get_connection)):
        "step4_connections_returned": "as lists, not dicts",
        "step4_concurrent_requests_share_the_pool": "as lists, not dicts"}),
 ]
+
+
+def _quiz_cells() -> dict[str, str]:
+    """question id -> grade_id of its graded cell."""
+    from course import graded_cells
+
+    return {gid.split("_", 1)[1]: gid for gid in graded_cells() if gid.startswith("quiz")}
+
+
+def _wrong_letter(right: str) -> str:
+    return "ABCD"[("ABCD".index(right) + 1) % 4]
+
+
+def _quiz_cases() -> list[Submission]:
+    right, cells = right_answers(), _quiz_cells()
+    all_wrong = {qid: _wrong_letter(letter) for qid, letter in right.items()}
+    partly = dict(right)
+    wrong_ids = sorted(right)[:4]  # 4 wrong, 6 right
+    partly.update({qid: all_wrong[qid] for qid in wrong_ids})
+    return [
+        Submission("quiz_all_wrong", {}, {cells[q]: "which is not right" for q in right}, answers_file(all_wrong)),
+        Submission("quiz_partly_right", {}, {cells[q]: "which is not right" for q in wrong_ids}, answers_file(partly)),
+        Submission("quiz_missing_file", {}, {cells[q]: "quiz_answers.json is missing" for q in right}, ""),
+        Submission("quiz_malformed_file", {}, {cells[q]: "not readable JSON" for q in right}, '{"answers": {"url_driver": "B",'),
+    ]
+
+
+QUIZ_CASES = _quiz_cases()

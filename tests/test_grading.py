@@ -5,7 +5,9 @@ import nbformat
 import pytest
 
 from course import RELEASE_NB, autograde, graded_cells, make_course, results, student_notebook, submit
-from submissions import CORRECT_VARIANTS, WRONG
+from submissions import CORRECT_VARIANTS, QUIZ_CASES, WRONG
+
+ALL = CORRECT_VARIANTS + WRONG + QUIZ_CASES
 
 BLANK = "blank_release"
 
@@ -14,12 +16,12 @@ BLANK = "blank_release"
 def graded(tmp_path_factory):
     """One autograde run over every submission (nbgrader grades them one after another)."""
     course = make_course(tmp_path_factory.mktemp("grading") / "course")
-    for sub in CORRECT_VARIANTS + WRONG:
-        submit(course, sub.name, student_notebook(sub.answers()))
+    for sub in ALL:
+        submit(course, sub.name, student_notebook(sub.answers()), sub.quiz_file())
     submit(course, BLANK, nbformat.read(RELEASE_NB, as_version=4))
     done, _seconds = autograde(course)
     assert done.returncode == 0, f"nbgrader autograde failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return {name: results(course, name) for name in [s.name for s in CORRECT_VARIANTS + WRONG] + [BLANK]}
+    return {name: results(course, name) for name in [s.name for s in ALL] + [BLANK]}
 
 
 def _summary(cells) -> str:
@@ -32,7 +34,7 @@ def test_correct_submission_earns_full_marks(graded, sub):
     assert all(c.full for c in cells.values()), f"{sub.name} lost points:\n{_summary(cells)}"
 
 
-@pytest.mark.parametrize("sub", WRONG, ids=lambda s: s.name)
+@pytest.mark.parametrize("sub", WRONG + QUIZ_CASES, ids=lambda s: s.name)
 def test_wrong_submission_loses_only_its_own_cells(graded, sub):
     cells = graded[sub.name]
     for gid, cell in cells.items():
@@ -60,8 +62,25 @@ def test_blank_release_step_messages_say_what_to_do(graded):
     assert "POOL_SIZE` is not defined" in cells["step2_pool_size"].message
     assert "`engine` is not defined" in cells["step3_engine_is_async"].message
     assert "`app` is not defined" in cells["step4_items_returns_all_rows"].message
+    assert "quiz_answers.json is missing" in cells["quiz01_url_driver"].message
 
 
 def test_no_graded_cell_writes_to_stderr(graded):
     noisy = {(name, gid): c.stderr for name, cells in graded.items() for gid, c in cells.items() if c.stderr}
     assert not noisy, f"graded cells wrote to stderr (nbgrader would give them 0): {noisy}"
+
+
+def test_quiz_scores_count_the_right_answers(graded):
+    def quiz_score(name):
+        return sum(c.score for gid, c in graded[name].items() if gid.startswith("quiz"))
+
+    assert quiz_score("solution") == 10
+    assert quiz_score("quiz_all_wrong") == 0
+    assert quiz_score("quiz_partly_right") == 6
+    assert quiz_score("quiz_missing_file") == 0
+    assert quiz_score("quiz_malformed_file") == 0
+
+
+def test_quiz_feedback_explains_the_right_answer(graded):
+    message = graded["quiz_all_wrong"]["quiz07_max_overflow"].message
+    assert "you chose B (5)" in message and "The answer is A" in message and "15 at once" in message

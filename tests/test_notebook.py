@@ -1,6 +1,7 @@
 """The lesson notebook, executed with its solutions, as a student's kernel runs it."""
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 
@@ -8,16 +9,33 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from course import SOURCE_NB
+from course import ANSWERS_FILE, SOURCE_NB, right_answers
+
+# Run right after the graded quiz is shown: choose every answer through the widgets, as a
+# student's clicks would, and press Check on a practice question.
+CHOOSE_ANSWERS = f"""
+views, _ = quiz.build_test()
+for view in views:
+    view.choose({right_answers()!r}[view.question.id])
+practice = quiz.build_practice()
+practice[0].choose(practice[0].question.answer)
+practice[0].check.click()
+print(practice[0].feedback.value)
+"""
+
+
+def execute(nb, folder):
+    NotebookClient(nb, timeout=120, allow_errors=True, resources={"metadata": {"path": str(folder)}}).execute()
+    return {cell.id: cell for cell in nb.cells}
 
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lesson")
-    path = shutil.copy(SOURCE_NB, folder)
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=120, allow_errors=True, resources={"metadata": {"path": str(folder)}}).execute()
-    return folder, {cell.id: cell for cell in nb.cells}
+    nb = nbformat.read(shutil.copy(SOURCE_NB, folder), as_version=4)
+    at = next(i for i, c in enumerate(nb.cells) if c.id == "quiz_test_show")
+    nb.cells.insert(at + 1, nbformat.v4.new_code_cell(CHOOSE_ANSWERS, id="test-choose-answers"))
+    return folder, execute(nb, folder)
 
 
 def _text(cell) -> str:
@@ -78,3 +96,25 @@ def test_setup_cell_is_idempotent(tmp_path, monkeypatch):
         con.execute("INSERT INTO items VALUES (99, 'stray row', 1.0)")
     exec(setup.source, {})
     assert rows() == first and len(first) == 3
+
+
+def test_quiz_choices_are_saved_beside_the_notebook_and_graded(executed):
+    folder, cells = executed
+    saved = json.loads((folder / ANSWERS_FILE).read_text())["answers"]
+    assert saved == right_answers()
+    assert "Right." in _text(cells["test-choose-answers"])
+    quiz_cells = [c for c in cells.values() if c.id.startswith("quiz") and c.metadata.get("nbgrader", {}).get("grade")]
+    assert len(quiz_cells) == 10 and all(c.get("execution_count") for c in quiz_cells)
+
+
+def test_saved_choices_come_back_after_a_kernel_restart(executed):
+    """A fresh kernel (as after a restart) renders the quiz with the saved choices selected."""
+    folder, _ = executed
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from autograder import quiz\nquiz.show_test()\n"
+        "views, notice = quiz.build_test()\nprint({v.question.id: v.radio.value for v in views}, repr(notice))"
+    )])
+    (cell,) = execute(nb, folder).values()
+    shown = _text(cell)
+    assert repr(right_answers()) in shown and "''" in shown
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cell.outputs)

@@ -9,7 +9,8 @@ import sys
 import nbformat
 import pytest
 
-from course import ASSIGNMENT, RELEASE_NB, ROOT, SOURCE_NB, graded_cells, make_course, nbgrader
+from course import (ANSWERS_FILE, ASSIGNMENT, RELEASE_NB, ROOT, SOURCE_NB, answers_file, graded_cells, make_course,
+                    nbgrader, right_answers)
 
 sys.path.insert(0, str(ROOT / "tools"))
 import build_lesson  # noqa: E402
@@ -58,7 +59,15 @@ def test_release_hides_solutions_and_hidden_tests():
     assert "create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)\\n" not in text.split("step3_engine_solution")[1][:400]
 
 
+def test_no_quiz_answers_file_in_source_or_release():
+    """A file of that name in source/ would overwrite every student's answers when grading."""
+    assert not list(ROOT.glob(f"source/**/{ANSWERS_FILE}")) and not list(ROOT.glob(f"release/**/{ANSWERS_FILE}"))
+
+
 def test_nbgrader_validate_passes_on_the_source(fresh_course):
+    # validate runs the notebook where it lies: give it a completed quiz (after generate_assignment,
+    # so that the file never reaches release/)
+    (fresh_course / "source" / ASSIGNMENT / ANSWERS_FILE).write_text(answers_file(right_answers()))
     done = nbgrader("validate", str(fresh_course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"), cwd=fresh_course)
     assert done.returncode == 0 and "Success! Your notebook passes all the tests." in done.stdout, done.stdout + done.stderr
 
@@ -76,8 +85,12 @@ def test_graded_cells_are_thin_and_named_after_their_check():
         meta = cell.metadata.get("nbgrader", {})
         if meta:
             assert cell.id == meta["grade_id"], "cell ids are the descriptive grade_ids"
-            assert re.fullmatch(r"(setup|step[1-4])_[a-z0-9_]+", meta["grade_id"]), meta["grade_id"]
-        if meta.get("grade"):
+            assert re.fullmatch(r"(setup|step[1-4]|quiz|quiz\d\d)_[a-z0-9_]+", meta["grade_id"]), meta["grade_id"]
+        if meta.get("grade") and meta["grade_id"].startswith("quiz"):
+            qid = meta["grade_id"].split("_", 1)[1]
+            assert cell.source.splitlines()[0].startswith('"""Quiz question')
+            assert f'quiz.check_answered("{qid}")' in cell.source and "### BEGIN HIDDEN TESTS" in cell.source
+        elif meta.get("grade"):
             first = cell.source.splitlines()[0]
             assert first.startswith('"""') and first.endswith('"""'), f"{cell.id}: start with a one-line docstring"
             assert callable(getattr(checks, meta["grade_id"])), f"no check named {meta['grade_id']}"
@@ -86,7 +99,8 @@ def test_graded_cells_are_thin_and_named_after_their_check():
             assert all(l.startswith(("from autograder import checks", "checks.", "await checks.")) for l in code), cell.id
 
 
-def test_every_step_has_graded_points():
+def test_every_step_has_graded_points_and_each_quiz_question_one():
     points = graded_cells()
+    assert [p for gid, p in points.items() if gid.startswith("quiz")] == [1] * 10
     for step in range(1, 5):
         assert sum(p for gid, p in points.items() if gid.startswith(f"step{step}_")) >= 1
