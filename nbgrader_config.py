@@ -20,3 +20,10 @@ c.Execute.timeout = 60
 # The exchange folder shared by instructors and students on one machine (a JupyterHub):
 # set NBGRADER_EXCHANGE to use another place, e.g. in tests.
 c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", "/srv/nbgrader/exchange")
+
+# Feedback shows every check's message but not the code of the hidden tests: stock nbgrader
+# copies the graded notebook as it ran, hidden tests included (jupyter/nbgrader#917).
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import ClearHiddenTests, GetGrades  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]

@@ -1,7 +1,30 @@
+import nbformat
 import pytest
+
+from course import RELEASE_NB, autograde, make_course, results, submit, submit_as
+from submissions import CORRECT_VARIANTS, QUIZ_CASES, WRONG
+
+BLANK = "blank_release"
+HONEST = CORRECT_VARIANTS + WRONG + QUIZ_CASES
 
 
 @pytest.fixture
 def anyio_backend():
     """Async tests run on asyncio, like a Jupyter kernel (anyio's pytest plugin)."""
     return "asyncio"
+
+
+def submit_honest(course):
+    for sub in HONEST:
+        submit_as(course, sub)
+    submit(course, BLANK, nbformat.read(RELEASE_NB, as_version=4))
+
+
+@pytest.fixture(scope="session")
+def stock_graded(tmp_path_factory):
+    """Stock `nbgrader autograde`, sequential, over every honest submission and the blank release."""
+    course = make_course(tmp_path_factory.mktemp("stock") / "course")
+    submit_honest(course)
+    done, _seconds = autograde(course)
+    assert done.returncode == 0, f"nbgrader autograde failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return course, {name: results(course, name) for name in [s.name for s in HONEST] + [BLANK]}

@@ -30,10 +30,13 @@ def nbgrader(*args: str, cwd: Path, timeout: int = 900) -> subprocess.CompletedP
                           capture_output=True, text=True, timeout=timeout)
 
 
-def make_course(dest: Path) -> Path:
+def make_course(dest: Path, extra_config: str = "") -> Path:
     """A course folder with our config and source/, its assignment generated."""
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "nbgrader_config.py", dest)
+    if extra_config:
+        with open(dest / "nbgrader_config.py", "a") as f:
+            f.write("\n" + extra_config + "\n")
     shutil.copytree(ROOT / "source", dest / "source", ignore=shutil.ignore_patterns("*.db", ".ipynb_checkpoints"))
     done = nbgrader("generate_assignment", ASSIGNMENT, "--force", cwd=dest)
     assert done.returncode == 0, f"generate_assignment failed:\n{done.stdout}\n{done.stderr}"
@@ -96,15 +99,30 @@ def right_answers() -> dict[str, str]:
     return {qid: k["correct"] for qid, k in quiz_key().items()}
 
 
-def submit(course: Path, student: str, nb, quiz_file: str | None = None) -> Path:
-    """Put a submission in submitted/: the notebook, and the quiz answers file if given."""
+def submit(course: Path, student: str, nb, quiz_file: str | None = None, extra_files: dict | None = None) -> Path:
+    """Put a submission in submitted/: the notebook (or raw text), the quiz answers file if
+    given, and any other files (relative path -> content)."""
     folder = course / "submitted" / student / ASSIGNMENT
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{ASSIGNMENT}.ipynb"
-    nbformat.write(nb, path)
+    if isinstance(nb, str):
+        path.write_text(nb)
+    else:
+        nbformat.write(nb, path)
     if quiz_file is not None:
         (folder / ANSWERS_FILE).write_text(quiz_file)
+    for name, content in (extra_files or {}).items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(content)
     return path
+
+
+def submit_as(course: Path, sub) -> Path:
+    """Submit a tests/submissions.py Submission."""
+    nb = student_notebook(sub.answers())
+    if sub.edit is not None:
+        nb = sub.edit(nb) or nb
+    return submit(course, sub.name, nb, sub.quiz_file(), sub.extra_files)
 
 
 @dataclasses.dataclass

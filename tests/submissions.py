@@ -34,6 +34,11 @@ class Submission:
     changes: dict[str, str]  # solution cell grade_id -> the student's code
     loses: dict[str, str] = field(default_factory=dict)  # graded cell -> words of its message
     quiz: str | None = None  # quiz_answers.json content; None: all the right answers
+    extra_files: dict[str, str] = field(default_factory=dict)  # more files beside the notebook
+    edit: object = None  # a function changing the notebook itself (cells, metadata)
+    status: str = "graded"  # what the grading command must report
+    note: str = ""  # words of its note, for a submission that cannot be graded
+    flagged: bool = False  # the grading command must remove a tampering cell and flag it
 
     def answers(self) -> dict[str, str]:
         return {**solutions(), **self.changes}
@@ -175,3 +180,83 @@ def _quiz_cases() -> list[Submission]:
 
 
 QUIZ_CASES = _quiz_cases()
+
+
+# ---------------------------------------------------------------- adversarial submissions
+
+def _drop_cell(grade_id):
+    def edit(nb):
+        nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != grade_id]
+    return edit
+
+
+def _set_cell(grade_id, source=None, **meta):
+    def edit(nb):
+        for cell in nb.cells:
+            if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
+                if source is not None:
+                    cell.source = source
+                cell.metadata["nbgrader"].update(meta)
+    return edit
+
+
+def _then(*edits):
+    def edit(nb):
+        for e in edits:
+            e(nb)
+    return edit
+
+
+STEP4_CELLS = ("step4_app_has_items_route", "step4_items_returns_all_rows", "step4_items_reads_the_table",
+               "step4_connections_returned", "step4_concurrent_requests_share_the_pool")
+WRONG_URL = {STEP1: 'DATABASE_URL = "sqlite:///./test.db"'}
+URL_LOST = {"step1_database_url": "synchronous driver"}
+FAKE_CHECKS = "def __getattr__(name):\n    return lambda *args, **kwargs: None\n"
+QUIZ_LOST_MISSING = "quiz_answers.json is missing"
+
+
+def _quiz_missing() -> dict[str, str]:
+    return {gid: QUIZ_LOST_MISSING for gid in _quiz_cells().values()}
+
+
+ADVERSARIAL = [
+    Submission("attack_edit_locked_test_cell", WRONG_URL, URL_LOST,
+               edit=_set_cell("step1_database_url", source="pass  # always passes")),
+    Submission("attack_delete_locked_test_cell", WRONG_URL, {"step1_database_url": ""},
+               edit=_drop_cell("step1_database_url")),
+    Submission("attack_change_cell_metadata", WRONG_URL, URL_LOST,
+               edit=_set_cell("step1_database_url", points=100)),
+    Submission("attack_monkeypatch_checks", {STEP1: WRONG_URL[STEP1] + '''
+import autograder.checks
+autograder.checks.step1_database_url = lambda ns: None   # every check passes...
+'''}, {"step1_database_url": "is not defined"}, flagged=True),
+    Submission("attack_replace_module_in_sys_modules", {STEP1: WRONG_URL[STEP1] + '''
+import sys, types
+fake = types.ModuleType("autograder.checks")
+fake.__getattr__ = lambda name: (lambda *args, **kwargs: None)
+sys.modules["autograder.checks"] = fake
+'''}, {"step1_database_url": "is not defined"}, flagged=True),
+    Submission("attack_fake_package_beside_notebook", WRONG_URL, URL_LOST,
+               extra_files={"autograder/__init__.py": "", "autograder/checks.py": FAKE_CHECKS}),
+    Submission("attack_read_hidden_tests_from_disk", {STEP4: solutions()[STEP4] + '''
+
+import glob, json, re
+for path in glob.glob("../../../**/*.ipynb", recursive=True):   # the instructor's source notebook
+    found = re.findall(r'check_answer\\(\\s*"(\\w+)",\\s*correct="(\\w)"', open(path).read())
+    if found:
+        json.dump({"answers": dict(found)}, open("quiz_" + "answers.json", "w"))
+'''}, {gid: "`app` is not defined" for gid in STEP4_CELLS}, quiz="", flagged=True),
+    Submission("attack_stderr_writer", {STEP2: 'import sys\nprint("a warning of my own", file=sys.stderr)\nPOOL_SIZE = 5'}),
+    Submission("attack_os_exit", {STEP2: "import os\nos._exit(1)"}, status="failed", note="kernel died"),
+    Submission("attack_infinite_loop", {STEP2: "while True:\n    pass\nPOOL_SIZE = 5"},
+               {"step2_pool_size": "is not defined"}),
+    Submission("attack_sleep_past_the_cell_limit", {STEP1: "import time\ntime.sleep(10_000)\n" + solutions()[STEP1]},
+               {"step1_database_url": "is not defined"}),
+    Submission("attack_delete_test_db", {STEP4: solutions()[STEP4] + '\n\nimport os\nos.remove("test.db")'},
+               {gid: "run the setup cell" for gid in STEP4_CELLS[1:]}),
+    Submission("attack_huge_output", {STEP2: 'print("x" * 20_000_000)\nPOOL_SIZE = 5'}),
+    Submission("attack_corrupt_notebook", {}, status="failed", note="not a readable .ipynb",
+               edit=lambda nb: "{this is not json"),
+]
+# the read-from-disk attack's step 4 cell is removed whole (so step 4 is lost), and no quiz answers were given
+next(a for a in ADVERSARIAL if a.name == "attack_read_hidden_tests_from_disk").loses.update(_quiz_missing())

@@ -1,27 +1,16 @@
 """The real nbgrader pipeline grades right, wrong and blank submissions as intended."""
 from __future__ import annotations
 
-import nbformat
 import pytest
 
-from course import RELEASE_NB, autograde, graded_cells, make_course, results, student_notebook, submit
+from conftest import BLANK
+from course import graded_cells
 from submissions import CORRECT_VARIANTS, QUIZ_CASES, WRONG
-
-ALL = CORRECT_VARIANTS + WRONG + QUIZ_CASES
-
-BLANK = "blank_release"
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    """One autograde run over every submission (nbgrader grades them one after another)."""
-    course = make_course(tmp_path_factory.mktemp("grading") / "course")
-    for sub in ALL:
-        submit(course, sub.name, student_notebook(sub.answers()), sub.quiz_file())
-    submit(course, BLANK, nbformat.read(RELEASE_NB, as_version=4))
-    done, _seconds = autograde(course)
-    assert done.returncode == 0, f"nbgrader autograde failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return {name: results(course, name) for name in [s.name for s in ALL] + [BLANK]}
+def graded(stock_graded):
+    return stock_graded[1]
 
 
 def _summary(cells) -> str:

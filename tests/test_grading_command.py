@@ -1,0 +1,187 @@
+"""`python -m autograder grade`: parallel grading of a whole class, and the mutant gallery.
+
+The gallery is every honest submission (tests/submissions.py) plus adversarial ones, graded
+in one run of the command with two workers. Residual risks (attacks that cannot be stopped
+inside nbgrader's in-kernel model, see the README's instructor section):
+- with stock `nbgrader autograde` (not this command), files a student puts beside the notebook
+  are graded with it, and a student cell can read the instructor's source notebook from disk;
+  this command grades only the notebook and the quiz answers, in a folder without the source
+  notebook, and removes cells that reach for the grading machinery;
+- code that hides what it does (for example building names from strings and calling them
+  through getattr) can still patch the checks inside the kernel: the scan cannot see it.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import BLANK, HONEST, submit_honest
+from course import ASSIGNMENT, BIN, graded_cells, make_course, results, submit, submit_as, tool_env
+from submissions import ADVERSARIAL
+
+GALLERY = HONEST + ADVERSARIAL
+# a short per-cell limit keeps the hanging submissions quick to grade here
+CONFIG = "c.Execute.timeout = 20"
+
+
+def grade_command(course: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "python"), "-m", "autograder", "grade", *args], cwd=course,
+                          env=tool_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def tree_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        digest.update(str(path.relative_to(folder)).encode())
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def report(course: Path) -> dict[str, dict]:
+    with open(course / "grading-report.csv") as f:
+        return {row["student"]: row for row in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory):
+    course = make_course(tmp_path_factory.mktemp("gallery") / "course", CONFIG)
+    submit_honest(course)
+    for sub in ADVERSARIAL:
+        submit_as(course, sub)
+    before = tree_digest(course / "submitted")
+    done = grade_command(course, ASSIGNMENT, "--jobs", "2", "--submission-timeout", "300")
+    return course, done, before
+
+
+def test_the_command_reports_progress_a_summary_and_failures_in_its_exit_status(gallery):
+    course, done, _ = gallery
+    total = len(GALLERY) + 1
+    assert done.returncode == 1, "two submissions cannot be graded, and the exit status must say so"
+    assert f"[{total}/{total}, 2 failed]" in done.stdout
+    assert "Summary" in done.stdout and f"{total - 2}/{total} graded" in done.stdout
+    assert set(report(course)) == {s.name for s in GALLERY} | {BLANK}
+    assert done.stderr == ""
+
+
+def test_scores_equal_sequential_stock_nbgrader(gallery, stock_graded):
+    course, _, _ = gallery
+    _, stock = stock_graded
+    for name, cells in stock.items():
+        mine = results(course, name)
+        assert {g: c.score for g, c in mine.items()} == {g: c.score for g, c in cells.items()}, name
+        assert {g: c.message for g, c in mine.items()} == {g: c.message for g, c in cells.items()}, name
+
+
+@pytest.mark.parametrize("sub", ADVERSARIAL, ids=lambda s: s.name)
+def test_no_attack_earns_a_point_or_breaks_the_grader(gallery, sub):
+    course, _, _ = gallery
+    row = report(course)[sub.name]
+    assert row["status"] == sub.status, row
+    if sub.status != "graded":
+        assert sub.note in row["note"]
+        return
+    assert bool(row["removed_cells"]) == sub.flagged, row
+    cells = results(course, sub.name)
+    assert {g: c.max_score for g, c in cells.items()} == {g: float(p) for g, p in graded_cells().items()}
+    for gid, cell in cells.items():
+        if gid in sub.loses:
+            assert cell.score == 0, f"{sub.name}: {gid} earned {cell.score}"
+            if sub.loses[gid]:
+                assert sub.loses[gid] in cell.message, f"{gid}: {cell.message!r}"
+        else:
+            assert cell.full, f"{sub.name}: {gid} lost points: {cell.message!r}"
+
+
+def test_tampering_is_flagged_for_review_in_the_gradebook(gallery):
+    from nbgrader.api import Gradebook
+
+    course, _, _ = gallery
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for sub in GALLERY:
+            if sub.status == "graded":
+                nb = gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, sub.name)
+                assert nb.flagged == sub.flagged, sub.name
+
+
+def test_files_beside_the_notebook_are_left_out_and_reported(gallery):
+    course, _, _ = gallery
+    row = report(course)["attack_fake_package_beside_notebook"]
+    assert row["left_out"] == "autograder"
+    assert not (course / "autograded" / "attack_fake_package_beside_notebook" / ASSIGNMENT / "autograder").exists()
+
+
+def test_huge_output_is_truncated_in_the_graded_notebook(gallery):
+    course, _, _ = gallery
+    graded = course / "autograded" / "attack_huge_output" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    assert graded.stat().st_size < 2_000_000
+
+
+def test_submitted_is_never_modified(gallery):
+    course, _, before = gallery
+    assert tree_digest(course / "submitted") == before
+
+
+def test_feedback_shows_messages_but_never_hidden_tests(gallery):
+    course, _, _ = gallery
+    html = (course / "feedback" / "leaking_connections" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    assert "leaks connections" in html  # the hidden check's message reaches the student
+    for secret in ("BEGIN HIDDEN TESTS", "step4_connections_returned(globals())", "check_answer(", "correct="):
+        assert secret not in html, secret
+    quiz_html = (course / "feedback" / "quiz_all_wrong" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    assert "The answer is" in quiz_html  # explanations come with feedback
+
+
+def test_grades_csv_is_written(gallery):
+    course, _, _ = gallery
+    with open(course / "grades.csv") as f:
+        rows = {row["student_id"]: row for row in csv.DictReader(f)}
+    assert float(rows["solution"]["raw_score"]) == pytest.approx(sum(graded_cells().values()))
+    assert float(rows[BLANK]["raw_score"]) == pytest.approx(0)
+
+
+def test_regrading_gives_the_same_scores(tmp_path):
+    course = make_course(tmp_path / "course", CONFIG)
+    pick = {s.name: s for s in HONEST}
+    for name in ("solution", "leaking_connections"):
+        submit_as(course, pick[name])
+    first = grade_command(course, ASSIGNMENT, "--jobs", "2", "--no-feedback")
+    scores = {n: {g: c.score for g, c in results(course, n).items()} for n in ("solution", "leaking_connections")}
+    second = grade_command(course, ASSIGNMENT, "--jobs", "1", "--no-feedback")
+    assert first.returncode == second.returncode == 0, first.stdout + second.stdout
+    assert scores == {n: {g: c.score for g, c in results(course, n).items()} for n in scores}
+
+
+@pytest.mark.parametrize("args, words", [
+    (["no-such-assignment"], "unknown assignment 'no-such-assignment'"),
+    ([ASSIGNMENT, "--jobs", "0"], "--jobs must be at least 1"),
+])
+def test_bad_arguments_get_one_line_and_write_nothing(tmp_path, args, words):
+    course = make_course(tmp_path / "course")
+    submit(course, "someone", "{}")
+    before = tree_digest(course)
+    done = grade_command(course, *args)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().count("\n") == 0 and words in done.stderr
+    assert tree_digest(course) == before
+
+
+def test_an_empty_submitted_folder_or_a_missing_config_is_refused(tmp_path):
+    course = make_course(tmp_path / "course")
+    done = grade_command(course, ASSIGNMENT)
+    assert done.returncode == 2 and "no submissions" in done.stderr and "nbgrader collect" in done.stderr
+    elsewhere = tmp_path / "not-a-course"
+    elsewhere.mkdir()
+    done = grade_command(elsewhere, ASSIGNMENT)
+    assert done.returncode == 2 and "no nbgrader_config.py" in done.stderr
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_the_console_script_is_installed():
+    done = subprocess.run([str(Path(sys.executable).with_name("course-grade")), "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "grade" in done.stdout
