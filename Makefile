@@ -15,7 +15,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 # nbgrader runs tools (alembic) from the environment by name
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: env lab test release lock autograde feedback export clean
+.PHONY: env lab test release lock grade autograde feedback export clean
 
 env: $(VENV)/.installed
 
@@ -46,6 +46,9 @@ release: env
 
 lock:
 	python3 tools/pins.py lock
+
+grade: env
+	$(PY) -m autograder grade $(ASSIGNMENT)
 
 autograde: env
 	$(BIN)/nbgrader autograde $(ASSIGNMENT)

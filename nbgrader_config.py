@@ -21,6 +21,19 @@ c.Execute.timeout = 60
 # set NBGRADER_EXCHANGE to use another place, e.g. in tests.
 c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", "/srv/nbgrader/exchange")
 
+# nbgrader's LimitOutput counts lines; also cut outputs by size, so one huge line printed by
+# a student cannot bloat the graded notebook and the feedback page (autograder/nbgrader_plugins.py).
+from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (  # noqa: E402
+    AssignLatePenalties, CheckCellMetadata, Execute, IgnorePattern, LimitOutput, SaveAutoGrades)
+
+from autograder.nbgrader_plugins import LimitOutputSize  # noqa: E402
+
+c.Autograde.autograde_preprocessors = [
+    Execute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, LimitOutputSize,
+    SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
+]
+
 # Feedback shows every check's message but not the code of the hidden tests: stock nbgrader
 # copies the graded notebook as it ran, hidden tests included (jupyter/nbgrader#917).
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402

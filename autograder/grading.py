@@ -15,11 +15,13 @@ import concurrent.futures
 import csv
 import json
 import os
+import queue
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -196,8 +198,97 @@ def _why_it_failed(log: str) -> str:
     return (errors[-1] if errors else "nbgrader autograde failed")[:300]
 
 
-def grade_one(course: Course, student: str, template: Path, workdir: Path, timeout: float) -> Outcome:
-    """Run stock `nbgrader autograde` for one student in a scratch course folder."""
+class Worker:
+    """A long-lived `python -m autograder._worker` process (nbgrader imported once)."""
+
+    def __init__(self, log_path: Path):
+        from autograder._worker import MARK
+
+        self.mark = MARK
+        self.log = open(log_path, "a")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "autograder._worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self.log, text=True, env=_env(), start_new_session=True,
+        )
+        self.answers: queue.Queue = queue.Queue()
+        self.ready = False
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            if line.startswith(self.mark):
+                self.answers.put(json.loads(line[len(self.mark):]))
+        self.answers.put(None)  # the worker exited
+
+    def grade(self, scratch: Path, assignment: str, student: str, timeout: float) -> dict | None:
+        """The worker's answer, or None when it did not answer in time (then it is killed)."""
+        deadline = time.monotonic() + timeout
+        exited = {"success": False, "log": "the grading worker exited"}
+        try:
+            if not self.ready:  # the first request waits for nbgrader to be imported
+                if self.answers.get(timeout=timeout) is None:
+                    return exited
+                self.ready = True
+            self.proc.stdin.write(json.dumps({"scratch": str(scratch), "assignment": assignment, "student": student}) + "\n")
+            self.proc.stdin.flush()
+            answer = self.answers.get(timeout=max(0.1, deadline - time.monotonic()))
+            return answer if answer is not None else exited
+        except queue.Empty:
+            self.close()
+            return None
+        except (BrokenPipeError, OSError) as exc:
+            self.close()
+            return {"success": False, "log": f"the grading worker exited ({exc})"}
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()  # a worker at rest ends when its input does
+                self.proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        _kill_tree(self.proc.pid)
+        if not self.log.closed:
+            self.log.close()
+
+
+class WorkerPool:
+    """Idle workers for the grading threads; a killed or dead worker is replaced."""
+
+    def __init__(self, workdir: Path):
+        self.workdir, self.idle, self.count = workdir, queue.SimpleQueue(), 0
+        self.lock = threading.Lock()
+
+    def take(self) -> Worker:
+        try:
+            return self.idle.get_nowait()
+        except queue.Empty:
+            with self.lock:
+                self.count += 1
+                n = self.count
+            return Worker(self.workdir / f"worker-{n}.log")
+
+    def give_back(self, worker: Worker) -> None:
+        if worker.alive:
+            self.idle.put(worker)
+        else:
+            worker.close()
+
+    def close(self) -> None:
+        while True:
+            try:
+                self.idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+def grade_one(course: Course, student: str, template: Path, workdir: Path, timeout: float,
+              workers: WorkerPool) -> Outcome:
+    """Autograde one student with stock nbgrader, in a scratch course folder, in a worker."""
     from nbgrader.api import Gradebook, MissingEntry
 
     outcome = Outcome(student)
@@ -207,18 +298,15 @@ def grade_one(course: Course, student: str, template: Path, workdir: Path, timeo
         outcome.left_out = _prepare(course, student, template, scratch)
         for name in course.notebooks:
             outcome.tampering += remove_tampering(scratch / "submitted" / student / course.assignment / f"{name}.ipynb")
-        proc = subprocess.Popen(
-            [_nbgrader(), "autograde", course.assignment, f"--student={student}", "--create", "--force"],
-            cwd=scratch, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True,
-        )
+        worker = workers.take()
         try:
-            log, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_tree(proc.pid)
-            proc.communicate()
+            answer = worker.grade(scratch, course.assignment, student, timeout)
+        finally:
+            workers.give_back(worker)
+        if answer is None:
             outcome.status, outcome.note = "timed out", f"grading took longer than {timeout:g} s and was stopped"
             return outcome
+        log = answer["log"]
         (scratch / "autograde.log").write_text(log)
         try:
             with Gradebook(f"sqlite:///{scratch / 'gradebook.db'}") as gb:
@@ -227,7 +315,7 @@ def grade_one(course: Course, student: str, template: Path, workdir: Path, timeo
         except MissingEntry:
             outcome.note = _why_it_failed(log)
             return outcome
-        if proc.returncode != 0 or not (scratch / "autograded" / student / course.assignment).is_dir():
+        if not answer["success"] or not (scratch / "autograded" / student / course.assignment).is_dir():
             outcome.note = _why_it_failed(log)
             return outcome
         outcome.status = "graded"
@@ -293,8 +381,9 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
     with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
         workdir = Path(tmp)
         template = _template_gradebook(course, workdir)
+        workers = WorkerPool(workdir)
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(grade_one, course, s, template, workdir / "runs", submission_timeout)
+            futures = [pool.submit(grade_one, course, s, template, workdir / "runs", submission_timeout, workers)
                        for s in course.students]
             for future in concurrent.futures.as_completed(futures):
                 o = future.result()
@@ -306,6 +395,7 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
                 failures += o.status != "graded"
                 outcomes[o.student] = o
                 print(f"[{len(outcomes)}/{total}, {failures} failed] {_line(o)}", file=out, flush=True)
+        workers.close()
 
     rows = [outcomes[s] for s in course.students]
     with open(course.root / REPORT_FILE, "w", newline="") as f:

@@ -1,0 +1,44 @@
+"""A grading worker process: imports nbgrader once, then autogrades one scratch course folder
+per request (importing nbgrader costs seconds; a submission's notebook takes about as long).
+
+Protocol, one JSON object per line: requests {"scratch", "assignment", "student"} on stdin;
+each answer on stdout is one line starting with MARK, so stray prints cannot be mistaken
+for it. The parent (autograder.grading) kills and replaces a worker that takes too long.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+MARK = "@@autograder-worker@@ "
+
+
+def answer(fd, payload: dict) -> None:
+    os.write(fd, (MARK + json.dumps(payload) + "\n").encode())
+
+
+def main() -> None:
+    # answers go to a private copy of stdout; everything else (nbgrader's own output) to stderr
+    channel = os.dup(1)
+    os.dup2(2, 1)
+    from nbgrader.apps.api import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    answer(channel, {"ready": True})
+    for line in sys.stdin:
+        task = json.loads(line)
+        try:
+            os.chdir(task["scratch"])
+            config = PyFileConfigLoader("nbgrader_config.py", path=task["scratch"]).load_config()
+            api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+            result = api.autograde(task["assignment"], task["student"], force=True, create=True)
+            answer(channel, {"success": bool(result.get("success")),
+                             "log": (result.get("log") or "") + (result.get("error") or "")})
+        except Exception as exc:  # report, and stay alive for the next submission
+            answer(channel, {"success": False, "log": f"{type(exc).__name__}: {exc}"})
+
+
+if __name__ == "__main__":
+    main()
