@@ -19,7 +19,8 @@ import nbformat
 from nbclient import NotebookClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from course import RELEASE_NB, autograde, make_course, results, solutions, student_notebook, submit  # noqa: E402
+from course import (RELEASE_NB, answers_file, autograde, make_course, results, right_answers, solutions,  # noqa: E402
+                    student_notebook, submit)
 
 
 def bare_execution(nb, folder: Path) -> float:
@@ -34,16 +35,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     runs = parser.parse_args().runs
 
-    submissions = {
-        "solution": student_notebook(solutions()),
-        "blank release": nbformat.read(RELEASE_NB, as_version=4),
+    submissions = {  # name: (notebook, quiz answers file)
+        "solution": (student_notebook(solutions()), answers_file(right_answers())),
+        "blank release": (nbformat.read(RELEASE_NB, as_version=4), None),
     }
     print(f"{'submission':<15} {'score':>7} {'autograde (median)':>19} {'runs':>24} {'bare run':>9} {'ratio':>6}")
     with tempfile.TemporaryDirectory() as tmp:
         course = make_course(Path(tmp) / "course")
-        for i, (name, nb) in enumerate(submissions.items()):
+        for i, (name, (nb, quiz)) in enumerate(submissions.items()):
             student = f"s{i}"
-            submit(course, student, nb)
+            submit(course, student, nb, quiz)
             times = []
             for _ in range(runs):
                 done, seconds = autograde(course, f"--student={student}")
@@ -54,6 +55,8 @@ def main() -> None:
             score = f"{sum(c.score for c in cells.values()):g}/{sum(c.max_score for c in cells.values()):g}"
             floor_dir = Path(tmp) / f"bare-{i}"
             floor_dir.mkdir()
+            if quiz:
+                (floor_dir / "quiz_answers.json").write_text(quiz)
             floor = statistics.median(bare_execution(nb, floor_dir) for _ in range(runs))
             median = statistics.median(times)
             print(f"{name:<15} {score:>7} {median:>18.2f}s {', '.join(f'{t:.2f}' for t in times):>24} "
