@@ -116,7 +116,7 @@ async def _step3_engine(ns: dict):
             fail(f"`engine` is not defined: create it in the step 3 cell with {STEP3_HOW} and run it.")
         yield engine
         return
-    if engine is _MISSING and history.assignment("engine", ns) is None:
+    if engine is _MISSING and history.assignment("engine") is None:
         fail(f"`engine` is not defined: create it in the step 3 cell with {STEP3_HOW} and run it.")
     rebuilt = history.rebuild("engine", ns, overrides)
     if rebuilt is None:
@@ -186,7 +186,7 @@ async def step3_pool_size_uses_variable(ns: dict) -> None:
     async with _step3_engine(ns) as engine:
         _check_pool(engine, ref.POOL_SIZE, "POOL_SIZE")
     probe = ref.POOL_SIZE + 2
-    call = history.assignment("engine", ns)
+    call = history.assignment("engine")
     if call is None:
         fail(f"could not find the line that creates `engine` in the cells you ran: write {STEP3_HOW} at the top level of the step 3 cell.")
     keywords = [kw.arg for kw in getattr(call, "keywords", [])]

@@ -37,7 +37,7 @@ def _module_level(statements):
             yield from _module_level(handler.body)
 
 
-def assignment(name: str, ns: dict | None = None) -> ast.expr | None:
+def assignment(name: str) -> ast.expr | None:
     """The expression last assigned to `name` at the top level of an executed cell."""
     for source in reversed(_cell_sources()):
         try:
@@ -73,7 +73,7 @@ def rebuild(name: str, ns: dict, overrides: dict):
     """Evaluate the expression last assigned to `name` again, with `overrides` set in the
     notebook's namespace meanwhile (so functions the student wrote see them too).
     Returns None when there is no such assignment or it fails."""
-    expr = assignment(name, ns)
+    expr = assignment(name)
     if expr is None:
         return None
     code = compile(ast.fix_missing_locations(ast.Expression(body=expr)), f"<{name} again>", "eval")

@@ -1,3 +1,5 @@
+import sqlite3
+
 import nbformat
 import pytest
 
@@ -18,6 +20,21 @@ def submit_honest(course):
     for sub in HONEST:
         submit_as(course, sub)
     submit(course, BLANK, nbformat.read(RELEASE_NB, as_version=4))
+
+
+@pytest.fixture
+def db_file(tmp_path):
+    """A SQLite file with an `items` table of two rows, for the claim tests."""
+    path = tmp_path / "claims.db"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, price REAL)")
+        con.executemany("INSERT INTO items VALUES (?, ?, ?)", [(1, "a", 1.5), (2, "b", 2.25)])
+    return path
+
+
+@pytest.fixture
+def db_url(db_file):
+    return f"sqlite+aiosqlite:///{db_file}"
 
 
 @pytest.fixture(scope="session")

@@ -12,11 +12,9 @@ import gc
 import multiprocessing
 import os
 import socket
-import sqlite3
 import time
 import warnings
 
-import httpx
 import pytest
 from fastapi import Depends, FastAPI
 from sqlalchemy import create_engine, event, exc, make_url, text
@@ -24,6 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool, QueuePool
 
 from autograder import quiz
+from apps import client, yield_app
 from course import quiz_key
 
 pytestmark = pytest.mark.anyio
@@ -36,20 +35,6 @@ KEY = quiz_key()
 def keyed(qid: str) -> str:
     """The text of the option the graded key marks right."""
     return GRADED[qid].option(KEY[qid]["correct"])
-
-
-@pytest.fixture
-def db_file(tmp_path):
-    path = tmp_path / "quiz.db"
-    with sqlite3.connect(path) as con:
-        con.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, price REAL)")
-        con.executemany("INSERT INTO items VALUES (?, ?, ?)", [(1, "a", 1.0), (2, "b", 2.0)])
-    return path
-
-
-@pytest.fixture
-def url(db_file):
-    return f"sqlite+aiosqlite:///{db_file}"
 
 
 async def most_connections_at_once(engine, cap: int = 100) -> int:
@@ -66,24 +51,6 @@ async def most_connections_at_once(engine, cap: int = 100) -> int:
     return len(held)
 
 
-def yield_app(engine) -> FastAPI:
-    app = FastAPI()
-
-    async def get_connection():
-        async with engine.connect() as conn:
-            yield conn
-
-    @app.get("/items")
-    async def items(conn=Depends(get_connection)):
-        return (await conn.execute(text("SELECT * FROM items"))).mappings().all()
-
-    return app
-
-
-def client(app) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://quiz")
-
-
 def counting_connects(engine) -> list:
     opened = []
     event.listen(getattr(engine, "sync_engine", engine), "connect", lambda *a: opened.append(1))
@@ -92,9 +59,9 @@ def counting_connects(engine) -> list:
 
 # ------------------------------------------------------------------------------ practice
 
-async def test_practice_pooling_benefit(url):
+async def test_practice_pooling_benefit(db_url):
     assert PRACTICE["pooling_benefit"].answer == "B"
-    pooled, unpooled = create_async_engine(url), create_async_engine(url, poolclass=NullPool)
+    pooled, unpooled = create_async_engine(db_url), create_async_engine(db_url, poolclass=NullPool)
     opened = {name: counting_connects(e) for name, e in [("pooled", pooled), ("unpooled", unpooled)]}
     for engine in (pooled, unpooled):
         async with client(yield_app(engine)) as c:
@@ -135,9 +102,9 @@ def test_practice_more_requests_than_connections(db_file):
         conn.close()
 
 
-async def test_practice_forgot_to_close(url):
+async def test_practice_forgot_to_close(db_url):
     assert PRACTICE["forgot_to_close"].answer == "C"
-    engine = create_async_engine(url, pool_size=5, max_overflow=0, pool_timeout=0.3)
+    engine = create_async_engine(db_url, pool_size=5, max_overflow=0, pool_timeout=0.3)
     leaked = await engine.connect()
     cycle = {"conn": leaked}
     cycle["self"] = cycle  # held in a reference cycle, as frames and tracebacks often hold one
@@ -157,12 +124,12 @@ async def test_practice_forgot_to_close(url):
     await engine.dispose()
 
 
-async def test_practice_sizing_for_many_workers(url):
+async def test_practice_sizing_for_many_workers(db_url):
     q = PRACTICE["sizing_for_many_workers"]
     totals = {}
     for letter, option in zip(quiz.LETTERS, q.options):
         settings = dict(part.split("=") for part in option.strip("`").split(", "))
-        engine = create_async_engine(url, pool_size=int(settings["pool_size"]),
+        engine = create_async_engine(db_url, pool_size=int(settings["pool_size"]),
                                      max_overflow=int(settings["max_overflow"]), pool_timeout=0.1)
         totals[letter] = 4 * await most_connections_at_once(engine, cap=100)
         await engine.dispose()
@@ -180,9 +147,9 @@ def test_graded_url_driver():
     assert create_async_engine(u).dialect.is_async
 
 
-async def test_graded_what_is_pooled(url):
+async def test_graded_what_is_pooled(db_url):
     assert keyed("what_is_pooled").startswith("Database connections")
-    engine = create_async_engine(url)
+    engine = create_async_engine(db_url)
     lent = []
     event.listen(engine.sync_engine.pool, "checkout", lambda dbapi_conn, *a: lent.append(dbapi_conn))
     for _ in range(2):
@@ -195,9 +162,9 @@ async def test_graded_what_is_pooled(url):
     await engine.dispose()
 
 
-async def test_graded_asgi_transport(url, monkeypatch):
+async def test_graded_asgi_transport(db_url, monkeypatch):
     assert keyed("asgi_transport").startswith("Passes requests straight to the app")
-    engine = create_async_engine(url)
+    engine = create_async_engine(db_url)
     app = yield_app(engine)
     seen = {}
 
@@ -218,9 +185,9 @@ async def test_graded_asgi_transport(url, monkeypatch):
     await engine.dispose()
 
 
-async def test_graded_yield_cleanup(url):
+async def test_graded_yield_cleanup(db_url):
     assert keyed("yield_cleanup") == "After the response has been sent"
-    engine = create_async_engine(url)
+    engine = create_async_engine(db_url)
     order = []
     app = FastAPI()
 
@@ -248,9 +215,9 @@ async def test_graded_yield_cleanup(url):
     await engine.dispose()
 
 
-async def test_graded_return_in_async_with(url):
+async def test_graded_return_in_async_with(db_url):
     assert "closes the connection" in keyed("return_in_async_with")
-    engine = create_async_engine(url)
+    engine = create_async_engine(db_url)
 
     async def returns_inside():
         async with engine.connect() as conn:
@@ -279,10 +246,10 @@ async def test_graded_return_in_async_with(url):
     await engine.dispose()
 
 
-async def test_graded_pool_timeout(url):
+async def test_graded_pool_timeout(db_url):
     assert "then fails with `sqlalchemy.exc.TimeoutError`" in keyed("pool_timeout")
-    assert create_async_engine(url, pool_size=5).pool._timeout == pytest.approx(30)
-    engine = create_async_engine(url, pool_size=5, max_overflow=10, pool_timeout=0.5)
+    assert create_async_engine(db_url, pool_size=5).pool._timeout == pytest.approx(30)
+    engine = create_async_engine(db_url, pool_size=5, max_overflow=10, pool_timeout=0.5)
     held = [await engine.connect() for _ in range(15)]
     start = time.perf_counter()
     with pytest.raises(exc.TimeoutError):
@@ -294,15 +261,15 @@ async def test_graded_pool_timeout(url):
     await engine.dispose()
 
 
-async def test_graded_max_overflow(url):
-    engine = create_async_engine(url, pool_size=5, pool_timeout=0.1)
+async def test_graded_max_overflow(db_url):
+    engine = create_async_engine(db_url, pool_size=5, pool_timeout=0.1)
     assert str(await most_connections_at_once(engine)) == keyed("max_overflow") == "15"
     await engine.dispose()
 
 
-async def test_graded_checkedout(url):
+async def test_graded_checkedout(db_url):
     assert keyed("checkedout").startswith("0 and 1")
-    engine = create_async_engine(url, pool_size=5)
+    engine = create_async_engine(db_url, pool_size=5)
     async with client(yield_app(engine)) as c:
         for _ in range(3):
             assert (await c.get("/items")).status_code == 200
@@ -329,10 +296,10 @@ def _worker_holds_connections(db_url: str, barrier, results) -> None:
     asyncio.run(hold())
 
 
-def test_graded_workers_multiply(url):
+def test_graded_workers_multiply(db_url):
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(4), ctx.Queue()
-    workers = [ctx.Process(target=_worker_holds_connections, args=(url, barrier, results)) for _ in range(4)]
+    workers = [ctx.Process(target=_worker_holds_connections, args=(db_url, barrier, results)) for _ in range(4)]
     for w in workers:
         w.start()
     held = [results.get(timeout=120) for _ in workers]
@@ -342,11 +309,11 @@ def test_graded_workers_multiply(url):
     assert str(sum(held)) == keyed("workers_multiply") == "60"
 
 
-async def test_graded_pre_ping(url):
+async def test_graded_pre_ping(db_url):
     assert keyed("pre_ping") == "`pool_pre_ping=True`"
 
     async def serves_after_the_connection_died(**options) -> bool:
-        engine = create_async_engine(url, **{"pool_size": 1, "max_overflow": 0, **options})
+        engine = create_async_engine(db_url, **{"pool_size": 1, "max_overflow": 0, **options})
         async with engine.connect() as conn:
             driver = (await conn.get_raw_connection()).driver_connection
         await driver.close()  # the server dropped the idle pooled connection
@@ -362,7 +329,7 @@ async def test_graded_pre_ping(url):
     for other in ({"pool_timeout": 600}, {"max_overflow": 0}):  # the other options do not test connections
         assert not await serves_after_the_connection_died(**other)
     # pool_size=0 (no limit) does not test connections either: it keeps the dead one
-    engine = create_async_engine(url, pool_size=0)
+    engine = create_async_engine(db_url, pool_size=0)
     async with engine.connect() as conn:
         driver = (await conn.get_raw_connection()).driver_connection
     await driver.close()
@@ -371,7 +338,7 @@ async def test_graded_pre_ping(url):
             await conn.execute(text("SELECT 1"))
     await engine.dispose()
     # the explanation's pool_recycle: a connection older than pool_recycle seconds is replaced
-    engine = create_async_engine(url, pool_size=1, pool_recycle=1)
+    engine = create_async_engine(db_url, pool_size=1, pool_recycle=1)
     opened = counting_connects(engine)
     for pause in (0, 1.2):
         await asyncio.sleep(pause)
