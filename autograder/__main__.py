@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--submission-timeout", type=float, default=600,
                        help="seconds one submission may take before it is stopped (default: 600)")
     grade.add_argument("--no-feedback", action="store_true", help="do not run nbgrader generate_feedback")
+    grade.add_argument("--no-spare-kernels", action="store_true",
+                       help="start each submission's kernel when it is needed, as nbgrader does (slower; "
+                            "by default each worker keeps the next kernel booting while it grades)")
     args = parser.parse_args(argv)
 
     from autograder.grading import UsageError, run
@@ -28,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --jobs must be at least 1 and --submission-timeout positive", file=sys.stderr)
         return 2
     try:
-        return run(args.course, args.assignment, args.jobs, args.submission_timeout, feedback=not args.no_feedback)
+        return run(args.course, args.assignment, args.jobs, args.submission_timeout, feedback=not args.no_feedback,
+                   spare_kernels=not args.no_spare_kernels)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -201,14 +201,15 @@ def _why_it_failed(log: str) -> str:
 class Worker:
     """A long-lived `python -m autograder._worker` process (nbgrader imported once)."""
 
-    def __init__(self, log_path: Path):
+    def __init__(self, log_path: Path, spare_kernels: bool = True):
         from autograder._worker import MARK
 
         self.mark = MARK
         self.log = open(log_path, "a")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "autograder._worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self.log, text=True, env=_env(), start_new_session=True,
+            stderr=self.log, text=True, start_new_session=True,
+            env={**_env(), "AUTOGRADER_SPARE_KERNELS": "1" if spare_kernels else "0"},
         )
         self.answers: queue.Queue = queue.Queue()
         self.ready = False
@@ -259,8 +260,9 @@ class Worker:
 class WorkerPool:
     """Idle workers for the grading threads; a killed or dead worker is replaced."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, spare_kernels: bool = True):
         self.workdir, self.idle, self.count = workdir, queue.SimpleQueue(), 0
+        self.spare_kernels = spare_kernels
         self.lock = threading.Lock()
 
     def take(self) -> Worker:
@@ -270,7 +272,7 @@ class WorkerPool:
             with self.lock:
                 self.count += 1
                 n = self.count
-            return Worker(self.workdir / f"worker-{n}.log")
+            return Worker(self.workdir / f"worker-{n}.log", self.spare_kernels)
 
     def give_back(self, worker: Worker) -> None:
         if worker.alive:
@@ -371,7 +373,7 @@ def _line(o: Outcome) -> str:
 
 
 def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
-        feedback: bool = True, out=sys.stdout) -> int:
+        feedback: bool = True, out=sys.stdout, spare_kernels: bool = True) -> int:
     """Grade everything; returns the exit status (0 all graded, 1 some failed)."""
     course = open_course(course_dir, assignment)
     total = len(course.students)
@@ -381,7 +383,7 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
     with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
         workdir = Path(tmp)
         template = _template_gradebook(course, workdir)
-        workers = WorkerPool(workdir)
+        workers = WorkerPool(workdir, spare_kernels)
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = [pool.submit(grade_one, course, s, template, workdir / "runs", submission_timeout, workers)
                        for s in course.students]

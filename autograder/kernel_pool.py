@@ -1,0 +1,128 @@
+"""Pre-started kernels for the grading workers.
+
+Starting an IPython kernel takes ~2 s, about a third of the time nbgrader spends on one
+submission. A grading worker keeps one spare kernel booting in the background while it
+grades, so the next submission starts at once. Each kernel still serves **one** submission
+and is shut down after it: a student's code never shares a kernel with anyone else's.
+
+A spare kernel boots in an empty folder of its own; before the first cell runs it is moved
+into the submission's folder by a *silent* request (no history entry, no execution count,
+no output, no name left in the user's namespace), so the notebook sees what a kernel started
+there would show: `os.getcwd()`, relative paths, `''` on `sys.path`, an empty `In`.
+tests/test_kernel_pool.py compares both kinds of kernel on the same notebook.
+
+Only the grading command's workers use this (see autograder/_worker.py); plain
+`nbgrader autograde` runs stock nbgrader.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
+from nbgrader.preprocessors import Execute
+
+# what nbclient passes to every IPython kernel it starts (NotebookClient.ipython_hist_file)
+HISTORY = "--HistoryManager.hist_file=:memory:"
+
+
+class Spare:
+    """At most one pre-started kernel, booting while the current submission is graded."""
+
+    def __init__(self, kernel_name: str = "python3"):
+        self.kernel_name = kernel_name
+        self.home = tempfile.mkdtemp(prefix="spare-kernel-")  # stays empty: no student's folder
+        self.km: AsyncKernelManager | None = None
+        self.extra_arguments: list[str] = []
+
+    def start(self, extra_arguments: list[str] | None = None) -> None:
+        """Launch the next kernel; returns as soon as its process exists (it boots by itself)."""
+        if extra_arguments is not None:
+            self.extra_arguments = list(extra_arguments)
+        km = AsyncKernelManager(kernel_name=self.kernel_name)
+        args = self.extra_arguments + ([HISTORY] if not any(a.startswith("--HistoryManager.hist_file")
+                                                            for a in self.extra_arguments) else [])
+        run_sync(km.start_kernel)(extra_arguments=args, cwd=self.home)
+        self.km = km
+
+    def take(self, kernel_name: str, extra_arguments: list[str]) -> AsyncKernelManager | None:
+        """The spare kernel if it fits the notebook and is alive, else None (start one fresh)."""
+        km, self.km = self.km, None
+        if km is None:
+            return None
+        if kernel_name != self.kernel_name or list(extra_arguments) != self.extra_arguments \
+                or not run_sync(km.is_alive)():
+            stop(km)
+            return None
+        return km
+
+    def close(self) -> None:
+        if self.km is not None:
+            stop(self.km)
+            self.km = None
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def stop(km: AsyncKernelManager) -> None:
+    try:
+        run_sync(km.shutdown_kernel)(now=True)
+    except Exception:  # already gone
+        pass
+    try:
+        run_sync(km.cleanup_resources)()
+    except Exception:
+        pass
+
+
+SPARE: Spare | None = None  # set by the worker process; None means "start kernels as usual"
+
+
+class PooledExecute(Execute):
+    """nbgrader's Execute preprocessor, run in the worker's spare kernel when there is one."""
+
+    def preprocess(self, nb, resources=None, km=None):
+        kernel_name = self.kernel_name or nb.metadata.get("kernelspec", {}).get("name", "")
+        spare = SPARE.take(kernel_name, self.extra_arguments) if SPARE is not None and km is None else None
+        if spare is None:
+            result = super().preprocess(nb, resources, km)
+            if SPARE is not None:
+                SPARE.start(self.extra_arguments)
+            return result
+        SPARE.start(self.extra_arguments)  # the next submission's kernel boots while this one runs
+        self._move_to = (resources or {}).get("metadata", {}).get("path") or None
+        try:
+            return super().preprocess(nb, resources, spare)
+        finally:
+            self._move_to = None
+            if self.kc is not None:
+                self.kc.stop_channels()
+                self.kc = None
+            stop(spare)  # one submission per kernel, as in stock nbgrader
+            self.km = None
+
+    async def async_start_new_kernel_client(self):
+        kc = await super().async_start_new_kernel_client()
+        folder = getattr(self, "_move_to", None)
+        if folder:
+            # a silent request: not in `In`, no execution count, no output, no new names
+            code = f"__import__('os').chdir({json.dumps(folder)})"
+            reply = await self.async_wait_for_reply(kc.execute(code, silent=True, store_history=False))
+            if reply is None or reply["content"].get("status") != "ok":
+                raise RuntimeError(f"could not move the pre-started kernel into {folder}")
+        return kc
+
+    # nbclient binds the sync wrapper to its own coroutine at class creation: rebind it
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
+
+
+def use_spare_kernels(config) -> None:
+    """Swap nbgrader's Execute for PooledExecute in a loaded course config (in place)."""
+    from nbgrader.converters import Autograde
+
+    chosen = config.Autograde.get("autograde_preprocessors") \
+        or Autograde.class_traits()["autograde_preprocessors"].default()
+    config.Autograde.autograde_preprocessors = [
+        PooledExecute if p is Execute or p in ("nbgrader.preprocessors.Execute", "nbgrader.preprocessors.execute.Execute")
+        else p for p in chosen]
