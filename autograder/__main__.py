@@ -10,7 +10,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m autograder",
-        description="Grade every submission of an assignment in parallel with nbgrader, then write feedback and grades.csv.",
+        description="The course's commands: grade a class (instructors), grade your own notebook, make or reset your working copy.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     grade = commands.add_parser("grade", help="autograde everything in submitted/ for one assignment")
@@ -23,9 +23,38 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--no-spare-kernels", action="store_true",
                        help="start each submission's kernel when it is needed, as nbgrader does (slower; "
                             "by default each worker keeps the next kernel booting while it grades)")
+    selfgrade = commands.add_parser("selfgrade", help="grade your own copy of the lesson, hidden tests included")
+    selfgrade.add_argument("notebook", type=Path, nargs="?",
+                           help="your notebook (default: connection-pooling.ipynb here, else in workspace/connection-pooling/)")
+    selfgrade.add_argument("--course", type=Path, help="the course repository (default: found above the notebook)")
+    for name, text in (("workspace", "make your working copy of the lesson in workspace/ if it is missing"),
+                       ("reset", "start the lesson over: a fresh working copy (the old one is kept as a backup)")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--course", type=Path, default=Path("."), help="the course repository (default: here)")
     args = parser.parse_args(argv)
 
     from autograder.grading import UsageError, run
+
+    if args.command == "selfgrade":
+        from autograder import selfgrade as sg
+
+        return sg.main(args.notebook, args.course)
+    if args.command in ("workspace", "reset"):
+        from autograder import workspace
+
+        try:
+            if args.command == "reset":
+                copy, backups = workspace.reset(args.course.resolve())
+                for backup in backups:
+                    print(f"kept your previous work as {backup}")
+                print(f"fresh copy of the lesson: {copy}")
+            else:
+                copy, made = workspace.ensure(args.course.resolve())
+                print(f"{'made' if made else 'kept'} your copy of the lesson: {copy}")
+        except UsageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
 
     if args.jobs < 1 or args.submission_timeout <= 0:
         print("error: --jobs must be at least 1 and --submission-timeout positive", file=sys.stderr)

@@ -15,6 +15,8 @@ import inspect
 import io
 import warnings
 
+from autograder import progress
+
 
 class CheckFailed(AssertionError):
     """A check found something to fix; the message says what and how."""
@@ -57,13 +59,17 @@ def guarded(func):
         async def run_async(*args, **kwargs):
             with _quiet():
                 try:
-                    return await func(*args, **kwargs)
+                    result = await func(*args, **kwargs)
+                    failure = None
                 except CheckFailed as exc:
                     failure = exc
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # never show our own traceback to a student
                     failure = _unexpected(name, exc)
+            progress.record(name, failure is None)
+            if failure is None:
+                return result
             raise failure.with_traceback(None) from None
 
         return run_async
@@ -72,11 +78,15 @@ def guarded(func):
     def run(*args, **kwargs):
         with _quiet():
             try:
-                return func(*args, **kwargs)
+                result = func(*args, **kwargs)
+                failure = None
             except CheckFailed as exc:
                 failure = exc
             except Exception as exc:
                 failure = _unexpected(name, exc)
+        progress.record(name, failure is None)
+        if failure is None:
+            return result
         raise failure.with_traceback(None) from None
 
     return run

@@ -118,3 +118,37 @@ def test_saved_choices_come_back_after_a_kernel_restart(executed):
     shown = _text(cell)
     assert repr(right_answers()) in shown and "''" in shown
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cell.outputs)
+
+
+def _panel(cell) -> str:
+    (out,) = [o for o in cell.outputs if o.output_type == "display_data"]
+    return out.data["text/plain"]
+
+
+def test_progress_panels_reach_four_of_four(executed):
+    """Both progress panels, updated in place as the checks passed, end at 4/4."""
+    _, cells = executed
+    for cell_id in ("progress_show", "progress_show_again"):
+        assert _panel(cells[cell_id]).startswith("Progress: 4/4 steps done."), cell_id
+        assert 'class="course-progress"' in cells[cell_id].outputs[0].data["text/html"]
+
+
+def test_each_step_says_when_it_is_done_and_what_is_next(executed):
+    _, cells = executed
+    said = "".join(_text(c) for c in cells.values() if c.id.startswith("step"))
+    for line in ("Step 1 done. Progress: 1/4 steps done. Next: step 2, the pool size.",
+                 "Step 2 done. Progress: 2/4 steps done. Next: step 3, the pooled async engine.",
+                 "Step 3 done. Progress: 3/4 steps done. Next: step 4, the FastAPI route.",
+                 "Step 4 done. Progress: 4/4 steps done. All four steps pass: on to the quizzes."):
+        assert said.count(line) == 1, line
+
+
+def test_progress_of_a_half_done_notebook(tmp_path):
+    """The release notebook with steps 1 and 2 filled in: the panel says 2/4, next step 3."""
+    from course import solutions, student_notebook
+
+    done = {k: v for k, v in solutions().items() if k.startswith(("step1", "step2"))}
+    cells = execute(student_notebook(done), tmp_path)
+    assert _panel(cells["progress_show"]) == "Progress: 2/4 steps done. Next: step 3, the pooled async engine."
+    html = cells["progress_show_again"].outputs[0].data["text/html"]
+    assert html.count("course-progress-done") == 2 and html.count("course-progress-next") == 1

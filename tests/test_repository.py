@@ -88,7 +88,7 @@ def test_graded_cells_are_thin_and_named_after_their_check():
         meta = cell.metadata.get("nbgrader", {})
         if meta:
             assert cell.id == meta["grade_id"], "cell ids are the descriptive grade_ids"
-            assert re.fullmatch(r"(setup|step[1-4]|quiz|quiz\d\d)_[a-z0-9_]+", meta["grade_id"]), meta["grade_id"]
+            assert re.fullmatch(r"(setup|step[1-4]|quiz|quiz\d\d|progress|self)_[a-z0-9_]+", meta["grade_id"]), meta["grade_id"]
         if meta.get("grade") and meta["grade_id"].startswith("quiz"):
             qid = meta["grade_id"].split("_", 1)[1]
             assert cell.source.splitlines()[0].startswith('"""Quiz question')

@@ -224,6 +224,17 @@ with db:  # one transaction: committed at the end of the block
 db.close()
 print(f"items table ready with {len(SEED_ROWS)} rows")
 '''),
+    md("progress-instructions", """
+## Your progress
+
+This panel counts the build steps whose checks pass and names the next one. It updates by
+itself each time you run a step's test cells, here and at the end of the notebook.
+"""),
+    readonly("progress_show", """
+from autograder import progress
+
+progress.show()
+"""),
     md("step1-instructions", """
 ## Step 1: the database URL
 
@@ -474,6 +485,25 @@ You built a FastAPI app that reads through a pooled async engine:
 Some test cells run hidden checks when your notebook is graded (rows that change at grading
 time, connections given back, 20 requests at once), so make sure your code reads the table
 on every request and always gives its connection back.
+"""),
+    readonly("progress_show_again", """
+from autograder import progress
+
+progress.show()
+"""),
+    md("self-grade-instructions", """
+## Grade your own notebook (self-study)
+
+Studying on your own? Save the notebook (**Ctrl+S**), then press the button: it grades a
+copy of the saved file with the full autograder, hidden tests and quiz key included, and
+shows your score and every check's message. Your notebook is not changed. The same from a
+terminal: `python -m autograder selfgrade`. In a course, your instructor grades the
+submitted notebook instead; pressing the button changes nothing there.
+"""),
+    readonly("self_grade_button", """
+from autograder import selfgrade
+
+selfgrade.button()
 """),
 ]
 

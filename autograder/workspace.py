@@ -1,0 +1,50 @@
+"""The learner's working copy of the lesson: workspace/connection-pooling/connection-pooling.ipynb.
+
+    python -m autograder workspace         # make the copy if it is missing (never overwrites)
+    python -m autograder reset             # start over: a fresh copy; the old one is kept as a backup
+
+The committed student notebook in release/ is never edited: JupyterLab opens the copy.
+Resetting moves the old notebook and its quiz_answers.json aside with a timestamp, so
+nothing a learner wrote is lost.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from autograder.grading import UsageError
+
+ASSIGNMENT = "connection-pooling"
+
+
+def paths(course: Path) -> tuple[Path, Path]:
+    release = course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    if not release.is_file():
+        raise UsageError(f"no {release.relative_to(course)}: run this in the course repository (or pass --course)")
+    return release, course / "workspace" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+
+
+def ensure(course: Path) -> tuple[Path, bool]:
+    """The working copy, made from release/ if missing; returns (path, made now)."""
+    release, copy = paths(course)
+    if copy.exists():
+        return copy, False
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(release, copy)
+    return copy, True
+
+
+def reset(course: Path) -> tuple[Path, list[Path]]:
+    """A fresh working copy; returns it and the backups made of the old files."""
+    release, copy = paths(course)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    backups = []
+    for old in (copy, copy.parent / "quiz_answers.json"):
+        if old.exists():
+            backup = old.with_name(f"{old.stem}.backup-{stamp}{old.suffix}")
+            old.rename(backup)
+            backups.append(backup)
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(release, copy)
+    return copy, backups
