@@ -152,25 +152,30 @@ def _this_notebook() -> Path:
 
 
 def button():
-    """A 'Grade my notebook' button; grading runs only when it is clicked (never while autograding)."""
-    import ipywidgets as widgets
+    """Show a 'Grade my notebook' button; grading runs only when it is clicked (never while autograding)."""
     from IPython.display import display
+
+    display(make_button())
+
+
+def make_button():
+    import ipywidgets as widgets
 
     go = widgets.Button(description="Grade my notebook", button_style="primary", icon="check",
                         layout=widgets.Layout(width="auto"))
     out = widgets.Output()
 
     def on_click(_):
+        # kernel-side updates of the Output widget (not `with out:`), so the result is in the
+        # widget's model as well as on screen
         go.disabled = True
-        out.clear_output()
-        with out:
-            print("Grading a copy of the saved notebook with every hidden test (about 20 seconds)...")
+        out.outputs = ()
+        out.append_stdout("Grading a copy of the saved notebook with every hidden test (about 20 seconds)...\n")
         done = subprocess.run([sys.executable, "-m", "autograder", "selfgrade", str(_this_notebook())],
                               capture_output=True, text=True, env=_env())
-        out.clear_output()
-        with out:
-            print(done.stdout if done.returncode == 0 else done.stderr.strip() or done.stdout)
+        out.outputs = ()
+        out.append_stdout(done.stdout if done.returncode == 0 else (done.stderr.strip() or done.stdout) + "\n")
         go.disabled = False
 
     go.on_click(on_click)
-    display(widgets.VBox([go, out]))
+    return widgets.VBox([go, out])
