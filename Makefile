@@ -15,7 +15,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 # nbgrader runs tools (alembic) from the environment by name
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: env lab test release lock grade autograde feedback export clean
+.PHONY: env lab selfgrade reset test release lock grade autograde feedback export clean
 
 env: $(VENV)/.installed
 
@@ -32,9 +32,16 @@ $(VENV)/.installed: environment.yml pyproject.toml
 # Opens a working copy of the student notebook (never the committed release/ itself);
 # an existing copy is kept, so your work is never overwritten.
 lab: env
-	@mkdir -p $(WORK)
-	@test -e $(WORK)/$(ASSIGNMENT).ipynb || cp release/$(ASSIGNMENT)/$(ASSIGNMENT).ipynb $(WORK)/
+	@$(PY) -m autograder workspace --to $(WORK)
 	$(BIN)/jupyter lab --ServerApp.root_dir=. $(ROOT_FLAG) $(LAB_ARGS) $(WORK)/$(ASSIGNMENT).ipynb
+
+# Self-study: grade your working copy with the hidden tests; start the lesson over (the old
+# copy is kept as a backup).
+selfgrade: env
+	$(PY) -m autograder selfgrade $(WORK)/$(ASSIGNMENT).ipynb
+
+reset: env
+	$(PY) -m autograder reset --to $(WORK)
 
 test: env
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
                        ("reset", "start the lesson over: a fresh working copy (the old one is kept as a backup)")):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--course", type=Path, default=Path("."), help="the course repository (default: here)")
+        sub.add_argument("--to", type=Path, help="the folder of the copy, inside the course (default: workspace/connection-pooling)")
     args = parser.parse_args(argv)
 
     from autograder.grading import UsageError, run
@@ -44,12 +45,12 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             if args.command == "reset":
-                copy, backups = workspace.reset(args.course.resolve())
+                copy, backups = workspace.reset(args.course.resolve(), args.to)
                 for backup in backups:
                     print(f"kept your previous work as {backup}")
                 print(f"fresh copy of the lesson: {copy}")
             else:
-                copy, made = workspace.ensure(args.course.resolve())
+                copy, made = workspace.ensure(args.course.resolve(), args.to)
                 print(f"{'made' if made else 'kept'} your copy of the lesson: {copy}")
         except UsageError as exc:
             print(f"error: {exc}", file=sys.stderr)

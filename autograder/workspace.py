@@ -18,16 +18,17 @@ from autograder.grading import UsageError
 ASSIGNMENT = "connection-pooling"
 
 
-def paths(course: Path) -> tuple[Path, Path]:
+def paths(course: Path, folder: Path | None = None) -> tuple[Path, Path]:
+    """The release notebook and the working copy (in `folder`, default workspace/connection-pooling/)."""
     release = course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     if not release.is_file():
         raise UsageError(f"no {release.relative_to(course)}: run this in the course repository (or pass --course)")
-    return release, course / "workspace" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    return release, (course / (folder or Path("workspace") / ASSIGNMENT)) / f"{ASSIGNMENT}.ipynb"
 
 
-def ensure(course: Path) -> tuple[Path, bool]:
+def ensure(course: Path, folder: Path | None = None) -> tuple[Path, bool]:
     """The working copy, made from release/ if missing; returns (path, made now)."""
-    release, copy = paths(course)
+    release, copy = paths(course, folder)
     if copy.exists():
         return copy, False
     copy.parent.mkdir(parents=True, exist_ok=True)
@@ -35,9 +36,9 @@ def ensure(course: Path) -> tuple[Path, bool]:
     return copy, True
 
 
-def reset(course: Path) -> tuple[Path, list[Path]]:
+def reset(course: Path, folder: Path | None = None) -> tuple[Path, list[Path]]:
     """A fresh working copy; returns it and the backups made of the old files."""
-    release, copy = paths(course)
+    release, copy = paths(course, folder)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     backups = []
     for old in (copy, copy.parent / "quiz_answers.json"):

@@ -1,0 +1,136 @@
+"""Write notebooks/start.ipynb, the course's start page (what Binder opens first).
+
+Edit the page here, then run `python tools/build_start_page.py`; `--check` writes nothing and
+exits non-zero when the committed notebook differs (tests/test_start_page.py runs it).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "notebooks" / "start.ipynb"
+LESSON = "../workspace/connection-pooling/connection-pooling.ipynb"
+
+
+def md(cell_id: str, text: str):
+    return new_markdown_cell(text.strip(), id=cell_id)
+
+
+def code(cell_id: str, text: str):
+    return new_code_cell(text.strip(), id=cell_id)
+
+
+CELLS = [
+    md("welcome", f"""
+# Connection pooling in FastAPI
+
+Welcome. In this course you build a small FastAPI service that reads a database through a
+**connection pool**, the piece of every web backend that lets many requests share a few
+database connections, and you learn to tell a healthy pool from one that leaks or runs dry.
+
+You write real code in a Jupyter notebook and call your app from the notebook itself: no
+server to run, nothing to install beyond this environment.
+
+**Time:** about an hour in all: the lesson with its quizzes (30 minutes), the pool lab
+(10 minutes), and the optional PostgreSQL notebook (15 minutes).
+"""),
+    md("path", f"""
+## The path through the course
+
+| | notebook | what you do | time |
+|---|---|---|---|
+| 1 | [**The lesson**]({LESSON}) | build the app in four graded steps: database URL, pool size, pooled async engine, a FastAPI route with a `yield` dependency | 20 min |
+| 2 | the quizzes, at the end of the lesson | a practice quiz with instant feedback, then a graded 10-question quiz | 10 min |
+| 3 | [**Pool lab**](pool-lab.ipynb) | watch a pool at work in plots: queueing, exhaustion and its `TimeoutError`, a leaked connection, pooled vs unpooled speed | 10 min |
+| 4 | [**Beyond SQLite: PostgreSQL**](postgres.ipynb) (optional) | the same app against a database server, and what changes when connections are expensive | 15 min |
+
+Open the lesson with the link in the table (it is your own copy, made by the cell below if it
+is missing). Run its cells from top to bottom: *Run → Run All Cells* re-runs everything.
+"""),
+    code("make_copy", """
+# Makes your working copy of the lesson if it is missing; never overwrites your work.
+from pathlib import Path
+
+from autograder import workspace
+
+copy, made = workspace.ensure(Path.cwd().parent)
+print(("Made" if made else "Found") + " your copy of the lesson:", copy.relative_to(Path.cwd().parent))
+"""),
+    md("checking", """
+## How to check your work
+
+- **Under each step**, test cells check your code. A passing check prints nothing (or
+  "Step N done"); a failing one says in one sentence what is wrong and how to fix it.
+- **The progress panel** near the top of the lesson counts the steps whose checks pass
+  (0/4 to 4/4) and names the next one. It updates as you run the test cells.
+- **Practice quiz:** press *Check* after choosing an answer to see if you are right and why.
+- **Grade yourself:** at the end of the lesson, save the notebook and press
+  **Grade my notebook**. It grades a copy of the saved file with the full autograder,
+  including the hidden tests your instructor would run, and lists every check's result.
+  From a terminal: `python -m autograder selfgrade` in the course folder.
+
+In a course, your instructor releases the lesson and grades what you submit with nbgrader;
+your graded quiz choices are saved in `quiz_answers.json` beside the notebook, so submit
+that file with it.
+"""),
+    md("reset", """
+## How to start over
+
+If your copy gets into a tangle, first try *Kernel → Restart Kernel and Run All Cells*.
+To start from a fresh copy of the lesson, set `RESET = True` below and run the cell (or run
+`python -m autograder reset` in a terminal). Your old notebook and quiz answers are not
+deleted: they are kept beside the new copy with `.backup-` and the time in their names.
+"""),
+    code("reset_copy", """
+RESET = False  # set to True and run this cell to get a fresh copy of the lesson
+
+if RESET:
+    copy, backups = workspace.reset(Path.cwd().parent)
+    for backup in backups:
+        print("kept your previous work as", backup.name)
+    print("fresh copy:", copy.relative_to(Path.cwd().parent))
+else:
+    print("Nothing changed (RESET is False).")
+"""),
+    md("binder", """
+## On Binder
+
+A Binder session is temporary: it ends after some minutes without activity and your files go
+with it. To keep your work, download your notebook (*File → Download*) and
+`quiz_answers.json` before you leave. To work on your own machine instead, clone the
+repository and run `make lab`: it builds the same environment from the same pinned versions.
+"""),
+]
+
+
+def build() -> nbformat.NotebookNode:
+    nb = new_notebook(cells=CELLS)
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    return nb
+
+
+def render() -> str:
+    return nbformat.writes(build()) + "\n"
+
+
+def main(argv: list[str]) -> None:
+    if argv == ["--check"]:
+        if not NOTEBOOK.exists() or NOTEBOOK.read_text() != render():
+            raise SystemExit(f"{NOTEBOOK.relative_to(ROOT)} differs from tools/build_start_page.py: "
+                             "run `python tools/build_start_page.py`.")
+        return
+    if argv:
+        raise SystemExit("usage: build_start_page.py [--check]")
+    NOTEBOOK.write_text(render())
+    print(f"wrote {NOTEBOOK.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
