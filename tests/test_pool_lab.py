@@ -160,9 +160,10 @@ def test_committed_notebook_is_what_the_builder_writes():
 
 def test_check_mode_fails_on_a_stale_notebook(tmp_path, monkeypatch):
     stale = tmp_path / "pool-lab.ipynb"
-    stale.write_text(build_pool_lab.render().replace("Pool lab", "Old lab"))
+    import notebook_builder
+
+    stale.write_text(notebook_builder.render(build_pool_lab.CELLS).replace("Pool lab", "Old lab"))
     monkeypatch.setattr(build_pool_lab, "NOTEBOOK", stale)
-    monkeypatch.setattr(build_pool_lab, "ROOT", tmp_path)
     with pytest.raises(SystemExit) as raised:
         build_pool_lab.main(["--check"])
     assert raised.value.code and "differs" in str(raised.value.code)

@@ -9,21 +9,10 @@ notebook calls live in autograder/lab.py.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from notebook_builder import ROOT, code, md, write_or_check
 
-ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "pool-lab.ipynb"
-
-
-def md(cell_id: str, text: str):
-    return new_markdown_cell(text.strip(), id=cell_id)
-
-
-def code(cell_id: str, text: str):
-    return new_code_cell(text.strip(), id=cell_id)
 
 
 CELLS = [
@@ -348,30 +337,8 @@ was closed with `await engine.dispose()`; run the lab again whenever you like.
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    nb = new_notebook(cells=CELLS)
-    nb.metadata = {
-        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-    }
-    return nb
-
-
-def render() -> str:
-    return nbformat.writes(build()) + "\n"
-
-
 def main(argv: list[str]) -> None:
-    if argv == ["--check"]:
-        if not NOTEBOOK.exists() or NOTEBOOK.read_text() != render():
-            raise SystemExit(f"{NOTEBOOK.relative_to(ROOT)} differs from tools/build_pool_lab.py: "
-                             "run `python tools/build_pool_lab.py`.")
-        return
-    if argv:
-        raise SystemExit("usage: build_pool_lab.py [--check]")
-    NOTEBOOK.parent.mkdir(parents=True, exist_ok=True)
-    NOTEBOOK.write_text(render())
-    print(f"wrote {NOTEBOOK.relative_to(ROOT)}")
+    write_or_check(NOTEBOOK, CELLS, argv, "python tools/build_pool_lab.py")
 
 
 if __name__ == "__main__":
