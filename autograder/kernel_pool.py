@@ -44,7 +44,11 @@ class Spare:
         km = AsyncKernelManager(kernel_name=self.kernel_name)
         args = self.extra_arguments + ([HISTORY] if not any(a.startswith("--HistoryManager.hist_file")
                                                             for a in self.extra_arguments) else [])
-        run_sync(km.start_kernel)(extra_arguments=args, cwd=self.home)
+        try:
+            run_sync(km.start_kernel)(extra_arguments=args, cwd=self.home)
+        except Exception:  # no spare this time: the next submission starts its kernel itself
+            stop(km)
+            return
         self.km = km
 
     def take(self, kernel_name: str, extra_arguments: list[str]) -> AsyncKernelManager | None:

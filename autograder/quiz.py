@@ -152,11 +152,13 @@ def practice_feedback(q: Question, letter: str | None) -> str:
     return "".join(parts)
 
 
-def build_practice() -> list[QuestionView]:
+def build_practice(kind: str = "practice") -> list[QuestionView]:
+    """Questions with instant feedback: the practice quiz, or an optional extension set of
+    the same format ("server": server-side pool sizing, shown in notebooks/postgres.ipynb)."""
     import ipywidgets as w
 
     views = []
-    for q in load("practice"):
+    for q in load(kind):
         radio = _radio(q, None)
         hint = w.Accordion(children=[w.HTML(f"<p>{_inline(q.hint)}</p>")], titles=("Hint",), selected_index=None)
         check = w.Button(description="Check", button_style="primary", tooltip="Check your answer")
@@ -206,11 +208,11 @@ def build_test(path: str = ANSWERS_FILE) -> tuple[list[QuestionView], str]:
     return views, notice
 
 
-def show_practice() -> None:
+def show_practice(kind: str = "practice") -> None:
     import ipywidgets as w
     from IPython.display import display
 
-    display(w.VBox([v.box for v in build_practice()]))
+    display(w.VBox([v.box for v in build_practice(kind)]))
 
 
 def show_test() -> None:
