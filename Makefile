@@ -1,6 +1,6 @@
 # The course's commands. A fresh machine needs only python3 (3.11) and make:
 #   make lab    build the environment and open the lesson in JupyterLab
-#   make test   build the environment and run every test
+#   make test   build the environment (and install chromium, postgresql if missing) and run every test
 SHELL := /bin/bash
 ASSIGNMENT := connection-pooling
 VENV := .venv
@@ -15,7 +15,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 # nbgrader runs tools (alembic) from the environment by name
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: env lab selfgrade reset test release lock grade autograde feedback export clean
+.PHONY: env lab selfgrade reset test system-deps release lock grade autograde feedback export clean
 
 env: $(VENV)/.installed
 
@@ -43,8 +43,12 @@ selfgrade: env
 reset: env
 	$(PY) -m autograder reset --to $(WORK)
 
-test: env
+# The tests also need Debian's chromium and postgresql (installed here when missing).
+test: env system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+system-deps:
+	@bash tools/system-deps.sh
 
 # Instructor commands ------------------------------------------------------------------
 release: env
