@@ -124,10 +124,27 @@ class QuestionView:
 def _radio(q: Question, value):
     import ipywidgets as w
 
-    return w.RadioButtons(
+    radio = w.RadioButtons(
         options=[(f"{letter}. {_plain(text)}", letter) for letter, text in zip(LETTERS, q.options)],
         value=value, layout=w.Layout(width="auto"), style={"description_width": "0px"},
     )
+    radio.add_class("course-quiz-options")
+    return radio
+
+
+# ipywidgets gives every radio label one fixed line's height, so a long option that wraps
+# would spill over the next one: let labels grow, and keep each button beside its first line.
+OPTION_STYLE = """<style>
+.course-quiz-options .widget-radio-box label { height: auto; line-height: 1.4; display: flex;
+  align-items: baseline; margin-bottom: 4px; white-space: normal; }
+.course-quiz-options .widget-radio-box input { order: -1; flex: none; height: auto; }
+</style>"""
+
+
+def _styled(children: list):
+    import ipywidgets as w
+
+    return w.VBox([w.HTML(OPTION_STYLE), *children])
 
 
 def _header(q: Question, kind: str) -> str:
@@ -209,10 +226,9 @@ def build_test(path: str = ANSWERS_FILE) -> tuple[list[QuestionView], str]:
 
 
 def show_practice(kind: str = "practice") -> None:
-    import ipywidgets as w
     from IPython.display import display
 
-    display(w.VBox([v.box for v in build_practice(kind)]))
+    display(_styled([v.box for v in build_practice(kind)]))
 
 
 def show_test() -> None:
@@ -221,7 +237,7 @@ def show_test() -> None:
 
     views, notice = build_test()
     header = [w.HTML(f"<p><b>{html.escape(notice)}</b></p>")] if notice else []
-    display(w.VBox(header + [v.box for v in views]))
+    display(_styled(header + [v.box for v in views]))
 
 
 # -------------------------------------------------------------------------------- grading
