@@ -88,6 +88,15 @@ def test_plots_are_static_png_images(cells):
                    for c in cells.values() for out in c.get("outputs", []))
 
 
+def test_plots_survive_nbconvert_html(runs):
+    """The executed lab exported to HTML (as nbconvert and feedback pages do) embeds every plot."""
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.v4.new_notebook(cells=list(runs["first"].values()))
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    assert body.count('src="data:image/png;base64,') == len(IMAGE_CELLS)
+
+
 def test_app_answers_with_the_seeded_rows(cells, runs):
     shown = _text(cells["try_app"])
     assert "status: 200" in shown and "'name': 'Coffee grinder'" in shown
