@@ -320,3 +320,22 @@ def test_server_check_accepts_only_the_async_driver_and_hides_passwords():
     with pytest.raises(ValueError, match="postgresql\\+asyncpg://"):
         asyncio.run(check("postgresql://course@127.0.0.1:1/course"))
     assert server_db.describe("postgresql+asyncpg://u:secret@127.0.0.1/d") == "postgresql+asyncpg://u:***@127.0.0.1/d"
+
+
+def test_server_app_is_the_lessons_app_code():
+    """autograder/server_db.build_app runs the lesson's solution code, line for line (comments aside)."""
+    import inspect
+    import textwrap
+
+    from autograder import server_db
+    from course import solutions
+
+    def code_lines(text: str) -> list[str]:
+        lines = [line.rstrip() for line in text.splitlines()]
+        return [line for line in lines if line.strip() and not line.strip().startswith("#")]
+
+    lesson = solutions()["step4_app_solution"]
+    lesson = lesson[lesson.index("async def get_connection"):]
+    body = textwrap.dedent(inspect.getsource(server_db.build_app).split("\n", 1)[1])
+    body = body[body.index("async def get_connection"):body.index("return app")]
+    assert code_lines(body) == code_lines(lesson)
