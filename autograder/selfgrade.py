@@ -170,7 +170,7 @@ def make_button():
         # widget's model as well as on screen
         go.disabled = True
         out.outputs = ()
-        out.append_stdout("Grading a copy of the saved notebook with every hidden test (about 20 seconds)...\n")
+        out.append_stdout("Grading a copy of the saved notebook with every hidden test (this can take a minute)...\n")
         done = subprocess.run([sys.executable, "-m", "autograder", "selfgrade", str(_this_notebook())],
                               capture_output=True, text=True, env=_env())
         out.outputs = ()
