@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 
-import nbformat
 import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
