@@ -32,10 +32,13 @@ class Question:
     prompt: str
     options: tuple[str, ...]
     hint: str = ""
-    answer: str = ""          # practice only
-    explanation: str = ""     # practice only
-    correction: str = ""      # practice only: where the original lesson was wrong
-    why: tuple[str, ...] = field(default_factory=tuple)  # practice only, per option
+    # practice only (and the [[server]] set): the answer and its worked solution
+    answer: str = ""
+    steps: tuple[str, ...] = field(default_factory=tuple)     # two reasoning steps
+    quick_check: str = ""                                     # one line
+    mistakes: tuple[str, ...] = field(default_factory=tuple)  # shown whatever was chosen
+    why: tuple[str, ...] = field(default_factory=tuple)       # per option: right, or tempting and wrong
+    explanation: str = ""                                     # optional: more detail, shown last
 
     def option(self, letter: str) -> str:
         return self.options[LETTERS.index(letter)]
@@ -44,8 +47,9 @@ class Question:
 def load(kind: str) -> list[Question]:
     """The questions of one quiz, "practice" or "test", in order."""
     data = tomllib.loads(resources.files("autograder").joinpath("quiz.toml").read_text(encoding="utf-8"))
+    tuples = ("options", "steps", "mistakes", "why")
     return [
-        Question(number=n, **{**raw, "options": tuple(raw["options"]), "why": tuple(raw.get("why", ()))})
+        Question(number=n, **{**raw, **{k: tuple(raw[k]) for k in tuples if k in raw}})
         for n, raw in enumerate(data[kind], start=1)
     ]
 
@@ -134,11 +138,52 @@ def _radio(q: Question, value):
 
 # ipywidgets gives every radio label one fixed line's height, so a long option that wraps
 # would spill over the next one: let labels grow, and keep each button beside its first line.
+# .course-sr-only: text for screen readers only (visually hidden, still read).
 OPTION_STYLE = """<style>
 .course-quiz-options .widget-radio-box label { height: auto; line-height: 1.4; display: flex;
   align-items: baseline; margin-bottom: 4px; white-space: normal; }
 .course-quiz-options .widget-radio-box input { order: -1; flex: none; height: auto; }
+.course-quiz-options .widget-radio-box input:focus-visible { outline: 2px solid currentColor; outline-offset: 2px; }
+.course-sr-only { position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0;
+  overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
 </style>"""
+
+# ipywidgets 8 renders RadioButtons as bare <input type=radio> in <label>s: no group, no
+# name. So a screen reader hears no question for the options, and arrow keys do nothing
+# (each unnamed radio is a group of its own). This script, shown once with each quiz, makes
+# every question's options a radiogroup named by the question's header, gives its radios a
+# shared name (arrow keys move and choose; Tab enters and leaves the group), and makes the
+# feedback and "answer saved" areas polite live regions, so changes are announced. It
+# watches the page, since widgets render (and re-render) after it runs. Where scripts do
+# not run (an untrusted notebook), the quiz works as before: Tab to each option, Space.
+A11Y_SCRIPT = """(function () {
+  if (window.courseQuizA11y) { window.courseQuizA11y(); return; }
+  var next = 0, queued = false;
+  function enhance() {
+    queued = false;
+    document.querySelectorAll('.course-quiz-question').forEach(function (box) {
+      var header = box.querySelector('.course-quiz-header');
+      var group = box.querySelector('.course-quiz-options .widget-radio-box');
+      if (!header || !group) return;
+      if (!header.id) header.id = 'course-quiz-q' + (++next) + '-' + Date.now().toString(36);
+      if (group.getAttribute('role') !== 'radiogroup') group.setAttribute('role', 'radiogroup');
+      if (group.getAttribute('aria-labelledby') !== header.id) group.setAttribute('aria-labelledby', header.id);
+      group.querySelectorAll('input[type=radio]').forEach(function (input) {
+        if (input.name !== header.id) input.name = header.id;
+      });
+      box.querySelectorAll('.course-quiz-live').forEach(function (live) {
+        if (live.getAttribute('role') !== 'status') {
+          live.setAttribute('role', 'status');
+          live.setAttribute('aria-live', 'polite');
+        }
+      });
+    });
+  }
+  function schedule() { if (!queued) { queued = true; setTimeout(enhance, 0); } }
+  window.courseQuizA11y = schedule;
+  new MutationObserver(schedule).observe(document.body, {childList: true, subtree: true});
+  schedule();
+})();"""
 
 
 def _styled(children: list):
@@ -147,25 +192,63 @@ def _styled(children: list):
     return w.VBox([w.HTML(OPTION_STYLE), *children])
 
 
+def _show(widget) -> None:
+    from IPython.display import display
+
+    # text/plain is empty, so where the script may not run nothing is shown in its place
+    display({"application/javascript": A11Y_SCRIPT, "text/plain": ""}, raw=True)
+    display(widget)
+
+
 def _header(q: Question, kind: str) -> str:
-    return (f"<p><b>{'Practice' if kind == 'practice' else 'Question'} {q.number}</b> "
-            f"<span style='border:1px solid #888;border-radius:4px;padding:0 4px'>{q.difficulty}</span></p>"
+    """The question's number, difficulty and text; it also names the radio group."""
+    return (f"<p><b>{'Practice' if kind != 'test' else 'Question'} {q.number}</b> "
+            "<span style='border:1px solid currentColor;border-radius:4px;padding:0 4px'>"
+            f"<span class='course-sr-only'>difficulty: </span>{q.difficulty}</span></p>"
             f"<p>{_inline(q.prompt)}</p>")
 
 
+def _question_box(children: list):
+    import ipywidgets as w
+
+    box = w.VBox(children, layout=w.Layout(margin="0 0 16px 0"))
+    box.add_class("course-quiz-question")
+    return box
+
+
+def _html(value: str = "", *classes: str):
+    import ipywidgets as w
+
+    widget = w.HTML(value)
+    for name in classes:
+        widget.add_class(name)
+    return widget
+
+
+RIGHT = "<span aria-hidden='true'>✅ </span><b>Right.</b>"
+WRONG = "<span aria-hidden='true'>❌ </span><b>Not quite.</b>"
+
+
 def practice_feedback(q: Question, letter: str | None) -> str:
-    """What the Check button shows: right or wrong, the explanation, the common mistake."""
+    """What the Check button shows, in the worked format: right or not (and, for a wrong
+    choice, why that option is tempting and wrong), Step 1, Step 2, the final answer, a quick
+    check and the common mistakes (whatever was chosen); then any further detail."""
     if letter is None:
-        return "<p>Pick an answer first.</p>"
+        return "<p>Pick an answer first: choose an option above, then press Check.</p>"
     parts = []
     if letter == q.answer:
-        parts.append(f"<p>✅ <b>Right.</b> {_inline(q.explanation)}</p>")
+        parts.append(f"<p>{RIGHT} You chose {letter}.</p>")
     else:
-        why = q.why[LETTERS.index(letter)]
-        parts.append(f"<p>❌ <b>Not quite.</b> <i>Common mistake:</i> {_inline(why)}</p>")
-        parts.append(f"<p>{_inline(q.explanation)}</p>")
-    if q.correction:
-        parts.append(f"<p><i>Correction to the original lesson:</i> {_inline(q.correction)}</p>")
+        parts.append(f"<p>{WRONG} You chose {letter}.</p>")
+        parts.append(f"<p><b>Why not {letter}:</b> {_inline(q.why[LETTERS.index(letter)])}</p>")
+    for n, step in enumerate(q.steps, start=1):
+        parts.append(f"<p><b>Step {n}:</b> {_inline(step)}</p>")
+    parts.append(f"<p><b>Final answer:</b> {q.answer}. {_inline(q.option(q.answer))}</p>")
+    parts.append(f"<p><b>Quick check:</b> {_inline(q.quick_check)}</p>")
+    items = "".join(f"<li>{_inline(m)}</li>" for m in q.mistakes)
+    parts.append(f"<p><b>Common mistakes:</b></p><ul>{items}</ul>")
+    if q.explanation:
+        parts.append(f"<p><b>More detail:</b> {_inline(q.explanation)}</p>")
     return "".join(parts)
 
 
@@ -178,8 +261,8 @@ def build_practice(kind: str = "practice") -> list[QuestionView]:
     for q in load(kind):
         radio = _radio(q, None)
         hint = w.Accordion(children=[w.HTML(f"<p>{_inline(q.hint)}</p>")], titles=("Hint",), selected_index=None)
-        check = w.Button(description="Check", button_style="primary", tooltip="Check your answer")
-        feedback = w.HTML()
+        check = w.Button(description="Check", button_style="primary", tooltip=f"Check your answer to practice question {q.number}")
+        feedback = _html("", "course-quiz-live", "course-quiz-feedback")  # a live region (A11Y_SCRIPT)
 
         def on_check(_button, q=q, radio=radio, feedback=feedback):
             feedback.value = practice_feedback(q, radio.value)
@@ -189,16 +272,13 @@ def build_practice(kind: str = "practice") -> list[QuestionView]:
 
         check.on_click(on_check)
         radio.observe(on_change, names="value")
-        box = w.VBox([w.HTML(_header(q, "practice")), radio, hint, check, feedback],
-                     layout=w.Layout(margin="0 0 16px 0"))
+        box = _question_box([_html(_header(q, kind), "course-quiz-header"), radio, hint, check, feedback])
         views.append(QuestionView(q, radio, feedback, box, check, feedback))
     return views
 
 
 def build_test(path: str = ANSWERS_FILE) -> tuple[list[QuestionView], str]:
     """The graded quiz, showing any choices already saved. Rendering never writes the file."""
-    import ipywidgets as w
-
     notice = ""
     try:
         saved = read_answers(path)
@@ -208,7 +288,8 @@ def build_test(path: str = ANSWERS_FILE) -> tuple[list[QuestionView], str]:
     views = []
     for q in load("test"):
         radio = _radio(q, saved.get(q.id))
-        status = w.HTML("<i>answer saved</i>" if q.id in saved else "<i>not answered yet</i>")
+        status = _html("<i>answer saved</i>" if q.id in saved else "<i>not answered yet</i>",
+                       "course-quiz-live", "course-quiz-status")  # a live region (A11Y_SCRIPT)
 
         def on_change(change, q=q, status=status):
             if change["new"] is None:
@@ -220,24 +301,21 @@ def build_test(path: str = ANSWERS_FILE) -> tuple[list[QuestionView], str]:
                 status.value = f"<b>could not save this answer</b> ({exc}): check that the notebook's folder is writable."
 
         radio.observe(on_change, names="value")
-        box = w.VBox([w.HTML(_header(q, "test")), radio, status], layout=w.Layout(margin="0 0 16px 0"))
+        box = _question_box([_html(_header(q, "test"), "course-quiz-header"), radio, status])
         views.append(QuestionView(q, radio, status, box))
     return views, notice
 
 
 def show_practice(kind: str = "practice") -> None:
-    from IPython.display import display
-
-    display(_styled([v.box for v in build_practice(kind)]))
+    _show(_styled([v.box for v in build_practice(kind)]))
 
 
 def show_test() -> None:
     import ipywidgets as w
-    from IPython.display import display
 
     views, notice = build_test()
     header = [w.HTML(f"<p><b>{html.escape(notice)}</b></p>")] if notice else []
-    display(_styled(header + [v.box for v in views]))
+    _show(_styled(header + [v.box for v in views]))
 
 
 # -------------------------------------------------------------------------------- grading
@@ -258,10 +336,22 @@ def _saved_answer(qid: str) -> tuple[Question, str]:
     return q, answers[qid]
 
 
+UNANSWERED = "Question {number} is not answered yet: choose an answer above; each click saves it."
+
+
 @guarded
 def check_answered(qid: str) -> None:
-    """Visible part of a graded quiz cell: an answer is saved (says nothing of right or wrong)."""
-    _saved_answer(qid)
+    """Visible part of a graded quiz cell: says so, on stdout, when the question has no saved
+    answer yet, but never fails, so Run All goes on to the end of the notebook. It says
+    nothing of right or wrong. The hidden part (check_answer) grades: 0 when unanswered."""
+    q = question("test", qid)
+    try:
+        answers = read_answers()
+    except AnswersFileError as exc:
+        print(UNANSWERED.format(number=q.number), f"({exc}; your next click starts a new file.)")
+        return
+    if qid not in answers:
+        print(UNANSWERED.format(number=q.number))
 
 
 @guarded

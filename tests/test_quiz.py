@@ -36,7 +36,28 @@ def test_practice_question_has_one_answer_and_every_option_explained(q):
     assert len(q["why"]) == 4 and all(len(w) > 20 for w in q["why"])
     assert q["why"][quiz.LETTERS.index(q["answer"])].startswith("Right")
     assert sum(w.startswith("Right") for w in q["why"]) == 1
-    assert q["hint"] and q["explanation"]
+    assert q["hint"]
+
+
+@pytest.mark.parametrize("q", DATA["practice"] + DATA["server"], ids=lambda q: q["id"])
+def test_instant_feedback_questions_have_a_worked_solution(q):
+    """Two short reasoning steps, a one-line quick check and a few common mistakes."""
+    assert len(q["steps"]) == 2 and all(30 < len(step) < 450 for step in q["steps"])
+    assert 20 < len(q["quick_check"]) < 160 and "\n" not in q["quick_check"]
+    assert 2 <= len(q["mistakes"]) <= 5 and all(10 < len(m) < 200 for m in q["mistakes"])
+
+
+def test_nothing_students_see_mentions_an_original_lesson():
+    """Students never saw the page the course grew from: the quiz states what is true, with
+    no "correction to the original lesson" (quiz.toml ships to them, comments included)."""
+    shipped = (ROOT / "autograder" / "quiz.toml").read_text().lower()
+    assert "original" not in shipped and "correction" not in shipped
+    assert not any("correction" in q for kind in ("practice", "test", "server") for q in DATA[kind])
+    for kind in ("practice", "server"):
+        for q in quiz.load(kind):
+            for letter in quiz.LETTERS:
+                shown = quiz.practice_feedback(q, letter).lower()
+                assert "original" not in shown and "correction" not in shown
 
 
 @pytest.mark.parametrize("q", DATA["test"], ids=lambda q: q["id"])
@@ -45,9 +66,17 @@ def test_graded_question_ships_without_its_key(q):
     assert not {"answer", "why", "explanation"} & set(q), "the graded key must not ship in the package"
 
 
-def test_corrections_of_the_original_lesson_are_stated():
-    corrected = {q["id"] for q in DATA["practice"] if q.get("correction")}
-    assert corrected >= {"pool_size_parameter", "more_requests_than_connections", "forgot_to_close", "sizing_for_many_workers"}
+def test_what_current_sqlalchemy_does_is_stated_where_learners_often_go_wrong():
+    """The points a learner is most often wrong about are stated plainly in the worked solution
+    (each is proven in tests/test_quiz_claims.py)."""
+    def worked(qid):
+        q = quiz.question("practice", qid)
+        return " ".join([*q.steps, q.quick_check, *q.mistakes])
+
+    assert "not the maximum" in worked("pool_size_parameter") and "pool_size + max_overflow" in worked("pool_size_parameter")
+    assert "`sqlalchemy.exc.TimeoutError`" in worked("more_requests_than_connections")
+    assert "garbage collector" in worked("forgot_to_close") and "does not wait forever" in worked("forgot_to_close")
+    assert "own engine and pool" in worked("sizing_for_many_workers") and "100 − 20 = 80" in worked("sizing_for_many_workers")
 
 
 def test_the_key_in_the_source_covers_every_graded_question_once():
@@ -81,26 +110,50 @@ def test_the_key_is_in_nothing_students_receive(tmp_path):
 
 # ---------------------------------------------------------------------------- the widgets
 
-def test_practice_check_says_right_or_wrong_and_why():
+def _in_order(text: str, *parts: str) -> bool:
+    at = 0
+    for part in parts:
+        at = text.find(part, at)
+        if at < 0:
+            return False
+    return True
+
+
+def test_practice_check_shows_the_worked_solution():
     views = quiz.build_practice()
     view = next(v for v in views if v.question.id == "forgot_to_close")
+    q = view.question
     view.check.click()
     assert "Pick an answer first" in view.feedback.value
     view.choose("D")
     view.check.click()
-    assert "Not quite" in view.feedback.value and "Common mistake" in view.feedback.value
-    assert "bounded by <code>pool_timeout</code>" in view.feedback.value  # why D is tempting and wrong
-    assert "Correction to the original lesson" in view.feedback.value
+    wrong = view.feedback.value
+    assert _in_order(wrong, "Not quite.", "You chose D", "Why not D:", "bounded by <code>pool_timeout</code>",
+                     "Step 1:", quiz._inline(q.steps[0]), "Step 2:", quiz._inline(q.steps[1]),
+                     "Final answer:</b> C. ", quiz._inline(q.options[2]),
+                     "Quick check:", quiz._inline(q.quick_check), "Common mistakes:", *map(quiz._inline, q.mistakes))
+    assert "Right." not in wrong
     view.choose("C")
     assert view.feedback.value == ""  # a new choice clears the old verdict
     view.check.click()
-    assert "Right." in view.feedback.value
+    right = view.feedback.value
+    assert _in_order(right, "Right.", "You chose C", "Step 1:", "Step 2:", "Final answer:</b> C. ", "Quick check:",
+                     "Common mistakes:", *map(quiz._inline, q.mistakes))  # the mistakes, whatever was chosen
+    assert "Not quite" not in right and "Why not" not in right
+    assert "More detail" not in right  # practice questions have no extra explanation
+
+
+def test_server_questions_add_their_explanation_as_more_detail():
+    q = quiz.load("server")[0]
+    shown = quiz.practice_feedback(q, q.answer)
+    assert _in_order(shown, "Step 1:", "Step 2:", "Final answer:", "Quick check:", "Common mistakes:",
+                     "More detail:", quiz._inline(q.explanation))
 
 
 def test_every_question_shows_its_difficulty_and_practice_offers_a_hint():
     for view in quiz.build_practice():
         header, radio, hint, check, _ = view.box.children
-        assert view.question.difficulty in header.value
+        assert view.question.difficulty in header.value and f"Practice {view.question.number}" in header.value
         assert hint.titles == ("Hint",) and quiz._plain(view.question.hint)[:20] in hint.children[0].value.replace("<code>", "").replace("</code>", "")
         assert [value for _, value in radio.options] == list(quiz.LETTERS) and radio.value is None
 
@@ -129,18 +182,52 @@ def test_a_damaged_answers_file_is_kept_and_a_new_one_started(tmp_path, monkeypa
 
 # ---------------------------------------------------------------------------- the checks
 
+def test_widgets_carry_the_hooks_of_the_accessibility_script():
+    """A11Y_SCRIPT finds each question, its header (the group's name), its options and its live
+    region by these classes; the browser test checks what it makes of them."""
+    for box, live in [(v.box, v.feedback) for v in quiz.build_practice()] + [(v.box, v.status) for v in quiz.build_test()[0]]:
+        header, radio = box.children[:2]
+        assert "course-quiz-question" in box._dom_classes and "course-quiz-header" in header._dom_classes
+        assert "course-quiz-options" in radio._dom_classes and "course-quiz-live" in live._dom_classes
+    for name in (".course-quiz-question", ".course-quiz-header", ".course-quiz-options", ".course-quiz-live",
+                 "radiogroup", "aria-labelledby", "aria-live", "polite"):
+        assert name in quiz.A11Y_SCRIPT
+
+
+def test_show_displays_the_script_with_an_empty_text_fallback(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append((obj, kw)))
+    quiz.show_practice()
+    (bundle, kw), (widget, _) = shown
+    assert kw == {"raw": True} and bundle == {"application/javascript": quiz.A11Y_SCRIPT, "text/plain": ""}
+    assert len(widget.children) == 1 + 5
+
+
 @pytest.mark.parametrize("content, words", [
     (None, "quiz_answers.json is missing"),
     ("not json", "not readable JSON"),
     ('{"answers": {"url_driver": "E"}}', 'does not hold'),
     ('{"answers": {}}', "has no saved answer"),
 ])
-def test_check_answered_fails_with_a_sentence(tmp_path, monkeypatch, content, words):
+def test_unanswered_visible_part_says_so_and_passes_hidden_part_fails(tmp_path, monkeypatch, capsys, content, words):
+    """The visible part never stops Run All; the hidden part still scores an unanswered
+    question (or a missing or damaged file) 0, with a sentence."""
     monkeypatch.chdir(tmp_path)
     if content is not None:
         Path(quiz.ANSWERS_FILE).write_text(content)
+    quiz.check_answered("url_driver")  # no exception
+    out, err = capsys.readouterr()
+    assert out.startswith("Question 1 is not answered yet: choose an answer above; each click saves it.") and not err
+    why = {letter: f"why {letter}." for letter in quiz.LETTERS}
     with pytest.raises(CheckFailed, match=words):
-        quiz.check_answered("url_driver")
+        quiz.check_answer("url_driver", correct="B", explanation="because.", why=why)
+
+
+def test_answered_visible_part_prints_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    quiz.save_answer("url_driver", "C")
+    quiz.check_answered("url_driver")
+    assert capsys.readouterr() == ("", "")
 
 
 def test_check_answer_grades_against_the_key_it_is_given(tmp_path, monkeypatch):

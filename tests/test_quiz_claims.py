@@ -19,7 +19,7 @@ import pytest
 from fastapi import Depends, FastAPI
 from sqlalchemy import create_engine, event, exc, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool, QueuePool
+from sqlalchemy.pool import NullPool, QueuePool, SingletonThreadPool, StaticPool
 
 from autograder import quiz
 from apps import client, yield_app
@@ -63,12 +63,15 @@ async def test_practice_pooling_benefit(db_url):
     assert PRACTICE["pooling_benefit"].answer == "B"
     pooled, unpooled = create_async_engine(db_url), create_async_engine(db_url, poolclass=NullPool)
     opened = {name: counting_connects(e) for name, e in [("pooled", pooled), ("unpooled", unpooled)]}
+    queries = []
+    event.listen(pooled.sync_engine, "before_cursor_execute", lambda *a: queries.append(1))
     for engine in (pooled, unpooled):
         async with client(yield_app(engine)) as c:
             for _ in range(5):
                 assert (await c.get("/items")).status_code == 200
         await engine.dispose()
     assert len(opened["pooled"]) == 1 and len(opened["unpooled"]) == 5  # reused vs opened per request
+    assert len(queries) == 5  # no results are stored: every request still runs its query
 
 
 def test_practice_pool_size_parameter(db_file):
@@ -81,6 +84,7 @@ def test_practice_pool_size_parameter(db_file):
         engine.connect()
     for conn in held:
         conn.close()
+    assert engine.pool.checkedin() == 10  # the 10 overflow connections were closed when given back
     for wrong in ("max_connections", "max_pool", "connection_limit"):
         with pytest.raises(TypeError, match=wrong):
             create_engine(sync_url, **{wrong: 10})
@@ -91,6 +95,7 @@ def test_practice_more_requests_than_connections(db_file):
     assert create_engine(f"sqlite:///{db_file}", pool_size=5, max_overflow=0).pool._timeout == pytest.approx(30)
     engine = create_engine(f"sqlite:///{db_file}", pool_size=5, max_overflow=0, pool_timeout=0.3)
     assert isinstance(engine.pool, QueuePool)  # not one shared connection
+    opened = counting_connects(engine)
     held = [engine.connect() for _ in range(5)]
     start = time.perf_counter()
     with pytest.raises(exc.TimeoutError):  # the sixth waited pool_timeout, then failed
@@ -100,6 +105,40 @@ def test_practice_more_requests_than_connections(db_file):
     held.append(engine.connect())  # the app carries on: a freed connection is lent again
     for conn in held:
         conn.close()
+    assert len(opened) == 5  # never a sixth
+
+
+async def test_practice_more_requests_than_connections_shared_connection_is_in_memory_sqlite():
+    """Option A's why: one shared connection is how an in-memory SQLite database is pooled,
+    SingletonThreadPool for a sync engine (one connection per thread), StaticPool for an async
+    one (one connection in all)."""
+    assert "`SingletonThreadPool` (one connection per thread)" in PRACTICE["more_requests_than_connections"].why[0]
+    assert "`StaticPool` (one connection in all)" in PRACTICE["more_requests_than_connections"].why[0]
+    import threading
+
+    sync = create_engine("sqlite://")
+    assert type(sync.pool) is SingletonThreadPool
+
+    def driver_connection():
+        with sync.connect() as conn:
+            return conn.connection.dbapi_connection
+
+    here = [driver_connection(), driver_connection()]
+    there = []
+    thread = threading.Thread(target=lambda: there.append(driver_connection()))
+    thread.start()
+    thread.join()
+    assert here[0] is here[1] and there[0] is not here[0]  # one per thread
+    sync.dispose()
+
+    engine = create_async_engine("sqlite+aiosqlite://")
+    assert type(engine.pool) is StaticPool
+    conns = [await engine.connect() for _ in range(2)]  # even at the same time: the one connection
+    drivers = [(await c.get_raw_connection()).driver_connection for c in conns]
+    assert drivers[0] is drivers[1]
+    for c in conns:
+        await c.close()
+    await engine.dispose()
 
 
 async def test_practice_forgot_to_close(db_url):
