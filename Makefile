@@ -43,12 +43,18 @@ selfgrade: env
 reset: env
 	$(PY) -m autograder reset --to $(WORK)
 
-# The tests also need Debian's chromium and postgresql (installed here when missing).
-test: env system-deps
+# The tests also need Debian's chromium, postgresql and npm (installed here when missing),
+# and axe-core from npm for the browser test's accessibility checks (pinned in tests/package-lock.json).
+AXE := tests/node_modules/axe-core/axe.min.js
+test: env system-deps $(AXE)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 system-deps:
 	@bash tools/system-deps.sh
+
+$(AXE): tests/package-lock.json | system-deps
+	npm ci --prefix tests --no-audit --no-fund --loglevel=error
+	touch $@
 
 # Instructor commands ------------------------------------------------------------------
 release: env
