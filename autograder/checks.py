@@ -1,10 +1,20 @@
 """The lesson's checks, one function per graded test cell (the function name is the grade_id).
 
-Every check takes the notebook's namespace (`globals()`) rather than the names themselves,
-so a name the student has not defined yet gives a sentence to act on, not a NameError.
-Checks grade behaviour: any correct way of writing a step earns its points. Where a step
-depends on an earlier one that is wrong, the check grades this step on its own (with the
-earlier step's correct value standing in) or says which step must pass first.
+Each check is declared with `@check(...)` (autograder.registry): its step, points, whether it
+is hidden, and one line saying what passes. The lesson's test cells, the progress panel and
+the tests' lists are all made from those declarations.
+
+Every check takes the notebook's namespace (`globals()`), so a name the student has not
+defined yet gives a sentence to act on, not a NameError. Checks grade behaviour, never
+FastAPI's or SQLAlchemy's internals nor single lines of source:
+- whether `GET /items` is served is found by sending requests through the app (decorators,
+  routers, `add_api_route`, mounted apps all count);
+- whether the route draws its connection from `get_connection` is observed while a request
+  runs (the function's code runs, whatever wires it in);
+- "the pool size comes from POOL_SIZE" is asked of the student's own step-3 code, run again
+  with another POOL_SIZE (autograder.cells).
+Where a step builds on an earlier one that is wrong, the check grades this step on its own
+with the earlier step's correct value standing in, and says so (report.stand_in).
 """
 from __future__ import annotations
 
@@ -12,6 +22,8 @@ import asyncio
 import collections
 import contextlib
 import gc
+import inspect
+import sys
 
 import httpx
 from sqlalchemy import event, exc as sa_exc, text
@@ -19,40 +31,48 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
-from autograder import db, history, reference as ref
-from autograder.report import fail, guarded
+from autograder import cells, db, explain, reference as ref
+from autograder.registry import STEP_NAMES, check
+from autograder.report import fail, hidden_gate, stand_in
 
 # Every check ends with a full garbage collection (see report._quiet). Freezing what exists
 # now (FastAPI, SQLAlchemy, IPython...) keeps those collections from rescanning it: ~50 ms
 # per test cell otherwise. Objects created later are collected as usual.
 gc.freeze()
+cells.install()
 
 _MISSING = object()
 
 STEP3_HOW = "engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)"
-CLOSED_CONNECTION = (
-    "`get_connection` handed the route a closed connection: `return` inside `async with` "
-    "closes it before the route runs; use `yield conn` inside the `async with` block instead."
-)
-FIX_LEAK = "yield the connection inside `async with engine.connect() as conn:` so it is closed after every request."
 LEAK = (
     "`get_connection` leaks connections: after GET /items finished, {n} connection(s) were "
-    "still checked out of the pool, and once all are out the next request waits and fails; " + FIX_LEAK
-)
-LEAK_TIMEOUT = (
-    "`get_connection` leaks connections: every pooled connection was checked out and never "
-    "given back, so a request gave up waiting for one (sqlalchemy.exc.TimeoutError); " + FIX_LEAK
+    "still checked out of the pool, and once all are out the next request waits and fails; " + explain.FIX_LEAK
 )
 FIXED_LIST = (
     "{when}, GET /items returned other rows: read them from the database with "
-    "SELECT * FROM items on every request instead of returning a fixed list."
+    "SELECT * FROM items on every request instead of returning a fixed or saved list."
 )
+NO_DEPENDS = (
+    "GET /items does not take its connection from `get_connection`: give the route the parameter "
+    "`conn: AsyncConnection = Depends(get_connection)`, and FastAPI calls the dependency for every request."
+)
+# a cell that adds a route to an app, for "did the student's step 4 cell fail?"
+_ROUTE_CODE = r"@\w+\.(get|api_route|route)\(|\.(include_router|add_api_route|mount)\("
+
+ready = hidden_gate  # the visible part of a hidden check's cell: checks.ready("name")
+
+
+def _cell_failed(step: int, ns: dict, also: str | None = None) -> None:
+    run = cells.raised(STEP_NAMES[step], also)
+    if run is not None:
+        fail(explain.in_cell(step, run.error, ns, run.source))
 
 
 # --------------------------------------------------------------------------- step 1 and 2
 
-@guarded
+@check(step=1, points=1, description='DATABASE_URL is exactly "sqlite+aiosqlite:///./test.db"')
 def step1_database_url(ns: dict) -> None:
+    _cell_failed(1, ns)
     url = ns.get("DATABASE_URL", _MISSING)
     want = ref.DATABASE_URL
     if url is _MISSING:
@@ -75,6 +95,8 @@ def step1_database_url(ns: dict) -> None:
         )
     if url.startswith("sqlite+aiosqlite://"):
         fail(f'`DATABASE_URL` points at the wrong file ({url!r}); use exactly "{want}", the file the setup cell filled.')
+    if url.startswith("sqlite") and "aiosqlite" not in url:
+        fail(f'`DATABASE_URL` does not name the aiosqlite driver ({url!r}): the URL reads dialect+driver://location, so write "{want}".')
     fail(f'`DATABASE_URL` is {url!r} but must be exactly "{want}".')
 
 
@@ -82,8 +104,9 @@ def _pool_size_ok(value) -> bool:
     return type(value) is int and value == ref.POOL_SIZE
 
 
-@guarded
+@check(step=2, points=1, description="POOL_SIZE is the integer 5")
 def step2_pool_size(ns: dict) -> None:
+    _cell_failed(2, ns)
     size = ns.get("POOL_SIZE", _MISSING)
     if size is _MISSING:
         fail("`POOL_SIZE` is not defined: write POOL_SIZE = 5 in the step 2 cell and run it.")
@@ -97,32 +120,44 @@ def step2_pool_size(ns: dict) -> None:
 
 # --------------------------------------------------------------------------------- step 3
 
+def _standing_in(ns: dict) -> dict:
+    """The earlier steps' values that must stand in for the student's (wrong or failing) ones."""
+    values = {}
+    if ns.get("DATABASE_URL") != ref.DATABASE_URL or cells.raised(STEP_NAMES[1]):
+        values["DATABASE_URL"] = ref.DATABASE_URL
+    if not _pool_size_ok(ns.get("POOL_SIZE")) or cells.raised(STEP_NAMES[2]):
+        values["POOL_SIZE"] = ref.POOL_SIZE
+    return values
+
+
+def _steps_named(values: dict) -> str:
+    steps = {"DATABASE_URL": 1, "POOL_SIZE": 2}
+    return " and ".join(f"step {steps[k]}" for k in values)
+
+
 @contextlib.asynccontextmanager
 async def _step3_engine(ns: dict):
-    """The engine step 3 is graded on.
-
-    Normally the student's own `engine`. When step 1 or 2 is wrong, the student's step-3 line
-    is evaluated again with the correct DATABASE_URL / POOL_SIZE standing in, so that a
-    mistake in an earlier step costs that step's points only.
-    """
-    engine = ns.get("engine", _MISSING)
-    overrides = {}
-    if ns.get("DATABASE_URL") != ref.DATABASE_URL:
-        overrides["DATABASE_URL"] = ref.DATABASE_URL
-    if not _pool_size_ok(ns.get("POOL_SIZE")):
-        overrides["POOL_SIZE"] = ref.POOL_SIZE
-    if not overrides:
+    """The engine step 3 is graded on: the student's own `engine`, or, when step 1 or 2 is
+    wrong, the student's step-3 code run again with the correct values standing in."""
+    values = _standing_in(ns)
+    if not values:
+        _cell_failed(3, ns)
+        engine = ns.get("engine", _MISSING)
         if engine is _MISSING:
             fail(f"`engine` is not defined: create it in the step 3 cell with {STEP3_HOW} and run it.")
         yield engine
         return
-    if engine is _MISSING and history.assignment("engine") is None:
+    if cells.latest("engine") is None:
         fail(f"`engine` is not defined: create it in the step 3 cell with {STEP3_HOW} and run it.")
-    rebuilt = history.rebuild("engine", ns, overrides)
-    if rebuilt is None:
-        wrong = " and ".join(f"step {1 if k == 'DATABASE_URL' else 2}" for k in overrides)
-        fail(f"{wrong} must pass first: `engine` is built from {' and '.join(overrides)}.")
+    names = " and ".join(f"`{k}`" for k in values)
+    rebuilt, error = await cells.rerun(ns, "engine", values)
     try:
+        if error is not None or rebuilt is None:
+            why = explain.in_cell(3, error, ns, cells.latest("engine").source) if error else (
+                f"`engine` is not defined: create it in the step 3 cell with {STEP3_HOW} and run it.")
+            fail(f"{why} (Step 3 was run again with the correct {names} standing in for {_steps_named(values)}.)")
+        stand_in(f"Step 3 is graded with the correct {names} standing in for yours: fix {_steps_named(values)}, "
+                 "then run step 3 again.")
         yield rebuilt
     finally:
         await _dispose(rebuilt)
@@ -146,7 +181,7 @@ def _require_async(engine) -> AsyncEngine:
     fail(f"`engine` is a {type(engine).__name__}, not an AsyncEngine: create it with {STEP3_HOW}.")
 
 
-@guarded
+@check(step=3, points=1, description="engine is an AsyncEngine made from DATABASE_URL")
 async def step3_engine_is_async(ns: dict) -> None:
     async with _step3_engine(ns) as engine:
         engine = _require_async(engine)
@@ -154,11 +189,11 @@ async def step3_engine_is_async(ns: dict) -> None:
         if url != ref.DATABASE_URL:
             fail(
                 f"`engine` was made from {url!r}, not from DATABASE_URL: pass DATABASE_URL as the "
-                "first argument of create_async_engine (and re-run step 3 after changing step 1)."
+                "first argument of create_async_engine (and run step 3 again after changing step 1)."
             )
 
 
-def _check_pool(engine, size_wanted: int, name: str) -> None:
+def _check_pool(engine, size_wanted: int) -> None:
     pool = engine.pool
     if not isinstance(pool, QueuePool):
         kind = type(pool).__name__
@@ -169,46 +204,46 @@ def _check_pool(engine, size_wanted: int, name: str) -> None:
         fail(f"`engine` has a {kind}, not a queue pool: {why}.")
     if pool.size() != size_wanted:
         fail(
-            f"`engine`'s pool keeps {pool.size()} connections but {name} is {size_wanted}: "
+            f"`engine`'s pool keeps {pool.size()} connections but POOL_SIZE is {size_wanted}: "
             "pass pool_size=POOL_SIZE to create_async_engine."
         )
 
 
-@guarded
+@check(step=3, points=1, description="engine's pool is a queue pool of POOL_SIZE connections")
 async def step3_engine_pool_size(ns: dict) -> None:
     async with _step3_engine(ns) as engine:
-        _check_pool(engine, ref.POOL_SIZE, "POOL_SIZE")
+        _check_pool(engine, ref.POOL_SIZE)
 
 
-@guarded
+@check(step=3, points=1, hidden=True, needs=("step3_engine_pool_size",),
+       description="the pool size comes from POOL_SIZE, not a typed-in number")
 async def step3_pool_size_uses_variable(ns: dict) -> None:
-    """Hidden: the pool size must follow POOL_SIZE, not a number typed into the call."""
+    """If POOL_SIZE were another number, would the student's step-3 code make that pool?"""
     async with _step3_engine(ns) as engine:
-        _check_pool(engine, ref.POOL_SIZE, "POOL_SIZE")
+        _check_pool(engine, ref.POOL_SIZE)
     probe = ref.POOL_SIZE + 2
-    call = history.assignment("engine")
-    if call is None:
-        fail(f"could not find the line that creates `engine` in the cells you ran: write {STEP3_HOW} at the top level of the step 3 cell.")
-    keywords = [kw.arg for kw in getattr(call, "keywords", [])]
-    func = getattr(call, "func", None)
-    called = getattr(func, "id", None) or getattr(func, "attr", None)
-    if called in ("create_async_engine", "create_engine") and "pool_size" not in keywords and None not in keywords:
-        fail(
-            "`engine` was created without pool_size, so its pool has SQLAlchemy's default size "
-            "(which happens to be 5): pass pool_size=POOL_SIZE to create_async_engine."
-        )
-    rebuilt = history.rebuild("engine", ns, {"DATABASE_URL": ref.DATABASE_URL, "POOL_SIZE": probe})
+    values = {**_standing_in(ns), "POOL_SIZE": probe}
+    rebuilt, error = await cells.rerun(ns, "engine", values)
     try:
-        if rebuilt is None or getattr(getattr(rebuilt, "pool", None), "size", lambda: None)() != probe:
+        pool = getattr(rebuilt, "pool", None)
+        if isinstance(pool, QueuePool) and pool.size() == probe:
+            return
+        source = (cells.latest("engine") or cells.Run("", None, frozenset())).source
+        if error is None and "pool_size" not in source:
             fail(
-                "`engine`'s pool size is typed in as a number: pass pool_size=POOL_SIZE so that "
-                "changing POOL_SIZE changes the pool."
+                "`engine` was created without pool_size, so its pool has SQLAlchemy's default size "
+                "(which happens to be 5): pass pool_size=POOL_SIZE to create_async_engine."
             )
+        fail(
+            f"with POOL_SIZE = {probe}, your step 3 code still made a pool of "
+            f"{pool.size() if isinstance(pool, QueuePool) else 'another size'}: the pool size is typed in as a "
+            "number; pass pool_size=POOL_SIZE so that changing POOL_SIZE changes the pool."
+        )
     finally:
         await _dispose(rebuilt)
 
 
-@guarded
+@check(step=3, points=1, description="engine really connects to the database")
 async def step3_engine_connects(ns: dict) -> None:
     async with _step3_engine(ns) as engine:
         engine = _require_async(engine)
@@ -228,10 +263,11 @@ async def step3_engine_connects(ns: dict) -> None:
 
 # --------------------------------------------------------------------------------- step 4
 
-def _step4_app(ns: dict):
+def _step4(ns: dict):
+    """The student's app and dependency, after their step-4 cells ran without error."""
     from fastapi import FastAPI
-    from fastapi.routing import APIRoute
 
+    _cell_failed(4, ns, also=_ROUTE_CODE)
     app = ns.get("app", _MISSING)
     if app is _MISSING:
         fail("`app` is not defined: create it in the step 4 cell with app = FastAPI() and run the cell.")
@@ -242,26 +278,7 @@ def _step4_app(ns: dict):
         fail("`get_connection` is not defined: write the dependency `async def get_connection():` in the step 4 cell.")
     if not callable(dependency):
         fail(f"`get_connection` is a {type(dependency).__name__}; it must be a function (async def get_connection(): ...).")
-    routes = [r for r in app.routes if isinstance(r, APIRoute) and r.path == "/items" and "GET" in r.methods]
-    if not routes:
-        fail('`app` has no GET route /items: decorate your route function with @app.get("/items").')
-    return app, routes[0], dependency
-
-
-def _dependency_calls(dependant):
-    for sub in dependant.dependencies:
-        yield sub.call
-        yield from _dependency_calls(sub)
-
-
-@guarded
-def step4_app_has_items_route(ns: dict) -> None:
-    _, route, dependency = _step4_app(ns)
-    if dependency not in set(_dependency_calls(route.dependant)):
-        fail(
-            "GET /items does not use `get_connection`: take the connection as a route parameter, "
-            "conn: AsyncConnection = Depends(get_connection)."
-        )
+    return app, dependency
 
 
 @contextlib.asynccontextmanager
@@ -270,8 +287,8 @@ async def _step4_engine(ns: dict):
 
     The student's `engine` when it is a working pooled AsyncEngine on the lesson's database;
     otherwise (steps 1-3 unfinished or wrong) a correct engine stands in under the name
-    `engine`, so that step 4 is graded on its own. Its pool gives up after a few seconds
-    instead of 30, so a leaking dependency is caught quickly.
+    `engine`, so that step 4 is graded on its own, and the check says so. Its pool gives up
+    after a few seconds instead of 30, so a leaking dependency is caught quickly.
     """
     engine = ns.get("engine", _MISSING)
     usable = (
@@ -289,70 +306,94 @@ async def _step4_engine(ns: dict):
             pool._timeout = saved_timeout
             await engine.dispose()
         return
-    stand_in = create_async_engine(ref.DATABASE_URL, pool_size=ref.POOL_SIZE, pool_timeout=ref.CHECK_POOL_TIMEOUT)
-    ns["engine"] = stand_in
+    stand_in("Step 4 is graded with a correct `engine` standing in for yours, which is missing or not a working "
+             "pooled AsyncEngine on DATABASE_URL: make steps 1 to 3 pass, then run step 4 again.")
+    substitute = create_async_engine(ref.DATABASE_URL, pool_size=ref.POOL_SIZE, pool_timeout=ref.CHECK_POOL_TIMEOUT)
+    ns["engine"] = substitute
     try:
-        yield stand_in
+        yield substitute
     finally:
         if engine is _MISSING:
             ns.pop("engine", None)
         else:
             ns["engine"] = engine
-        await stand_in.dispose()
+        await substitute.dispose()
 
 
-def _explain(exc: BaseException) -> str:
-    """One sentence for an error raised while the app answered GET /items."""
-    message = str(exc)
-    if isinstance(exc, sa_exc.ResourceClosedError) or "closed" in message.lower() and isinstance(exc, sa_exc.SQLAlchemyError):
-        return CLOSED_CONNECTION
-    if isinstance(exc, sa_exc.TimeoutError):
-        return LEAK_TIMEOUT
-    if isinstance(exc, TimeoutError):
-        return (
-            f"GET /items did not answer within {ref.CHECK_TIME_LIMIT} s: the route is waiting for "
-            "something that never comes, usually a pooled connection that was never given back."
-        )
-    if isinstance(exc, sa_exc.ObjectNotExecutableError):
-        return 'conn.execute() was given a plain string: wrap the SQL in text(), e.g. text("SELECT * FROM items").'
-    if isinstance(exc, sa_exc.OperationalError) and "no such table" in message:
-        return "the query found no `items` table: run the setup cell at the top of the notebook and check the table name."
-    if isinstance(exc, TypeError) and "asynchronous context manager" in message:
-        return "`async with` was used on something that is not async: open the connection with `async with engine.connect() as conn:` on the AsyncEngine from step 3."
-    if isinstance(exc, TypeError) and "coroutine" in message:
-        return f"a coroutine was used without `await` ({message}): write `await conn.execute(...)`."
-    first_line = message.strip().splitlines()[0] if message.strip() else ""
-    return (
-        f"GET /items raised {type(exc).__name__}: {first_line[:200]}; run your cell that calls "
-        "/items to see the full error."
-    )
+def _code_objects(dependency) -> set:
+    """The code that runs when FastAPI calls `dependency` (a function, or an object whose
+    class defines `__call__`), wrappers and wrapped functions alike."""
+    found, todo = set(), [dependency, getattr(dependency, "func", None), getattr(type(dependency), "__call__", None)]
+    while todo:
+        item = todo.pop()
+        if item is None:
+            continue
+        code = getattr(item, "__code__", None) or getattr(getattr(item, "__func__", None), "__code__", None)
+        if code is not None and code not in found:
+            found.add(code)
+            todo.append(getattr(item, "__wrapped__", None))
+    return found
+
+
+@contextlib.contextmanager
+def _watching(dependency):
+    """Notes whether `dependency`'s code runs inside the block (in this thread: async code)."""
+    codes, seen = _code_objects(dependency), []
+    previous = sys.getprofile()
+
+    def profile(frame, event, _arg):
+        if event == "call" and frame.f_code in codes:
+            seen.append(frame.f_code)
+
+    sys.setprofile(profile)
+    try:
+        yield seen
+    finally:
+        sys.setprofile(previous)
 
 
 async def _get_items(app, count: int = 1) -> list[httpx.Response]:
     """`count` concurrent GET /items, in-process, each bounded in time."""
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://lesson") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://lesson", follow_redirects=True) as client:
         try:
             async with asyncio.timeout(ref.CHECK_TIME_LIMIT):
                 return await asyncio.gather(*(client.get("/items") for _ in range(count)))
         except Exception as exc:  # the app's own exception, re-raised by ASGITransport
-            fail(_explain(exc))
+            fail(explain.at_request(exc))
+
+
+QUERY_PARAMETER = (
+    "GET /items answered 422 because FastAPI read the route's connection parameter from the "
+    "request's query: give it `Depends`, `conn: AsyncConnection = Depends(get_connection)`."
+)
 
 
 def _rows_of(response: httpx.Response) -> list:
     if response.status_code == 404:
-        fail('GET /items answered 404 Not Found: add the route with @app.get("/items").')
+        fail('`app` does not answer GET /items (404 Not Found): add the route with @app.get("/items").')
+    if response.status_code == 405:
+        fail("`app` has /items, but not for GET (405 Method Not Allowed): use @app.get(\"/items\"), not post or put.")
     if response.status_code == 422:
-        fail(
-            "GET /items answered 422: FastAPI read a route parameter as a query parameter; take "
-            "the connection with conn: AsyncConnection = Depends(get_connection)."
-        )
+        fail(QUERY_PARAMETER)
     if response.status_code != 200:
         fail(f"GET /items answered {response.status_code} instead of 200: {response.text[:200]}")
     try:
         rows = response.json()
     except ValueError:
         fail("GET /items did not answer JSON: return the rows (a list of dicts) from the route.")
+    if rows is None:
+        fail("GET /items answered null: the route function returns nothing; end it with `return result.mappings().all()`.")
+    if rows == {}:
+        fail(
+            "GET /items answered {}, an empty JSON object: the route returned a result object, not its rows; "
+            "add `.all()`, for example `return result.mappings().all()`."
+        )
+    if isinstance(rows, dict):
+        fail(
+            f"GET /items answered a JSON object (keys {sorted(rows)[:5]}), not a list: return the list of rows "
+            "itself, for example `return result.mappings().all()`."
+        )
     if not isinstance(rows, list):
         fail(f"GET /items returned a JSON {type(rows).__name__}, not a list: return one dict per row in a list.")
     if rows and not all(isinstance(row, dict) for row in rows):
@@ -361,6 +402,35 @@ def _rows_of(response: httpx.Response) -> list:
             "`[dict(row._mapping) for row in result]`."
         )
     return rows
+
+
+@check(step=4, points=1,
+       description="app answers GET /items with a route that takes its connection from get_connection")
+async def step4_app_has_items_route(ns: dict) -> None:
+    app, dependency = _step4(ns)
+    async with _step4_engine(ns):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://lesson", follow_redirects=True) as client:
+            with _watching(dependency) as seen:
+                try:
+                    async with asyncio.timeout(ref.CHECK_TIME_LIMIT):
+                        response = await client.get("/items")
+                except Exception:
+                    return  # the route exists and failed: the next checks say why
+    if response.status_code in (404, 405):
+        _rows_of(response)
+    if seen:
+        return
+    if response.status_code == 422:
+        fail(QUERY_PARAMETER)
+    if not (inspect.iscoroutinefunction(dependency) or inspect.isasyncgenfunction(dependency)
+            or inspect.iscoroutinefunction(getattr(type(dependency), "__call__", None))
+            or inspect.isasyncgenfunction(getattr(type(dependency), "__call__", None))):
+        fail(
+            "`get_connection` is a plain `def`, but the async engine's connection needs `async with`: write "
+            "`async def get_connection():` with `async with engine.connect() as conn: yield conn`."
+        )
+    fail(NO_DEPENDS + " (If you changed `get_connection`, run the cell that defines the route again too.)")
 
 
 def _normal(row: dict):
@@ -392,18 +462,30 @@ async def _wait_all_checked_in(engine: AsyncEngine) -> int:
     return engine.pool.checkedout()
 
 
-@guarded
+@check(step=4, points=2, description="GET /items answers 200 with every row of items as a list of dicts")
 async def step4_items_returns_all_rows(ns: dict) -> None:
-    app, _, _ = _step4_app(ns)
+    app, _ = _step4(ns)
     async with _step4_engine(ns):
         (response,) = await _get_items(app)
         _assert_same_rows(_rows_of(response), db.table_rows(), "With the rows the setup cell made")
 
 
-@guarded
+@check(step=4, points=1, description="after each request every connection is back in the pool")
+async def step4_connections_returned(ns: dict) -> None:
+    app, _ = _step4(ns)
+    async with _step4_engine(ns) as engine:
+        for _ in range(3):
+            (response,) = await _get_items(app)
+            _rows_of(response)
+            still_out = await _wait_all_checked_in(engine)
+            if still_out:
+                fail(LEAK.format(n=still_out))
+
+
+@check(step=4, points=2, hidden=True, needs=("step4_items_returns_all_rows",),
+       description="rows put in the table at grading time come back, and an empty table gives []")
 async def step4_items_reads_the_table(ns: dict) -> None:
-    """Hidden: rows put in at grading time come back, and an empty table gives []."""
-    app, _, _ = _step4_app(ns)
+    app, _ = _step4(ns)
     async with _step4_engine(ns):
         with db.rows_replaced(db.random_rows(7)) as rows:
             (response,) = await _get_items(app)
@@ -414,23 +496,10 @@ async def step4_items_reads_the_table(ns: dict) -> None:
                 fail(FIXED_LIST.format(when="With the table emptied"))
 
 
-@guarded
-async def step4_connections_returned(ns: dict) -> None:
-    """Hidden: after each request every connection is back in the pool (a leak fails fast)."""
-    app, _, _ = _step4_app(ns)
-    async with _step4_engine(ns) as engine:
-        for _ in range(3):
-            (response,) = await _get_items(app)
-            _rows_of(response)
-            still_out = await _wait_all_checked_in(engine)
-            if still_out:
-                fail(LEAK.format(n=still_out))
-
-
-@guarded
+@check(step=4, points=1, hidden=True, needs=("step4_connections_returned",),
+       description="20 requests at once all succeed through the pool, within its limit")
 async def step4_concurrent_requests_share_the_pool(ns: dict) -> None:
-    """Hidden: 20 requests at once all succeed, through the pool, within its limit."""
-    app, _, _ = _step4_app(ns)
+    app, _ = _step4(ns)
     async with _step4_engine(ns) as engine:
         pool = engine.pool
         limit = pool.size() + max(pool._max_overflow, 0)
@@ -464,17 +533,3 @@ async def step4_concurrent_requests_share_the_pool(ns: dict) -> None:
         still_out = await _wait_all_checked_in(engine)
         if still_out:
             fail(LEAK.format(n=still_out))
-
-
-STEP_CHECKS = {
-    1: ["step1_database_url"],
-    2: ["step2_pool_size"],
-    3: ["step3_engine_is_async", "step3_engine_pool_size", "step3_pool_size_uses_variable", "step3_engine_connects"],
-    4: [
-        "step4_app_has_items_route",
-        "step4_items_returns_all_rows",
-        "step4_items_reads_the_table",
-        "step4_connections_returned",
-        "step4_concurrent_requests_share_the_pool",
-    ],
-}

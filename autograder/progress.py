@@ -3,8 +3,11 @@
 `show()` (a read-only cell near the top of the lesson, and again at its end) displays a
 panel; every step check reports its result here (autograder.report.guarded), and the panel
 updates in place through its display id, wherever it is shown. A step counts as done when
-each of its visible checks has passed on its latest run (a later failure undoes it). When a
-check completes a step, its cell also prints one line saying so and what comes next.
+each of its visible checks (autograder.registry) has passed on its latest run, on the
+student's own values: a pass with an earlier step's correct value standing in does not
+count, and a later failure undoes it. When a check completes a step, its cell also prints
+one line saying so and what comes next. Importing this module also starts recording the
+cells the student runs (autograder.cells), which the checks read.
 
 The panel is plain HTML (no widget), so it also shows in nbconvert output and feedback. This
 module never raises and never writes to stderr: a test cell must not lose its points to it.
@@ -13,40 +16,43 @@ from __future__ import annotations
 
 import html
 
-# step number -> (title, the checks whose latest run must have passed)
-STEPS = {
-    1: ("the database URL", ("step1_database_url",)),
-    2: ("the pool size", ("step2_pool_size",)),
-    3: ("the pooled async engine", ("step3_engine_is_async", "step3_engine_pool_size", "step3_engine_connects")),
-    4: ("the FastAPI route", ("step4_app_has_items_route", "step4_items_returns_all_rows")),
-}
+from autograder import cells, registry
+
 DISPLAY_ID = "course-progress"
 
-_latest: dict[str, bool] = {}  # check name -> did its latest run pass
+_latest: dict[str, bool] = {}  # check name -> did its latest run pass on the student's own values
 _shown = False
+cells.install()
+
+
+def steps() -> dict[int, tuple[str, tuple[str, ...]]]:
+    """step -> (title, the visible checks whose latest run must have passed)."""
+    return {n: (title, tuple(c.name for c in registry.for_step(n, hidden=False)))
+            for n, title in registry.STEPS.items()}
 
 
 def done_steps() -> list[int]:
-    return [n for n, (_, needed) in STEPS.items() if all(_latest.get(c) for c in needed)]
+    return [n for n, (_, needed) in steps().items() if all(_latest.get(c) for c in needed)]
 
 
 def next_step() -> int | None:
-    return next((n for n in STEPS if n not in done_steps()), None)
+    done = done_steps()
+    return next((n for n in registry.STEPS if n not in done), None)
 
 
 def summary() -> str:
     """One line of plain text: 'Progress: 2/4 steps done. Next: step 3, the pooled async engine.'"""
     done, upcoming = done_steps(), next_step()
-    line = f"Progress: {len(done)}/{len(STEPS)} steps done."
+    line = f"Progress: {len(done)}/{len(registry.STEPS)} steps done."
     if upcoming is None:
         return line + " All four steps pass: on to the quizzes."
-    return line + f" Next: step {upcoming}, {STEPS[upcoming][0]}."
+    return line + f" Next: step {upcoming}, {registry.STEPS[upcoming]}."
 
 
 def _html() -> str:
     done, upcoming = done_steps(), next_step()
     pills = []
-    for n, (title, _) in STEPS.items():
+    for n, title in registry.STEPS.items():
         state = "done" if n in done else "next" if n == upcoming else "todo"
         mark = {"done": "&#10003;", "next": "&#9654;", "todo": "&#9675;"}[state]
         colour = {"done": "#1a7f37", "next": "#0969da", "todo": "#6e7781"}[state]
@@ -54,7 +60,7 @@ def _html() -> str:
         pills.append(f'<span class="course-progress-step course-progress-{state}" '
                      f'style="margin-right:1.2em;color:{colour};font-weight:{weight}">'
                      f"{mark} Step {n}: {html.escape(title)}</span>")
-    percent = 100 * len(done) // len(STEPS)
+    percent = 100 * len(done) // len(registry.STEPS)
     return (
         '<div class="course-progress" style="border:1px solid #d0d7de;border-radius:6px;padding:8px 12px;'
         'font-family:sans-serif;font-size:14px">'
@@ -83,13 +89,14 @@ def show() -> None:
         pass
 
 
-def record(check: str, passed: bool) -> None:
-    """Called after every check; updates the panel, and says so when a step becomes done."""
+def record(check: str, passed: bool, stand_in: bool = False) -> None:
+    """Called after every check; updates the panel, and says so when a step becomes done.
+    A pass with an earlier step's value standing in (`stand_in`) does not count."""
     try:
-        if not any(check in needed for _, needed in STEPS.values()):
+        if not any(check in needed for _, needed in steps().values()):
             return
         before = set(done_steps())
-        _latest[check] = passed
+        _latest[check] = passed and not stand_in
         finished = set(done_steps()) - before
         if _shown:
             from IPython.display import update_display

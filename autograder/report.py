@@ -1,9 +1,15 @@
-"""How a check reports: one sentence, no traceback from our code, nothing on stderr.
+"""How a check reports: one sentence, once, no traceback from our code, nothing on stderr.
 
-nbgrader gives 0 points to a test cell that writes anything to stderr, so every check runs
-with warnings and stderr captured (`guarded`). A failure is raised as `CheckFailed`, which
-IPython renders as its message alone (`_render_traceback_`), so the student reads what to
-fix instead of the inside of this package.
+- nbgrader gives 0 points to a test cell that writes anything to stderr, so every check runs
+  with warnings and stderr captured (`guarded`).
+- A failure is raised as `CheckFailed`, which IPython renders as its message alone
+  (`_render_traceback_`), so the student reads what to fix instead of the inside of this
+  package.
+- One mistake, one message: when a later check fails for the very reason an earlier check in
+  this kernel already gave (and that check still fails), it points there instead of saying
+  it again.
+- A check that grades its step with an earlier step's correct value standing in (`stand_in`)
+  passes, says so once, and does not count towards the progress panel.
 """
 from __future__ import annotations
 
@@ -29,6 +35,48 @@ def fail(message: str) -> None:
     raise CheckFailed(message)
 
 
+# check name -> (its latest run passed, the message it gave when it failed)
+_latest: dict[str, tuple[bool, str]] = {}
+# a failure message -> the first check that gave it
+_first_said: dict[str, str] = {}
+# notes said by the check now running (stand-ins), and every note already shown -> by whom
+_notes: list[str] = []
+_notes_shown: dict[str, str] = {}
+
+
+def stand_in(note: str) -> None:
+    """Called by a check that grades its step with an earlier step's correct value."""
+    if note not in _notes:
+        _notes.append(note)
+
+
+def _once(name: str, message: str) -> str:
+    """The message to show for `name`'s failure: the message itself, or, if an earlier check
+    that still fails gave exactly this message, a pointer to it."""
+    first = _first_said.setdefault(message, name)
+    if first != name and _latest.get(first) == (False, message):
+        from autograder import registry
+
+        where = registry.get(first)
+        title = f"“{where.title}”" if where else f"`{first}`"
+        return f"Not passed, for the reason given above under {title}: fix that and run this cell again."
+    _first_said[message] = name
+    return message
+
+
+def _say_notes(name: str) -> None:
+    for note in _notes:
+        if _notes_shown.setdefault(note, name) == name:
+            print(note)
+
+
+def _unexpected(name: str, exc: BaseException) -> CheckFailed:
+    return CheckFailed(
+        f"the check `{name}` could not run ({type(exc).__name__}: {exc}); "
+        "re-run the notebook from the top (Kernel > Restart and Run All) and try again."
+    )
+
+
 @contextlib.contextmanager
 def _quiet():
     """Capture warnings and stderr (for example SQLAlchemy's garbage-collector warnings
@@ -43,11 +91,14 @@ def _quiet():
             gc.collect()
 
 
-def _unexpected(name: str, exc: BaseException) -> CheckFailed:
-    return CheckFailed(
-        f"the check `{name}` could not run ({type(exc).__name__}: {exc}); "
-        "re-run the notebook from the top (Kernel > Restart and Run All) and try again."
-    )
+def _finish(name: str, failure: CheckFailed | None):
+    passed = failure is None
+    _latest[name] = (passed, "" if passed else str(failure))
+    progress.record(name, passed, stand_in=bool(_notes))
+    if passed:
+        _say_notes(name)
+        return None
+    return CheckFailed(_once(name, str(failure)))
 
 
 def guarded(func):
@@ -57,6 +108,7 @@ def guarded(func):
     if inspect.iscoroutinefunction(func):
         @functools.wraps(func)
         async def run_async(*args, **kwargs):
+            _notes.clear()
             with _quiet():
                 try:
                     result = await func(*args, **kwargs)
@@ -67,15 +119,16 @@ def guarded(func):
                     raise
                 except Exception as exc:  # never show our own traceback to a student
                     failure = _unexpected(name, exc)
-            progress.record(name, failure is None)
-            if failure is None:
+            shown = _finish(name, failure)
+            if shown is None:
                 return result
-            raise failure.with_traceback(None) from None
+            raise shown.with_traceback(None) from None
 
         return run_async
 
     @functools.wraps(func)
     def run(*args, **kwargs):
+        _notes.clear()
         with _quiet():
             try:
                 result = func(*args, **kwargs)
@@ -84,9 +137,36 @@ def guarded(func):
                 failure = exc
             except Exception as exc:
                 failure = _unexpected(name, exc)
-        progress.record(name, failure is None)
-        if failure is None:
+        shown = _finish(name, failure)
+        if shown is None:
             return result
-        raise failure.with_traceback(None) from None
+        raise shown.with_traceback(None) from None
 
     return run
+
+
+def hidden_gate(name: str) -> None:
+    """The visible part of a hidden check's cell: it passes once the visible checks that the
+    hidden one builds on pass (so a blank notebook fails it), and says the rest is graded later."""
+    from autograder import registry
+
+    check = registry.get(name)
+    if check is None:
+        raise CheckFailed(f"there is no check named `{name}`: restore this test cell from a fresh copy of the notebook.")
+    waiting = [n for n in check.needs if not _latest.get(n, (False, ""))[0]]
+    if waiting:
+        titles = "; ".join(f"“{registry.get(n).title}”" for n in waiting)
+        raise CheckFailed(
+            f"This hidden check runs when your notebook is graded, and only counts once these checks above pass: "
+            f"{titles}. Make them pass first."
+        ).with_traceback(None)
+    print(f"Hidden check, run when your notebook is graded: {check.description}.")
+
+
+def reset() -> None:
+    """Forget every result (tests; a fresh kernel starts this way)."""
+    _latest.clear()
+    _first_said.clear()
+    _notes.clear()
+    _notes_shown.clear()
+    progress.reset()

@@ -1,16 +1,27 @@
-"""The progress indicator's bookkeeping (autograder/progress.py), without a kernel."""
+"""The progress indicator's bookkeeping (autograder/progress.py), without a kernel.
+
+Its steps come from the checks' declarations (autograder.registry)."""
 from __future__ import annotations
 
 import pytest
 
-from autograder import progress
+from autograder import progress, registry, report
 
 
 @pytest.fixture(autouse=True)
 def fresh():
-    progress.reset()
+    report.reset()
     yield
-    progress.reset()
+    report.reset()
+
+
+def test_the_panel_waits_for_each_steps_visible_checks():
+    steps = progress.steps()
+    assert list(steps) == [1, 2, 3, 4]
+    for n, (title, needed) in steps.items():
+        assert title == registry.STEPS[n]
+        assert set(needed) == {c.name for c in registry.declared() if c.step == n and not c.hidden}
+    assert "step4_connections_returned" in steps[4][1], "the leak check is visible, so the panel waits for it"
 
 
 def test_a_step_is_done_when_all_its_checks_pass(capsys):
@@ -20,6 +31,13 @@ def test_a_step_is_done_when_all_its_checks_pass(capsys):
     progress.record("step3_engine_connects", True)
     assert progress.done_steps() == [3]
     assert capsys.readouterr().out == "Step 3 done. Progress: 1/4 steps done. Next: step 1, the database URL.\n"
+
+
+def test_a_pass_with_a_stand_in_does_not_count(capsys):
+    progress.record("step3_engine_is_async", True)
+    progress.record("step3_engine_pool_size", True)
+    progress.record("step3_engine_connects", True, stand_in=True)
+    assert progress.done_steps() == [] and capsys.readouterr().out == ""
 
 
 def test_a_later_failure_undoes_the_step(capsys):
@@ -37,19 +55,22 @@ def test_hidden_and_quiz_checks_do_not_count(capsys):
 
 
 def test_all_done_points_to_the_quizzes():
-    for _, needed in progress.STEPS.values():
+    for _, needed in progress.steps().values():
         for check in needed:
             progress.record(check, True)
     assert progress.summary() == "Progress: 4/4 steps done. All four steps pass: on to the quizzes."
 
 
-def test_every_step_check_exists_and_is_graded():
-    """The checks the panel waits for are real checks, each the visible part of a graded cell."""
-    from autograder import checks
-    from course import graded_cells
+def test_every_declared_check_is_a_graded_cell_with_its_points():
+    """The lesson's test cells are made from the declarations: same names, points, hidden parts."""
+    from course import SOURCE_NB, graded_cells
+    import nbformat
 
     cells = graded_cells()
-    for _, needed in progress.STEPS.values():
-        for name in needed:
-            assert callable(getattr(checks, name)), name
-            assert name in cells, f"{name} is not a graded cell"
+    sources = {c.id: c.source for c in nbformat.read(SOURCE_NB, as_version=4).cells}
+    for c in registry.declared():
+        assert cells.get(c.name) == c.points, c.name
+        assert ("### BEGIN HIDDEN TESTS" in sources[c.name]) == c.hidden, c.name
+    steps = {n for n, _ in registry.STEPS.items()}
+    assert {gid for gid in cells if gid.startswith("step")} == {c.name for c in registry.declared()}
+    assert steps == {c.step for c in registry.declared()}

@@ -100,6 +100,8 @@ def test_graded_cells_are_thin_and_named_after_their_check():
             assert f"checks.{meta['grade_id']}(globals())" in cell.source
             code = [l for l in cell.source.splitlines()[1:] if l.strip() and not l.startswith("###")]
             assert all(l.startswith(("from autograder import checks", "checks.", "await checks.")) for l in code), cell.id
+            if "### BEGIN HIDDEN TESTS" in cell.source:  # the visible part is the gate of the hidden check
+                assert f'checks.ready("{meta["grade_id"]}")' in cell.source, cell.id
 
 
 def test_every_step_has_graded_points_and_each_quiz_question_one():

@@ -1,0 +1,199 @@
+"""What the student ran: every executed cell's code, the names it defines, and its error.
+
+An IPython `post_run_cell` hook (installed when the progress panel or the checks are
+imported, near the top of the lesson) records each cell as it runs. The checks use it to
+- say "your step 3 cell raised TypeError ..." instead of grading a stale `engine` from an
+  earlier run (no "Step N done" while the student's own cell of that step fails);
+- run the student's own step-3 code again with other inputs: "if POOL_SIZE were 7, would
+  the pool keep 7?", a behavioural question for any code through which the value flows
+  (a variable, a dict of options, a helper function ...), and "with the correct POOL_SIZE
+  standing in, does step 3 work?", so a mistake in an earlier step costs that step only.
+
+Cells the grader itself runs (test cells, which import `autograder`) are not the student's
+and are never run again. Without the hook (cells run before it was installed) the cells'
+code comes from IPython's `In`, with no record of errors.
+"""
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import re
+from dataclasses import dataclass
+
+_FLAGS = ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+_MISSING = object()
+
+
+@dataclass
+class Run:
+    source: str                   # the cell's Python code, as IPython ran it (magics transformed)
+    error: BaseException | None   # what it raised, if anything
+    defines: frozenset[str]       # names its top level assigns, defines or imports
+
+
+_runs: list[Run] = []
+
+
+def _tree(source: str) -> ast.Module | None:
+    try:
+        return compile(source, "<cell>", "exec", flags=_FLAGS)
+    except (SyntaxError, ValueError):
+        return None
+
+
+def _top_level(statements):
+    """Statements that run at a cell's top level (descending into if/for/while/with/try)."""
+    for node in statements:
+        yield node
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        for field in ("body", "orelse", "finalbody"):
+            yield from _top_level(getattr(node, field, []) or [])
+        for handler in getattr(node, "handlers", []) or []:
+            yield from _top_level(handler.body)
+
+
+def _targets(node) -> list[str]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return [(a.asname or a.name).split(".")[0] for a in node.names]
+    targets = []
+    if isinstance(node, ast.Assign):
+        targets = node.targets
+    elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and (not isinstance(node, ast.AnnAssign) or node.value):
+        targets = [node.target]
+    elif isinstance(node, (ast.With, ast.AsyncWith)):
+        targets = [item.optional_vars for item in node.items if item.optional_vars]
+    elif isinstance(node, (ast.For, ast.AsyncFor)):
+        targets = [node.target]
+    names = []
+    for target in targets:
+        names += [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+    return names
+
+
+_ASSIGNED = re.compile(r"^(?:async\s+def\s+|def\s+|class\s+)?([A-Za-z_]\w*)\s*(?:[:=(]|$)", re.M)
+
+
+def _defines(source: str) -> frozenset[str]:
+    tree = _tree(source)
+    if tree is None:  # not valid Python: the names it seems to assign, so its error is still found
+        return frozenset(_ASSIGNED.findall(source))
+    return frozenset(name for node in _top_level(tree.body) for name in _targets(node))
+
+
+def _is_graders(source: str) -> bool:
+    """A test or read-only course cell: it imports our package."""
+    return "from autograder import" in source or "import autograder" in source
+
+
+def _shell():
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
+
+
+def _record(result) -> None:
+    try:
+        shell = _shell()
+        raw = result.info.raw_cell if result.info is not None else ""
+        source = shell.transform_cell(raw) if shell is not None else raw
+        error = result.error_before_exec or result.error_in_exec
+        if not _is_graders(source):
+            _runs.append(Run(source, error, _defines(source)))
+    except Exception:  # a hook must never disturb the student's cell
+        pass
+
+
+def install() -> None:
+    """Start recording cells (once per kernel, whatever reloads this module)."""
+    shell = _shell()
+    if shell is None or getattr(shell, "_course_cells_hook", None) is not None:
+        return
+    shell.events.register("post_run_cell", _record)
+    shell._course_cells_hook = _record
+
+
+def runs() -> list[Run]:
+    """The student's executed cells, oldest first."""
+    shell = _shell()
+    if _runs or shell is None:
+        return list(_runs)
+    sources = list(shell.user_ns.get("In") or shell.history_manager.input_hist_parsed)
+    return [Run(s, None, _defines(s)) for s in sources if s.strip() and not _is_graders(s)]
+
+
+def latest(name: str) -> Run | None:
+    """The latest executed cell that defines `name` at its top level."""
+    return next((r for r in reversed(runs()) if name in r.defines), None)
+
+
+def raised(names, also: str | None = None) -> Run | None:
+    """The latest cell defining one of `names` when it raised; with `also` (a regular
+    expression), also the latest cell after those whose code matches it (a route added to
+    `app` in a cell of its own, say), when it raised."""
+    found = [run for run in (latest(name) for name in names) if run is not None]
+    if also:
+        history = runs()
+        first = min((history.index(run) for run in found), default=0)
+        later = [run for run in history[first:] if re.search(also, run.source)]
+        if later:
+            found.append(later[-1])
+    return next((run for run in found if run.error is not None), None)
+
+
+class _Rewrite(ast.NodeTransformer):
+    """Top-level `NAME = ...` becomes `NAME = <value>` for the names being stood in."""
+
+    def __init__(self, values: dict):
+        self.values = values
+
+    def visit_FunctionDef(self, node):  # assignments inside functions are left alone
+        return node
+
+    visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = visit_FunctionDef
+
+    def _value(self, node, targets):
+        names = [t.id for t in targets if isinstance(t, ast.Name) and t.id in self.values]
+        if names and len(targets) == 1:
+            node.value = ast.copy_location(ast.Constant(self.values[names[0]]), node.value)
+        return node
+
+    def visit_Assign(self, node):
+        return self._value(node, node.targets)
+
+    def visit_AnnAssign(self, node):
+        return self._value(node, [node.target]) if node.value else node
+
+
+async def rerun(ns: dict, name: str, values: dict):
+    """Run the student's cells again, in a copy of the namespace, from the latest one that
+    assigns one of `values`' names to the latest one that defines `name`, with those
+    assignments replaced by `values`. Returns (the new `name` or None, the error or None)."""
+    history = runs()
+    end = next((i for i in range(len(history) - 1, -1, -1) if name in history[i].defines), None)
+    if end is None:
+        return None, None
+    starts = [next((i for i in range(end, -1, -1) if key in history[i].defines), None) for key in values]
+    start = min([s for s in starts if s is not None], default=end)
+    scratch = dict(ns)
+    scratch.update(values)
+    scratch.pop(name, None)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            for run in history[start:end + 1]:
+                tree = _tree(run.source)
+                if tree is None:
+                    continue
+                tree = ast.fix_missing_locations(_Rewrite(values).visit(tree))
+                code = compile(tree, "<your cell, run again>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+                result = eval(code, scratch)  # noqa: S307 - the student's own cell, already run once
+                if hasattr(result, "__await__"):
+                    await result
+    except Exception as exc:
+        return scratch.get(name), exc
+    return scratch.get(name), None

@@ -1,0 +1,267 @@
+"""Common mistakes, named: an error the student's code raised -> one sentence saying what is
+wrong and how to fix it, in the lesson's terms (the raw error may follow, never alone).
+
+Two tables, each a list of `Mistake`s tried in order, the first match wins:
+- `AT_REQUEST`: errors raised while the app answered GET /items (the route, its dependency,
+  the query, turning the return value into JSON);
+- `IN_CELL`: errors a student's step cell raised when it ran (a wrong import, a name used
+  before it is defined, a route parameter FastAPI cannot read ...).
+
+To name a new mistake, add a `Mistake` to the right table (ARCHITECTURE.md has the recipe) and
+a case to tests/mistakes.py.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+FIX_LEAK = "yield the connection inside `async with engine.connect() as conn:` so it is closed after every request."
+
+
+@dataclass(frozen=True)
+class Clue:
+    """What we know about an error: the exception, its text, the chain of causes, the code
+    it passed through, and (when FastAPI could not encode it) what the route returned."""
+    exc: BaseException
+    text: str
+    chain: tuple[BaseException, ...]
+    files: tuple[str, ...]
+    returned: object = None
+    step: int = 0
+    ns: dict | None = None
+    source: str = ""
+
+    def any(self, kind) -> bool:
+        return any(isinstance(e, kind) for e in self.chain)
+
+    def named(self, *names: str) -> bool:
+        return any(type(e).__name__ in names for e in self.chain)
+
+    def says(self, *words: str) -> bool:
+        text = " ".join(str(e) for e in self.chain).lower()
+        return any(w.lower() in text for w in words)
+
+    def through(self, fragment: str) -> bool:
+        return any(fragment in f for f in self.files)
+
+
+@dataclass(frozen=True)
+class Mistake:
+    key: str                            # a short name, for tests and reports
+    matches: Callable[[Clue], bool]
+    message: str | Callable[[Clue], str]
+
+    def say(self, clue: Clue) -> str:
+        return self.message(clue) if callable(self.message) else self.message
+
+
+def _chain(exc: BaseException) -> tuple[BaseException, ...]:
+    seen = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        group = getattr(exc, "exceptions", None)  # ExceptionGroup from a task group
+        if group:
+            seen.extend(e for e in group if e not in seen)
+        exc = exc.__cause__ or exc.__context__
+    return tuple(seen)
+
+
+def _frames(exc: BaseException):
+    tb = exc.__traceback__
+    while tb is not None:
+        yield tb.tb_frame
+        tb = tb.tb_next
+
+
+def _returned(chain) -> object:
+    """What FastAPI was turning into JSON when it failed (fastapi.encoders.jsonable_encoder's
+    `obj`), to tell "Row objects" from "the result itself"."""
+    found = None
+    for exc in chain:
+        for frame in _frames(exc):
+            if frame.f_code.co_name == "jsonable_encoder" and "obj" in frame.f_locals:
+                found = frame.f_locals["obj"]
+    return found
+
+
+def clue(exc: BaseException, *, step: int = 0, ns: dict | None = None, source: str = "") -> Clue:
+    chain = _chain(exc)
+    files = tuple(frame.f_code.co_filename for e in chain for frame in _frames(e))
+    return Clue(exc, str(exc), chain, files, _returned(chain), step, ns, source)
+
+
+def raw(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def _type_name(obj) -> str:
+    return type(obj).__name__
+
+
+def _bad_return(c: Clue) -> str:
+    kind = _type_name(c.returned)
+    if kind == "Row":
+        return ("the route returned SQLAlchemy `Row` objects, which FastAPI cannot turn into JSON objects: "
+                "return `result.mappings().all()` (one dict-like row each) instead of `result.fetchall()` or `result.all()`.")
+    if kind in ("CursorResult", "Result", "MappingResult", "ScalarResult", "AsyncResult"):
+        return ("the route returned the query's result object, not its rows: add `.all()`, "
+                "for example `return result.mappings().all()`.")
+    if kind == "coroutine":
+        return "the route returned a coroutine: a call is missing its `await`, for example `result = await conn.execute(...)`."
+    return (f"the route returned a {kind}, which FastAPI cannot turn into JSON: return the rows as a list of "
+            "dicts, for example `result.mappings().all()`.")
+
+
+def _no_table(c: Clue) -> str:
+    found = re.search(r"no such table: (\w+)", c.text)
+    name = found.group(1) if found else "?"
+    if name != "items":
+        return f"the query reads a table called `{name}`, which does not exist: the lesson's table is `items` (SELECT * FROM items)."
+    return "the query found no `items` table: run the setup cell at the top of the notebook, then your cells again."
+
+
+AT_REQUEST: list[Mistake] = [
+    Mistake("closed_connection",
+            lambda c: c.named("ResourceClosedError") or (c.says("closed") and c.through("sqlalchemy")),
+            "`get_connection` handed the route a closed connection: `return` inside `async with` closes it "
+            "before the route runs; use `yield conn` inside the `async with` block instead."),
+    Mistake("pool_exhausted", lambda c: c.any(_sa_timeout()),
+            "`get_connection` leaks connections: every pooled connection was checked out and never given "
+            "back, so a request gave up waiting for one (sqlalchemy.exc.TimeoutError); " + FIX_LEAK),
+    Mistake("no_answer", lambda c: type(c.exc) is TimeoutError,
+            "GET /items did not answer in time: the route is waiting for something that never comes, usually a "
+            "pooled connection that was never given back; " + FIX_LEAK),
+    Mistake("sync_session", lambda c: c.named("AsyncContextNotStarted") and c.through("sqlalchemy/orm/"),
+            "a synchronous `Session` cannot use the async engine: use `AsyncSession` from "
+            "sqlalchemy.ext.asyncio (`async with AsyncSession(engine) as session:`), or "
+            "`async with engine.connect() as conn:`."),
+    Mistake("connection_not_opened", lambda c: c.named("AsyncContextNotStarted"),
+            "the connection was never opened: `engine.connect()` on the async engine must be entered with "
+            "`async with engine.connect() as conn:` (or awaited: `conn = await engine.connect()`)."),
+    Mistake("sync_with_on_async",
+            lambda c: c.says("does not support the context manager protocol", "object does not support the context manager"),
+            "`with` is the synchronous form: the async engine's connection is opened with "
+            "`async with engine.connect() as conn:` inside `async def get_connection()`."),
+    Mistake("missing_await",
+            lambda c: c.says("'coroutine' object", "coroutine object") or _type_name(c.returned) == "coroutine",
+            "a call to the database is missing its `await`: `conn.execute(...)` gives a coroutine until "
+            "awaited, so write `result = await conn.execute(text(...))`."),
+    Mistake("plain_string_sql", lambda c: c.named("ObjectNotExecutableError"),
+            '`conn.execute()` was given a plain string: wrap the SQL in `text()`, e.g. '
+            '`await conn.execute(text("SELECT * FROM items"))` (`from sqlalchemy import text`).'),
+    Mistake("no_such_table", lambda c: c.says("no such table"), _no_table),
+    Mistake("no_such_column", lambda c: c.says("no such column"),
+            "the query names a column that `items` does not have: its columns are id, name and price "
+            "(SELECT * FROM items reads them all)."),
+    Mistake("sql_syntax", lambda c: c.named("OperationalError") and c.says("syntax error"),
+            "the SQL has a syntax error: the query is `SELECT * FROM items`."),
+    Mistake("response_model_mismatch", lambda c: c.named("ResponseValidationError"),
+            lambda c: ("FastAPI rejected what the route returned against its `response_model`: make the model's "
+                       "fields match the columns id (int), name (str) and price (float), and return a list of rows. "
+                       f"({raw(c.exc)})")),
+    Mistake("not_json", lambda c: c.returned is not None or (c.named("ValueError") and c.through("fastapi/encoders")),
+            _bad_return),
+    Mistake("async_generator_called",
+            lambda c: c.says("async_generator", "'async_generator' object"),
+            "`Depends(get_connection())` calls the dependency yourself: pass the function itself, "
+            "`Depends(get_connection)`, and FastAPI calls it for every request."),
+]
+
+
+def _sa_timeout():
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    return PoolTimeout
+
+
+def at_request(exc: BaseException) -> str:
+    """One sentence for an error raised while the app answered GET /items."""
+    c = clue(exc)
+    for mistake in AT_REQUEST:
+        if mistake.matches(c):
+            return mistake.say(c)
+    return (f"GET /items failed with {raw(exc)}: run your cell that calls /items to see the whole error, "
+            "and compare your route and `get_connection` with the hint of step 4.")
+
+
+# ------------------------------------------------------------------- errors in a step cell
+
+IMPORTS = {
+    "FastAPI": "from fastapi import FastAPI",
+    "Depends": "from fastapi import Depends",
+    "APIRouter": "from fastapi import APIRouter",
+    "text": "from sqlalchemy import text",
+    "select": "from sqlalchemy import select",
+    "create_async_engine": "from sqlalchemy.ext.asyncio import create_async_engine",
+    "AsyncConnection": "from sqlalchemy.ext.asyncio import AsyncConnection",
+    "AsyncSession": "from sqlalchemy.ext.asyncio import AsyncSession",
+    "AsyncEngine": "from sqlalchemy.ext.asyncio import AsyncEngine",
+    "Annotated": "from typing import Annotated",
+}
+
+
+def _missing_name(c: Clue) -> str | None:
+    found = re.search(r"name '(\w+)' is not defined", c.text)
+    return found.group(1) if found else None
+
+
+def _name_error(c: Clue) -> str:
+    name = _missing_name(c) or "?"
+    if name in IMPORTS:
+        return f"`{name}` is not defined in your step {c.step} cell: import it first, `{IMPORTS[name]}`."
+    if c.source and re.search(rf"^\s*(async\s+def|def|class)\s+{name}\b|^\s*{name}\s*=", c.source, re.M):
+        return (f"`{name}` was used before your step {c.step} cell defined it: Python runs a cell from top to "
+                f"bottom, so define `{name}` above the code that uses it (the dependency above the route).")
+    if name in ("DATABASE_URL", "POOL_SIZE", "engine") and c.step > 1:
+        earlier = {"DATABASE_URL": 1, "POOL_SIZE": 2, "engine": 3}[name]
+        return f"`{name}` was not defined when your step {c.step} cell ran: run the step {earlier} cell first, then this one."
+    return f"`{name}` is not defined in your step {c.step} cell: check its spelling (Python is case-sensitive)."
+
+
+def _import_error(c: Clue) -> str:
+    found = re.search(r"cannot import name '(\w+)'", c.text)
+    name = found.group(1) if found else None
+    if name in IMPORTS:
+        return f"`{name}` cannot be imported from there: write `{IMPORTS[name]}`."
+    return f"an import in your step {c.step} cell failed: check the module's and the name's spelling ({raw(c.exc)})."
+
+
+def _no_depends(c: Clue) -> str:
+    return ("FastAPI tried to read the route's connection parameter from the request, because it has no "
+            "`Depends`: write `conn: AsyncConnection = Depends(get_connection)` (or "
+            "`conn: Annotated[AsyncConnection, Depends(get_connection)]`).")
+
+
+IN_CELL: list[Mistake] = [
+    Mistake("syntax_error", lambda c: c.any(SyntaxError),
+            lambda c: f"your step {c.step} cell is not valid Python ({raw(c.exc)}, line {getattr(c.exc, 'lineno', '?')}): fix that line and run the cell again."),
+    Mistake("import_error", lambda c: c.any(ImportError), _import_error),
+    Mistake("name_error", lambda c: c.any(NameError) and _missing_name(c) is not None, _name_error),
+    Mistake("parameter_without_depends", lambda c: c.named("FastAPIError") and c.says("Invalid args for response field"),
+            lambda c: _no_depends(c) if c.says("AsyncConnection", "Connection", "Session", "Engine") else
+            f"FastAPI could not use a type in your route ({raw(c.exc)}): annotate the connection parameter and give it `Depends(get_connection)`."),
+    Mistake("dependency_called", lambda c: c.says("is not a callable object") and c.says("generator", "coroutine"),
+            "`Depends(get_connection())` calls the dependency yourself: pass the function itself, "
+            "`Depends(get_connection)`, and FastAPI calls it for every request."),
+    Mistake("memory_url_pool_size", lambda c: c.says("pool_size") and c.says("StaticPool", "SingletonThreadPool"),
+            "an in-memory SQLite URL gets a pool without a size, so `pool_size` is rejected: use the file URL from step 1."),
+    Mistake("unknown_engine_argument", lambda c: c.says("Invalid argument(s)") and c.says("create_engine"),
+            lambda c: f"`create_async_engine` does not take one of your arguments ({raw(c.exc)}): the pool's size is `pool_size=POOL_SIZE`."),
+    Mistake("sync_driver_for_async_engine", lambda c: c.says("is not async", "pysqlite") and c.named("InvalidRequestError"),
+            "`create_async_engine` needs an async driver: the URL must start with `sqlite+aiosqlite://` (step 1)."),
+]
+
+
+def in_cell(step: int, exc: BaseException, ns: dict | None = None, source: str = "") -> str:
+    """One sentence for an error the student's step cell raised when it last ran."""
+    c = clue(exc, step=step, ns=ns, source=source)
+    for mistake in IN_CELL:
+        if mistake.matches(c):
+            said = mistake.say(c)
+            if said.startswith("your step"):
+                return "Y" + said[1:]
+            return f"Your step {step} cell stopped with an error: {said}"
+    return (f"Your step {step} cell stopped with {raw(exc)} when you last ran it, so what it defines is missing "
+            "or out of date: fix the line the error points to and run the cell again.")
