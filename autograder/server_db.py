@@ -2,24 +2,23 @@
 
 The notebook reads its database URL from the environment variable COURSE_DATABASE_URL
 (for example postgresql+asyncpg://course:course@127.0.0.1:5432/course) and falls back to a
-SQLite file of its own when the variable is unset. `build_app` and `seed` are shown in the
-notebook as they are written here (tools/build_postgres_notebook.py copies their source into
-its cells), so the code the notebook runs is the code the tests run.
+SQLite file of its own when the variable is unset. `build_app` runs the lesson's step-4
+solution (autograder/solution.py) on an engine; tools/build_postgres_notebook.py shows that
+code, and `seed` as written here, in the notebook's cells, so the code the notebook runs is
+the code the tests run.
 
 `check_server` is run once, near the top; every later cell that needs the database starts
 with `if lab.ready():`, which prints one line and skips the cell when no server answered.
 """
-# No `from __future__ import annotations` here: FastAPI must see build_app's annotations as
-# objects, because Depends(get_connection) names a local function it cannot look up by name.
 import asyncio
 import time
-from typing import Annotated
 
 import httpx
-from fastapi import Depends, FastAPI
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
+
+from autograder import solution
 
 ENV_VAR = "COURSE_DATABASE_URL"
 SQLITE_URL = "sqlite+aiosqlite:///./postgres-lab.db"  # its own file: the lesson's test.db is untouched
@@ -128,20 +127,8 @@ def ready(needs_server: bool = False) -> bool:
 # ------------------------------------------------------------------------ the lesson's app
 
 def build_app(engine):
-    app = FastAPI()
-
-    async def get_connection():
-        # Borrow a connection from the pool; `yield` keeps it open while the route runs,
-        # and leaving the `async with` block gives it back after the response.
-        async with engine.connect() as conn:
-            yield conn
-
-    @app.get("/items")
-    async def read_items(conn: Annotated[AsyncConnection, Depends(get_connection)]):
-        result = await conn.execute(text("SELECT * FROM items"))
-        return [dict(row) for row in result.mappings()]
-
-    return app
+    """The lesson's app on `engine`: its step-4 solution code (autograder/solution.py), run as it is."""
+    return solution.build_app(engine)
 
 
 async def seed(engine, rows=SEED_ROWS):

@@ -322,20 +322,15 @@ def test_server_check_accepts_only_the_async_driver_and_hides_passwords():
     assert server_db.describe("postgresql+asyncpg://u:secret@127.0.0.1/d") == "postgresql+asyncpg://u:***@127.0.0.1/d"
 
 
-def test_server_app_is_the_lessons_app_code():
-    """autograder/server_db.build_app runs the lesson's solution code, line for line (comments aside)."""
-    import inspect
-    import textwrap
+def test_the_notebooks_app_is_the_lessons_solution():
+    """The PostgreSQL notebook's build_app runs the lesson's step-4 solution as the lesson shows it."""
+    import nbformat
 
-    from autograder import server_db
-    from course import solutions
+    from autograder.solution import step_code
+    from course import ROOT
 
-    def code_lines(text: str) -> list[str]:
-        lines = [line.rstrip() for line in text.splitlines()]
-        return [line for line in lines if line.strip() and not line.strip().startswith("#")]
-
-    lesson = solutions()["step4_app_solution"]
-    lesson = lesson[lesson.index("async def get_connection"):]
-    body = textwrap.dedent(inspect.getsource(server_db.build_app).split("\n", 1)[1])
-    body = body[body.index("async def get_connection"):body.index("return app")]
-    assert code_lines(body) == code_lines(lesson)
+    nb = nbformat.read(ROOT / "notebooks" / "postgres.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if c.id == "app-code")
+    body = [line[4:] for line in cell.source.split("def build_app(engine):", 1)[1].splitlines()[2:]]
+    body = "\n".join(body)
+    assert body[:body.index("return app")].strip() == step_code(4)

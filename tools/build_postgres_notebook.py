@@ -1,8 +1,9 @@
 """Write the self-study notebook notebooks/postgres.ipynb: the lesson's app on PostgreSQL.
 
 The notebook is generated from this file so that its cells and ids stay readable and
-reviewable. The app (`build_app`) and the seeding (`seed`) are copied into its cells from
-autograder/server_db.py, the code the tests run, so the two cannot drift apart.
+reviewable. The app is the lesson's step-4 solution (autograder/solution.py), shown wrapped in
+`build_app(engine)`, and the seeding is `seed` from autograder/server_db.py: the code the tests
+run, so the two cannot drift apart.
 
     python tools/build_postgres_notebook.py           # write the notebook
     python tools/build_postgres_notebook.py --check   # exit 1 if the committed one differs
@@ -21,6 +22,7 @@ from notebook_builder import ROOT, code, md, write_or_check
 NOTEBOOK = ROOT / "notebooks" / "postgres.ipynb"
 sys.path.insert(0, str(ROOT))
 from autograder import server_db  # noqa: E402
+from autograder.solution import step_code  # noqa: E402
 
 
 def guarded(cell_id: str, body: str, *, needs_server: bool = False):
@@ -32,6 +34,13 @@ def guarded(cell_id: str, body: str, *, needs_server: bool = False):
 
 def source_of(function) -> str:
     return inspect.getsource(function).rstrip()
+
+
+def build_app_source() -> str:
+    """`build_app(engine)`: the lesson's step-4 solution, on the engine it is given."""
+    body = "\n".join(("    " + line) if line.strip() else "" for line in step_code(4).splitlines())
+    return (f"def build_app(engine):\n    \"\"\"The lesson's step 4, on `engine`.\"\"\"\n{body}\n"
+            "    return app")
 
 
 ENV = server_db.ENV_VAR
@@ -89,14 +98,11 @@ rows, in one transaction, so running it again always ends with the same three ro
 is the same on both databases. This cell only defines them: nothing connects yet.
 """),
     code("app-code", "\n".join([
-        "from typing import Annotated",
-        "",
-        "from fastapi import Depends, FastAPI",
         "from sqlalchemy import text",
-        "from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine",
+        "from sqlalchemy.ext.asyncio import create_async_engine",
         "",
         "",
-        source_of(server_db.build_app),
+        build_app_source(),
         "",
         "",
         "SEED_ROWS = " + pprint.pformat(server_db.SEED_ROWS, sort_dicts=False, width=80).replace("\n", "\n" + " " * 12),
