@@ -140,7 +140,9 @@ def test_exhausted_pool_raises_sqlalchemys_timeout_error(cells):
 
 def test_leaked_connection_warning_is_caught_and_shown(cells):
     shown = _text(cells["leak_run"])
-    assert "checked out before: 1" in shown and "checked out after:  0" in shown
+    counts = re.findall(r"checked out after (the query|del conn|gc\.collect\(\)):\s+(\d+)", shown)
+    # the queried connection stays checked out after `del`, until the garbage collector runs
+    assert counts == [("the query", "1"), ("del conn", "1"), ("gc.collect()", "0")], shown
     assert GC_WARNING in shown and GC_WARNING_END in shown
     assert "logged it at ERROR level, on the logger sqlalchemy.pool" in shown
 
@@ -281,6 +283,35 @@ async def test_catch_pool_messages_keeps_the_gc_warning_off_stderr(db_url, capfd
     assert [(r.levelname, r.name) for r in caught.log] == [("ERROR", "sqlalchemy.pool.impl.AsyncAdaptedQueuePool")]
     assert capfd.readouterr().err == ""
     assert logging.getLogger("sqlalchemy.pool").propagate
+
+
+@pytest.mark.anyio
+async def test_a_leaked_connection_is_freed_at_del_unless_a_query_left_it_in_a_cycle(db_url):
+    """What the lab's leak experiment says: a connection that ran a query is held by a reference
+    cycle (the connection and its transaction) until gc.collect(); one that never ran a query
+    is freed by reference counting at `del`. Either way SQLAlchemy warns and terminates it."""
+    from sqlalchemy import text
+
+    engine = create_async_engine(db_url)
+    gc.disable()  # only the explicit gc.collect() below may run the collector
+    try:
+        for queried in (False, True):
+            conn = await engine.connect()
+            if queried:
+                await conn.execute(text("SELECT * FROM items"))
+                transaction = conn.sync_connection.get_transaction()
+                assert transaction.connection is conn.sync_connection  # the cycle
+                del transaction
+            with lab.catch_pool_messages() as caught:
+                del conn
+                after_del = engine.pool.checkedout()
+                gc.collect()
+            assert (after_del, engine.pool.checkedout()) == ((1, 0) if queried else (0, 0))
+            assert [w.category for w in caught.warnings] == [exc.SAWarning]
+            assert "garbage collector is trying to clean up non-checked-in" in str(caught.warnings[0].message)
+    finally:
+        gc.enable()
+        await engine.dispose()
 
 
 @pytest.mark.anyio

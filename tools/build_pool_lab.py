@@ -247,25 +247,30 @@ the next experiment shows the second kind.
 
 A connection checked out and never closed stays checked out: the pool cannot lend it to
 anyone else. The lesson's `yield` dependency inside `async with` prevents that. Here a
-connection is leaked on purpose: checked out with `await engine.connect()`, and then its
-only reference is dropped without `close()`.
+connection is leaked on purpose, as a buggy route would: checked out with
+`await engine.connect()`, used for a query, and then its only reference is dropped with `del`
+instead of `close()`.
 
-Python frees such an object when its garbage collector gets to it, which may be much later;
-`gc.collect()` makes that happen now. At that moment SQLAlchemy notices the lost connection.
-With an async driver such as aiosqlite it cannot do async clean-up from inside the garbage
-collector, so it does not return the connection to the pool: it terminates it, and it warns
-you. The cell catches that warning (and the matching line SQLAlchemy logs) and prints them.
+Running a query begins a transaction, and the connection and its transaction object refer
+to each other: a *reference cycle*. So `del` alone does not free the connection: Python
+frees objects in a cycle only when its garbage collector runs, which may be much later. `gc.collect()` makes that happen now. At
+that moment SQLAlchemy finds the lost connection. With an async driver such as aiosqlite it
+cannot do async clean-up from inside the garbage collector, so it does not return the
+connection to the pool: it terminates it, and it warns you. The cell counts the connections
+checked out after each line, and prints the warning (and the matching line SQLAlchemy logs).
 """),
     code("leak_run", '''
 leaky = create_async_engine(DATABASE_URL)
 conn = await leaky.connect()  # checked out... and never closed
-print("checked out before:", leaky.pool.checkedout())
+await conn.execute(text("SELECT * FROM items"))
+print("checked out after the query:     ", leaky.pool.checkedout())
 
 with lab.catch_pool_messages() as caught:
-    del conn      # the only reference is gone
-    gc.collect()  # the garbage collector finds the connection now
+    del conn      # the only reference is gone...
+    print("checked out after del conn:      ", leaky.pool.checkedout())
+    gc.collect()  # ...and the garbage collector finds the connection now
+    print("checked out after gc.collect():  ", leaky.pool.checkedout())
 
-print("checked out after: ", leaky.pool.checkedout())
 for warning in caught.warnings:
     print(f"\\n{warning.category.__name__}: {warning.message}")
 for record in caught.log:
@@ -275,13 +280,15 @@ await leaky.dispose()
     md("leak-saw", """
 **What you saw**
 
-The count went from 1 to 0 only when the garbage collector ran. SQLAlchemy
-warned that it had to clean up a *non-checked-in* connection and would terminate it, and
-asked you to return connections explicitly. In a real app you cannot count on the garbage
-collector running in time: until it does, a leaked connection counts against the pool's
-limit, and a few leaks turn into the `TimeoutError` of Experiment 3. The fix is to check out
-only with `async with engine.connect() as conn:` (or a `yield` dependency wrapping it), so
-every path gives the connection back.
+The count stayed at 1 after `del` and went to 0 only when the garbage collector ran.
+SQLAlchemy warned that it had to clean up a *non-checked-in* connection and would terminate
+it, and asked you to return connections explicitly. (A connection that never ran a query has
+no transaction, so no cycle: Python frees it, with the same warning, as soon as `del` drops
+the last reference. Delete the `execute` line and run the cell again to see it.) In a real
+app you cannot count on the garbage collector running in time: until it does, a leaked
+connection counts against the pool's limit, and a few leaks turn into the `TimeoutError` of
+Experiment 3. The fix is to check out only with `async with engine.connect() as conn:` (or a
+`yield` dependency wrapping it), so every path gives the connection back.
 """),
     md("speed-why", """
 ## Experiment 5: what pooling buys you
