@@ -73,13 +73,19 @@ def test_items_cell_shows_the_rows_as_json(executed):
     shown = _text(cells["step4_call_items"])
     assert "status: 200" in shown
     assert "'name': 'Espresso cup'" in shown and "'price': 89.99" in shown
-    assert "Current Checked out connections: 0" in shown  # the yield dependency gave it back
+    # the yield dependency gave its connection back, and the pool keeps it for reuse
+    assert "checked out: 0\n" in shown and "checked in:  1\n" in shown
+    assert "Healthy: the dependency gave its connection back" in shown and "A leak" not in shown
 
 
-def test_engine_exploration_cell_shows_the_queue_pool(executed):
+def test_engine_exploration_cell_explains_each_number(executed):
     _, cells = executed
-    assert "AsyncAdaptedQueuePool" in _text(cells["step3_explore_pool"])
-    assert "Pool size: 5" in _text(cells["step3_explore_pool"])
+    shown = _text(cells["step3_explore_pool"])
+    assert "Pool size: 5  Connections in pool: 0 Current Overflow: -5 Current Checked out connections: 0" in shown
+    assert "pool class: AsyncAdaptedQueuePool" in shown
+    for line in ("pool size: 5 =", "connections in pool: 0 =", "checked out: 0 =", "current overflow: -5 ="):
+        assert line in shown, line
+    assert "-5 means 5 can still open before any overflow one" in shown
 
 
 def test_setup_cell_is_idempotent(tmp_path, monkeypatch):
