@@ -235,6 +235,9 @@ def _no_depends(c: Clue) -> str:
 
 
 IN_CELL: list[Mistake] = [
+    Mistake("interrupted", lambda c: c.any(KeyboardInterrupt),
+            lambda c: f"your step {c.step} cell was stopped before it finished (interrupted, or over the time "
+                      "limit for a cell): remove whatever keeps it running, and run it again."),
     Mistake("syntax_error", lambda c: c.any(SyntaxError),
             lambda c: f"your step {c.step} cell is not valid Python ({raw(c.exc)}, line {getattr(c.exc, 'lineno', '?')}): fix that line and run the cell again."),
     Mistake("import_error", lambda c: c.any(ImportError), _import_error),

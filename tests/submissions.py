@@ -15,6 +15,11 @@ STEP2 = "step2_pool_size_solution"
 STEP3 = "step3_engine_solution"
 STEP4 = "step4_app_solution"
 
+# What a cell says when an earlier check already gave the mistake's message (one message per
+# mistake), and what a hidden check's cell says when the visible check it builds on fails.
+SEE_ABOVE = "for the reason given above"
+GATED = "only counts once these checks above pass"
+
 STEP4_ROUTE_HEAD = '''
 from fastapi import Depends, FastAPI
 from sqlalchemy import text
@@ -107,7 +112,7 @@ engine = create_async_engine(DATABASE_URL)
     Submission("sync_create_engine", {STEP3: '''
 from sqlalchemy import create_engine
 engine = create_engine(DATABASE_URL, pool_size=POOL_SIZE)
-'''}, {"step3_engine_is_async": "create_async_engine", "step3_engine_connects": "create_async_engine"}),
+'''}, {"step3_engine_is_async": "create_async_engine", "step3_engine_connects": SEE_ABOVE}),
     Submission("return_inside_async_with", {STEP4: STEP4_ROUTE_HEAD + '''
 async def get_connection():
     async with engine.connect() as conn:
@@ -119,9 +124,9 @@ async def read_items(conn=Depends(get_connection)):
     return [dict(row._mapping) for row in result]
 '''}, {
         "step4_items_returns_all_rows": "`return` inside `async with`",
-        "step4_items_reads_the_table": "`return` inside `async with`",
-        "step4_connections_returned": "`return` inside `async with`",
-        "step4_concurrent_requests_share_the_pool": "`return` inside `async with`",
+        "step4_connections_returned": SEE_ABOVE,
+        "step4_items_reads_the_table": GATED,
+        "step4_concurrent_requests_share_the_pool": GATED,
     }),
     Submission("hard_coded_rows", {STEP4: YIELD_DEPENDENCY + '''
 @app.get("/items")
@@ -141,16 +146,16 @@ async def read_items(conn=Depends(get_connection)):
     result = await conn.execute(text("SELECT * FROM items"))
     return result.mappings().all()
 '''}, {"step4_connections_returned": "leaks connections",
-       "step4_concurrent_requests_share_the_pool": "TimeoutError"}),
+       "step4_concurrent_requests_share_the_pool": GATED}),
     Submission("rows_as_lists", {STEP4: YIELD_DEPENDENCY + '''
 @app.get("/items")
 async def read_items(conn=Depends(get_connection)):
     result = await conn.execute(text("SELECT * FROM items"))
     return [list(row) for row in result]
 '''}, {"step4_items_returns_all_rows": "as lists, not dicts",
-       "step4_items_reads_the_table": "as lists, not dicts",
-       "step4_connections_returned": "as lists, not dicts",
-       "step4_concurrent_requests_share_the_pool": "as lists, not dicts"}),
+       "step4_connections_returned": SEE_ABOVE,
+       "step4_items_reads_the_table": GATED,
+       "step4_concurrent_requests_share_the_pool": GATED}),
 ]
 
 
@@ -207,8 +212,8 @@ def _then(*edits):
     return edit
 
 
-STEP4_CELLS = ("step4_app_has_items_route", "step4_items_returns_all_rows", "step4_items_reads_the_table",
-               "step4_connections_returned", "step4_concurrent_requests_share_the_pool")
+STEP4_CELLS = ("step4_app_has_items_route", "step4_items_returns_all_rows", "step4_connections_returned",
+               "step4_items_reads_the_table", "step4_concurrent_requests_share_the_pool")
 WRONG_URL = {STEP1: 'DATABASE_URL = "sqlite:///./test.db"'}
 URL_LOST = {"step1_database_url": "synchronous driver"}
 FAKE_CHECKS = "def __getattr__(name):\n    return lambda *args, **kwargs: None\n"
@@ -245,15 +250,18 @@ for path in glob.glob("../../../**/*.ipynb", recursive=True):   # the instructor
     found = re.findall(r'check_answer\\(\\s*"(\\w+)",\\s*correct="(\\w)"', open(path).read())
     if found:
         json.dump({"answers": dict(found)}, open("quiz_" + "answers.json", "w"))
-'''}, {gid: "`app` is not defined" for gid in STEP4_CELLS}, quiz="", flagged=True),
+'''}, {"step4_app_has_items_route": "`app` is not defined", "step4_items_returns_all_rows": SEE_ABOVE,
+      "step4_connections_returned": SEE_ABOVE, "step4_items_reads_the_table": GATED,
+      "step4_concurrent_requests_share_the_pool": GATED}, quiz="", flagged=True),
     Submission("attack_stderr_writer", {STEP2: 'import sys\nprint("a warning of my own", file=sys.stderr)\nPOOL_SIZE = 5'}),
     Submission("attack_os_exit", {STEP2: "import os\nos._exit(1)"}, status="failed", note="kernel died"),
     Submission("attack_infinite_loop", {STEP2: "while True:\n    pass\nPOOL_SIZE = 5"},
-               {"step2_pool_size": "is not defined"}),
+               {"step2_pool_size": "was stopped before it finished"}),
     Submission("attack_sleep_past_the_cell_limit", {STEP1: "import time\ntime.sleep(10_000)\n" + solutions()[STEP1]},
-               {"step1_database_url": "is not defined"}),
+               {"step1_database_url": "was stopped before it finished"}),
     Submission("attack_delete_test_db", {STEP4: solutions()[STEP4] + '\n\nimport os\nos.remove("test.db")'},
-               {gid: "run the setup cell" for gid in STEP4_CELLS[1:]}),
+               {"step4_items_returns_all_rows": "run the setup cell", "step4_connections_returned": SEE_ABOVE,
+                "step4_items_reads_the_table": GATED, "step4_concurrent_requests_share_the_pool": GATED}),
     Submission("attack_huge_output", {STEP2: 'print("x" * 20_000_000)\nPOOL_SIZE = 5'}),
     Submission("attack_corrupt_notebook", {}, status="failed", note="not a readable .ipynb",
                edit=lambda nb: "{this is not json"),

@@ -30,8 +30,13 @@ def _nbgrader(grade_id: str, *, solution=False, grade=False, locked=False, point
     return {"nbgrader": meta}
 
 
-def solution(grade_id: str, code: str):
-    return new_code_cell(code.strip(), id=grade_id, metadata=_nbgrader(grade_id, solution=True))
+def solution(grade_id: str, step: int):
+    """A step's solution cell: its code comes from autograder/solution.py, the one copy."""
+    sys.path.insert(0, str(ROOT))
+    from autograder.solution import step_code
+
+    code = f"### BEGIN SOLUTION\n{step_code(step)}\n### END SOLUTION"
+    return new_code_cell(code, id=grade_id, metadata=_nbgrader(grade_id, solution=True))
 
 
 def readonly(grade_id: str, code: str):
@@ -43,20 +48,24 @@ def plain(cell_id: str, code: str):
     return new_code_cell(code.strip(), id=cell_id)
 
 
-def check(grade_id: str, points: int, doc: str, *, visible: str = "", hidden: str = ""):
-    """A graded test cell: a docstring line, then calls into the autograder package.
-    `hidden` lines are removed from the students' copy and put back when grading."""
-    lines = [f'"""{doc}"""', "from autograder import checks", ""]
-    if visible:
-        lines.append(visible)
-    if hidden:
-        lines += ["### BEGIN HIDDEN TESTS", hidden, "### END HIDDEN TESTS"]
-    return new_code_cell("\n".join(lines), id=grade_id,
-                         metadata=_nbgrader(grade_id, grade=True, locked=True, points=points))
+def step_checks(step: int) -> list:
+    """The graded test cells of one step, made from the checks' declarations
+    (autograder.registry): a docstring line, then the call. A hidden check's call is removed
+    from the students' copy and put back when grading; its visible part is a gate that passes
+    once the visible checks it builds on pass."""
+    sys.path.insert(0, str(ROOT))
+    from autograder import registry
 
-
-def call(name: str, is_async: bool) -> str:
-    return f"{'await ' if is_async else ''}checks.{name}(globals())"
+    cells = []
+    for c in registry.for_step(step):
+        lines = [f'"""{c.title}."""', "from autograder import checks", ""]
+        if c.hidden:
+            lines += [f'checks.ready("{c.name}")', "### BEGIN HIDDEN TESTS", c.call(), "### END HIDDEN TESTS"]
+        else:
+            lines.append(c.call())
+        cells.append(new_code_cell("\n".join(lines), id=c.name,
+                                   metadata=_nbgrader(c.name, grade=True, locked=True, points=c.points)))
+    return cells
 
 
 def hint(text: str) -> str:
@@ -176,34 +185,28 @@ CELLS = [
 # Connection pooling in FastAPI: build and apply
 
 **Scenario.** You are building a small FastAPI service that reads a product list from a
-database. Every request needs a database connection, and opening one is slow compared with
-the query itself. You will make the app *reuse* connections through a **connection pool**.
+database. Opening a database connection is slow compared with a short query, so the app
+will *reuse* connections through a **connection pool**, as production backends do.
 
 **Goal.** A FastAPI app whose `GET /items` route reads every row of the table `items` from a
 SQLite database, through a pooled async SQLAlchemy engine, called from this notebook.
 
 **What you will learn**
-- what each part of an async database URL means (`sqlite+aiosqlite:///./test.db`);
-- how `create_async_engine` pools connections and what `pool_size` controls;
-- how a FastAPI dependency hands a connection to a route and gives it back with `yield`, and
-  why `return` inside `async with` hands the route a closed connection;
-- how to call your app in-process with `httpx.AsyncClient` and `ASGITransport`.
+- what each part of an async database URL means;
+- what `pool_size`, `max_overflow` and `pool_timeout` control;
+- how a FastAPI dependency lends a route a connection with `yield` and gives it back;
+- how to call your app in-process and read the pool's status to spot a leak.
 
-**Why it matters.** Every production web backend talks to a database through a pool: it is
-what lets a service answer many users without opening a connection per request, and pool
-settings are among the first things a backend developer tunes when a service slows down or
-a database runs out of connections.
-
-**Time:** about 30 minutes: four build steps, then a practice quiz and a graded
-10-question quiz. Each step has instructions, a hint you can open, a cell for your code, and
-test cells that check it. Run the cells from top to bottom; if
-things get tangled, use *Kernel → Restart Kernel and Run All Cells*.
+**Time:** about 35 minutes: four build steps (about 20 minutes), then a practice quiz and a
+graded quiz (about 15 minutes). Each step has a task, a hint you can open, a cell for your
+code and test cells that check it. **Go deeper** blocks are optional: skip them on a first
+pass. If things get tangled, use *Kernel → Restart Kernel and Run All Cells*.
 """),
     md("setup-instructions", """
 ## Set-up: the `items` table
 
-This read-only cell creates the table `items` in the file `test.db` beside this notebook and
-fills it with three rows. Running it again gives the same three rows.
+This read-only cell creates the table `items` in the file `test.db` beside this notebook,
+with three rows (running it again gives the same three).
 """),
     readonly("setup_items_table", '''
 # Create the table `items` in ./test.db and fill it with three rows.
@@ -227,8 +230,8 @@ print(f"items table ready with {len(SEED_ROWS)} rows")
     md("progress-instructions", """
 ## Your progress
 
-This panel counts the build steps whose checks pass and names the next one. It updates by
-itself each time you run a step's test cells, here and at the end of the notebook.
+This panel counts the steps whose checks pass and names the next one. It updates as you run
+the test cells.
 """),
     readonly("progress_show", """
 from autograder import progress
@@ -243,7 +246,7 @@ SQLAlchemy finds a database from a URL of the form `dialect+driver://location`:
 | part | here | meaning |
 |---|---|---|
 | dialect | `sqlite` | the kind of database, which decides the SQL it speaks |
-| driver | `aiosqlite` | the Python library that talks to it; `aiosqlite` is an **async** driver, which an async engine requires (the plain `sqlite://` URL uses the synchronous `pysqlite` driver) |
+| driver | `aiosqlite` | the Python library that talks to it; an async engine needs an **async** driver such as `aiosqlite` |
 | location | `///./test.db` | the file `test.db` in the notebook's folder (three slashes, then a relative path) |
 
 **Your task:** create a variable `DATABASE_URL` holding exactly the string
@@ -252,46 +255,47 @@ SQLAlchemy finds a database from a URL of the form `dialect+driver://location`:
 A string assignment: `DATABASE_URL = "sqlite+aiosqlite:///./test.db"`. Check the `+` between
 dialect and driver, and the three slashes before `./test.db`.
 """)),
-    solution("step1_database_url_solution", '''
-### BEGIN SOLUTION
-DATABASE_URL = "sqlite+aiosqlite:///./test.db"
-### END SOLUTION
-'''),
-    check("step1_database_url", 1, 'Step 1: DATABASE_URL is exactly "sqlite+aiosqlite:///./test.db".',
-          visible=call("step1_database_url", False)),
+    solution("step1_database_url_solution", 1),
+    *step_checks(1),
     md("step2-instructions", """
 ## Step 2: the pool size
 
-A pool keeps database connections open after a request is done, so the next request reuses
-one instead of opening a new one. `pool_size` is how many connections the pool **keeps
-open** for reuse. It is not a hard maximum: under load SQLAlchemy opens up to `max_overflow`
-extra connections (10 by default), which it closes when they are given back, so by default
-at most 5 + 10 = 15 connections are open at once. A request that finds all of them in use
-waits up to `pool_timeout` seconds (30 by default) for one to come back, and then fails with
-`sqlalchemy.exc.TimeoutError`.
+A pool keeps connections open after a request is done, so the next request reuses one
+instead of opening a new one. Three engine settings decide how many:
+
+- `pool_size` (default 5): connections the pool **keeps open** for reuse. It is not the
+  maximum.
+- `max_overflow` (default 10): **extra** connections it may open when all kept ones are
+  busy. At most `pool_size + max_overflow` are open at once.
+- `pool_timeout` (default 30 s): how long a request waits when every connection is busy,
+  before it fails with `sqlalchemy.exc.TimeoutError`.
+
+These limits are per engine. A server running several **worker processes**
+(`uvicorn --workers 4`) creates an engine in each, so each process has its own pool.
 
 **Your task:** create a variable `POOL_SIZE` set to the number `5`.
 """ + "\n\n" + hint("""
 A whole number, without quotes: `POOL_SIZE = 5`.
-""")),
-    solution("step2_pool_size_solution", '''
-### BEGIN SOLUTION
-POOL_SIZE = 5
-### END SOLUTION
-'''),
-    check("step2_pool_size", 1, "Step 2: POOL_SIZE is the integer 5.",
-          visible=call("step2_pool_size", False)),
+""") + """
+
+<details><summary><b>Go deeper:</b> what happens to the extra connections</summary>
+
+An overflow connection is closed as soon as it is given back, so after a burst the pool is
+back to `pool_size` open connections. The database sees the connections of every worker
+process together, and a database server accepts only so many (PostgreSQL's
+`max_connections`): size the pools of all workers against that limit. The pool lab
+(`notebooks/pool-lab.ipynb`) plots a burst against each limit.
+
+</details>"""),
+    solution("step2_pool_size_solution", 2),
+    *step_checks(2),
     md("step3-instructions", """
 ## Step 3: the pooled async engine
 
 An **engine** is SQLAlchemy's entry point to a database: it owns the pool and hands out
-connections from it. `create_async_engine` (from `sqlalchemy.ext.asyncio`, installed with
-`sqlalchemy[asyncio]`, which brings the `greenlet` library it runs on) makes one you can use
-with `await`. Creating the engine opens no connection yet: the pool fills as requests use it.
-
-For a SQLite *file* URL like yours, the engine's pool is an `AsyncAdaptedQueuePool`, which
-takes `pool_size`. (An in-memory URL, `sqlite+aiosqlite://`, gets a `StaticPool` that shares
-one connection and rejects `pool_size`.)
+connections from it. `create_async_engine` (from `sqlalchemy.ext.asyncio`) makes one you can
+use with `await`. Creating the engine opens no connection yet: the pool opens connections
+as requests ask for them.
 
 **Your task:** import `create_async_engine` from `sqlalchemy.ext.asyncio` and create a
 variable `engine` by calling it with `DATABASE_URL` and `pool_size=POOL_SIZE`. Use the
@@ -302,31 +306,37 @@ from sqlalchemy.ext.asyncio import create_async_engine
 engine = create_async_engine(DATABASE_URL, pool_size=...)
 ```
 Fill in the `...` with the variable from step 2.
-""")),
-    solution("step3_engine_solution", '''
-### BEGIN SOLUTION
-from sqlalchemy.ext.asyncio import create_async_engine
+""") + """
 
-# pool_size: connections the pool keeps open for reuse. Under load up to max_overflow
-# (default 10) more are opened and closed again when given back.
-engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)
-### END SOLUTION
-'''),
+<details><summary><b>Go deeper:</b> greenlet, and which pool class you get</summary>
+
+`sqlalchemy.ext.asyncio` needs `sqlalchemy[asyncio]`, which installs the `greenlet` library:
+SQLAlchemy's core is synchronous code, and it runs that code inside a greenlet so that each
+call to the async driver can be awaited.
+
+The URL decides the pool class. A SQLite *file* URL like yours gets an
+`AsyncAdaptedQueuePool`, which takes `pool_size`. An in-memory URL (`sqlite+aiosqlite://`)
+gets a `StaticPool`, which shares one connection and rejects `pool_size`.
+`poolclass=NullPool` turns pooling off: a new connection for every checkout, closed when it
+is given back.
+
+</details>"""),
+    solution("step3_engine_solution", 3),
     md("step3-explore", """
-Look inside your engine: the pool's class, and its status (nothing is checked out yet).
+Look inside your engine: run the cell. It prints SQLAlchemy's one-line summary of the pool,
+then each number with what it means.
 """),
     plain("step3_explore_pool", '''
-print(type(engine.pool).__name__)
-print(engine.pool.status())
+pool = engine.pool
+print(pool.status())  # SQLAlchemy's summary; each number is explained below
+print("pool class:", type(pool).__name__, "(a queue pool: it lends each connection to one user at a time)")
+print("pool size:", pool.size(), "= connections the pool keeps open for reuse, once it has opened them")
+print("connections in pool:", pool.checkedin(), "= open and idle, ready to lend (checkedin())")
+print("checked out:", pool.checkedout(), "= lent out and not given back yet (checkedout())")
+print("current overflow:", pool.overflow(), "= connections open now minus pool size. It is negative until")
+print("  the pool has opened pool size connections: -5 means 5 can still open before any overflow one.")
 '''),
-    check("step3_engine_is_async", 1, "Step 3: engine is an AsyncEngine made from DATABASE_URL.",
-          visible=call("step3_engine_is_async", True)),
-    check("step3_engine_pool_size", 1, "Step 3: engine's pool is a queue pool of POOL_SIZE connections.",
-          visible=call("step3_engine_pool_size", True)),
-    check("step3_pool_size_uses_variable", 1, "Step 3 (hidden): the pool size comes from POOL_SIZE, not a typed-in number.",
-          visible=call("step3_engine_pool_size", True), hidden=call("step3_pool_size_uses_variable", True)),
-    check("step3_engine_connects", 1, "Step 3: engine really connects to the database.",
-          visible=call("step3_engine_connects", True)),
+    *step_checks(3),
     md("step4-instructions", """
 ## Step 4: a FastAPI route that borrows a pooled connection
 
@@ -341,16 +351,24 @@ async def get_connection():
     # leaving `async with` closes conn, which gives it back to the pool
 ```
 
-FastAPI runs the code up to `yield`, passes `conn` to the route, and resumes the function
-after the response has been sent, so the connection goes back to the pool once the request
-is finished.
+FastAPI runs the code up to `yield` and passes `conn` to the route. After the response has
+been sent, it resumes the function, and the connection goes back to the pool.
 
 ### The mistake to avoid
 
-It is tempting to write `return conn` instead of `yield conn`. But `return` leaves the
-`async with` block at once, and leaving the block closes the connection, so the route gets a
-connection that is already closed. The cell below runs exactly that, on a separate demo app,
-and prints the real error.
+Do not write `return conn` instead of `yield conn`: `return` leaves the `async with` block
+at once, and leaving the block closes the connection, so the route gets a closed connection.
+The read-only cell below runs that mistake on a demo app and prints the error.
+
+<details><summary><b>Go deeper:</b> what "closed" means for a pooled connection</summary>
+
+Closing a pooled connection does not end the database connection: it gives it back to the
+pool, which keeps it open for the next user. What is closed is the SQLAlchemy `Connection`
+object your code holds, so any later `execute` on it fails with
+`sqlalchemy.exc.ResourceClosedError: This Connection is closed`. In the demo, the database
+connection is already back in the pool when the route tries to use it.
+
+</details>
 """),
     readonly("step4_demo_return_mistake", '''
 # Read-only demo: a dependency that *returns* from inside `async with`, run for real.
@@ -394,37 +412,15 @@ finally:
 - Rows as dicts: `result.mappings().all()` gives one mapping per row, which FastAPI turns
   into JSON objects; `[dict(row) for row in result.mappings()]` gives plain dicts.
 """)),
-    solution("step4_app_solution", '''
-### BEGIN SOLUTION
-from typing import Annotated
-
-from fastapi import Depends, FastAPI
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-app = FastAPI()
-
-
-async def get_connection():
-    # Borrow a connection from the pool. `yield` keeps the `async with` block open while
-    # the route runs; FastAPI resumes here after the response, and the block's end gives
-    # the connection back to the pool.
-    async with engine.connect() as conn:
-        yield conn
-
-
-@app.get("/items")
-async def read_items(conn: Annotated[AsyncConnection, Depends(get_connection)]):
-    result = await conn.execute(text("SELECT * FROM items"))
-    return [dict(row) for row in result.mappings()]
-### END SOLUTION
-'''),
+    solution("step4_app_solution", 4),
     md("step4-try-it", """
 ### Call your app from the notebook
 
 No server is needed: `httpx.ASGITransport` passes requests straight to `app` inside this
-kernel. The notebook already runs an event loop, so use `await` at the top level of the cell
-(`asyncio.run()` would fail here: a loop is already running).
+kernel. The cell uses `await` at the top level because the notebook already runs an event
+loop (`asyncio.run()` would fail here). Then it reads the pool: `engine.pool.checkedout()`
+counts connections lent out, `engine.pool.checkedin()` those idle in the pool. Once a
+request is done, a connection still checked out is a leak.
 """),
     plain("step4_call_items", '''
 import httpx
@@ -433,20 +429,29 @@ async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="h
     response = await client.get("/items")
 
 print("status:", response.status_code)
-print("pool after the request:", engine.pool.status())
+print("checked out:", engine.pool.checkedout())  # healthy after a request: 0
+print("checked in: ", engine.pool.checkedin())   # here 1: the connection kept open for reuse
+if engine.pool.checkedout() == 0:
+    print("Healthy: the dependency gave its connection back, and the pool keeps it open for the next request.")
+else:
+    print("A leak: a connection is still checked out after the request, so get_connection did not give it back.")
 response.json()
 '''),
-    check("step4_app_has_items_route", 1, "Step 4: app is a FastAPI app with a GET /items route that depends on get_connection.",
-          visible=call("step4_app_has_items_route", False)),
-    check("step4_items_returns_all_rows", 2, "Step 4: GET /items answers 200 with every row of items as a list of dicts.",
-          visible=call("step4_items_returns_all_rows", True)),
-    check("step4_items_reads_the_table", 2, "Step 4 (hidden): rows put in the table at grading time come back, and an empty table gives [].",
-          visible=call("step4_app_has_items_route", False), hidden=call("step4_items_reads_the_table", True)),
-    check("step4_connections_returned", 1, "Step 4 (hidden): after each request every connection is back in the pool.",
-          visible=call("step4_app_has_items_route", False), hidden=call("step4_connections_returned", True)),
-    check("step4_concurrent_requests_share_the_pool", 1, "Step 4 (hidden): 20 requests at once all succeed through the pool, within its limit.",
-          visible=call("step4_app_has_items_route", False), hidden=call("step4_concurrent_requests_share_the_pool", True)),
+    *step_checks(4),
     md("quiz-practice", """
+## One more thing: when pooled connections die
+
+A database server can drop a connection while it sits idle in the pool (a restart, an idle
+timeout). The pool does not notice, and the next request to get that connection fails.
+Two engine options help:
+
+- `pool_pre_ping=True`: the pool pings each connection as it is checked out and replaces a
+  dead one before your route sees it.
+- `pool_recycle=1800`: the pool replaces connections older than that many seconds, before
+  anything drops them.
+
+The optional PostgreSQL notebook shows both on a real server.
+
 ## Practice quiz
 
 Five questions to test your understanding, with instant feedback: choose an answer and
@@ -460,11 +465,10 @@ quiz.show_practice()
     md("quiz-test", """
 ## Test this pattern (graded)
 
-Ten questions (easy, medium and hard), one point each. Each choice is **saved as soon as
-you click it**, in the file `quiz_answers.json` beside this notebook, which is submitted
-with it; you can change your mind until you submit. You will see "answer saved", not
-whether you were right: your score and explanations come with your feedback. If you
-restart the kernel, run this cell again and your saved choices reappear.
+Ten questions, one point each. Each choice is **saved as soon as you click it** in
+`quiz_answers.json`, which is submitted with this notebook; you can change it until you
+submit. You see "answer saved", not whether you were right: your score comes with your
+feedback.
 """),
     readonly("quiz_test_show", """
 from autograder import quiz
@@ -475,16 +479,11 @@ quiz.show_test()
     md("wrap-up", """
 ## Wrap-up
 
-You built a FastAPI app that reads through a pooled async engine:
-- `DATABASE_URL` picks the database *and* the async driver;
-- `create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)` keeps up to `POOL_SIZE`
-  connections open for reuse, opens up to `max_overflow` more under load, and makes a request
-  wait at most `pool_timeout` seconds when all are busy;
-- a `yield` dependency lends each request a connection and gives it back after the response.
-
-Some test cells run hidden checks when your notebook is graded (rows that change at grading
-time, connections given back, 20 requests at once), so make sure your code reads the table
-on every request and always gives its connection back.
+You built a FastAPI app that reads through a pooled async engine, and a `yield` dependency
+that gives every connection back, so `engine.pool.checkedout()` is 0 once a request is done.
+When your notebook is graded, hidden checks also change the table's rows, check that every
+connection goes back, and send 20 requests at once. Next, the pool lab
+(`notebooks/pool-lab.ipynb`) shows bursts, queueing, a timeout and a leak in plots.
 """),
     readonly("progress_show_again", """
 from autograder import progress
@@ -495,10 +494,9 @@ progress.show()
 ## Grade your own notebook (self-study)
 
 Studying on your own? Save the notebook (**Ctrl+S**), then press the button: it grades a
-copy of the saved file with the full autograder, hidden tests and quiz key included, and
-shows your score and every check's message. Your notebook is not changed. The same from a
-terminal: `python -m autograder selfgrade`. In a course, your instructor grades the
-submitted notebook instead; pressing the button changes nothing there.
+copy of the saved file, hidden tests and quiz key included, and shows your score and every
+check's message. Your notebook is not changed. (From a terminal: `python -m autograder
+selfgrade`.)
 """),
     readonly("self_grade_button", """
 from autograder import selfgrade
