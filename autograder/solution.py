@@ -25,11 +25,16 @@ def step_code(step: int) -> str:
     return codes[step]
 
 
-def build_app(engine):
-    """The lesson's step-4 app, on `engine` (step 4's code run as it is)."""
+def step4(engine) -> dict:
+    """Step 4's code run as it is, on `engine`: its names (`app`, `get_connection`, ...)."""
     namespace = {"engine": engine, "__name__": "lesson_app"}
     exec(compile(step_code(4), "<the lesson's step 4>", "exec"), namespace)  # noqa: S102 - our own code
-    return namespace["app"]
+    return namespace
+
+
+def build_app(engine):
+    """The lesson's step-4 app, on `engine`."""
+    return step4(engine)["app"]
 
 
 # ===== the solution, step by step =====

@@ -49,12 +49,12 @@ import time
 
 import httpx
 import matplotlib.pyplot as plt
-from fastapi import Depends, FastAPI
 from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from autograder import lab
+from autograder.solution import step4  # the lesson's step 4, run on the engine you give it
 
 # Plots as static pictures (Jupyter's default, made explicit).
 %matplotlib inline
@@ -73,33 +73,28 @@ print("pool-lab.db is ready")
     md("app-md", """
 ## The app: the lesson's app, plus one line
 
-`make_app(engine)` builds the same app as the lesson: a `get_connection` dependency that
-lends each request a connection inside `async with engine.connect() as conn:` and gives it
-back after the response, and a `GET /items` route that reads the table.
+`make_app(engine)` builds the lesson's own app on `engine`: its step-4 solution, a
+`get_connection` dependency that lends each request a connection inside
+`async with engine.connect() as conn:` and gives it back after the response, and a
+`GET /items` route that reads the table.
 
-The one addition is `await asyncio.sleep(hold)`: it keeps the connection busy for `hold`
-seconds, like a request that does a little more work. Without it the requests would be so
-quick that they would rarely overlap, and there would be little to see. Each experiment
-makes its own engine and app from this function.
+The one addition is `await asyncio.sleep(hold)`, in a dependency that wraps the lesson's: it
+keeps each connection busy for `hold` seconds, like a request that does a little more work.
+Without it the requests would be so quick that they would rarely overlap, and there would be
+little to see. Each experiment makes its own engine and app from this function.
 """),
     code("app", '''
 def make_app(engine, hold=0.0):
     """The lesson's app on `engine`; each request keeps its connection for `hold` more seconds."""
-    app = FastAPI()
+    lesson = step4(engine)
 
-    async def get_connection():
-        async with engine.connect() as conn:  # check a connection out of the pool
-            yield conn                        # the route runs here
-        # leaving `async with` gives the connection back to the pool
+    async def get_connection_and_hold():
+        async for conn in lesson["get_connection"]():  # the lesson's dependency
+            await asyncio.sleep(hold)  # the lab's addition: keep the connection busy a little
+            yield conn
 
-    @app.get("/items")
-    async def read_items(conn=Depends(get_connection)):
-        result = await conn.execute(text("SELECT * FROM items"))
-        rows = [dict(row) for row in result.mappings()]
-        await asyncio.sleep(hold)  # the lab's addition: keep the connection busy a little
-        return rows
-
-    return app
+    lesson["app"].dependency_overrides[lesson["get_connection"]] = get_connection_and_hold
+    return lesson["app"]
 '''),
     md("try-md", """
 One request, to see it work. `httpx.ASGITransport` hands the request straight to the app in
