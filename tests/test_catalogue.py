@@ -1,0 +1,184 @@
+"""The mistake catalogue and the correct-variant corpus, graded by the in-shell harness.
+
+Fast tier: every submission runs the real source notebook's cells (hidden tests included) in
+an IPython shell, in a forked child of one fresh server process, two at a time; no nbgrader,
+no kernel. tests/test_catalogue_nbgrader.py checks that real `nbgrader autograde` agrees on a
+subset. A summary of every outcome is written to test-artifacts/catalogue/.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import re
+import time
+
+import pytest
+
+from course import ROOT, graded_cells
+from harness import BLANK, grade_many
+from mistakes import MISTAKES, problems as judge
+from variants import VARIANTS
+
+STEP_OF_SOLUTION = {1: "step1_database_url_solution", 2: "step2_pool_size_solution",
+                    3: "step3_engine_solution", 4: "step4_app_solution"}
+ARTIFACTS = ROOT / "test-artifacts" / "catalogue"
+# A message that starts like a raw exception ("AttributeError: ...", "ValueError(...)"):
+RAW = re.compile(r"^\s*(\w+\.)*[A-Z]\w*(Error|Exception|Warning|Exit|Interrupt|Timeout|Closed|Started)\b\s*[:(]?")
+
+
+def step_cells(step: int) -> list[str]:
+    return [gid for gid in graded_cells() if gid.startswith(f"step{step}_")]
+
+
+def _harness_checks() -> dict:
+    checks = {"harness_solution": ({}, None)}
+    for step, cell in STEP_OF_SOLUTION.items():
+        checks[f"harness_blank_step{step}"] = ({cell: BLANK}, None)
+    return checks
+
+
+@pytest.fixture(scope="session")
+def catalogue():
+    """name -> Graded, for every variant, mistake and harness check; written to artifacts."""
+    subs = {f"variant:{v.name}": (v.changes, None) for v in VARIANTS}
+    subs.update({f"mistake:{m.name}": (m.changes, None) for m in MISTAKES})
+    subs.update(_harness_checks())
+    start = time.perf_counter()
+    graded = grade_many(subs, jobs=2)
+    wall = time.perf_counter() - start
+    _write_artifacts(graded, wall)
+    return graded
+
+
+def _write_artifacts(graded: dict, wall: float) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    data = {
+        "wall_seconds": round(wall, 2),
+        "submissions": {
+            name: {
+                "seconds": round(g.seconds, 2), "error": g.error,
+                "lost": {gid: c.message for gid, c in g.cells.items() if not c.full},
+                "repeated": repeated_messages(g),
+                "step_done_while_raised": g.step_done_while_raised(),
+                "student_cells_raised": {cid: f"{r.ename}: {r.message}" for cid, r in g.student_cells.items() if r.raised},
+            } for name, g in graded.items()
+        },
+    }
+    (ARTIFACTS / "results.json").write_text(json.dumps(data, indent=1))
+
+
+def repeated_messages(g) -> dict[str, list[str]]:
+    """A message shown by more than one graded cell -> those cells."""
+    cells = collections.defaultdict(list)
+    for gid, c in g.cells.items():
+        if not c.full and c.message:
+            cells[c.message].append(gid)
+    return {message: gids for message, gids in cells.items() if len(gids) > 1}
+
+
+def _summary(g) -> str:
+    if g.error:
+        return g.error
+    lines = [f"  {gid}: {c.points}/{c.max_points} {c.shown}" + (f" [stderr: {c.stderr.strip()[:200]}]" if c.stderr else "")
+             for gid, c in g.cells.items() if not c.full]
+    raised = [f"  (student cell {cid} raised {r.ename}: {r.message[:150]})" for cid, r in g.student_cells.items() if r.raised]
+    return "\n".join(lines + raised) or "  (every cell full)"
+
+
+# -------------------------------------------------------------------------- the catalogue
+
+def test_catalogue_is_big_enough():
+    assert len(MISTAKES) >= 40, len(MISTAKES)
+    per_step = collections.Counter(m.step for m in MISTAKES)
+    assert all(per_step[step] >= 5 for step in (1, 2, 3, 4)), per_step
+    assert len(VARIANTS) >= 30, len(VARIANTS)
+    names = [m.name for m in MISTAKES] + [v.name for v in VARIANTS]
+    assert len(names) == len(set(names)), "names must be unique"
+
+
+def test_every_mistake_names_real_cells_of_its_own_step():
+    graded = graded_cells()
+    for m in MISTAKES:
+        assert set(m.changes) <= set(STEP_OF_SOLUTION.values()), m.name
+        assert STEP_OF_SOLUTION[m.step] in m.changes, m.name
+        assert set(m.loses) <= set(graded), f"{m.name}: {set(m.loses) - set(graded)}"
+        assert all(gid.startswith(f"step{m.step}_") for gid in m.loses), f"{m.name} loses cells of another step"
+
+
+# ----------------------------------------------------------------------- the harness itself
+
+def test_harness_solution_scores_full_marks(catalogue):
+    g = catalogue["harness_solution"]
+    assert g.ok, g.error
+    assert set(g.cells) == set(graded_cells())
+    assert all(c.full and c.passed for c in g.cells.values()), _summary(g)
+    assert not any(r.raised for r in g.student_cells.values()), _summary(g)
+    assert g.seconds < 30, f"one submission took {g.seconds:.1f} s in the harness"
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 4])
+def test_harness_blank_step_scores_zero_in_its_cells(catalogue, step):
+    g = catalogue[f"harness_blank_step{step}"]
+    assert g.ok, g.error
+    assert g.student_cells[STEP_OF_SOLUTION[step]].ename == "NotImplementedError"
+    for gid in step_cells(step):
+        assert g.cells[gid].points == 0, f"{gid} gave points to a blank step {step}:\n{_summary(g)}"
+
+
+# ------------------------------------------------------------------------------ variants
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)
+def test_variant_earns_full_marks(catalogue, variant):
+    g = catalogue[f"variant:{variant.name}"]
+    assert g.ok, g.error
+    raised = {cid: f"{r.ename}: {r.message}" for cid, r in g.student_cells.items() if r.raised}
+    assert not raised, f"the variant itself is broken: {raised}"
+    lost = {gid: c for gid, c in g.cells.items() if not c.full}
+    assert not lost, f"{variant.name} lost points:\n{_summary(g)}"
+
+
+# ------------------------------------------------------------------------------ mistakes
+
+@pytest.mark.parametrize("mistake", MISTAKES, ids=lambda m: m.name)
+def test_mistake_loses_exactly_its_cells(catalogue, mistake):
+    g = catalogue[f"mistake:{mistake.name}"]
+    assert g.ok, g.error
+    problems = judge(mistake, {gid: (c.full, c.message) for gid, c in g.cells.items()})
+    assert not problems, f"{mistake.name}:\n  " + "\n  ".join(problems) + f"\ngraded:\n{_summary(g)}"
+
+
+ALL = [f"variant:{v.name}" for v in VARIANTS] + [f"mistake:{m.name}" for m in MISTAKES]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_failure_messages_are_plain_sentences(catalogue, name):
+    g = catalogue[name]
+    assert g.ok, g.error
+    bad = {}
+    for gid, c in g.cells.items():
+        if c.full:
+            continue
+        if c.stderr:
+            bad[gid] = f"wrote to stderr (nbgrader scores the cell 0): {c.stderr.strip()[:300]!r}"
+        elif c.ename != "CheckFailed":
+            bad[gid] = f"raised {c.shown[:300]!r}, not one of the checks' sentences"
+        elif RAW.match(c.message):
+            bad[gid] = f"starts with raw exception text: {c.message[:300]!r}"
+    assert not bad, "\n".join(f"{gid}: {why}" for gid, why in bad.items())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_no_check_crashed(catalogue, name):
+    """A check that could not run (report._unexpected) shows a raw exception inside its sentence."""
+    g = catalogue[name]
+    crashed = {gid: c.message for gid, c in g.cells.items() if not c.full and "could not run (" in c.message}
+    assert not crashed, crashed
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_no_step_done_while_a_cell_of_that_step_raised(catalogue, name):
+    g = catalogue[name]
+    assert g.ok, g.error
+    said = g.step_done_while_raised()
+    raised = {cid: f"{r.ename}: {r.message[:150]}" for cid, r in g.student_cells.items() if r.raised}
+    assert not said, f"{said} said 'Step N done' while a student cell of that step raised: {raised}"
