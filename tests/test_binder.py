@@ -7,9 +7,12 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from course import ROOT
+
+pytestmark = pytest.mark.slow
 
 sys.path.insert(0, str(ROOT / "tools"))
 import pins  # noqa: E402

@@ -7,6 +7,8 @@ from conftest import BLANK
 from course import graded_cells
 from submissions import CORRECT_VARIANTS, QUIZ_CASES, WRONG
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def graded(stock_graded):

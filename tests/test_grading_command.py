@@ -24,6 +24,8 @@ from conftest import BLANK, HONEST, submit_honest
 from course import ASSIGNMENT, BIN, graded_cells, make_course, results, submit, submit_as, tool_env
 from submissions import ADVERSARIAL
 
+pytestmark = pytest.mark.slow
+
 GALLERY = HONEST + ADVERSARIAL
 # a short per-cell limit keeps the hanging submissions quick to grade here
 CONFIG = "c.Execute.timeout = 20"

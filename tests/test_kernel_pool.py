@@ -13,6 +13,8 @@ from nbgrader.preprocessors import Execute
 
 from autograder import kernel_pool
 
+pytestmark = pytest.mark.slow
+
 PROBE = [
     "import os, sys\nprint(os.getcwd())",
     # history and namespace as the notebook finds them: nothing left by the move

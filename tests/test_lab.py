@@ -12,7 +12,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from course import ASSIGNMENT, RELEASE_NB, ROOT, tool_env
+
+pytestmark = pytest.mark.slow
 
 
 def _free_port() -> int:

@@ -11,6 +11,8 @@ from nbclient import NotebookClient
 
 from course import ANSWERS_FILE, SOURCE_NB, right_answers
 
+pytestmark = pytest.mark.slow
+
 # Run right after the graded quiz is shown: choose every answer through the widgets, as a
 # student's clicks would, and press Check on a practice question.
 CHOOSE_ANSWERS = f"""

@@ -26,6 +26,8 @@ from sqlalchemy.pool import NullPool
 from autograder import lab
 from course import ROOT
 
+pytestmark = pytest.mark.slow
+
 sys.path.insert(0, str(ROOT / "tools"))
 import build_pool_lab  # noqa: E402
 

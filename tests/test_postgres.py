@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from autograder import server_db
 from pg_server import INSTALL_HINT, find_bindir, free_port, pg_server, pg_url, require_bindir  # noqa: F401
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "postgres.ipynb"
 BUILDER = ROOT / "tools" / "build_postgres_notebook.py"

@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from autograder import quiz, server_db
 from pg_server import pg_server, pg_url  # noqa: F401
 
+pytestmark = pytest.mark.slow
+
 SERVER = {q.id: q for q in quiz.load("server")}
 
 

@@ -26,6 +26,7 @@ from apps import client, yield_app
 from course import quiz_key
 
 pytestmark = pytest.mark.anyio
+pytestmark = [pytestmark, pytest.mark.slow]
 
 PRACTICE = {q.id: q for q in quiz.load("practice")}
 GRADED = {q.id: q for q in quiz.load("test")}

@@ -12,6 +12,8 @@ import pytest
 from course import (ANSWERS_FILE, ASSIGNMENT, RELEASE_NB, ROOT, SOURCE_NB, answers_file, graded_cells, make_course,
                     nbgrader, right_answers)
 
+pytestmark = pytest.mark.slow
+
 sys.path.insert(0, str(ROOT / "tools"))
 import build_lesson  # noqa: E402
 

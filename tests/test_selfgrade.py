@@ -13,6 +13,8 @@ from nbclient import NotebookClient
 
 from course import ANSWERS_FILE, RELEASE_NB, ROOT, answers_file, right_answers, solutions, student_notebook, tool_env
 
+pytestmark = pytest.mark.slow
+
 
 def command(*args, cwd) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=cwd, env=tool_env(),

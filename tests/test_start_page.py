@@ -8,9 +8,12 @@ import subprocess
 import sys
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from course import RELEASE_NB, ROOT
+
+pytestmark = pytest.mark.slow
 
 START = ROOT / "notebooks" / "start.ipynb"
 

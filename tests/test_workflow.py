@@ -10,9 +10,12 @@ import getpass
 import subprocess
 
 import nbformat
+import pytest
 
 from course import ANSWERS_FILE, ASSIGNMENT, BIN, answers_file, make_course, right_answers, tool_env
 from submissions import Submission, WRONG
+
+pytestmark = pytest.mark.slow
 
 COURSE_ID = "fastapi-connection-pooling"
 
