@@ -16,6 +16,8 @@ import pytest
 from browser import CHROMIUM, CHROMIUM_ARGS, OFFLINE_ARGS, Lab, Notebook, wait_until
 from course import ASSIGNMENT, ROOT, right_answers, solutions
 
+pytestmark = pytest.mark.slow
+
 SHOTS = ROOT / "test-artifacts" / "browser"
 LESSON = f"workspace/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"  # where `make lab` puts the working copy
 POOL_LAB = "notebooks/pool-lab.ipynb"
