@@ -144,21 +144,26 @@ OPTION_STYLE = """<style>
   align-items: baseline; margin-bottom: 4px; white-space: normal; }
 .course-quiz-options .widget-radio-box input { order: -1; flex: none; height: auto; }
 .course-quiz-options .widget-radio-box input:focus-visible { outline: 2px solid currentColor; outline-offset: 2px; }
+.course-quiz-hint summary { cursor: pointer; width: fit-content; }
 .course-sr-only { position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0;
   overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
 </style>"""
 
 # ipywidgets 8 renders RadioButtons as bare <input type=radio> in <label>s: no group, no
 # name. So a screen reader hears no question for the options, and arrow keys do nothing
-# (each unnamed radio is a group of its own). This script, shown once with each quiz, makes
-# every question's options a radiogroup named by the question's header, gives its radios a
-# shared name (arrow keys move and choose; Tab enters and leaves the group), and makes the
-# feedback and "answer saved" areas polite live regions, so changes are announced. It
-# watches the page, since widgets render (and re-render) after it runs. Where scripts do
-# not run (an untrusted notebook), the quiz works as before: Tab to each option, Space.
+# (each unnamed radio is a group of its own); and JupyterLab takes arrow keys and Enter,
+# even inside an output, to move between cells. This script, shown once with each quiz,
+# makes every question's options a radiogroup named by the question's header, gives its
+# radios a shared name (arrow keys move and choose; Tab enters and leaves the group), keeps
+# plain arrow keys, Space and Enter pressed on a quiz control for that control (JupyterLab
+# listens on the document, after the control), and makes the feedback and "answer saved"
+# areas polite live regions, so changes are announced. It watches the page, since widgets
+# render (and re-render) after it runs. Where scripts do not run (an untrusted notebook),
+# the quiz works as ipywidgets makes it: Tab to each option, Space to choose.
 A11Y_SCRIPT = """(function () {
   if (window.courseQuizA11y) { window.courseQuizA11y(); return; }
   var next = 0, queued = false;
+  var KEYS = ['ArrowUp', 'ArrowDown', 'ArrowLeft', 'ArrowRight', ' ', 'Enter'];
   function enhance() {
     queued = false;
     document.querySelectorAll('.course-quiz-question').forEach(function (box) {
@@ -171,6 +176,14 @@ A11Y_SCRIPT = """(function () {
       group.querySelectorAll('input[type=radio]').forEach(function (input) {
         if (input.name !== header.id) input.name = header.id;
       });
+      if (!box.hasAttribute('data-course-quiz-keys')) {
+        box.setAttribute('data-course-quiz-keys', '');
+        box.addEventListener('keydown', function (event) {
+          if (event.ctrlKey || event.metaKey || event.altKey || event.shiftKey) return;
+          if (KEYS.indexOf(event.key) < 0 || !event.target.closest('input, button, summary')) return;
+          event.stopPropagation();  // the control's own action still happens
+        });
+      }
       box.querySelectorAll('.course-quiz-live').forEach(function (live) {
         if (live.getAttribute('role') !== 'status') {
           live.setAttribute('role', 'status');
@@ -225,6 +238,7 @@ def _html(value: str = "", *classes: str):
     return widget
 
 
+HINT = "<details class='course-quiz-hint'><summary>Hint</summary><p>{hint}</p></details>"
 RIGHT = "<span aria-hidden='true'>✅ </span><b>Right.</b>"
 WRONG = "<span aria-hidden='true'>❌ </span><b>Not quite.</b>"
 
@@ -260,7 +274,7 @@ def build_practice(kind: str = "practice") -> list[QuestionView]:
     views = []
     for q in load(kind):
         radio = _radio(q, None)
-        hint = w.Accordion(children=[w.HTML(f"<p>{_inline(q.hint)}</p>")], titles=("Hint",), selected_index=None)
+        hint = w.HTML(HINT.format(hint=_inline(q.hint)))  # a native disclosure: keyboard and screen readers know it
         check = w.Button(description="Check", button_style="primary", tooltip=f"Check your answer to practice question {q.number}")
         feedback = _html("", "course-quiz-live", "course-quiz-feedback")  # a live region (A11Y_SCRIPT)
 
