@@ -183,17 +183,19 @@ async def rerun(ns: dict, name: str, values: dict):
     scratch = dict(ns)
     scratch.update(values)
     scratch.pop(name, None)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            for run in history[start:end + 1]:
-                tree = _tree(run.source)
-                if tree is None:
-                    continue
-                tree = ast.fix_missing_locations(_Rewrite(values).visit(tree))
-                code = compile(tree, "<your cell, run again>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    error = None
+    with contextlib.redirect_stdout(io.StringIO()):
+        for run in history[start:end + 1]:
+            tree = _tree(run.source)
+            if tree is None:
+                continue
+            tree = ast.fix_missing_locations(_Rewrite(values).visit(tree))
+            code = compile(tree, "<your cell, run again>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+            try:
                 result = eval(code, scratch)  # noqa: S307 - the student's own cell, already run once
                 if hasattr(result, "__await__"):
                     await result
-    except Exception as exc:
-        return scratch.get(name), exc
-    return scratch.get(name), None
+                error = None
+            except Exception as exc:  # an earlier cell stops where it stopped before; the last one counts
+                error = exc
+    return scratch.get(name), error

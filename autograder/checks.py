@@ -21,9 +21,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import gc
 import inspect
+import os
 import sys
+import tempfile
 
 import httpx
 from sqlalchemy import event, exc as sa_exc, text
@@ -31,7 +34,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
-from autograder import cells, db, explain, reference as ref
+from autograder import cells, db, explain, reference as ref, report
 from autograder.registry import STEP_NAMES, check
 from autograder.report import fail, hidden_gate, stand_in
 
@@ -52,10 +55,7 @@ FIXED_LIST = (
     "{when}, GET /items returned other rows: read them from the database with "
     "SELECT * FROM items on every request instead of returning a fixed or saved list."
 )
-NO_DEPENDS = (
-    "GET /items does not take its connection from `get_connection`: give the route the parameter "
-    "`conn: AsyncConnection = Depends(get_connection)`, and FastAPI calls the dependency for every request."
-)
+NO_DEPENDS = explain.NO_DEPENDS
 # a cell that adds a route to an app, for "did the student's step 4 cell fail?"
 _ROUTE_CODE = r"@\w+\.(get|api_route|route)\(|\.(include_router|add_api_route|mount)\("
 
@@ -93,6 +93,13 @@ def step1_database_url(ns: dict) -> None:
             "`DATABASE_URL` names an in-memory database: SQLAlchemy gives it a StaticPool with no "
             f'size to set, and it has no `items` table; use the file: "{want}".'
         )
+    if "aiosqlite" in url and not url.startswith("sqlite+aiosqlite:"):
+        fail(
+            f"`DATABASE_URL` ({url!r}) must join the dialect and the driver with a `+`: a URL reads "
+            f'dialect+driver://location, so write "{want}".'
+        )
+    if url.startswith("sqlite+aiosqlite:") and not url.startswith("sqlite+aiosqlite:///"):
+        fail(f'`DATABASE_URL` ({url!r}) needs three slashes before the file\'s path: write "{want}".')
     if url.startswith("sqlite+aiosqlite://"):
         fail(f'`DATABASE_URL` points at the wrong file ({url!r}); use exactly "{want}", the file the setup cell filled.')
     if url.startswith("sqlite") and "aiosqlite" not in url:
@@ -112,6 +119,8 @@ def step2_pool_size(ns: dict) -> None:
         fail("`POOL_SIZE` is not defined: write POOL_SIZE = 5 in the step 2 cell and run it.")
     if isinstance(size, str):
         fail(f"`POOL_SIZE` is the string {size!r}; write the number without quotes: POOL_SIZE = 5.")
+    if isinstance(size, tuple):
+        fail(f"`POOL_SIZE` is a tuple {size!r} because of a comma after the number: remove the trailing comma, POOL_SIZE = 5.")
     if isinstance(size, bool) or not isinstance(size, int):
         fail(f"`POOL_SIZE` is a {type(size).__name__} ({size!r}); the pool size is a whole number: POOL_SIZE = 5.")
     if size != ref.POOL_SIZE:
@@ -170,6 +179,16 @@ async def _dispose(engine) -> None:
         engine.dispose()
 
 
+def _not_an_engine(engine) -> None:
+    kind = type(engine).__name__
+    if "Connection" in kind or "Session" in kind:
+        fail(
+            f"`engine` is a connection ({kind}), not an AsyncEngine: `engine` is the engine itself, "
+            f"{STEP3_HOW}, without `.connect()`; connections are taken from it in step 4."
+        )
+    fail(f"`engine` is {'an' if kind[:1] in 'AEIOU' else 'a'} {kind}, not an AsyncEngine: create it with {STEP3_HOW}.")
+
+
 def _require_async(engine) -> AsyncEngine:
     if isinstance(engine, AsyncEngine):
         return engine
@@ -178,7 +197,12 @@ def _require_async(engine) -> AsyncEngine:
             "`engine` is a synchronous Engine made by `create_engine`; use `create_async_engine` "
             "from sqlalchemy.ext.asyncio, which works with the async aiosqlite driver and `await`."
         )
-    fail(f"`engine` is a {type(engine).__name__}, not an AsyncEngine: create it with {STEP3_HOW}.")
+    _not_an_engine(engine)
+
+
+def _probe_url() -> str:
+    """Another SQLite file URL (creating an engine on it opens nothing)."""
+    return f"sqlite+aiosqlite:///{os.path.join(tempfile.gettempdir(), 'course-probe.db')}"
 
 
 @check(step=3, points=1, description="engine is an AsyncEngine made from DATABASE_URL")
@@ -191,9 +215,22 @@ async def step3_engine_is_async(ns: dict) -> None:
                 f"`engine` was made from {url!r}, not from DATABASE_URL: pass DATABASE_URL as the "
                 "first argument of create_async_engine (and run step 3 again after changing step 1)."
             )
+    # If DATABASE_URL named another file, would the student's step-3 code follow it?
+    probe = _probe_url()
+    rebuilt, _ = await cells.rerun(ns, "engine", {**_standing_in(ns), "DATABASE_URL": probe})
+    try:
+        if isinstance(rebuilt, AsyncEngine) and rebuilt.url.render_as_string(hide_password=False) != probe:
+            fail(
+                "`engine` was made from a URL typed into create_async_engine, not from the DATABASE_URL "
+                "variable: pass DATABASE_URL as its first argument, so that changing step 1 changes the engine."
+            )
+    finally:
+        await _dispose(rebuilt)
 
 
 def _check_pool(engine, size_wanted: int) -> None:
+    if not isinstance(engine, (AsyncEngine, Engine)):
+        _not_an_engine(engine)
     pool = engine.pool
     if not isinstance(pool, QueuePool):
         kind = type(pool).__name__
@@ -264,7 +301,7 @@ async def step3_engine_connects(ns: dict) -> None:
 # --------------------------------------------------------------------------------- step 4
 
 def _step4(ns: dict):
-    """The student's app and dependency, after their step-4 cells ran without error."""
+    """The student's app, after their step-4 cells ran without error."""
     from fastapi import FastAPI
 
     _cell_failed(4, ns, also=_ROUTE_CODE)
@@ -273,12 +310,17 @@ def _step4(ns: dict):
         fail("`app` is not defined: create it in the step 4 cell with app = FastAPI() and run the cell.")
     if not isinstance(app, FastAPI):
         fail(f"`app` is a {type(app).__name__}, not a FastAPI application: write app = FastAPI().")
+    return app
+
+
+def _dependency(ns: dict):
+    """The student's `get_connection`."""
     dependency = ns.get("get_connection", _MISSING)
     if dependency is _MISSING:
         fail("`get_connection` is not defined: write the dependency `async def get_connection():` in the step 4 cell.")
     if not callable(dependency):
         fail(f"`get_connection` is a {type(dependency).__name__}; it must be a function (async def get_connection(): ...).")
-    return app, dependency
+    return dependency
 
 
 @contextlib.asynccontextmanager
@@ -321,35 +363,65 @@ async def _step4_engine(ns: dict):
 
 
 def _code_objects(dependency) -> set:
-    """The code that runs when FastAPI calls `dependency` (a function, or an object whose
-    class defines `__call__`), wrappers and wrapped functions alike."""
-    found, todo = set(), [dependency, getattr(dependency, "func", None), getattr(type(dependency), "__call__", None)]
-    while todo:
-        item = todo.pop()
-        if item is None:
+    """The student's own code that runs when FastAPI calls `dependency` (a function, a
+    partial, or an object whose class defines `__call__`): the innermost function of any
+    decorator, since a decorator's wrapper runs even when the function itself never does."""
+    found = set()
+    for item in (dependency, getattr(dependency, "func", None), getattr(type(dependency), "__call__", None)):
+        if item is None or isinstance(item, type(object.__call__)):
             continue
-        code = getattr(item, "__code__", None) or getattr(getattr(item, "__func__", None), "__code__", None)
-        if code is not None and code not in found:
+        item = inspect.unwrap(getattr(item, "__func__", item))
+        code = getattr(item, "__code__", None)
+        if code is not None:
             found.add(code)
-            todo.append(getattr(item, "__wrapped__", None))
     return found
 
 
 @contextlib.contextmanager
 def _watching(dependency):
     """Notes whether `dependency`'s code runs inside the block (in this thread: async code)."""
-    codes, seen = _code_objects(dependency), []
+    codes, seen, started = _code_objects(dependency), [], []
     previous = sys.getprofile()
+    lazy = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 
     def profile(frame, event, _arg):
+        # Calling a generator or coroutine function only creates its frame (a first "call"
+        # event); its body runs when the frame is resumed (a second one for the same frame).
         if event == "call" and frame.f_code in codes:
-            seen.append(frame.f_code)
+            if not frame.f_code.co_flags & lazy or any(f is frame for f in started):
+                seen.append(frame.f_code)
+            else:
+                started.append(frame)
 
     sys.setprofile(profile)
     try:
         yield seen
     finally:
         sys.setprofile(previous)
+
+
+def _spy(dependency, seen: list):
+    """A stand-in for `dependency` in `app.dependency_overrides` that notes each call and
+    delegates to it (same kind of callable, same signature, so FastAPI treats it alike)."""
+    inner = inspect.unwrap(dependency) if inspect.isfunction(dependency) else getattr(type(dependency), "__call__", dependency)
+    if inspect.isasyncgenfunction(inner):
+        async def spy(*args, **kwargs):
+            seen.append(1)
+            async for value in dependency(*args, **kwargs):
+                yield value
+    elif inspect.iscoroutinefunction(inner):
+        async def spy(*args, **kwargs):
+            seen.append(1)
+            return await dependency(*args, **kwargs)
+    elif inspect.isgeneratorfunction(inner):
+        def spy(*args, **kwargs):
+            seen.append(1)
+            yield from dependency(*args, **kwargs)
+    else:
+        def spy(*args, **kwargs):
+            seen.append(1)
+            return dependency(*args, **kwargs)
+    return functools.wraps(dependency)(spy)
 
 
 async def _get_items(app, count: int = 1) -> list[httpx.Response]:
@@ -360,6 +432,8 @@ async def _get_items(app, count: int = 1) -> list[httpx.Response]:
             async with asyncio.timeout(ref.CHECK_TIME_LIMIT):
                 return await asyncio.gather(*(client.get("/items") for _ in range(count)))
         except Exception as exc:  # the app's own exception, re-raised by ASGITransport
+            if report.latest("step4_app_has_items_route") == (False, NO_DEPENDS):
+                fail(NO_DEPENDS)  # the route fails because it does not use get_connection
             fail(explain.at_request(exc))
 
 
@@ -404,10 +478,18 @@ def _rows_of(response: httpx.Response) -> list:
     return rows
 
 
+def _is_async(dependency) -> bool:
+    call = getattr(type(dependency), "__call__", None)
+    return any(inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f)
+               for f in (inspect.unwrap(dependency) if inspect.isfunction(dependency) else dependency, call))
+
+
 @check(step=4, points=1,
        description="app answers GET /items with a route that takes its connection from get_connection")
 async def step4_app_has_items_route(ns: dict) -> None:
-    app, dependency = _step4(ns)
+    app = _step4(ns)
+    dependency = _dependency(ns)
+    failed = False
     async with _step4_engine(ns):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://lesson", follow_redirects=True) as client:
@@ -416,21 +498,35 @@ async def step4_app_has_items_route(ns: dict) -> None:
                     async with asyncio.timeout(ref.CHECK_TIME_LIMIT):
                         response = await client.get("/items")
                 except Exception:
-                    return  # the route exists and failed: the next checks say why
-    if response.status_code in (404, 405):
+                    failed = True  # the route exists and failed: the next checks say why
+            if not seen and not (not failed and response.status_code in (404, 405)):
+                # code run in another thread (a plain `def` dependency) is not seen above:
+                # ask FastAPI itself, through an override that notes its calls
+                saved = dict(app.dependency_overrides)
+                app.dependency_overrides[dependency] = _spy(dependency, seen)
+                try:
+                    async with asyncio.timeout(ref.CHECK_TIME_LIMIT):
+                        await client.get("/items")
+                except Exception:
+                    pass
+                finally:
+                    app.dependency_overrides.clear()
+                    app.dependency_overrides.update(saved)
+    if not failed and response.status_code in (404, 405):
         _rows_of(response)
     if seen:
         return
-    if response.status_code == 422:
+    if not failed and response.status_code == 422:
         fail(QUERY_PARAMETER)
-    if not (inspect.iscoroutinefunction(dependency) or inspect.isasyncgenfunction(dependency)
-            or inspect.iscoroutinefunction(getattr(type(dependency), "__call__", None))
-            or inspect.isasyncgenfunction(getattr(type(dependency), "__call__", None))):
+    code = getattr(dependency, "__code__", None)
+    if getattr(dependency, "__wrapped__", None) is not None and code is not None and code.co_filename.endswith("contextlib.py"):
+        fail(explain.CONTEXT_MANAGER_DEPENDENCY)
+    if not _is_async(dependency):
         fail(
             "`get_connection` is a plain `def`, but the async engine's connection needs `async with`: write "
             "`async def get_connection():` with `async with engine.connect() as conn: yield conn`."
         )
-    fail(NO_DEPENDS + " (If you changed `get_connection`, run the cell that defines the route again too.)")
+    fail(NO_DEPENDS)
 
 
 def _normal(row: dict):
@@ -464,7 +560,7 @@ async def _wait_all_checked_in(engine: AsyncEngine) -> int:
 
 @check(step=4, points=2, description="GET /items answers 200 with every row of items as a list of dicts")
 async def step4_items_returns_all_rows(ns: dict) -> None:
-    app, _ = _step4(ns)
+    app = _step4(ns)
     async with _step4_engine(ns):
         (response,) = await _get_items(app)
         _assert_same_rows(_rows_of(response), db.table_rows(), "With the rows the setup cell made")
@@ -472,7 +568,7 @@ async def step4_items_returns_all_rows(ns: dict) -> None:
 
 @check(step=4, points=1, description="after each request every connection is back in the pool")
 async def step4_connections_returned(ns: dict) -> None:
-    app, _ = _step4(ns)
+    app = _step4(ns)
     async with _step4_engine(ns) as engine:
         for _ in range(3):
             (response,) = await _get_items(app)
@@ -485,7 +581,7 @@ async def step4_connections_returned(ns: dict) -> None:
 @check(step=4, points=2, hidden=True, needs=("step4_items_returns_all_rows",),
        description="rows put in the table at grading time come back, and an empty table gives []")
 async def step4_items_reads_the_table(ns: dict) -> None:
-    app, _ = _step4(ns)
+    app = _step4(ns)
     async with _step4_engine(ns):
         with db.rows_replaced(db.random_rows(7)) as rows:
             (response,) = await _get_items(app)
@@ -499,7 +595,7 @@ async def step4_items_reads_the_table(ns: dict) -> None:
 @check(step=4, points=1, hidden=True, needs=("step4_connections_returned",),
        description="20 requests at once all succeed through the pool, within its limit")
 async def step4_concurrent_requests_share_the_pool(ns: dict) -> None:
-    app, _ = _step4(ns)
+    app = _step4(ns)
     async with _step4_engine(ns) as engine:
         pool = engine.pool
         limit = pool.size() + max(pool._max_overflow, 0)

@@ -12,11 +12,21 @@ a case to tests/mistakes.py.
 """
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import dataclass
 from typing import Callable
 
 FIX_LEAK = "yield the connection inside `async with engine.connect() as conn:` so it is closed after every request."
+NO_DEPENDS = (
+    "GET /items does not take its connection from `get_connection`: give the route the parameter "
+    "`conn: AsyncConnection = Depends(get_connection)`, and FastAPI calls the dependency for every request "
+    "(if you changed `get_connection`, run the cell that defines the route again too)."
+)
+CONTEXT_MANAGER_DEPENDENCY = (
+    "`get_connection` is decorated with @asynccontextmanager, so FastAPI hands the route a context manager, "
+    "not a connection: remove the decorator; an `async def` that yields is already a dependency FastAPI enters and leaves."
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,7 @@ class Clue:
     chain: tuple[BaseException, ...]
     files: tuple[str, ...]
     returned: object = None
+    codes: tuple = ()
     step: int = 0
     ns: dict | None = None
     source: str = ""
@@ -44,6 +55,11 @@ class Clue:
 
     def through(self, fragment: str) -> bool:
         return any(fragment in f for f in self.files)
+
+    def in_plain_def(self) -> bool:
+        """The innermost frame of the student's own code is a plain `def` (not `async def`)."""
+        codes = [code for code in self.codes if _students(code.co_filename)]
+        return bool(codes) and not codes[-1].co_flags & (inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR)
 
 
 @dataclass(frozen=True)
@@ -85,13 +101,21 @@ def _returned(chain) -> object:
     return found
 
 
+def _students(filename: str) -> bool:
+    """Code from a notebook cell (not a library)."""
+    return filename.startswith("<") or "ipykernel" in filename or "ipython-input" in filename
+
+
 def clue(exc: BaseException, *, step: int = 0, ns: dict | None = None, source: str = "") -> Clue:
     chain = _chain(exc)
+    codes = tuple(frame.f_code for frame in _frames(exc))
     files = tuple(frame.f_code.co_filename for e in chain for frame in _frames(e))
-    return Clue(exc, str(exc), chain, files, _returned(chain), step, ns, source)
+    return Clue(exc, str(exc), chain, files, _returned(chain), codes, step, ns, source)
 
 
 def raw(exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg}"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
@@ -144,6 +168,14 @@ AT_REQUEST: list[Mistake] = [
             lambda c: c.says("does not support the context manager protocol", "object does not support the context manager"),
             "`with` is the synchronous form: the async engine's connection is opened with "
             "`async with engine.connect() as conn:` inside `async def get_connection()`."),
+    Mistake("context_manager_dependency", lambda c: c.says("GeneratorContextManager"), CONTEXT_MANAGER_DEPENDENCY),
+    Mistake("dependency_opened_by_hand",
+            lambda c: c.says("'async_generator' object does not support the asynchronous context manager"),
+            NO_DEPENDS),
+    Mistake("sync_route_awaits_nothing",
+            lambda c: c.says("'coroutine' object", "coroutine object") and c.in_plain_def(),
+            "a plain `def` route cannot await the async connection: write the route as `async def read_items(...)` "
+            "and `result = await conn.execute(text(...))`."),
     Mistake("missing_await",
             lambda c: c.says("'coroutine' object", "coroutine object") or _type_name(c.returned) == "coroutine",
             "a call to the database is missing its `await`: `conn.execute(...)` gives a coroutine until "
@@ -163,6 +195,12 @@ AT_REQUEST: list[Mistake] = [
                        f"({raw(c.exc)})")),
     Mistake("not_json", lambda c: c.returned is not None or (c.named("ValueError") and c.through("fastapi/encoders")),
             _bad_return),
+    Mistake("dict_of_row", lambda c: c.says("dictionary update sequence"),
+            "`dict(row)` does not work on a SQLAlchemy `Row`: take the rows as mappings, "
+            "`[dict(row) for row in result.mappings()]` or `result.mappings().all()`."),
+    Mistake("engine_given_to_route", lambda c: c.says("'AsyncEngine' object has no attribute", "'Engine' object has no attribute"),
+            "`get_connection` gave the route the engine itself, not a connection: yield a connection from "
+            "`async with engine.connect() as conn:`."),
     Mistake("async_generator_called",
             lambda c: c.says("async_generator", "'async_generator' object"),
             "`Depends(get_connection())` calls the dependency yourself: pass the function itself, "
@@ -209,6 +247,8 @@ def _missing_name(c: Clue) -> str | None:
 
 def _name_error(c: Clue) -> str:
     name = _missing_name(c) or "?"
+    if name == "app":
+        return "`app` is not defined when the route is added: create the app first, `app = FastAPI()`, above the route."
     if name in IMPORTS:
         return f"`{name}` is not defined in your step {c.step} cell: import it first, `{IMPORTS[name]}`."
     if c.source and re.search(rf"^\s*(async\s+def|def|class)\s+{name}\b|^\s*{name}\s*=", c.source, re.M):
@@ -238,6 +278,9 @@ IN_CELL: list[Mistake] = [
     Mistake("interrupted", lambda c: c.any(KeyboardInterrupt),
             lambda c: f"your step {c.step} cell was stopped before it finished (interrupted, or over the time "
                       "limit for a cell): remove whatever keeps it running, and run it again."),
+    Mistake("unquoted_url", lambda c: c.any(SyntaxError) and re.search(r"=\s*sqlite\b", c.source or "") is not None,
+            "the URL is not in quotes, so Python reads it as code: write "
+            'DATABASE_URL = "sqlite+aiosqlite:///./test.db" (a string, in quotes).'),
     Mistake("syntax_error", lambda c: c.any(SyntaxError),
             lambda c: f"your step {c.step} cell is not valid Python ({raw(c.exc)}, line {getattr(c.exc, 'lineno', '?')}): fix that line and run the cell again."),
     Mistake("import_error", lambda c: c.any(ImportError), _import_error),
@@ -250,6 +293,12 @@ IN_CELL: list[Mistake] = [
             "`Depends(get_connection)`, and FastAPI calls it for every request."),
     Mistake("memory_url_pool_size", lambda c: c.says("pool_size") and c.says("StaticPool", "SingletonThreadPool"),
             "an in-memory SQLite URL gets a pool without a size, so `pool_size` is rejected: use the file URL from step 1."),
+    Mistake("pool_size_positional", lambda c: c.says("positional argument") and c.says("create_async_engine", "create_engine"),
+            "`create_async_engine` takes the URL as its only positional argument and the pool size as a keyword: "
+            "`create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)`."),
+    Mistake("engine_awaited", lambda c: c.says("can't be used in 'await' expression", "object can't be awaited") and c.says("Engine"),
+            "`create_async_engine(...)` is not awaited: it returns the engine at once; write "
+            "`engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)` without `await`."),
     Mistake("unknown_engine_argument", lambda c: c.says("Invalid argument(s)") and c.says("create_engine"),
             lambda c: f"`create_async_engine` does not take one of your arguments ({raw(c.exc)}): the pool's size is `pool_size=POOL_SIZE`."),
     Mistake("sync_driver_for_async_engine", lambda c: c.says("is not async", "pysqlite") and c.named("InvalidRequestError"),

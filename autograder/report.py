@@ -57,11 +57,17 @@ def _once(name: str, message: str) -> str:
     if first != name and _latest.get(first) == (False, message):
         from autograder import registry
 
-        where = registry.get(first)
+        where, this = registry.get(first), registry.get(name)
         title = f"“{where.title}”" if where else f"`{first}`"
-        return f"Not passed, for the reason given above under {title}: fix that and run this cell again."
+        what = f" ({this.description})" if this else ""
+        return f"Not passed{what}, for the reason given above under {title}: fix that and run this cell again."
     _first_said[message] = name
     return message
+
+
+def latest(name: str) -> tuple[bool, str] | None:
+    """(passed, message) of the latest run of check `name` in this kernel, or None."""
+    return _latest.get(name)
 
 
 def _say_notes(name: str) -> None:
