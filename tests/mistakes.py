@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from variants import DEPENDENCY, HEAD  # the same step-4 opening as the correct variants
+
 STEP1 = "step1_database_url_solution"
 STEP2 = "step2_pool_size_solution"
 STEP3 = "step3_engine_solution"
@@ -56,21 +58,6 @@ def engine(code: str) -> dict[str, str]:
 
 IMPORT_ENGINE = "from sqlalchemy.ext.asyncio import create_async_engine\n\n"
 
-HEAD = '''
-from typing import Annotated
-
-from fastapi import Depends, FastAPI
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-app = FastAPI()
-'''
-DEPENDENCY = '''
-
-async def get_connection():
-    async with engine.connect() as conn:
-        yield conn
-'''
 ROUTE_CODE = '''
 
 @app.get("/items")
