@@ -172,6 +172,19 @@ async def read_items(conn: Annotated[AsyncConnection, Depends(get_connection)]):
 
 app.add_api_route("/items", read_items, methods=["GET"])
 ''')),
+    Variant("mounted_sub_application", step4('''
+
+items_api = FastAPI()
+
+
+@items_api.get("/items")
+async def read_items(conn: Annotated[AsyncConnection, Depends(get_connection)]):
+    result = await conn.execute(text("SELECT * FROM items"))
+    return result.mappings().all()
+
+
+app.mount("/", items_api)  # app serves everything items_api serves
+'''), note="the route lives on a sub-application mounted at / on app"),
     Variant("api_route_decorator_with_docs", step4('''
 
 @app.api_route("/items", methods=["GET"], summary="List every item", tags=["items"], status_code=200)
