@@ -197,8 +197,8 @@ SQLite database, through a pooled async SQLAlchemy engine, called from this note
 - how a FastAPI dependency lends a route a connection with `yield` and gives it back;
 - how to call your app in-process and read the pool's status to spot a leak.
 
-**Time:** about 35 minutes: four build steps (about 20 minutes), then a practice quiz and a
-graded quiz (about 15 minutes). Each step has a task, a hint you can open, a cell for your
+**Time:** about 30 minutes: four build steps (about 20 minutes), then a practice quiz and a
+graded quiz (about 10 minutes). Each step has a task, a hint you can open, a cell for your
 code and test cells that check it. **Go deeper** blocks are optional: skip them on a first
 pass. If things get tangled, use *Kernel → Restart Kernel and Run All Cells*.
 """),

@@ -24,7 +24,7 @@ database connections, and you learn to tell a healthy pool from one that leaks o
 You write real code in a Jupyter notebook and call your app from the notebook itself: no
 server to run, nothing to install beyond this environment.
 
-**Time:** about an hour in all: the lesson with its quizzes (35 minutes), the pool lab
+**Time:** about an hour in all: the lesson with its quizzes (30 minutes), the pool lab
 (10 minutes), and the optional PostgreSQL notebook (15 minutes).
 """),
     md("path", f"""
@@ -33,7 +33,7 @@ server to run, nothing to install beyond this environment.
 | | notebook | what you do | time |
 |---|---|---|---|
 | 1 | [**The lesson**]({LESSON}) | build the app in four graded steps: database URL, pool size, pooled async engine, a FastAPI route with a `yield` dependency | 20 min |
-| 2 | the quizzes, at the end of the lesson | a practice quiz with instant feedback, then a graded 10-question quiz | 15 min |
+| 2 | the quizzes, at the end of the lesson | a practice quiz with instant feedback, then a graded 10-question quiz | 10 min |
 | 3 | [**Pool lab**](pool-lab.ipynb) | watch a pool at work in plots: queueing, exhaustion and its `TimeoutError`, a leaked connection, pooled vs unpooled speed | 10 min |
 | 4 | [**Beyond SQLite: PostgreSQL**](postgres.ipynb) (optional) | the same app against a database server, and what changes when connections are expensive | 15 min |
 
