@@ -16,9 +16,12 @@ code comes from IPython's `In`, with no record of errors.
 from __future__ import annotations
 
 import ast
+import asyncio
 import contextlib
 import io
 import re
+import signal
+import threading
 from dataclasses import dataclass
 
 _FLAGS = ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
@@ -33,6 +36,7 @@ class Run:
 
 
 _runs: list[Run] = []
+RERUN_TIME_LIMIT = 5  # seconds: the student's cells, run again by a check, never hang it
 
 
 def _tree(source: str) -> ast.Module | None:
@@ -170,10 +174,45 @@ class _Rewrite(ast.NodeTransformer):
         return self._value(node, [node.target]) if node.value else node
 
 
-async def rerun(ns: dict, name: str, values: dict):
+class RerunTimeout(BaseException):
+    """The student's code, run again, took longer than a check may wait."""
+
+
+RERUN_FILE = "<your cell, run again>"
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Interrupt the student's code run again after `seconds` (a loop, a sleep), where the
+    platform allows it: a SIGALRM timer, in the main thread, where IPython runs cells. The
+    timer only interrupts while that code is on the stack; while it waits on the event loop,
+    `asyncio.timeout` in `rerun` bounds it instead."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def interrupt(_signum, frame):
+        while frame is not None:
+            if frame.f_code.co_filename == RERUN_FILE:
+                raise RerunTimeout(f"did not finish within {seconds:g} s")
+            frame = frame.f_back
+        signal.setitimer(signal.ITIMER_REAL, 0.05)  # not in the student's code right now: soon again
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+async def rerun(ns: dict, name: str, values: dict, seconds: float = RERUN_TIME_LIMIT):
     """Run the student's cells again, in a copy of the namespace, from the latest one that
     assigns one of `values`' names to the latest one that defines `name`, with those
-    assignments replaced by `values`. Returns (the new `name` or None, the error or None)."""
+    assignments replaced by `values`. Cells that raised when the student ran them are left
+    out (but the last), and the whole run is bounded by `seconds`. Returns (the new `name`
+    or None, the error of the last cell or None)."""
     history = runs()
     end = next((i for i in range(len(history) - 1, -1, -1) if name in history[i].defines), None)
     if end is None:
@@ -184,18 +223,24 @@ async def rerun(ns: dict, name: str, values: dict):
     scratch.update(values)
     scratch.pop(name, None)
     error = None
-    with contextlib.redirect_stdout(io.StringIO()):
-        for run in history[start:end + 1]:
-            tree = _tree(run.source)
-            if tree is None:
-                continue
-            tree = ast.fix_missing_locations(_Rewrite(values).visit(tree))
-            code = compile(tree, "<your cell, run again>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-            try:
-                result = eval(code, scratch)  # noqa: S307 - the student's own cell, already run once
-                if hasattr(result, "__await__"):
-                    await result
-                error = None
-            except Exception as exc:  # an earlier cell stops where it stopped before; the last one counts
-                error = exc
+    try:
+        async with asyncio.timeout(seconds):
+            with contextlib.redirect_stdout(io.StringIO()), _time_limit(seconds):
+                for index in range(start, end + 1):
+                    run = history[index]
+                    tree = _tree(run.source)
+                    if tree is None or (run.error is not None and index != end):
+                        continue
+                    tree = ast.fix_missing_locations(_Rewrite(values).visit(tree))
+                    code = compile(tree, RERUN_FILE, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+                    try:
+                        result = eval(code, scratch)  # noqa: S307 - the student's own cell, already run once
+                        if hasattr(result, "__await__"):
+                            await result
+                        error = None
+                    except Exception as exc:  # an earlier cell stops where it stopped before; the last one counts
+                        error = exc
+    except (RerunTimeout, TimeoutError):
+        return None, TimeoutError(f"your step 3 code, run again with other values by this check, did not finish "
+                                  f"within {seconds:g} s")
     return scratch.get(name), error

@@ -136,7 +136,7 @@ async def read_items(conn=Depends(get_connection)):
         {"id": 2, "name": "Pour-over kettle", "price": 39.0},
         {"id": 3, "name": "Coffee grinder", "price": 89.99},
     ]
-'''}, {"step4_items_reads_the_table": "instead of returning a fixed list"}),
+'''}, {"step4_items_reads_the_table": "instead of returning a fixed or saved list"}),
     Submission("leaking_connections", {STEP4: STEP4_ROUTE_HEAD + '''
 async def get_connection():
     return await engine.connect()   # never closed
