@@ -17,6 +17,15 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 # SQLAlchemy's 30-second pool_timeout); 60 s leaves room on a busy grading machine.
 c.Execute.timeout = 60
 
+# Every kernel that runs a submission runs in a sandbox of its own (autograder/sandbox.py):
+# own PID namespace and network, read-only system, only its working folder writable, no view
+# of the course folder, limits on memory, processes, file size and CPU. Where bwrap cannot
+# start (or COURSE_SANDBOX=off), kernels run unsandboxed and one log line says what is missing.
+# NotebookClient's trait: nbgrader's Execute (autograde, validate) and the grading workers'.
+from autograder.sandbox import SandboxedKernelManager  # noqa: E402
+
+c.NotebookClient.kernel_manager_class = SandboxedKernelManager
+
 # The exchange folder shared by instructors and students on one machine (a JupyterHub):
 # set NBGRADER_EXCHANGE to use another place, e.g. in tests.
 c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", "/srv/nbgrader/exchange")

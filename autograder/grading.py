@@ -378,6 +378,11 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
     course = open_course(course_dir, assignment)
     total = len(course.students)
     print(f"Grading {total} submission(s) of {assignment} with {jobs} worker(s)...", file=out, flush=True)
+    from autograder.sandbox import status as sandbox_status
+
+    sandbox = sandbox_status()  # "on", or one line saying why it is off and which protections are missing
+    if sandbox != "on":
+        print(f"WARNING: sandbox {sandbox}", file=out, flush=True)
     outcomes: dict[str, Outcome] = {}
     failures = 0
     with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
@@ -402,11 +407,11 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
     rows = [outcomes[s] for s in course.students]
     with open(course.root / REPORT_FILE, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["student", "status", "score", "max_score", "seconds", "note", "left_out", "removed_cells"])
+        writer.writerow(["student", "status", "score", "max_score", "seconds", "note", "left_out", "removed_cells", "sandbox"])
         for o in rows:
             writer.writerow([o.student, o.status, "" if o.score is None else o.score,
                              "" if o.max_score is None else o.max_score, f"{o.seconds:.1f}", o.note, " ".join(o.left_out),
-                             "; ".join(o.tampering)])
+                             "; ".join(o.tampering), sandbox])
     steps = []
     if feedback and any(o.status == "graded" for o in rows):
         steps.append(["generate_feedback", assignment, "--force"])

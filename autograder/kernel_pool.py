@@ -11,6 +11,11 @@ no output, no name left in the user's namespace), so the notebook sees what a ke
 there would show: `os.getcwd()`, relative paths, `''` on `sys.path`, an empty `In`.
 tests/test_kernel_pool.py compares both kinds of kernel on the same notebook.
 
+Spare kernels are sandboxed like any other (autograder/sandbox.py), one sandbox per kernel:
+a spare boots in a sandbox that holds only its empty folder, and when it is taken the
+submission's folder is bound into that sandbox (`SandboxedKernelManager.admit`) before the
+move; if that fails the spare is dropped and the submission gets a kernel started for it.
+
 Only the grading command's workers use this (see autograder/_worker.py); plain
 `nbgrader autograde` runs stock nbgrader.
 """
@@ -24,6 +29,8 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 from nbgrader.preprocessors import Execute
 
+from autograder.sandbox import SandboxedKernelManager
+
 # what nbclient passes to every IPython kernel it starts (NotebookClient.ipython_hist_file)
 HISTORY = "--HistoryManager.hist_file=:memory:"
 
@@ -31,17 +38,22 @@ HISTORY = "--HistoryManager.hist_file=:memory:"
 class Spare:
     """At most one pre-started kernel, booting while the current submission is graded."""
 
-    def __init__(self, kernel_name: str = "python3"):
+    def __init__(self, kernel_name: str = "python3", manager_class: type = SandboxedKernelManager):
         self.kernel_name = kernel_name
         self.home = tempfile.mkdtemp(prefix="spare-kernel-")  # stays empty: no student's folder
         self.km: AsyncKernelManager | None = None
         self.extra_arguments: list[str] = []
+        self.manager_class = manager_class  # the course config's (nbgrader_config.py): the sandbox
+        self.config = None
 
-    def start(self, extra_arguments: list[str] | None = None) -> None:
-        """Launch the next kernel; returns as soon as its process exists (it boots by itself)."""
+    def start(self, extra_arguments: list[str] | None = None, manager_class: type | None = None, config=None) -> None:
+        """Launch the next kernel; returns as soon as its process exists (it boots by itself).
+        The kernel manager class and config are those of the notebook client that used the last one."""
         if extra_arguments is not None:
             self.extra_arguments = list(extra_arguments)
-        km = AsyncKernelManager(kernel_name=self.kernel_name)
+        if manager_class is not None:
+            self.manager_class, self.config = manager_class, config
+        km = self.manager_class(kernel_name=self.kernel_name, **({"config": self.config} if self.config is not None else {}))
         args = self.extra_arguments + ([HISTORY] if not any(a.startswith("--HistoryManager.hist_file")
                                                             for a in self.extra_arguments) else [])
         try:
@@ -51,15 +63,24 @@ class Spare:
             return
         self.km = km
 
-    def take(self, kernel_name: str, extra_arguments: list[str]) -> AsyncKernelManager | None:
-        """The spare kernel if it fits the notebook and is alive, else None (start one fresh)."""
+    def take(self, kernel_name: str, extra_arguments: list[str], manager_class: type | None = None,
+             folder: str | None = None) -> AsyncKernelManager | None:
+        """The spare kernel if it fits the notebook and is alive, with `folder` bound into its
+        sandbox, else None (start one fresh)."""
         km, self.km = self.km, None
         if km is None:
             return None
         if kernel_name != self.kernel_name or list(extra_arguments) != self.extra_arguments \
-                or not run_sync(km.is_alive)():
+                or (manager_class is not None and type(km) is not manager_class) or not run_sync(km.is_alive)():
             stop(km)
             return None
+        if folder and isinstance(km, SandboxedKernelManager):
+            try:
+                km.admit(folder)
+            except OSError as exc:
+                km.log.warning("spare kernel not used: %s", exc)
+                stop(km)
+                return None
         return km
 
     def close(self) -> None:
@@ -88,14 +109,17 @@ class PooledExecute(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         kernel_name = self.kernel_name or nb.metadata.get("kernelspec", {}).get("name", "")
-        spare = SPARE.take(kernel_name, self.extra_arguments) if SPARE is not None and km is None else None
+        folder = (resources or {}).get("metadata", {}).get("path") or None
+        spare = SPARE.take(kernel_name, self.extra_arguments, self.kernel_manager_class, folder) \
+            if SPARE is not None and km is None else None
         if spare is None:
             result = super().preprocess(nb, resources, km)
             if SPARE is not None:
-                SPARE.start(self.extra_arguments)
+                SPARE.start(self.extra_arguments, self.kernel_manager_class, self.config)
             return result
-        SPARE.start(self.extra_arguments)  # the next submission's kernel boots while this one runs
-        self._move_to = (resources or {}).get("metadata", {}).get("path") or None
+        # the next submission's kernel boots while this one runs
+        SPARE.start(self.extra_arguments, self.kernel_manager_class, self.config)
+        self._move_to = folder
         try:
             return super().preprocess(nb, resources, spare)
         finally:

@@ -1,6 +1,8 @@
 """The grading workers' pre-started kernels (autograder/kernel_pool.py): a notebook run in a
 spare kernel sees exactly what it would see in a kernel started for it, and no kernel ever
-serves two submissions."""
+serves two submissions. Both kinds run in the course's sandbox (autograder/sandbox.py), as
+nbgrader_config.py has it; a kernel is told apart by its connection file (inside its own PID
+namespace every kernel has the same small pid)."""
 from __future__ import annotations
 
 import os
@@ -12,6 +14,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from nbgrader.preprocessors import Execute
 
 from autograder import kernel_pool
+from autograder.sandbox import SandboxedKernelManager
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +24,7 @@ PROBE = [
     "print(len(In), get_ipython().execution_count, sorted(k for k in globals() if not k.startswith('_')))",
     "print('' in sys.path, sys.path.index('') > 0)",
     "open('made-here.txt', 'w').write('x'); print(sorted(os.listdir('.')))",
-    "print(os.getpid())",
+    "from ipykernel.connect import get_connection_file\nprint(get_connection_file())",
 ]
 
 
@@ -31,7 +34,7 @@ def probe_notebook():
 
 
 def run(preprocessor_class, folder) -> list[str]:
-    nb, _ = preprocessor_class(timeout=60).preprocess(probe_notebook(), {"metadata": {"path": str(folder)}})
+    nb, _ = preprocessor_class(timeout=60, kernel_manager_class=SandboxedKernelManager).preprocess(probe_notebook(), {"metadata": {"path": str(folder)}})
     outputs = []
     for cell in nb.cells:
         assert all(o.output_type == "stream" and o.name == "stdout" for o in cell.outputs), cell.outputs
@@ -72,28 +75,30 @@ def test_spare_kernel_looks_like_a_fresh_one(tmp_path, spare):
 
 def test_each_kernel_serves_one_notebook(tmp_path, spare):
     """After a run its kernel is gone and a new spare is booting; two runs get two kernels."""
-    pids = []
+    kernels = []
     for name in ("first", "second"):
         (tmp_path / name).mkdir()
         waiting = spare.km
         assert waiting is not None and waiting.has_kernel
-        spare_pid = waiting.provisioner.process.pid
-        pid = int(run(kernel_pool.PooledExecute, tmp_path / name)[-1])
-        assert pid == spare_pid, "the notebook ran in the spare kernel"
-        assert not alive(pid), "a used kernel must be shut down"
+        assert isinstance(waiting, SandboxedKernelManager) and waiting.sandboxed
+        spare_pid, spare_file = waiting.provisioner.process.pid, waiting.connection_file
+        inside = psutil.Process(spare_pid).children(recursive=True)
+        kernel = run(kernel_pool.PooledExecute, tmp_path / name)[-1].strip()
+        assert kernel == spare_file, "the notebook ran in the spare kernel"
+        assert not alive(spare_pid) and not any(alive(p.pid) for p in inside), "a used kernel must be shut down"
         assert spare.km is not None and spare.km is not waiting
-        pids.append(pid)
-    assert pids[0] != pids[1]
+        kernels.append(kernel)
+    assert kernels[0] != kernels[1]
 
 
 def test_a_dead_spare_is_replaced_by_a_fresh_kernel(tmp_path, spare):
     """A spare kernel that died while waiting is not used: the notebook runs in a new kernel."""
-    dead = spare.km.provisioner.process.pid
+    dead, dead_file = spare.km.provisioner.process.pid, spare.km.connection_file
     os.kill(dead, signal.SIGKILL)
     psutil.Process(dead).wait(timeout=10)
     outputs = run(kernel_pool.PooledExecute, tmp_path)
     assert outputs[0].strip() == "<folder>"
-    assert int(outputs[-1]) != dead
+    assert outputs[-1].strip() != dead_file
     assert spare.km is not None and spare.km.has_kernel
 
 

@@ -1,0 +1,322 @@
+"""Every kernel that runs a submission runs in a sandbox (Debian's `bwrap`, bubblewrap).
+
+`SandboxedKernelManager` is a jupyter_client kernel manager; `nbgrader_config.py` makes it
+the kernel manager of nbclient (so of nbgrader's Execute preprocessor), so stock
+`nbgrader autograde`, `nbgrader validate`, the grading command and self-grading all start
+their kernels through it. Each kernel gets a sandbox of its own:
+
+- its own PID namespace (`--unshare-pid --die-with-parent`): everything the submission
+  starts, detached or not, dies with the kernel;
+- its own network namespace: only its own loopback; the client reaches the kernel over the
+  `ipc` transport (Unix sockets in a private folder bound into the sandbox);
+- a filesystem built from an allow-list: the system (`/usr`, `/etc`, ...), the Python
+  environment and the `autograder` package read-only, the submission's working folder
+  writable, a private `/tmp`. Nothing else exists inside: not the course folder (source/,
+  gradebook.db, other students' folders), not the exchange, not /root or /home;
+- an unprivileged user (when grading runs as root the sandbox runs as `sandbox_uid`, and
+  the working folder is handed to that uid) in a user namespace of its own, so the
+  process-count limit counts this sandbox's processes only;
+- limits (`prlimit`): address space (`memory`), processes (`processes`), file size
+  (`file_size`) and CPU seconds (`cpu_seconds`).
+
+Where the sandbox cannot start (no bwrap, user namespaces refused, or `COURSE_SANDBOX=off`
+in the environment), kernels start as usual and ONE line says which protections are missing
+(`status()` gives it; the grading command records it in grading-report.csv).
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import Bool, Integer, Unicode
+
+SWITCH = "COURSE_SANDBOX"  # COURSE_SANDBOX=off forces the fallback (kernels start unsandboxed)
+GIB, MIB = 1 << 30, 1 << 20
+MISSING = ("no PID namespace (processes a submission starts can outlive grading), open network, "
+           "the whole filesystem readable and writable as the grader's user (course folder, "
+           "gradebook and hidden tests included), no memory/process/file-size/CPU limits")
+UID_BASE = 2_000_000_000  # sandboxes run as uids from here (when grading runs as root)
+SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+log = logging.getLogger("autograder.sandbox")
+
+
+class Unavailable(RuntimeError):
+    """The sandbox cannot start here; the message says why."""
+
+
+@functools.lru_cache(maxsize=None)
+def _python_paths(python: str) -> tuple[tuple[str, ...], str | None]:
+    """What the kernel's interpreter reads: its prefixes and sys.path folders, and the folder
+    of the `autograder` package (an editable install maps it into the course repository)."""
+    code = ("import sys, json, importlib.util as u\n"
+            "s = u.find_spec('autograder')\n"
+            "loc = list(s.submodule_search_locations or [])[:1] if s else []\n"
+            "print(json.dumps([sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path, *loc]))")
+    try:
+        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60, cwd="/")
+        found = json.loads(out.stdout.strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+        found = [sys.prefix, sys.base_prefix, *sys.path]
+    package = None
+    if len(found) > 3 and found[-1].endswith("autograder"):
+        package = os.path.realpath(found.pop())
+    return tuple(found), package
+
+
+def _readable(python: str) -> list[str]:
+    """Folders bound read-only: the interpreter's, never one that holds a course."""
+    found, package = _python_paths(python)
+    real = os.path.realpath(python)
+    paths = [os.path.dirname(os.path.dirname(real)), *found]
+    if package:
+        paths.append(package)
+    keep: list[str] = []
+    for p in sorted({os.path.realpath(p) for p in paths if p and os.path.isabs(p) and os.path.isdir(p)}, key=len):
+        if p == "/" or any(p == s or p.startswith(s + "/") for s in SYSTEM + tuple(keep)):
+            continue
+        if p != package and (os.path.exists(os.path.join(p, "nbgrader_config.py"))
+                             or os.path.exists(os.path.join(p, "gradebook.db"))):
+            continue  # a course root on sys.path (e.g. a test runner's): never bind it whole
+        keep.append(p)
+    return keep
+
+
+def _sandbox_uid(base: int) -> int | None:
+    """The uid a sandbox runs as when grading runs as root: a fresh unprivileged uid per
+    sandbox (RLIMIT_NPROC counts a uid's processes, so sandboxes never share the count).
+    None when we are not root: the sandbox then runs as us, in a user namespace of its own."""
+    if os.geteuid() != 0:
+        return None
+    return base + random.SystemRandom().randrange(1_000_000)
+
+
+def bwrap_command(workdir: str, private: str, python: str = sys.executable, *, uid: int | None = None,
+                  memory: int = 4 * GIB, processes: int = 512, file_size: int = 100 * MIB,
+                  cpu_seconds: int = 600) -> list[str]:
+    """The command prefix that runs a command in a sandbox with `workdir` (and `private`, the
+    kernel's connection folder) writable. As root (`uid` given) bwrap sets the sandbox up
+    with root's rights and `setpriv` then becomes `uid` with no capabilities; otherwise bwrap
+    runs unprivileged in a user namespace."""
+    tools = {name: shutil.which(name) for name in ("bwrap", "prlimit", "setpriv")}
+    if tools["bwrap"] is None:
+        raise Unavailable("bwrap is not installed (apt-get install bubblewrap)")
+    if tools["prlimit"] is None or (uid is not None and tools["setpriv"] is None):
+        raise Unavailable("prlimit/setpriv (util-linux) are not installed")
+    cmd = [tools["bwrap"]]
+    cmd += ["--unshare-user"] if uid is None else ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    cmd += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--hostname", "sandbox", "--die-with-parent", "--new-session",
+            "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+    for path in SYSTEM:
+        if os.path.islink(path):
+            cmd += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            cmd += ["--ro-bind", path, path]
+    made: list[str] = list(SYSTEM)  # parents inside /tmp too: bwrap would copy 0700 from the host
+
+    def bind(option: str, path: str) -> None:
+        # bwrap copies the modes of the parents it creates (/root is 0700): open them up
+        parents = []
+        parent = os.path.dirname(path)
+        while parent not in ("/", "/tmp") and not any(parent == m or parent.startswith(m + "/") for m in made):
+            parents.append(parent)
+            parent = os.path.dirname(parent)
+        for folder in reversed(parents):
+            cmd.extend(["--perms", "0755", "--dir", folder])
+            made.append(folder)
+        cmd.extend([option, path, path])
+        made.append(path)
+
+    for path in _readable(python):
+        bind("--ro-bind", path)
+    for path in dict.fromkeys([private, workdir]):
+        bind("--bind", path)
+    cmd += ["--chdir", workdir, "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
+            # the kernel's parent inside is bwrap's init (pid 1): ipykernel must not watch it
+            # (bwrap --die-with-parent ends the sandbox with its parent instead)
+            "--setenv", "JPY_PARENT_PID", "1", "--"]
+    if uid is not None:
+        cmd += [tools["setpriv"], f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+                "--bounding-set=-all", "--"]
+    cmd += [tools["prlimit"], f"--as={memory}", f"--nproc={processes}", f"--fsize={file_size}",
+            f"--cpu={cpu_seconds}", "--"]
+    return cmd
+
+
+def _hand_over(path: str, uid: int | None) -> None:
+    """Make `path` (and what it holds) writable by the sandbox's user."""
+    if uid is None:
+        return
+    for folder, dirs, files in os.walk(path):
+        os.chown(folder, uid, uid)
+        for name in files:
+            try:
+                os.chown(os.path.join(folder, name), uid, uid, follow_symlinks=False)
+            except OSError:
+                pass
+
+
+@functools.lru_cache(maxsize=None)
+def _probe() -> str | None:
+    """None when a sandbox starts here, else why not (one short sentence)."""
+    if os.environ.get(SWITCH, "").lower() in ("off", "0", "no", "false"):
+        return f"{SWITCH}=off"
+    private = tempfile.mkdtemp(prefix="sandbox-probe-")
+    uid = _sandbox_uid(UID_BASE)
+    try:
+        _hand_over(private, uid)
+        cmd = bwrap_command(private, private, uid=uid) + [sys.executable, "-c", "open('ok', 'w')"]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd="/")
+        if done.returncode or not os.path.exists(os.path.join(private, "ok")):
+            return f"bwrap could not start a sandbox ({(done.stderr.strip() or f'exit {done.returncode}')[:160]})"
+        return None
+    except Unavailable as exc:
+        return str(exc)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"bwrap could not start a sandbox ({exc})"
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def status() -> str:
+    """'on', or the one line saying the sandbox is off, why, and which protections are missing."""
+    why = _probe()
+    return "on" if why is None else f"OFF ({why}): kernels run unsandboxed: {MISSING}"
+
+
+_warned = False
+
+
+def _warn_once(logger) -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        (logger or log).warning("course sandbox %s", status())
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """An async kernel manager whose kernel runs in its own bwrap sandbox (module docstring)."""
+
+    enabled = Bool(True, config=True, help=f"Run kernels in the sandbox (the environment variable {SWITCH}=off also turns it off).")
+    memory = Integer(4 * GIB, config=True, help="RLIMIT_AS of the kernel and what it starts (bytes).")
+    processes = Integer(512, config=True, help="RLIMIT_NPROC inside the sandbox (processes and threads).")
+    file_size = Integer(100 * MIB, config=True, help="RLIMIT_FSIZE: the largest file a submission can write (bytes).")
+    cpu_seconds = Integer(600, config=True, help="RLIMIT_CPU of each process in the sandbox (seconds).")
+    uid_base = Integer(UID_BASE, config=True, help="Grading as root, each sandbox runs as a fresh uid from uid_base to uid_base + 10**6.")
+
+    sandboxed = False  # whether the running kernel is in a sandbox
+    uid: int | None = None  # the uid it runs as (grading as root), else None
+    _private: str | None = None
+    _owners: dict  # folder handed to the sandbox's uid -> its (uid, gid) before
+
+    async def _async_pre_start_kernel(self, **kw):
+        self.sandboxed = bool(self.enabled) and _probe() is None
+        if not self.sandboxed:
+            _warn_once(self.log)
+            return await super()._async_pre_start_kernel(**kw)
+        if self._private is None:  # one private folder per kernel: connection file and sockets
+            self._private = tempfile.mkdtemp(prefix="kernel-sandbox-")
+            self.transport = "ipc"
+            self.connection_file = os.path.join(self._private, "kernel.json")
+            self.ip = os.path.join(self._private, "kernel-ipc")
+            self.uid = _sandbox_uid(self.uid_base)
+            self._owners = {}
+        workdir = os.path.realpath(kw.get("cwd") or os.getcwd())
+        cmd, kw = await super()._async_pre_start_kernel(**kw)
+        self._hand_over(self._private)
+        self._hand_over(workdir)
+        self.kernel_spec.interrupt_mode = "message"  # a signal would reach bwrap, not the kernel
+        python = cmd[0] if os.path.isabs(cmd[0]) else (shutil.which(cmd[0]) or sys.executable)
+        prefix = bwrap_command(workdir, self._private, python, uid=self.uid, memory=self.memory,
+                               processes=self.processes, file_size=self.file_size, cpu_seconds=self.cpu_seconds)
+        return prefix + cmd, kw
+
+    def _hand_over(self, folder: str) -> None:
+        if self.uid is not None and folder not in self._owners:
+            st = os.stat(folder)
+            self._owners[folder] = (st.st_uid, st.st_gid)
+            _hand_over(folder, self.uid)
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if restart or self._private is None:
+            return
+        shutil.rmtree(self._private, ignore_errors=True)
+        self._private = None
+        for folder, (uid, gid) in self._owners.items():  # what the kernel wrote goes back to the grader
+            if folder != self._private and os.path.isdir(folder):
+                for top, dirs, files in os.walk(folder):
+                    for name in [top] + [os.path.join(top, f) for f in files]:
+                        try:
+                            if os.lstat(name).st_uid == self.uid:
+                                os.chown(name, uid, gid, follow_symlinks=False)
+                        except OSError:
+                            pass
+        self._owners = {}
+
+    # AsyncKernelManager binds these names to KernelManager's coroutines: point them at ours
+    pre_start_kernel = _async_pre_start_kernel
+    cleanup_resources = _async_cleanup_resources
+
+    def sandbox_pid(self) -> int | None:
+        """A process inside the running sandbox (for admit), or None."""
+        import psutil
+
+        if not self.sandboxed or self.provisioner is None or getattr(self.provisioner, "process", None) is None:
+            return None
+        try:
+            mine = os.readlink("/proc/self/ns/mnt")
+            for child in psutil.Process(self.provisioner.process.pid).children(recursive=True):
+                try:
+                    if os.readlink(f"/proc/{child.pid}/ns/mnt") != mine:
+                        return child.pid
+                except OSError:
+                    continue
+        except psutil.Error:
+            return None
+        return None
+
+    def admit(self, folder: str) -> None:
+        """Make `folder` (a submission's working folder) appear, writable, inside this running
+        sandbox at the same path: a pre-started kernel learns its folder only when it is taken.
+        Raises OSError when that is impossible (the caller then starts a fresh kernel)."""
+        if not self.sandboxed:
+            return
+        pid = self.sandbox_pid()
+        if pid is None:
+            raise OSError("the sandbox is not running")
+        folder = os.path.realpath(folder)
+        self._hand_over(folder)
+        done = subprocess.run([sys.executable, "-S", "-c", _INJECT, str(pid), folder],
+                              capture_output=True, text=True, timeout=30)
+        if done.returncode:
+            raise OSError(f"could not bind {folder} into the sandbox: {done.stderr.strip()[-300:]}")
+
+
+# Run in a single-threaded helper (setns refuses a threaded process): clone the folder's mount
+# here, enter the sandbox's mount namespace, and attach the clone at the same path there.
+_INJECT = r"""
+import ctypes, os, sys
+pid, src = int(sys.argv[1]), sys.argv[2]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def ok(r, what):
+    if r < 0:
+        e = ctypes.get_errno()
+        raise SystemExit(f"{what}: {os.strerror(e)}")
+    return r
+AT_FDCWD, OPEN_TREE_CLONE, O_CLOEXEC, MOVE_MOUNT_F_EMPTY_PATH = -100, 1, 0o2000000, 4
+tree = ok(libc.syscall(428, ctypes.c_int(AT_FDCWD), src.encode(), ctypes.c_uint(OPEN_TREE_CLONE | O_CLOEXEC)), "open_tree")
+ns = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
+ok(libc.setns(ns, 0x00020000), "setns")
+os.makedirs(src, exist_ok=True)
+ok(libc.syscall(429, ctypes.c_int(tree), b"", ctypes.c_int(AT_FDCWD), src.encode(), ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)), "move_mount")
+"""
