@@ -43,6 +43,15 @@ c.Autograde.autograde_preprocessors = [
     SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
 ]
 
+# The graded quiz is scored outside the kernel: its answers file is read as collected, before
+# any student code runs (sanitize pass), and each quiz cell's outputs are set from those
+# answers and the key in its restored hidden test just before SaveAutoGrades reads them.
+from autograder.quiz_collect import CollectQuizAnswers  # noqa: E402
+from autograder.quiz_grading import GradeQuizAnswers  # noqa: E402
+
+c.Autograde.sanitize_preprocessors.append(CollectQuizAnswers)
+c.Autograde.autograde_preprocessors.insert(c.Autograde.autograde_preprocessors.index(SaveAutoGrades), GradeQuizAnswers)
+
 # Feedback shows every check's message but not the code of the hidden tests: stock nbgrader
 # copies the graded notebook as it ran, hidden tests included (jupyter/nbgrader#917).
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402

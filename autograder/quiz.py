@@ -73,8 +73,17 @@ def read_answers(path: str = ANSWERS_FILE) -> dict[str, str]:
         return {}
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AnswersFileError(f"{path} is not readable JSON ({exc})") from None
+    return parse_answers(text, path)
+
+
+def parse_answers(text: str, path: str = ANSWERS_FILE) -> dict[str, str]:
+    """The choices in the text of an answers file (`path` names it in messages)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise AnswersFileError(f"{path} is not readable JSON ({exc})") from None
     answers = data.get("answers") if isinstance(data, dict) else None
     if not isinstance(answers, dict) or not all(
@@ -334,20 +343,29 @@ def show_test() -> None:
 
 # -------------------------------------------------------------------------------- grading
 
-def _saved_answer(qid: str) -> tuple[Question, str]:
+def verdict(qid: str, correct: str, explanation: str, why: dict[str, str], answers: dict[str, str],
+            missing: bool = False, damaged: str = "") -> str | None:
+    """What the hidden check says of question `qid` given the saved `answers` (None: right).
+    `missing`: no answers file; `damaged`: the AnswersFileError message of an unusable one.
+    The graded quiz is scored outside the kernel with these same sentences
+    (autograder/quiz_grading.py)."""
     q = question("test", qid)
-    try:
-        answers = read_answers()
-    except AnswersFileError as exc:
-        fail(f"Question {q.number}: {exc}; answer the quiz again in the notebook (each click rewrites the file).")
-    if not os.path.exists(ANSWERS_FILE):
-        fail(
+    if damaged:
+        return f"Question {q.number}: {damaged}; answer the quiz again in the notebook (each click rewrites the file)."
+    if missing:
+        return (
             f"Question {q.number}: no quiz answers were saved ({ANSWERS_FILE} is missing beside the "
             "notebook): choose an answer for each question in the graded quiz; each click saves it."
         )
     if qid not in answers:
-        fail(f"Question {q.number} has no saved answer: choose one in the graded quiz; the click saves it.")
-    return q, answers[qid]
+        return f"Question {q.number} has no saved answer: choose one in the graded quiz; the click saves it."
+    letter = answers[qid]
+    if letter != correct:
+        return (
+            f"Question {q.number}: you chose {letter} ({_plain(q.option(letter))}), which is not right: "
+            f"{_plain(why[letter])} The answer is {correct}: {_plain(explanation)}"
+        )
+    return None
 
 
 UNANSWERED = "Question {number} is not answered yet: choose an answer above; each click saves it."
@@ -370,10 +388,15 @@ def check_answered(qid: str) -> None:
 
 @guarded
 def check_answer(qid: str, correct: str, explanation: str, why: dict[str, str]) -> None:
-    """Hidden part: the saved answer is the key's. The key is passed in from the hidden test."""
-    q, letter = _saved_answer(qid)
-    if letter != correct:
-        fail(
-            f"Question {q.number}: you chose {letter} ({_plain(q.option(letter))}), which is not right: "
-            f"{_plain(why[letter])} The answer is {correct}: {_plain(explanation)}"
-        )
+    """Hidden part: the saved answer is the key's. The key is passed in from the hidden test.
+    (When nbgrader grades, autograder/quiz_grading.py replaces what this prints with its own
+    verdict on the answers file as collected: nothing the kernel does changes a quiz score.)"""
+    question("test", qid)
+    try:
+        answers, damaged = read_answers(), ""
+    except AnswersFileError as exc:
+        answers, damaged = {}, str(exc)
+    message = verdict(qid, correct, explanation, why, answers,
+                      missing=not damaged and not os.path.exists(ANSWERS_FILE), damaged=damaged)
+    if message:
+        fail(message)

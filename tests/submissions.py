@@ -268,3 +268,66 @@ for path in glob.glob("../../../**/*.ipynb", recursive=True):   # the instructor
 ]
 # the read-from-disk attack's step 4 cell is removed whole (so step 4 is lost), and no quiz answers were given
 next(a for a in ADVERSARIAL if a.name == "attack_read_hidden_tests_from_disk").loses.update(_quiz_missing())
+
+
+# ------------------------------------------------- attacks on the graded quiz at grading time
+# Each runs in the step-4 cell (after the solution), while nbgrader grades, in a submission
+# that never answered the quiz (no quiz_answers.json) or answered it all wrong. The quiz is
+# scored outside the kernel from the file as collected (autograder/quiz_collect.py,
+# quiz_grading.py), so each must score 0 on the quiz, even under stock `nbgrader autograde`.
+
+def _quiz_attack(name: str, code: str, quiz: str = "") -> Submission:
+    words = QUIZ_LOST_MISSING if quiz == "" else "which is not right"
+    return Submission(name, {STEP4: solutions()[STEP4] + "\n\n" + code.strip() + "\n"},
+                      {gid: words for gid in _quiz_cells().values()}, quiz=quiz)
+
+
+# the key, as an attacker who stole or guessed it would have it
+_RIGHT = "{" + ", ".join(f'"{q}": "{a}"' for q, a in sorted(right_answers().items())) + "}"
+
+_WRITE_ANSWERS = f'''
+import json, os
+me = os.path.basename(os.path.dirname(os.getcwd()))   # autograded/<student>/connection-pooling
+for folder in [".", "../../../submitted/" + me + "/connection-pooling"]:   # here, and "as collected"
+    with open(folder + "/quiz_" + "answers.json", "w") as f:
+        json.dump({{"format": 1, "answers": {_RIGHT}}}, f)
+'''
+_KEY_FROM_DISK = '''
+import glob, json, re
+for path in glob.glob("../../../**/*.ipynb", recursive=True):   # the instructor's source notebook
+    cells_text = "".join("".join(cell["source"]) for cell in json.load(open(path))["cells"])
+    found = re.findall(r'check_answer\\(\\s*"(\\w+)",\\s*correct="(\\w)"', cells_text)
+    if found:
+        json.dump({"answers": dict(found)}, open("quiz_" + "answers.json", "w"))
+'''
+_INPUT_TRANSFORMER = '''
+def _quiz_cells_pass(lines):
+    return ["pass\\n"] if any("check_" + "answer" in line for line in lines) else lines
+
+get_ipython().input_transformers_post.append(_quiz_cells_pass)
+'''
+_PRE_RUN_CELL = f'''
+import json
+
+def _before_quiz_cell(info):
+    if "check_" + "answer" in (info.raw_cell or ""):
+        with open("quiz_" + "answers.json", "w") as f:
+            json.dump({{"answers": {_RIGHT}}}, f)
+
+get_ipython().events.register("pre_run_cell", _before_quiz_cell)
+'''
+_PATCH_QUIZ = '''
+_q = __import__("autogr" + "ader.qu" + "iz", fromlist=["x"])
+setattr(_q, "check_" + "answer", lambda *args, **kwargs: None)
+setattr(_q, "check_" + "answered", lambda *args, **kwargs: None)
+'''
+
+QUIZ_ATTACKS = [
+    _quiz_attack("quiz_attack_writes_answers_at_grading_time", _WRITE_ANSWERS),
+    _quiz_attack("quiz_attack_reads_key_from_disk", _KEY_FROM_DISK),
+    _quiz_attack("quiz_attack_input_transformer", _INPUT_TRANSFORMER),
+    _quiz_attack("quiz_attack_pre_run_cell_hook", _PRE_RUN_CELL),
+    _quiz_attack("quiz_attack_patches_check_answer", _PATCH_QUIZ),
+    _quiz_attack("quiz_attack_all_wrong_then_patch", _PATCH_QUIZ + _WRITE_ANSWERS,
+                 quiz=answers_file({q: _wrong_letter(a) for q, a in right_answers().items()})),
+]
