@@ -58,3 +58,11 @@ from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades  # noqa: E402
 
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+
+# Tampering detected by meaning (autograder/tamper.py): before any student code runs, each
+# student-written cell's syntax tree is checked against the lesson's allow-list; a cell that
+# reaches for the grading machinery is replaced by a comment, and the notebook is flagged for
+# review in the gradebook (the formgrader's flag; REVIEW in the grading command's report).
+from autograder.tamper_preprocessor import FlagTampering  # noqa: E402
+
+c.Autograde.autograde_preprocessors.insert(c.Autograde.autograde_preprocessors.index(Execute), FlagTampering)

@@ -331,3 +331,72 @@ QUIZ_ATTACKS = [
     _quiz_attack("quiz_attack_all_wrong_then_patch", _PATCH_QUIZ + _WRITE_ANSWERS,
                  quiz=answers_file({q: _wrong_letter(a) for q, a in right_answers().items()})),
 ]
+
+
+# ------------------------------------------- tampering found by meaning (autograder/tamper.py)
+# Honest cells that merely use the words or calls a text scan would catch: full marks, never
+# flagged (the same cells are unit-tested in tests/test_tamper.py).
+
+def _lookalikes() -> list[Submission]:
+    from tamper_cases import HONEST
+
+    cell = {"re_compile": STEP1, "comment_mentions_grader": STEP2, "statement_compile": STEP1,
+            "dict_named_checks": STEP1, "fstring_sys_modules": STEP1, "environ_default": STEP1,
+            "getenv_default": STEP2, "path_in_url": STEP1, "sys_stderr_version": STEP2, "type_name": STEP2,
+            "method_named_eval": STEP2, "literal_getattr": STEP2, "logging_name": STEP2, "time_magic": STEP2,
+            "help_on_a_name": STEP2, "decimal_and_dataclass": STEP2, "sqlalchemy_inspect_and_event": STEP3,
+            "sqlite_peek": STEP1, "super_init": STEP2}
+    assert set(cell) == set(HONEST)
+    return [Submission(f"honest_{name}", {cell[name]: code}) for name, code in HONEST.items()]
+
+
+HONEST_LOOKALIKES = _lookalikes()
+
+# What a submission loses when its step-4 cell is removed for review.
+STEP4_REMOVED = {"step4_app_has_items_route": "`app` is not defined", "step4_items_returns_all_rows": SEE_ABOVE,
+                 "step4_connections_returned": SEE_ABOVE, "step4_items_reads_the_table": GATED,
+                 "step4_concurrent_requests_share_the_pool": GATED}
+BLANK_CELL = "# YOUR CODE HERE\nraise NotImplementedError()"
+
+# These were graded before: killing the kernel failed the whole submission, and deleting the
+# lesson's database cost step 4's requests. Now the cell is removed for review: the rest is graded.
+for _attack in ADVERSARIAL:
+    if _attack.name == "attack_os_exit":
+        _attack.status, _attack.note, _attack.flagged = "graded", "", True
+        _attack.loses = {"step2_pool_size": "is not defined"}
+    elif _attack.name == "attack_delete_test_db":
+        _attack.flagged, _attack.loses = True, dict(STEP4_REMOVED)
+
+ADVERSARIAL += [
+    # five lines in the step-1 cell, no step done: an input transformer turns every check into `pass`
+    Submission("attack_input_transformer_blank_notebook", {
+        STEP1: '''
+def _no_checks(lines):
+    return ["pass\\n"] if any("checks." in line for line in lines) else lines
+
+get_ipython().input_transformers_post.append(_no_checks)
+''', STEP2: BLANK_CELL, STEP3: BLANK_CELL, STEP4: BLANK_CELL}, {gid: "" for gid in (
+        "step1_database_url", "step2_pool_size", "step3_engine_is_async", "step3_engine_pool_size",
+        "step3_pool_size_uses_variable", "step3_engine_connects", *STEP4_CELLS)}, flagged=True),
+    # the checks patched through names built at run time (a text scan cannot see them)
+    Submission("attack_patch_checks_by_runtime_names", {STEP1: WRONG_URL[STEP1] + '''
+_checks = getattr(__import__("autogr" + "ader.checks"), "chec" + "ks")
+setattr(_checks, "step1_" + "database_url", lambda ns: None)
+'''}, {"step1_database_url": "is not defined"}, flagged=True),
+    # an exception handler that hides every failing check
+    Submission("attack_custom_exception_handler", {STEP1: WRONG_URL[STEP1] + '''
+get_ipython().set_custom_exc((Exception,), lambda shell, etype, value, tb, tb_offset=None: None)
+'''}, {"step1_database_url": "is not defined"}, flagged=True),
+    # the course gradebook overwritten from a cell (every other student's grades)
+    Submission("attack_overwrite_gradebook", {STEP4: solutions()[STEP4] + '''
+
+for up in ("../../..", "../../../.."):
+    open(up + "/gradebook.db", "wb").write(b"")
+'''}, dict(STEP4_REMOVED), flagged=True),
+    # a detached background process, the way a student starts a server
+    Submission("attack_background_process", {STEP4: solutions()[STEP4] + '''
+
+import subprocess
+subprocess.Popen(["sleep", "600"], start_new_session=True)
+'''}, dict(STEP4_REMOVED), flagged=True),
+]
