@@ -16,7 +16,6 @@ import csv
 import json
 import os
 import queue
-import re
 import shutil
 import subprocess
 import sys
@@ -33,16 +32,10 @@ from pathlib import Path
 KEPT_FILES = ("quiz_answers.json", "timestamp.txt", "submission_secret.txt")
 REPORT_FILE = "grading-report.csv"
 
-# Code in a student's cell that reaches for the grading machinery rather than the lesson:
-# the checks package, the import system, IPython's error display, the instructor's files,
-# dynamic code. Such a cell is removed before grading and the submission is reported.
-# (Test cells are restored from the gradebook by nbgrader and are not scanned.)
-TAMPERING = re.compile(
-    r"\bautograder\b|\bchecks\s*\.|\bsys\s*\.\s*modules\b|\bbuiltins\b|__builtins__|__import__|\bimportlib\b"
-    r"|_render_traceback_|CheckFailed|set_custom_exc|\buser_ns\b|\bevents\s*\.\s*register"
-    r"|gradebook|\.ipynb\b|\bsource\b\s*/|quiz_answers|\bexec\s*\(|\beval\s*\(|\bcompile\s*\("
-)
-REMOVED = "# removed by the grader: this cell reached for the grading machinery (see the grading report)\n"
+# Student cells that reach for the grading machinery are found by the FlagTampering
+# preprocessor (autograder/tamper.py, an analysis of each cell's syntax tree, configured in
+# nbgrader_config.py so stock `nbgrader autograde` runs it too): it replaces such a cell with a
+# comment before anything runs and flags the notebook; the command reports what it found.
 
 
 class UsageError(Exception):
@@ -145,27 +138,24 @@ def _prepare(course: Course, student: str, template: Path, scratch: Path) -> lis
     return left_out
 
 
-def remove_tampering(path: Path) -> list[str]:
-    """Blank every student-written code cell that reaches for the grading machinery.
-    Returns a description of each removed cell; leaves unreadable notebooks to nbgrader."""
+def flagged_cells(path: Path) -> list[str] | None:
+    """What the tampering analysis flagged in a graded notebook (one line per removed cell),
+    or None when the analysis did not run on it (FlagTampering missing from the config)."""
+    from autograder.tamper_preprocessor import SCANNED
+
     try:
         nb = json.loads(path.read_text())
-        cells = nb["cells"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
         return []
-    removed = []
-    for number, cell in enumerate(cells, start=1):
-        meta = cell.get("metadata", {}).get("nbgrader", {}) if isinstance(cell, dict) else {}
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code" or meta.get("grade") or meta.get("locked"):
-            continue
-        source = "".join(cell.get("source", "")) if isinstance(cell.get("source"), list) else str(cell.get("source", ""))
-        found = TAMPERING.search(source)
-        if found:
-            cell["source"] = REMOVED
-            removed.append(f"cell {number} ({meta.get('grade_id', 'added by the student')}): {found.group(0).strip()!r}")
-    if removed:
-        path.write_text(json.dumps(nb))
-    return removed
+    if not nb.get("metadata", {}).get("course", {}).get(SCANNED):
+        return None
+    found = []
+    for number, cell in enumerate(nb.get("cells", []), start=1):
+        flags = cell.get("metadata", {}).get("course", {}).get("flagged")
+        if flags:
+            name = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or "added by the student"
+            found.append(f"cell {number} ({name}): " + "; ".join(flags))
+    return found
 
 
 def _kill_tree(pid: int) -> None:
@@ -298,8 +288,6 @@ def grade_one(course: Course, student: str, template: Path, workdir: Path, timeo
     start = time.perf_counter()
     try:
         outcome.left_out = _prepare(course, student, template, scratch)
-        for name in course.notebooks:
-            outcome.tampering += remove_tampering(scratch / "submitted" / student / course.assignment / f"{name}.ipynb")
         worker = workers.take()
         try:
             answer = worker.grade(scratch, course.assignment, student, timeout)
@@ -320,6 +308,11 @@ def grade_one(course: Course, student: str, template: Path, workdir: Path, timeo
         if not answer["success"] or not (scratch / "autograded" / student / course.assignment).is_dir():
             outcome.note = _why_it_failed(log)
             return outcome
+        for name in course.notebooks:
+            found = flagged_cells(scratch / "autograded" / student / course.assignment / f"{name}.ipynb")
+            if found is None:
+                outcome.note = "REVIEW: not checked for tampering (FlagTampering is not in nbgrader_config.py)"
+            outcome.tampering += found or []
         outcome.status = "graded"
         return outcome
     except Exception as exc:  # a broken submission must never stop the others

@@ -22,11 +22,11 @@ import pytest
 
 from conftest import BLANK, HONEST, submit_honest
 from course import ASSIGNMENT, BIN, graded_cells, make_course, results, submit, submit_as, tool_env
-from submissions import ADVERSARIAL
+from submissions import ADVERSARIAL, HONEST_LOOKALIKES
 
 pytestmark = pytest.mark.slow
 
-GALLERY = HONEST + ADVERSARIAL
+GALLERY = HONEST + ADVERSARIAL + HONEST_LOOKALIKES
 # a short per-cell limit keeps the hanging submissions quick to grade here
 CONFIG = "c.Execute.timeout = 20"
 
@@ -54,7 +54,7 @@ def report(course: Path) -> dict[str, dict]:
 def gallery(tmp_path_factory):
     course = make_course(tmp_path_factory.mktemp("gallery") / "course", CONFIG)
     submit_honest(course)
-    for sub in ADVERSARIAL:
+    for sub in ADVERSARIAL + HONEST_LOOKALIKES:
         submit_as(course, sub)
     before = tree_digest(course / "submitted")
     done = grade_command(course, ASSIGNMENT, "--jobs", "2", "--submission-timeout", "300")
@@ -64,9 +64,10 @@ def gallery(tmp_path_factory):
 def test_the_command_reports_progress_a_summary_and_failures_in_its_exit_status(gallery):
     course, done, _ = gallery
     total = len(GALLERY) + 1
-    assert done.returncode == 1, "two submissions cannot be graded, and the exit status must say so"
-    assert f"[{total}/{total}, 2 failed]" in done.stdout
-    assert "Summary" in done.stdout and f"{total - 2}/{total} graded" in done.stdout
+    failed = sum(s.status != "graded" for s in GALLERY)  # the corrupt notebook
+    assert failed and done.returncode == 1, "a submission cannot be graded, and the exit status must say so"
+    assert f"[{total}/{total}, {failed} failed]" in done.stdout
+    assert "Summary" in done.stdout and f"{total - failed}/{total} graded" in done.stdout
     assert set(report(course)) == {s.name for s in GALLERY} | {BLANK}
     assert done.stderr == ""
 
@@ -98,6 +99,23 @@ def test_no_attack_earns_a_point_or_breaks_the_grader(gallery, sub):
                 assert sub.loses[gid] in cell.message, f"{gid}: {cell.message!r}"
         else:
             assert cell.full, f"{sub.name}: {gid} lost points: {cell.message!r}"
+
+
+@pytest.mark.parametrize("sub", HONEST_LOOKALIKES, ids=lambda s: s.name)
+def test_honest_look_alikes_keep_full_marks_and_are_not_flagged(gallery, sub):
+    course, _, _ = gallery
+    row = report(course)[sub.name]
+    assert row["status"] == "graded" and row["removed_cells"] == "" and "REVIEW" not in row["note"], row
+    cells = results(course, sub.name)
+    assert all(c.full for c in cells.values()), {g: c.message for g, c in cells.items() if not c.full}
+
+
+def test_a_flagged_cell_is_listed_with_its_findings(gallery):
+    course, done, _ = gallery
+    row = report(course)["attack_patch_checks_by_runtime_names"]
+    assert row["removed_cells"].startswith("cell ") and "step1_database_url_solution" in row["removed_cells"]
+    assert "__import__" in row["removed_cells"] and "computed name" in row["removed_cells"]
+    assert "REVIEW: removed 1 cell(s)" in done.stdout
 
 
 def test_tampering_is_flagged_for_review_in_the_gradebook(gallery):
