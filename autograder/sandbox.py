@@ -13,9 +13,14 @@ their kernels through it. Each kernel gets a sandbox of its own:
   environment and the `autograder` package read-only, the submission's working folder
   writable, a private `/tmp`. Nothing else exists inside: not the course folder (source/,
   gradebook.db, other students' folders), not the exchange, not /root or /home;
-- an unprivileged user (when grading runs as root the sandbox runs as `sandbox_uid`, and
-  the working folder is handed to that uid) in a user namespace of its own, so the
-  process-count limit counts this sandbox's processes only;
+- an unprivileged user with no capabilities. Grading as root, bwrap sets the sandbox up as
+  root and `setpriv` then becomes a fresh uid (`uid_base` + random, one per sandbox: root is
+  exempt from RLIMIT_NPROC, and a uid shared by two sandboxes would share their count); the
+  working folder is handed to that uid while the kernel runs and given back after. Grading
+  as another user, bwrap runs unprivileged in a user namespace of its own (the count is then
+  per namespace);
+- a pre-started (spare) kernel learns its folder only when it is taken: `admit()` binds the
+  folder into its running sandbox (open_tree + setns + move_mount, in a helper process);
 - limits (`prlimit`): address space (`memory`), processes (`processes`), file size
   (`file_size`) and CPU seconds (`cpu_seconds`).
 

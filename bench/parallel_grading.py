@@ -12,12 +12,18 @@ From one run on the same N submissions (honest ones from tests/submissions.py, r
      the *same* notebooks (each submission's notebook as nbgrader ran it: hidden tests
      restored, outputs cleared) in a fresh kernel with nbclient, no nbgrader, one at a time;
   3. the same at full parallelism: wall x jobs / N against the bare executions run `jobs` at
-     a time, so grading overhead and two kernels contending for two cores can be told apart.
+     a time, so grading overhead and two kernels contending for two cores can be told apart;
+  4. the sandbox's cost (autograder/sandbox.py): the grading command on the same submissions
+     with the sandbox and with COURSE_SANDBOX=off, side by side (the two runs alternate, twice
+     each), per-submission times from grading-report.csv and the ratio.
+     `--sandbox-only` runs just this comparison.
 """
 from __future__ import annotations
 
 import argparse
 import collections
+import csv
+import statistics
 import itertools
 import multiprocessing
 import os
@@ -59,10 +65,10 @@ def graded_notebook(course: Path, student: str, into: Path) -> tuple[str, str]:
     return str(path), str(folder)
 
 
-def command(course: Path, jobs: int, *extra: str) -> float:
+def command(course: Path, jobs: int, *extra: str, **env: str) -> float:
     start = time.perf_counter()
     run = subprocess.run([str(BIN / "python"), "-m", "autograder", "grade", ASSIGNMENT, "--jobs", str(jobs),
-                          "--no-feedback", *extra], cwd=course, env=tool_env(), capture_output=True, text=True)
+                          "--no-feedback", *extra], cwd=course, env=tool_env(**env), capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:]
     return time.perf_counter() - start
 
@@ -71,13 +77,59 @@ def scores(course: Path, students: list[str]) -> dict:
     return {s: {g: c.score for g, c in results(course, s).items()} for s in students}
 
 
+def report_seconds(course: Path) -> dict[str, tuple[float, str, str]]:
+    """student -> (seconds, status, sandbox) from the command's grading-report.csv."""
+    with open(course / "grading-report.csv") as f:
+        return {r["student"]: (float(r["seconds"]), r["status"], r.get("sandbox", "")) for r in csv.DictReader(f)}
+
+
+def sandbox_side_by_side(chosen: list, jobs: int, tmp: Path, rounds: int = 2) -> None:
+    """The grading command with and without the sandbox on the same submissions, alternating."""
+    courses = {}
+    for way in ("sandbox", "no-sandbox"):
+        course = courses[way] = make_course(tmp / f"side-{way}")
+        for i, sub in enumerate(chosen):
+            submit_as(course, type(sub)(**{**sub.__dict__, "name": f"s{i:03d}-{sub.name}"}))
+    students = sorted(p.name for p in (courses["sandbox"] / "submitted").iterdir())
+    n = len(students)
+    wall: dict[str, list[float]] = {"sandbox": [], "no-sandbox": []}
+    per: dict[str, dict[str, list[float]]] = {w: collections.defaultdict(list) for w in wall}
+    marks: dict[str, set] = {w: set() for w in wall}
+    for _ in range(rounds):
+        for way in ("sandbox", "no-sandbox"):
+            env = {"COURSE_SANDBOX": "off"} if way == "no-sandbox" else {}
+            wall[way].append(command(courses[way], jobs, **env))
+            for student, (seconds, status, mark) in report_seconds(courses[way]).items():
+                assert status == "graded", (way, student, status)
+                per[way][student].append(seconds)
+                marks[way].add(mark)
+    identical = scores(courses["sandbox"], students) == scores(courses["no-sandbox"], students)
+    print(f"\nSandbox cost: {n} submissions, {jobs} jobs, {rounds} alternating runs each; "
+          f"report says sandbox={sorted(marks['sandbox'])[0][:3]!r} / {sorted(marks['no-sandbox'])[0][:3]!r}; "
+          f"scores identical: {identical}")
+    print(f"{'submission':<52} {'sandbox':>9} {'no sandbox':>11} {'ratio':>7}")
+    for s in students:
+        a, b = statistics.median(per["sandbox"][s]), statistics.median(per["no-sandbox"][s])
+        print(f"{s:<52} {a:8.2f}s {b:10.2f}s {a / b:6.2f}x")
+    a = statistics.mean(statistics.median(v) for v in per["sandbox"].values())
+    b = statistics.mean(statistics.median(v) for v in per["no-sandbox"].values())
+    print(f"{'mean per-submission time (report seconds)':<52} {a:8.2f}s {b:10.2f}s {a / b:6.2f}x")
+    wa, wb = min(wall["sandbox"]) / n, min(wall["no-sandbox"]) / n
+    print(f"{'best wall time / N (everything included)':<52} {wa:8.2f}s {wb:10.2f}s {wa / wb:6.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--submissions", type=int, default=40)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--sandbox-only", action="store_true", help="only the sandbox / no-sandbox comparison")
     args = parser.parse_args()
     pool = CORRECT_VARIANTS + WRONG + QUIZ_CASES
     chosen = list(itertools.islice(itertools.cycle(pool), args.submissions))
+    if args.sandbox_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            sandbox_side_by_side(chosen, args.jobs, Path(tmp))
+        return
     ways = ("sequential", "command", "on-demand kernels", "one worker")
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -128,6 +180,8 @@ def main() -> None:
           f"{floor_parallel:8.2f}s {per / floor_parallel:8.2f}x")
     print(f"{f'{args.jobs} workers vs bare, one at a time':<44} {per:7.2f}s {floor:8.2f}s {per / floor:8.2f}x"
           "   (includes two kernels contending for two cores)")
+    with tempfile.TemporaryDirectory() as tmp:
+        sandbox_side_by_side(chosen, args.jobs, Path(tmp))
 
 
 if __name__ == "__main__":
