@@ -60,9 +60,10 @@ from nbgrader.preprocessors import ClearHiddenTests, GetGrades  # noqa: E402
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
 
 # Tampering detected by meaning (autograder/tamper.py): before any student code runs, each
-# student-written cell's syntax tree is checked against the lesson's allow-list; a cell that
-# reaches for the grading machinery is replaced by a comment, and the notebook is flagged for
-# review in the gradebook (the formgrader's flag; REVIEW in the grading command's report).
+# student-written cell's syntax tree is checked against the lesson's allow-list; a statement
+# that reaches for the grading machinery (and any statement that needs it) is commented out,
+# the honest rest of the cell still runs, and the notebook is flagged for review in the
+# gradebook (the formgrader's flag; REVIEW in the grading command's report).
 from autograder.tamper_preprocessor import FlagTampering  # noqa: E402
 
 c.Autograde.autograde_preprocessors.insert(c.Autograde.autograde_preprocessors.index(Execute), FlagTampering)

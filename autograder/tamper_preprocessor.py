@@ -4,8 +4,8 @@ student code does: configured first in `c.Autograde.autograde_preprocessors`, so
 
 Each student-written code cell (every code cell but the instructor's locked ones, whose
 source nbgrader has already restored from the gradebook) is analysed. A cell with findings
-has its code replaced by a comment that lists them (so an attack earns nothing and the
-reviewer sees why), its findings kept in `cell.metadata["course"]["flagged"]`, a warning in
+has its offending top-level statements commented out under a comment that lists them (so
+an attack earns nothing, the reviewer sees why, and honest code in the same cell still runs), its findings kept in `cell.metadata["course"]["flagged"]`, a warning in
 the log, and the notebook is flagged in the gradebook (the formgrader's flag; the grading
 command reports it as REVIEW).
 """
@@ -30,6 +30,51 @@ def removed_source(findings: list[tamper.Finding], source: str) -> str:
     lines += ["# the code as submitted (not run):"]
     lines += ["# | " + line for line in source.splitlines()]
     return "\n".join(lines) + "\n"
+
+
+def _bound(node) -> set[str]:
+    """Names a top-level statement defines."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {node.name}
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return {(a.asname or a.name).split(".")[0] for a in node.names}
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
+def _used(node) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def without_flagged_statements(findings: list[tamper.Finding], source: str) -> str:
+    """The cell with only its flagged top-level statements removed (commented out, findings
+    listed above), so the honest rest of the cell still runs and earns its points; the whole
+    cell when a finding cannot be placed in a statement."""
+    code = tamper.ipython_source(source)
+    tree = tamper.parse(code)
+    if tree is None:
+        return removed_source(findings, source)
+    spans = [(node.lineno, node.end_lineno or node.lineno) for node in tree.body]
+    if any(not any(first <= f.line <= last for first, last in spans) for f in findings):
+        return removed_source(findings, source)
+    removed = [any(first <= f.line <= last for f in findings) for first, last in spans]
+    # a statement using a name that only a removed statement defined goes too (it would fail)
+    changed = True
+    while changed:
+        changed = False
+        gone = set().union(*(_bound(node) for node, out in zip(tree.body, removed) if out))
+        kept = set().union(*(_bound(node) for node, out in zip(tree.body, removed) if not out))
+        for i, node in enumerate(tree.body):
+            if not removed[i] and _used(node) & (gone - kept):
+                removed[i] = changed = True
+    lines = code.splitlines()
+    for (first, last), out in zip(spans, removed):
+        if not out:
+            continue
+        for i in range(first - 1, last):
+            lines[i] = "# removed for review | " + lines[i]
+    head = ["# removed by the grader for review: the statements marked below reached past the lesson's code"]
+    head += [f"#   {f}" for f in findings]
+    return "\n".join(head + lines) + "\n"
 
 
 def is_instructor_cell(cell) -> bool:
@@ -78,7 +123,7 @@ class FlagTampering(NbGraderPreprocessor):
         self.found.append(f"cell {index + 1} ({name}): " + "; ".join(str(f) for f in findings))
         self.log.warning("Flagged for review, cell %d (%s): %s", index + 1, name, "; ".join(map(str, findings)))
         if self.remove:
-            cell.source = removed_source(findings, cell.source)
+            cell.source = without_flagged_statements(findings, cell.source)
             cell.outputs, cell.execution_count = [], None
         return cell, resources
 

@@ -234,13 +234,13 @@ ADVERSARIAL = [
     Submission("attack_monkeypatch_checks", {STEP1: WRONG_URL[STEP1] + '''
 import autograder.checks
 autograder.checks.step1_database_url = lambda ns: None   # every check passes...
-'''}, {"step1_database_url": "is not defined"}, flagged=True),
+'''}, URL_LOST, flagged=True),
     Submission("attack_replace_module_in_sys_modules", {STEP1: WRONG_URL[STEP1] + '''
 import sys, types
 fake = types.ModuleType("autograder.checks")
 fake.__getattr__ = lambda name: (lambda *args, **kwargs: None)
 sys.modules["autograder.checks"] = fake
-'''}, {"step1_database_url": "is not defined"}, flagged=True),
+'''}, URL_LOST, flagged=True),
     Submission("attack_fake_package_beside_notebook", WRONG_URL, URL_LOST,
                extra_files={"autograder/__init__.py": "", "autograder/checks.py": FAKE_CHECKS}),
     Submission("attack_read_hidden_tests_from_disk", {STEP4: solutions()[STEP4] + '''
@@ -250,9 +250,7 @@ for path in glob.glob("../../../**/*.ipynb", recursive=True):   # the instructor
     found = re.findall(r'check_answer\\(\\s*"(\\w+)",\\s*correct="(\\w)"', open(path).read())
     if found:
         json.dump({"answers": dict(found)}, open("quiz_" + "answers.json", "w"))
-'''}, {"step4_app_has_items_route": "`app` is not defined", "step4_items_returns_all_rows": SEE_ABOVE,
-      "step4_connections_returned": SEE_ABOVE, "step4_items_reads_the_table": GATED,
-      "step4_concurrent_requests_share_the_pool": GATED}, quiz="", flagged=True),
+'''}, {}, quiz="", flagged=True),
     Submission("attack_stderr_writer", {STEP2: 'import sys\nprint("a warning of my own", file=sys.stderr)\nPOOL_SIZE = 5'}),
     Submission("attack_os_exit", {STEP2: "import os\nos._exit(1)"}, status="failed", note="kernel died"),
     Submission("attack_infinite_loop", {STEP2: "while True:\n    pass\nPOOL_SIZE = 5"},
@@ -364,8 +362,8 @@ for _attack in ADVERSARIAL:
     if _attack.name == "attack_os_exit":
         _attack.status, _attack.note, _attack.flagged = "graded", "", True
         _attack.loses = {"step2_pool_size": "is not defined"}
-    elif _attack.name == "attack_delete_test_db":
-        _attack.flagged, _attack.loses = True, dict(STEP4_REMOVED)
+    elif _attack.name == "attack_delete_test_db":  # only the removal is removed: step 4 keeps its points
+        _attack.flagged, _attack.loses = True, {}
 
 ADVERSARIAL += [
     # five lines in the step-1 cell, no step done: an input transformer turns every check into `pass`
@@ -382,21 +380,21 @@ get_ipython().input_transformers_post.append(_no_checks)
     Submission("attack_patch_checks_by_runtime_names", {STEP1: WRONG_URL[STEP1] + '''
 _checks = getattr(__import__("autogr" + "ader.checks"), "chec" + "ks")
 setattr(_checks, "step1_" + "database_url", lambda ns: None)
-'''}, {"step1_database_url": "is not defined"}, flagged=True),
+'''}, URL_LOST, flagged=True),
     # an exception handler that hides every failing check
     Submission("attack_custom_exception_handler", {STEP1: WRONG_URL[STEP1] + '''
 get_ipython().set_custom_exc((Exception,), lambda shell, etype, value, tb, tb_offset=None: None)
-'''}, {"step1_database_url": "is not defined"}, flagged=True),
+'''}, URL_LOST, flagged=True),
     # the course gradebook overwritten from a cell (every other student's grades)
     Submission("attack_overwrite_gradebook", {STEP4: solutions()[STEP4] + '''
 
 for up in ("../../..", "../../../.."):
     open(up + "/gradebook.db", "wb").write(b"")
-'''}, dict(STEP4_REMOVED), flagged=True),
+'''}, {}, flagged=True),
     # a detached background process, the way a student starts a server
     Submission("attack_background_process", {STEP4: solutions()[STEP4] + '''
 
 import subprocess
 subprocess.Popen(["sleep", "600"], start_new_session=True)
-'''}, dict(STEP4_REMOVED), flagged=True),
+'''}, {}, flagged=True),
 ]

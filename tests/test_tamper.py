@@ -6,6 +6,8 @@ as nbgrader tests its own: a NotebookNode with nbgrader metadata, `preprocess`, 
 """
 from __future__ import annotations
 
+import ast
+
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
@@ -112,14 +114,26 @@ def test_preprocessor_removes_and_flags_an_attack_cell():
     nb, resources = _run(_notebook(attack, added="get_ipython().events.register('pre_run_cell', print)"))
     student, test, added = nb.cells[1], nb.cells[2], nb.cells[3]
     assert student.source.startswith("# removed by the grader for review")
-    assert tamper.parse(student.source).body == []  # nothing left to run
-    assert "# | sys.modules['autograder.checks'] = None" in student.source  # shown to the reviewer
+    # only the offending statement is removed: the honest rest of the cell still runs
+    assert [ast.unparse(node) for node in tamper.parse(student.source).body] == ["import sys", "DATABASE_URL = 'x'"]
+    assert "# removed for review | sys.modules['autograder.checks'] = None" in student.source  # shown to the reviewer
     assert any("sys.modules" in f for f in student.metadata["course"]["flagged"])
     assert added.metadata["course"]["flagged"] and added.source.startswith("# removed")
     assert "checks.step1_database_url(globals())" in test.source and "course" not in test.metadata
     assert nb.metadata["course"][SCANNED] is True
     assert [line.split(":")[0] for line in resources["course"]["flagged"]] == ["cell 2 (step1_database_url_solution)",
                                                                              "cell 4 (added by the student)"]
+
+
+def test_statements_that_need_a_removed_one_go_too_and_honest_ones_stay():
+    """A student who starts a server from the step-4 cell keeps the step's points; the server
+    code is removed, and so is every later statement that uses a name only it defined."""
+    cell = ("from fastapi import FastAPI\napp = FastAPI()\nimport subprocess\n"
+            "server = subprocess.Popen(['uvicorn', 'main:app'])\nprint(server.pid)\n"
+            "@app.get('/items')\nasync def items():\n    return []\n")
+    nb, _ = _run(_notebook(cell))
+    kept = [ast.unparse(node).splitlines()[0] for node in tamper.parse(nb.cells[1].source).body]
+    assert kept == ["from fastapi import FastAPI", "app = FastAPI()", "@app.get('/items')"]
 
 
 def test_preprocessor_keeps_honest_cells_and_their_outputs():
