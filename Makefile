@@ -38,7 +38,7 @@ lab: env
 # Self-study: grade your working copy with the hidden tests; start the lesson over (the old
 # copy is kept as a backup).
 selfgrade: env
-	$(PY) -m autograder selfgrade $(WORK)/$(ASSIGNMENT).ipynb
+	$(PY) -m course_grade selfgrade $(WORK)/$(ASSIGNMENT).ipynb
 
 reset: env
 	$(PY) -m autograder reset --to $(WORK)
@@ -65,7 +65,7 @@ lock:
 	python3 tools/pins.py lock
 
 grade: env
-	$(PY) -m autograder grade $(ASSIGNMENT)
+	$(PY) -m course_grade grade $(ASSIGNMENT)
 
 autograde: env
 	$(BIN)/nbgrader autograde $(ASSIGNMENT)

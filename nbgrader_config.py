@@ -22,7 +22,7 @@ c.Execute.timeout = 60
 # of the course folder, limits on memory, processes, file size and CPU. Where bwrap cannot
 # start (or COURSE_SANDBOX=off), kernels run unsandboxed and one log line says what is missing.
 # NotebookClient's trait: nbgrader's Execute (autograde, validate) and the grading workers'.
-from autograder.sandbox import SandboxedKernelManager  # noqa: E402
+from course_grade.sandbox import SandboxedKernelManager  # noqa: E402
 
 c.NotebookClient.kernel_manager_class = SandboxedKernelManager
 
@@ -36,7 +36,7 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
 from nbgrader.preprocessors import (  # noqa: E402
     AssignLatePenalties, CheckCellMetadata, Execute, IgnorePattern, LimitOutput, SaveAutoGrades)
 
-from autograder.nbgrader_plugins import LimitOutputSize  # noqa: E402
+from course_grade.nbgrader_plugins import LimitOutputSize  # noqa: E402
 
 c.Autograde.autograde_preprocessors = [
     Execute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, LimitOutputSize,
@@ -46,8 +46,8 @@ c.Autograde.autograde_preprocessors = [
 # The graded quiz is scored outside the kernel: its answers file is read as collected, before
 # any student code runs (sanitize pass), and each quiz cell's outputs are set from those
 # answers and the key in its restored hidden test just before SaveAutoGrades reads them.
-from autograder.quiz_collect import CollectQuizAnswers  # noqa: E402
-from autograder.quiz_grading import GradeQuizAnswers  # noqa: E402
+from course_grade.quiz_collect import CollectQuizAnswers  # noqa: E402
+from course_grade.quiz_grading import GradeQuizAnswers  # noqa: E402
 
 c.Autograde.sanitize_preprocessors.append(CollectQuizAnswers)
 c.Autograde.autograde_preprocessors.insert(c.Autograde.autograde_preprocessors.index(SaveAutoGrades), GradeQuizAnswers)
@@ -64,6 +64,6 @@ c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPr
 # that reaches for the grading machinery (and any statement that needs it) is commented out,
 # the honest rest of the cell still runs, and the notebook is flagged for review in the
 # gradebook (the formgrader's flag; REVIEW in the grading command's report).
-from autograder.tamper_preprocessor import FlagTampering  # noqa: E402
+from course_grade.tamper_preprocessor import FlagTampering  # noqa: E402
 
 c.Autograde.autograde_preprocessors.insert(c.Autograde.autograde_preprocessors.index(Execute), FlagTampering)

@@ -1,71 +1,26 @@
-"""Command line: `python -m autograder grade ASSIGNMENT` (also installed as `course-grade`)."""
+"""A learner's command line: make or reset the working copy of the lesson.
+
+    python -m autograder workspace   # make the copy if it is missing (never overwrites)
+    python -m autograder reset       # start over; the old copy is kept as a backup
+
+Grading commands live on the instructor's side: `course-grade` (python -m course_grade).
+"""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from autograder import workspace
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m autograder",
-        description="The course's commands: grade a class (instructors), grade your own notebook, make or reset your working copy.",
-    )
+    parser = argparse.ArgumentParser(prog="python -m autograder",
+                                     description="Make or reset your working copy of the lesson.")
     commands = parser.add_subparsers(dest="command", required=True)
-    grade = commands.add_parser("grade", help="autograde everything in submitted/ for one assignment")
-    grade.add_argument("assignment", help="the assignment's name, e.g. connection-pooling")
-    grade.add_argument("--course", type=Path, default=Path("."), help="the course folder (where nbgrader_config.py is); default: here")
-    grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once (default: one per core)")
-    grade.add_argument("--submission-timeout", type=float, default=600,
-                       help="seconds one submission may take before it is stopped (default: 600)")
-    grade.add_argument("--no-feedback", action="store_true", help="do not run nbgrader generate_feedback")
-    grade.add_argument("--no-spare-kernels", action="store_true",
-                       help="start each submission's kernel when it is needed, as nbgrader does (slower; "
-                            "by default each worker keeps the next kernel booting while it grades)")
-    selfgrade = commands.add_parser("selfgrade", help="grade your own copy of the lesson, hidden tests included")
-    selfgrade.add_argument("notebook", type=Path, nargs="?",
-                           help="your notebook (default: connection-pooling.ipynb here, else in workspace/connection-pooling/)")
-    selfgrade.add_argument("--course", type=Path, help="the course repository (default: found above the notebook)")
-    for name, text in (("workspace", "make your working copy of the lesson in workspace/ if it is missing"),
-                       ("reset", "start the lesson over: a fresh working copy (the old one is kept as a backup)")):
-        sub = commands.add_parser(name, help=text)
-        sub.add_argument("--course", type=Path, default=Path("."), help="the course repository (default: here)")
-        sub.add_argument("--to", type=Path, help="the folder of the copy, inside the course (default: workspace/connection-pooling)")
+    workspace.add_commands(commands)
     args = parser.parse_args(argv)
-
-    from autograder.grading import UsageError, run
-
-    if args.command == "selfgrade":
-        from autograder import selfgrade as sg
-
-        return sg.main(args.notebook, args.course)
-    if args.command in ("workspace", "reset"):
-        from autograder import workspace
-
-        try:
-            if args.command == "reset":
-                copy, backups = workspace.reset(args.course.resolve(), args.to)
-                for backup in backups:
-                    print(f"kept your previous work as {backup}")
-                print(f"fresh copy of the lesson: {copy}")
-            else:
-                copy, made = workspace.ensure(args.course.resolve(), args.to)
-                print(f"{'made' if made else 'kept'} your copy of the lesson: {copy}")
-        except UsageError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        return 0
-
-    if args.jobs < 1 or args.submission_timeout <= 0:
-        print("error: --jobs must be at least 1 and --submission-timeout positive", file=sys.stderr)
-        return 2
-    try:
-        return run(args.course, args.assignment, args.jobs, args.submission_timeout, feedback=not args.no_feedback,
-                   spare_kernels=not args.no_spare_kernels)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return workspace.run_command(args)
 
 
 if __name__ == "__main__":

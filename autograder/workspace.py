@@ -13,7 +13,10 @@ import shutil
 import time
 from pathlib import Path
 
-from autograder.grading import UsageError
+
+class UsageError(Exception):
+    """The course folder is not what it should be: one line saying what to do."""
+
 
 ASSIGNMENT = "connection-pooling"
 
@@ -49,3 +52,30 @@ def reset(course: Path, folder: Path | None = None) -> tuple[Path, list[Path]]:
     copy.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(release, copy)
     return copy, backups
+
+
+def add_commands(commands) -> None:
+    """The `workspace` and `reset` subcommands, for `python -m autograder` and `course-grade`."""
+    for name, text in (("workspace", "make your working copy of the lesson in workspace/ if it is missing"),
+                       ("reset", "start the lesson over: a fresh working copy (the old one is kept as a backup)")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--course", type=Path, default=Path("."), help="the course repository (default: here)")
+        sub.add_argument("--to", type=Path, help="the folder of the copy, inside the course (default: workspace/connection-pooling)")
+
+
+def run_command(args) -> int:
+    import sys
+
+    try:
+        if args.command == "reset":
+            copy, backups = reset(args.course.resolve(), args.to)
+            for backup in backups:
+                print(f"kept your previous work as {backup}")
+            print(f"fresh copy of the lesson: {copy}")
+        else:
+            copy, made = ensure(args.course.resolve(), args.to)
+            print(f"{'made' if made else 'kept'} your copy of the lesson: {copy}")
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,4 +1,4 @@
-"""Class-scale grading: stock sequential `nbgrader autograde` against `python -m autograder grade`.
+"""Class-scale grading: stock sequential `nbgrader autograde` against `python -m course_grade grade`.
 
 Run on demand (not part of the test suite):
     .venv/bin/python bench/parallel_grading.py [--submissions 40] [--jobs 2]
@@ -67,7 +67,7 @@ def graded_notebook(course: Path, student: str, into: Path) -> tuple[str, str]:
 
 def command(course: Path, jobs: int, *extra: str, **env: str) -> float:
     start = time.perf_counter()
-    run = subprocess.run([str(BIN / "python"), "-m", "autograder", "grade", ASSIGNMENT, "--jobs", str(jobs),
+    run = subprocess.run([str(BIN / "python"), "-m", "course_grade", "grade", ASSIGNMENT, "--jobs", str(jobs),
                           "--no-feedback", *extra], cwd=course, env=tool_env(**env), capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:]
     return time.perf_counter() - start
@@ -167,7 +167,7 @@ def main() -> None:
           f"{len(graded_cells())} graded cells each; scores identical in all four runs: {identical}")
     print(f"\n{'class wall time':<44} {'total':>8} {'per sub.':>9} {'speed-up':>9}")
     for way, label in (("sequential", "sequential nbgrader autograde"),
-                       ("command", f"python -m autograder grade --jobs {args.jobs}"),
+                       ("command", f"python -m course_grade grade --jobs {args.jobs}"),
                        ("on-demand kernels", "  same, --no-spare-kernels")):
         print(f"{label:<44} {wall[way]:7.1f}s {wall[way] / n:8.2f}s {wall['sequential'] / wall[way]:8.2f}x")
     print("(target: >= 1.8x faster than sequential on 2 cores)")

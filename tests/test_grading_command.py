@@ -1,4 +1,4 @@
-"""`python -m autograder grade`: parallel grading of a whole class, and the mutant gallery.
+"""`python -m course_grade grade`: parallel grading of a whole class, and the mutant gallery.
 
 The gallery is every honest submission (tests/submissions.py) plus adversarial ones, graded
 in one run of the command with two workers. Residual risks (attacks that cannot be stopped
@@ -32,7 +32,7 @@ CONFIG = "c.Execute.timeout = 20"
 
 
 def grade_command(course: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "python"), "-m", "autograder", "grade", *args], cwd=course,
+    return subprocess.run([str(BIN / "python"), "-m", "course_grade", "grade", *args], cwd=course,
                           env=tool_env(), capture_output=True, text=True, timeout=timeout)
 
 

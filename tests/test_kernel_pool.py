@@ -13,8 +13,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 from nbgrader.preprocessors import Execute
 
-from autograder import kernel_pool
-from autograder.sandbox import SandboxedKernelManager
+from course_grade import kernel_pool
+from course_grade.sandbox import SandboxedKernelManager
 
 pytestmark = pytest.mark.slow
 
@@ -106,7 +106,7 @@ def test_worker_config_swaps_only_execute():
     """The grading workers replace nbgrader's Execute and keep every other preprocessor in place."""
     from traitlets.config import Config
 
-    from autograder.nbgrader_plugins import LimitOutputSize
+    from course_grade.nbgrader_plugins import LimitOutputSize
 
     config = Config()
     config.Autograde.autograde_preprocessors = [Execute, LimitOutputSize]

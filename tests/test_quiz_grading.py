@@ -17,8 +17,8 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from nbgrader.utils import determine_grade
 
 from autograder import quiz
-from autograder.quiz_collect import METADATA_KEY, CollectQuizAnswers
-from autograder.quiz_grading import GradeQuizAnswers, QuizKeyError, read_key
+from course_grade.quiz_collect import METADATA_KEY, CollectQuizAnswers
+from course_grade.quiz_grading import GradeQuizAnswers, QuizKeyError, read_key
 from autograder.report import CheckFailed
 from course import SOURCE_NB, answers_file, quiz_key, right_answers
 

@@ -117,3 +117,22 @@ def test_every_step_has_graded_points_and_each_quiz_question_one():
     assert [p for gid, p in points.items() if gid.startswith("quiz")] == [1] * 10
     for step in range(1, 5):
         assert sum(p for gid, p in points.items() if gid.startswith(f"step{step}_")) >= 1
+
+
+def test_the_kernel_side_never_imports_the_instructor_side():
+    """`autograder` (what a student's notebook imports) never imports `course_grade` (the
+    instructor's grading, sandbox, tampering analysis, quiz preprocessors): not in its code,
+    and not at run time when every one of its modules is imported."""
+    import ast
+
+    for path in sorted((ROOT / "autograder").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n.split(".")[0] == "course_grade" for n in names), f"{path.name} imports the instructor side"
+    code = ("import importlib, pkgutil, sys, autograder\n"
+            "for m in pkgutil.iter_modules(autograder.__path__):\n"
+            "    importlib.import_module('autograder.' + m.name)\n"
+            "print(sorted(n for n in sys.modules if n.split('.')[0] == 'course_grade'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

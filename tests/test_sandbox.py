@@ -19,7 +19,7 @@ import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
-from autograder import sandbox
+from course_grade import sandbox
 from course import ASSIGNMENT, BIN, autograde, graded_cells, make_course, results, submit_as, tool_env
 from submissions import CORRECT_VARIANTS
 
@@ -192,7 +192,7 @@ def test_fallback_grades_unsandboxed_and_says_what_is_missing(tmp_path):
     assert "COURSE_SANDBOX=off" in lines[0] and "no PID namespace" in lines[0] and "limits" in lines[0]
     assert all(c.full for c in results(course, SOLUTION.name).values())
 
-    graded = subprocess.run([str(BIN / "python"), "-m", "autograder", "grade", ASSIGNMENT, "--no-feedback"],
+    graded = subprocess.run([str(BIN / "python"), "-m", "course_grade", "grade", ASSIGNMENT, "--no-feedback"],
                             cwd=course, env=env, capture_output=True, text=True, timeout=900)
     assert graded.returncode == 0, graded.stdout[-3000:]
     assert sum("sandbox OFF" in line for line in graded.stdout.splitlines()) == 1
@@ -204,7 +204,7 @@ def test_fallback_grades_unsandboxed_and_says_what_is_missing(tmp_path):
 def test_grading_command_records_the_sandbox_on(tmp_path):
     course = make_course(tmp_path / "course")
     submit_as(course, SOLUTION)
-    graded = subprocess.run([str(BIN / "python"), "-m", "autograder", "grade", ASSIGNMENT, "--no-feedback"],
+    graded = subprocess.run([str(BIN / "python"), "-m", "course_grade", "grade", ASSIGNMENT, "--no-feedback"],
                             cwd=course, env=tool_env(), capture_output=True, text=True, timeout=900)
     assert graded.returncode == 0, graded.stdout[-3000:]
     assert "sandbox OFF" not in graded.stdout

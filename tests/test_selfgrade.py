@@ -1,4 +1,4 @@
-"""Self-grading (`python -m autograder selfgrade` and the lesson's button) and the working copy
+"""Self-grading (`python -m course_grade selfgrade` and the lesson's button) and the working copy
 commands (`workspace`, `reset`): real grading, the learner's files never changed."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 def command(*args, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=cwd, env=tool_env(),
+    return subprocess.run([sys.executable, "-m", "course_grade", *args], cwd=cwd, env=tool_env(),
                           capture_output=True, text=True, timeout=600)
 
 

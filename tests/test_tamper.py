@@ -12,8 +12,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from autograder import tamper
-from autograder.tamper_preprocessor import SCANNED, FlagTampering
+from course_grade import tamper
+from course_grade.tamper_preprocessor import SCANNED, FlagTampering
 from course import RELEASE_NB, solutions, tool_env
 from mistakes import MISTAKES
 from submissions import ADVERSARIAL, HONEST_LOOKALIKES

@@ -55,7 +55,7 @@ def test_release_fetch_submit_collect_grade_and_feedback(tmp_path):
     student = getpass.getuser()
     assert (course / "submitted" / student / ASSIGNMENT / ANSWERS_FILE).exists(), "the quiz answers travel with the notebook"
 
-    graded = run([str(BIN / "python"), "-m", "autograder", "grade", ASSIGNMENT, "--jobs", "1"], course, exchange)
+    graded = run([str(BIN / "python"), "-m", "course_grade", "grade", ASSIGNMENT, "--jobs", "1"], course, exchange)
     assert "1/1 graded" in graded.stdout
     run([nbgrader, "release_feedback", ASSIGNMENT], course, exchange)
     run([nbgrader, "fetch_feedback", ASSIGNMENT, *as_student], student_home, exchange)

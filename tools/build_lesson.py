@@ -495,7 +495,7 @@ progress.show()
 
 Studying on your own? Save the notebook (**Ctrl+S**), then press the button: it grades a
 copy of the saved file, hidden tests and quiz key included, and shows your score and every
-check's message. Your notebook is not changed. (From a terminal: `python -m autograder
+check's message. Your notebook is not changed. (From a terminal: `course-grade
 selfgrade`.)
 """),
     readonly("self_grade_button", """

@@ -60,7 +60,7 @@ print(("Made" if made else "Found") + " your copy of the lesson:", copy.relative
 - **Grade yourself:** at the end of the lesson, save the notebook and press
   **Grade my notebook**. It grades a copy of the saved file with the full autograder,
   including the hidden tests your instructor would run, and lists every check's result.
-  From a terminal: `python -m autograder selfgrade` in the course folder.
+  From a terminal: `python -m course_grade selfgrade` in the course folder.
 
 In a course, your instructor releases the lesson and grades what you submit with nbgrader;
 your graded quiz choices are saved in `quiz_answers.json` beside the notebook, so submit

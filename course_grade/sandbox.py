@@ -50,7 +50,7 @@ MISSING = ("no PID namespace (processes a submission starts can outlive grading)
            "gradebook and hidden tests included), no memory/process/file-size/CPU limits")
 UID_BASE = 2_000_000_000  # sandboxes run as uids from here (when grading runs as root)
 SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-log = logging.getLogger("autograder.sandbox")
+log = logging.getLogger("course_grade.sandbox")
 
 
 class Unavailable(RuntimeError):

@@ -5,7 +5,7 @@ submission does not wait ~2 s for its kernel; each kernel still runs one submiss
 
 Protocol, one JSON object per line: requests {"scratch", "assignment", "student"} on stdin;
 each answer on stdout is one line starting with MARK, so stray prints cannot be mistaken
-for it. The parent (autograder.grading) kills and replaces a worker that takes too long.
+for it. The parent (course_grade.grading) kills and replaces a worker that takes too long.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def main() -> None:
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config.loader import PyFileConfigLoader
 
-    from autograder import kernel_pool
+    from course_grade import kernel_pool
 
     if os.environ.get("AUTOGRADER_SPARE_KERNELS", "1") != "0":
         kernel_pool.SPARE = kernel_pool.Spare()

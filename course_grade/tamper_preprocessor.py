@@ -18,7 +18,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool
 
-from autograder import tamper
+from course_grade import tamper
 
 # the notebook-level stamp: the analysis ran (the grading command checks it)
 SCANNED = "tampering_scanned"

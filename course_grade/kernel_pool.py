@@ -29,7 +29,7 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 from nbgrader.preprocessors import Execute
 
-from autograder.sandbox import SandboxedKernelManager
+from course_grade.sandbox import SandboxedKernelManager
 
 # what nbclient passes to every IPython kernel it starts (NotebookClient.ipython_hist_file)
 HISTORY = "--HistoryManager.hist_file=:memory:"

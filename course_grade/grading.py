@@ -1,6 +1,6 @@
 """Grade every submission of an assignment in parallel, with stock nbgrader as the engine.
 
-    python -m autograder grade connection-pooling [--jobs N] [--submission-timeout S]
+    python -m course_grade grade connection-pooling [--jobs N] [--submission-timeout S]
 
 Each submission is graded by its own `nbgrader autograde` process in a scratch course folder
 (its own copy of the gradebook, holding the assignment but no other student), so a
@@ -141,7 +141,7 @@ def _prepare(course: Course, student: str, template: Path, scratch: Path) -> lis
 def flagged_cells(path: Path) -> list[str] | None:
     """What the tampering analysis flagged in a graded notebook (one line per removed cell),
     or None when the analysis did not run on it (FlagTampering missing from the config)."""
-    from autograder.tamper_preprocessor import SCANNED
+    from course_grade.tamper_preprocessor import SCANNED
 
     try:
         nb = json.loads(path.read_text())
@@ -189,15 +189,15 @@ def _why_it_failed(log: str) -> str:
 
 
 class Worker:
-    """A long-lived `python -m autograder._worker` process (nbgrader imported once)."""
+    """A long-lived `python -m course_grade._worker` process (nbgrader imported once)."""
 
     def __init__(self, log_path: Path, spare_kernels: bool = True):
-        from autograder._worker import MARK
+        from course_grade._worker import MARK
 
         self.mark = MARK
         self.log = open(log_path, "a")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "autograder._worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-m", "course_grade._worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self.log, text=True, start_new_session=True,
             env={**_env(), "AUTOGRADER_SPARE_KERNELS": "1" if spare_kernels else "0"},
         )
@@ -371,7 +371,7 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
     course = open_course(course_dir, assignment)
     total = len(course.students)
     print(f"Grading {total} submission(s) of {assignment} with {jobs} worker(s)...", file=out, flush=True)
-    from autograder.sandbox import status as sandbox_status
+    from course_grade.sandbox import status as sandbox_status
 
     sandbox = sandbox_status()  # "on", or one line saying why it is off and which protections are missing
     if sandbox != "on":

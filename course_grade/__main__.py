@@ -1,0 +1,57 @@
+"""Command line: `course-grade grade ASSIGNMENT` (also `python -m course_grade`): the instructor's
+commands, plus a self-learner's `selfgrade`, and `workspace`/`reset` (as `python -m autograder`)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from autograder import workspace
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="course-grade",
+        description="The course's commands: grade a class (instructors), grade your own notebook, make or reset your working copy.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    grade = commands.add_parser("grade", help="autograde everything in submitted/ for one assignment")
+    grade.add_argument("assignment", help="the assignment's name, e.g. connection-pooling")
+    grade.add_argument("--course", type=Path, default=Path("."), help="the course folder (where nbgrader_config.py is); default: here")
+    grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once (default: one per core)")
+    grade.add_argument("--submission-timeout", type=float, default=600,
+                       help="seconds one submission may take before it is stopped (default: 600)")
+    grade.add_argument("--no-feedback", action="store_true", help="do not run nbgrader generate_feedback")
+    grade.add_argument("--no-spare-kernels", action="store_true",
+                       help="start each submission's kernel when it is needed, as nbgrader does (slower; "
+                            "by default each worker keeps the next kernel booting while it grades)")
+    selfgrade = commands.add_parser("selfgrade", help="grade your own copy of the lesson, hidden tests included")
+    selfgrade.add_argument("notebook", type=Path, nargs="?",
+                           help="your notebook (default: connection-pooling.ipynb here, else in workspace/connection-pooling/)")
+    selfgrade.add_argument("--course", type=Path, help="the course repository (default: found above the notebook)")
+    workspace.add_commands(commands)
+    args = parser.parse_args(argv)
+
+    from course_grade.grading import UsageError, run
+
+    if args.command == "selfgrade":
+        from course_grade import selfgrade as sg
+
+        return sg.main(args.notebook, args.course)
+    if args.command in ("workspace", "reset"):
+        return workspace.run_command(args)
+
+    if args.jobs < 1 or args.submission_timeout <= 0:
+        print("error: --jobs must be at least 1 and --submission-timeout positive", file=sys.stderr)
+        return 2
+    try:
+        return run(args.course, args.assignment, args.jobs, args.submission_timeout, feedback=not args.no_feedback,
+                   spare_kernels=not args.no_spare_kernels)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
