@@ -113,6 +113,11 @@ FORBIDDEN_ATTRS = {
     **dict.fromkeys(("currentframe", "getouterframes", "getinnerframes", "_current_frames"),
                     "a frame or code object (another scope's variables)"),
     "system": "runs a shell command", "popen": "runs a shell command",
+    **dict.fromkeys(("subprocess_exec", "subprocess_shell", "add_signal_handler", "remove_signal_handler",
+                     "add_reader", "add_writer"),
+                    "the event loop's processes, signals or raw file handles"),
+    **dict.fromkeys(("get_field", "get_value", "vformat", "Formatter", "attrgetter", "methodcaller"),
+                    "looks attributes up by names in strings, at run time"),
 }
 EVENT_METHODS = {"register", "unregister", "callbacks", "trigger"}  # IPython's shell.events.<...>
 

@@ -102,8 +102,7 @@ _bomb = await asyncio.get_running_loop().subprocess_exec(
     asyncio.SubprocessProtocol, "python3", "-c", {_BOMB_CHILD!r}, "{TOKEN}", start_new_session=True)
 import time
 time.sleep(5)   # let it grow
-''')), (SANDBOX,), "loop.subprocess_exec() of a forking interpreter, in a cell added at the end",
-            unflagged=True),
+'''), flagged=True), (STATIC, SANDBOX), "loop.subprocess_exec() of a forking interpreter, in a cell added at the end"),
         Entry(Submission("rt_background_server_subprocess", _after(STEP4, f'''
 import subprocess
 subprocess.Popen(["python3", "-m", "http.server", "{server_port}", "--directory", "{TOKEN}"], start_new_session=True)
@@ -113,8 +112,8 @@ import asyncio
 _server = await asyncio.get_running_loop().subprocess_exec(
     asyncio.SubprocessProtocol, "python3", "-m", "http.server", "{server_port + 1}", "--bind", "127.0.0.1",
     "--directory", "{TOKEN}", start_new_session=True)
-''')), (SANDBOX,), "loop.subprocess_exec(http.server, start_new_session=True): detached server",
-            unflagged=True, fallback=True),
+'''), flagged=True), (STATIC, SANDBOX), "loop.subprocess_exec(http.server, start_new_session=True): detached server",
+            fallback=True),
         # --------------------------------------------------------------- resources
         Entry(Submission("rt_memory_bomb", _after(STEP2, 'buffer = "x" * 10**11'),
                          {"step2_pool_size": "stopped with MemoryError"}),
@@ -185,10 +184,9 @@ time.sleep(3600)   # {TOKEN}
 import asyncio, time
 asyncio.get_running_loop().add_signal_handler(2, print)   # SIGINT by number: an interrupt now does nothing
 time.sleep({CELL_TIMEOUT + 10})
-'''), status="failed", note="timed out"), (NBGRADER,),
-            "loop.add_signal_handler(SIGINT) then a sleep past the cell limit (bounded here): the interrupt is "
-            "ignored, nbclient gives up waiting for output and nbgrader fails the whole submission (no grades)",
-            unflagged=True),
+'''), {"step1_database_url": "was stopped before it finished"}, flagged=True), (STATIC, NBGRADER),
+            "loop.add_signal_handler(SIGINT) then a sleep past the cell limit: the handler is removed for "
+            "review, so the interrupt stops the sleep and only step 1 is lost"),
         # --------------------------------------------------------------- the checks and IPython
         Entry(_pick(ADVERSARIAL, "attack_patch_checks_by_runtime_names"), (STATIC,),
               "getattr(__import__('autogr' + 'ader.checks'), ...) then setattr(...)", fallback=True),
@@ -197,10 +195,8 @@ import logging, string
 # sys.modules, reached through logging's own `sys` by a field name in a string
 loaded = string.Formatter().get_field("0.sys.modules", (logging,), {})[0]
 loaded["autograder.checks"].step1_database_url = lambda ns: None
-'''}, dict(url_lost)), (), "string.Formatter().get_field('0.sys.modules', (logging,), {}) then assign a check",
-            unflagged=True, known_gap=(
-                "the analysis does not see names resolved from a string at run time, and no runtime "
-                "audit hook exists: the patched check passes a wrong step 1 (both runners)")),
+'''}, dict(url_lost), flagged=True), (STATIC,),
+            "string.Formatter().get_field('0.sys.modules', (logging,), {}) then assign a check"),
         Entry(_pick(ADVERSARIAL, "attack_input_transformer_blank_notebook"), (STATIC,),
               "an input transformer turning every later check into `pass`"),
         Entry(_pick(ADVERSARIAL, "attack_custom_exception_handler"), (STATIC,),

@@ -7,6 +7,13 @@ SOLUTION_URL = 'DATABASE_URL = "sqlite+aiosqlite:///./test.db"'
 
 # category -> snippets a student cell might hold; every one must be flagged
 ATTACKS = {
+    "run_time_names_and_the_event_loop": [  # found by the red-team gallery (tests/red_team.py)
+        "import logging, string\nloaded = string.Formatter().get_field('0.sys.modules', (logging,), {})[0]",
+        "import string\nf = string.Formatter()",
+        "import asyncio\n_p = await asyncio.get_running_loop().subprocess_exec(asyncio.SubprocessProtocol, 'python3')",
+        "import asyncio\nasyncio.get_running_loop().subprocess_shell(asyncio.SubprocessProtocol, 'sleep 9')",
+        "import asyncio\nasyncio.get_running_loop().add_signal_handler(2, print)",
+    ],
     "imports": [
         "import autograder.checks\nautograder.checks.step1_database_url = lambda ns: None",
         "from autograder import checks",

@@ -307,7 +307,8 @@ def test_fallback_scores_still_right_for_what_the_analysis_catches(fallback):
 
 def test_fallback_shows_the_missing_protections(fallback):
     """What only the sandbox stopped gets through without it (scores unchanged: the quiz is
-    graded outside the kernel, the server earns nothing), and the test had to end it."""
+    graded outside the kernel). Every process start the gallery knows is removed by the
+    analysis, so none is left to outlive grading here; tests/test_sandbox.py shows the PID
+    namespace ending a detached process that the analysis is not asked about."""
     _, _, _, missing = fallback
-    assert missing["processes outlived grading"], "the detached server outlives grading without the sandbox"
     assert missing["connections reached the grader's 127.0.0.1"] >= 1
