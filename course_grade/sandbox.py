@@ -43,6 +43,9 @@ import tempfile
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, Integer, Unicode
 
+# Every grading kernel, sandboxed or not, installs the runtime guard (autograder/guard.py: an
+# audit hook) before the first cell; it binds no name in the notebook's namespace.
+GUARD = "--IPKernelApp.exec_lines=__import__('autograder.guard').guard.install()"
 SWITCH = "COURSE_SANDBOX"  # COURSE_SANDBOX=off forces the fallback (kernels start unsandboxed)
 GIB, MIB = 1 << 30, 1 << 20
 MISSING = ("no PID namespace (processes a submission starts can outlive grading), open network, "
@@ -226,7 +229,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.sandboxed = bool(self.enabled) and _probe() is None
         if not self.sandboxed:
             _warn_once(self.log)
-            return await super()._async_pre_start_kernel(**kw)
+            cmd, kw = await super()._async_pre_start_kernel(**kw)
+            return cmd + [GUARD], kw
         if self._private is None:  # one private folder per kernel: connection file and sockets
             self._private = tempfile.mkdtemp(prefix="kernel-sandbox-")
             self.transport = "ipc"
@@ -242,7 +246,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         python = cmd[0] if os.path.isabs(cmd[0]) else (shutil.which(cmd[0]) or sys.executable)
         prefix = bwrap_command(workdir, self._private, python, uid=self.uid, memory=self.memory,
                                processes=self.processes, file_size=self.file_size, cpu_seconds=self.cpu_seconds)
-        return prefix + cmd, kw
+        return prefix + cmd + [GUARD], kw
 
     def _hand_over(self, folder: str) -> None:
         if self.uid is not None and folder not in self._owners:
