@@ -218,6 +218,8 @@ class SandboxedKernelManager(AsyncKernelManager):
     processes = Integer(512, config=True, help="RLIMIT_NPROC inside the sandbox (processes and threads).")
     file_size = Integer(100 * MIB, config=True, help="RLIMIT_FSIZE: the largest file a submission can write (bytes).")
     cpu_seconds = Integer(600, config=True, help="RLIMIT_CPU of each process in the sandbox (seconds).")
+    guard = Bool(True, config=True, help="Install the runtime guard (autograder/guard.py) before the first cell; "
+                 "off only to test the sandbox itself.")
     uid_base = Integer(UID_BASE, config=True, help="Grading as root, each sandbox runs as a fresh uid from uid_base to uid_base + 10**6.")
 
     sandboxed = False  # whether the running kernel is in a sandbox
@@ -230,7 +232,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         if not self.sandboxed:
             _warn_once(self.log)
             cmd, kw = await super()._async_pre_start_kernel(**kw)
-            return cmd + [GUARD], kw
+            return cmd + ([GUARD] if self.guard else []), kw
         if self._private is None:  # one private folder per kernel: connection file and sockets
             self._private = tempfile.mkdtemp(prefix="kernel-sandbox-")
             self.transport = "ipc"
@@ -246,7 +248,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         python = cmd[0] if os.path.isabs(cmd[0]) else (shutil.which(cmd[0]) or sys.executable)
         prefix = bwrap_command(workdir, self._private, python, uid=self.uid, memory=self.memory,
                                processes=self.processes, file_size=self.file_size, cpu_seconds=self.cpu_seconds)
-        return prefix + cmd + [GUARD], kw
+        return prefix + cmd + ([GUARD] if self.guard else []), kw
 
     def _hand_over(self, folder: str) -> None:
         if self.uid is not None and folder not in self._owners:

@@ -38,7 +38,10 @@ def bwrap_works():
 
 
 def run(cells: list[str], folder: Path, **manager) -> list[str]:
-    """Run `cells` in a sandboxed kernel in `folder`; each cell's stdout (errors raise)."""
+    """Run `cells` in a sandboxed kernel in `folder`; each cell's stdout (errors raise). The
+    runtime guard (tests/test_guard.py) is off unless asked for: these probes test the sandbox
+    itself, doing what the guard would refuse first."""
+    manager.setdefault("guard", False)
     nb = new_notebook(cells=[new_code_cell(c) for c in cells],
                       metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     client = NotebookClient(nb, timeout=120, kernel_manager_class=sandbox.SandboxedKernelManager,
@@ -225,3 +228,17 @@ def test_fallback_when_bwrap_is_missing(tmp_path, monkeypatch):
         assert out[0].strip() == "True"
     finally:
         sandbox._probe.cache_clear()
+
+
+@pytest.mark.parametrize("switch", ["on", "off"])
+def test_every_grading_kernel_has_the_runtime_guard(tmp_path, monkeypatch, switch):
+    """Sandboxed or not, the kernel refuses a process start from the first cell on, and the
+    guard left no name in the notebook's namespace."""
+    if switch == "off":
+        monkeypatch.setenv(sandbox.SWITCH, "off")
+    out = run(["import subprocess\ntry:\n    subprocess.Popen(['true'])\nexcept PermissionError as e:\n    print(e)",
+               "print(sorted(n for n in globals() if not n.startswith('_') and n not in "
+               "('In', 'Out', 'get_ipython', 'exit', 'quit', 'open', 'subprocess')))"],
+              tmp_path, guard=True)
+    assert out[0].startswith("blocked while grading: starting a process"), out
+    assert out[1].strip() == "[]", out
