@@ -136,3 +136,26 @@ def test_the_kernel_side_never_imports_the_instructor_side():
             "print(sorted(n for n in sys.modules if n.split('.')[0] == 'course_grade'))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_a_course_hub_can_install_the_kernel_side_alone(tmp_path):
+    """tools/kernel-package builds a wheel of autograder/ only: no instructor code in it."""
+    import shutil
+    import zipfile
+
+    uv = shutil.which("uv")
+    assert uv, "uv is installed by the Makefile"
+    project = ROOT / "tools" / "kernel-package"
+    try:
+        done = subprocess.run([uv, "build", "--wheel", "-q", "-o", str(tmp_path), str(project)],
+                              capture_output=True, text=True, timeout=300)
+    finally:  # setuptools leaves its work folders beside the project
+        shutil.rmtree(project / "build", ignore_errors=True)
+        for info in project.glob("*.egg-info"):
+            shutil.rmtree(info, ignore_errors=True)
+    assert done.returncode == 0, done.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    packages = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert packages == {"autograder"}, packages
+    assert "autograder/checks.py" in names and "autograder/guard.py" in names and "autograder/quiz.toml" in names
