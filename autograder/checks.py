@@ -34,9 +34,17 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
-from autograder import cells, db, explain, reference as ref, report
-from autograder.registry import STEP_NAMES, check
-from autograder.report import fail, hidden_gate, stand_in
+from autograder import cells, db, explain, progress, reference as ref, registry, report
+from autograder.registry import STEP_NAMES
+from autograder.report import fail, guarded, hidden_gate, stand_in
+
+progress.listen()  # the progress panel hears every check's result, shown or not
+
+
+def check(**declaration):
+    """Declare a check in the registry (step, points, description, hidden, needs) and guard it
+    (report.guarded: one sentence, nothing on stderr, results to the progress panel)."""
+    return lambda func: guarded(registry.check(**declaration)(func))
 
 # Every check ends with a full garbage collection (see report._quiet). Freezing what exists
 # now (FastAPI, SQLAlchemy, IPython...) keeps those collections from rescanning it: ~50 ms

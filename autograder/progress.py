@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 
-from autograder import cells, registry
+from autograder import cells, registry, report
 
 DISPLAY_ID = "course-progress"
 
@@ -32,7 +32,13 @@ def steps() -> dict[int, tuple[str, tuple[str, ...]]]:
 
 
 def done_steps() -> list[int]:
-    return [n for n, (_, needed) in steps().items() if all(_latest.get(c) for c in needed)]
+    """Steps whose visible checks all passed on their latest run (none before the checks exist)."""
+    return [n for n, (_, needed) in steps().items() if needed and all(_latest.get(c) for c in needed)]
+
+
+def listen() -> None:
+    """Hear every check's result (autograder.checks calls this when it is imported)."""
+    report.on_result(record)
 
 
 def next_step() -> int | None:

@@ -10,12 +10,12 @@ From that declaration come the lesson's test cells (tools/build_lesson.py), the 
 panel's steps (autograder.progress), the gate in front of each hidden check, and the tests'
 lists. The function's name is its test cell's nbgrader grade_id.
 
-This module is light (no FastAPI or SQLAlchemy): the progress panel reads it before the
-checks themselves are imported.
+This module is light and imports nothing of the package: the progress panel reads it before
+the checks themselves are imported (until then it knows the steps, and no check has passed).
+Whoever needs the full list imports `autograder.checks` first.
 """
 from __future__ import annotations
 
-import importlib
 import inspect
 from dataclasses import dataclass
 
@@ -58,15 +58,13 @@ _DECLARED: dict[str, Check] = {}
 
 
 def check(*, step: int, points: int, description: str, hidden: bool = False, needs: tuple[str, ...] = ()):
-    """Declare a check (see the module's docstring) and wrap it with `report.guarded`."""
+    """Declare a check (see the module's docstring); returns the function unchanged."""
     if step not in STEPS:
         raise ValueError(f"step {step} is not one of the lesson's steps {list(STEPS)}")
     if hidden and not needs:
         raise ValueError("a hidden check names the visible checks it needs (`needs=`)")
 
     def declare(func):
-        from autograder.report import guarded
-
         name = func.__name__
         if name in _DECLARED:
             raise ValueError(f"check {name} is declared twice")
@@ -75,20 +73,18 @@ def check(*, step: int, points: int, description: str, hidden: bool = False, nee
             raise ValueError(f"{name} needs {missing}: declare those visible checks first")
         _DECLARED[name] = Check(name, step, points, hidden, description.strip().rstrip("."),
                                 inspect.iscoroutinefunction(func), tuple(needs))
-        return guarded(func)
+        return func
 
     return declare
 
 
 def declared() -> list[Check]:
-    """Every check, in lesson order (the order of their declaration)."""
-    importlib.import_module("autograder.checks")
+    """Every check declared so far (all of them once `autograder.checks` is imported), in
+    lesson order."""
     return list(_DECLARED.values())
 
 
 def get(name: str) -> Check | None:
-    if name not in _DECLARED:
-        declared()
     return _DECLARED.get(name)
 
 

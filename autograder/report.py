@@ -21,7 +21,7 @@ import inspect
 import io
 import warnings
 
-from autograder import progress
+from autograder import registry
 
 
 class CheckFailed(AssertionError):
@@ -33,6 +33,15 @@ class CheckFailed(AssertionError):
 
 def fail(message: str) -> None:
     raise CheckFailed(message)
+
+
+# who hears each check's result: (name, passed, graded with a stand-in) -> None (the progress panel)
+_listeners: list = []
+
+
+def on_result(listener) -> None:
+    if listener not in _listeners:
+        _listeners.append(listener)
 
 
 # check name -> (its latest run passed, the message it gave when it failed)
@@ -55,8 +64,6 @@ def _once(name: str, message: str) -> str:
     that still fails gave exactly this message, a pointer to it."""
     first = _first_said.setdefault(message, name)
     if first != name and _latest.get(first) == (False, message):
-        from autograder import registry
-
         where, this = registry.get(first), registry.get(name)
         title = f"“{where.title}”" if where else f"`{first}`"
         what = f" ({this.description})" if this else ""
@@ -100,7 +107,8 @@ def _quiet():
 def _finish(name: str, failure: CheckFailed | None):
     passed = failure is None
     _latest[name] = (passed, "" if passed else str(failure))
-    progress.record(name, passed, stand_in=bool(_notes))
+    for listener in _listeners:
+        listener(name, passed, stand_in=bool(_notes))
     if passed:
         _say_notes(name)
         return None
@@ -154,8 +162,6 @@ def guarded(func):
 def hidden_gate(name: str) -> None:
     """The visible part of a hidden check's cell: it passes once the visible checks that the
     hidden one builds on pass (so a blank notebook fails it), and says the rest is graded later."""
-    from autograder import registry
-
     check = registry.get(name)
     if check is None:
         raise CheckFailed(f"there is no check named `{name}`: restore this test cell from a fresh copy of the notebook.")
@@ -175,4 +181,3 @@ def reset() -> None:
     _first_said.clear()
     _notes.clear()
     _notes_shown.clear()
-    progress.reset()

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from autograder import progress, registry, report
+from autograder import checks, progress, registry, report  # noqa: F401 - importing the checks declares them
 
 
 @pytest.fixture(autouse=True)
 def fresh():
     report.reset()
+    progress.reset()
     yield
     report.reset()
+    progress.reset()
 
 
 def test_the_panel_waits_for_each_steps_visible_checks():
