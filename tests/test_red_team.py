@@ -207,9 +207,11 @@ def test_stock_disk_fill_stopped_at_the_file_size_limit(stock):
     assert big.exists() and big.stat().st_size <= red_team.FILE_SIZE
 
 
-def test_stock_fork_bomb_was_refused_by_the_process_limit(stock):
+def test_stock_fork_bomb_never_started(stock):
+    """The event-loop fork bomb is removed for review before it runs (the sandbox's process
+    limit, its second line, is shown by tests/test_sandbox.py)."""
     folder = stock[0] / "autograded" / "rt_fork_bomb_through_the_event_loop" / ASSIGNMENT
-    assert (folder / "fork-refused").exists(), "the bomb never hit RLIMIT_NPROC (did it run?)"
+    assert not (folder / "fork-refused").exists()
 
 
 # ------------------------------------------------------------------ the grading command
@@ -305,10 +307,12 @@ def test_fallback_scores_still_right_for_what_the_analysis_catches(fallback):
     expect_cells(course, red_team.SOLUTION, {})
 
 
-def test_fallback_shows_the_missing_protections(fallback):
-    """What only the sandbox stopped gets through without it (scores unchanged: the quiz is
-    graded outside the kernel). Every process start the gallery knows is removed by the
-    analysis, so none is left to outlive grading here; tests/test_sandbox.py shows the PID
-    namespace ending a detached process that the analysis is not asked about."""
+def test_without_the_sandbox_the_runtime_guard_still_holds(fallback):
+    """Without the sandbox, the runtime guard (autograder/guard.py) still refuses what only the
+    sandbox stopped in the gallery: the grader's 127.0.0.1 hears nothing, and the course's
+    files are not read (no answers file written from source/); the quiz is graded outside the
+    kernel either way."""
     _, _, _, missing = fallback
-    assert missing["connections reached the grader's 127.0.0.1"] >= 1
+    assert missing["connections reached the grader's 127.0.0.1"] == 0
+    assert not missing["the course folder was readable (answers file written from source/)"]
+    assert not missing["processes outlived grading"]
