@@ -17,7 +17,7 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 # SQLAlchemy's 30-second pool_timeout); 60 s leaves room on a busy grading machine.
 c.Execute.timeout = 60
 
-# Every kernel that runs a submission runs in a sandbox of its own (autograder/sandbox.py):
+# Every kernel that runs a submission runs in a sandbox of its own (course_grade/sandbox.py):
 # own PID namespace and network, read-only system, only its working folder writable, no view
 # of the course folder, limits on memory, processes, file size and CPU. Where bwrap cannot
 # start (or COURSE_SANDBOX=off), kernels run unsandboxed and one log line says what is missing.
@@ -31,7 +31,7 @@ c.NotebookClient.kernel_manager_class = SandboxedKernelManager
 c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", "/srv/nbgrader/exchange")
 
 # nbgrader's LimitOutput counts lines; also cut outputs by size, so one huge line printed by
-# a student cannot bloat the graded notebook and the feedback page (autograder/nbgrader_plugins.py).
+# a student cannot bloat the graded notebook and the feedback page (course_grade/nbgrader_plugins.py).
 from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
 from nbgrader.preprocessors import (  # noqa: E402
     AssignLatePenalties, CheckCellMetadata, Execute, IgnorePattern, LimitOutput, SaveAutoGrades)
@@ -59,7 +59,7 @@ from nbgrader.preprocessors import ClearHiddenTests, GetGrades  # noqa: E402
 
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
 
-# Tampering detected by meaning (autograder/tamper.py): before any student code runs, each
+# Tampering detected by meaning (course_grade/tamper.py): before any student code runs, each
 # student-written cell's syntax tree is checked against the lesson's allow-list; a statement
 # that reaches for the grading machinery (and any statement that needs it) is commented out,
 # the honest rest of the cell still runs, and the notebook is flagged for review in the

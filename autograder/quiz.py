@@ -348,7 +348,7 @@ def verdict(qid: str, correct: str, explanation: str, why: dict[str, str], answe
     """What the hidden check says of question `qid` given the saved `answers` (None: right).
     `missing`: no answers file; `damaged`: the AnswersFileError message of an unusable one.
     The graded quiz is scored outside the kernel with these same sentences
-    (autograder/quiz_grading.py)."""
+    (course_grade/quiz_grading.py)."""
     q = question("test", qid)
     if damaged:
         return f"Question {q.number}: {damaged}; answer the quiz again in the notebook (each click rewrites the file)."
@@ -389,7 +389,7 @@ def check_answered(qid: str) -> None:
 @guarded
 def check_answer(qid: str, correct: str, explanation: str, why: dict[str, str]) -> None:
     """Hidden part: the saved answer is the key's. The key is passed in from the hidden test.
-    (When nbgrader grades, autograder/quiz_grading.py replaces what this prints with its own
+    (When nbgrader grades, course_grade/quiz_grading.py replaces what this prints with its own
     verdict on the answers file as collected: nothing the kernel does changes a quiz score.)"""
     question("test", qid)
     try:

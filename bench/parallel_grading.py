@@ -13,7 +13,7 @@ From one run on the same N submissions (honest ones from tests/submissions.py, r
      restored, outputs cleared) in a fresh kernel with nbclient, no nbgrader, one at a time;
   3. the same at full parallelism: wall x jobs / N against the bare executions run `jobs` at
      a time, so grading overhead and two kernels contending for two cores can be told apart;
-  4. the sandbox's cost (autograder/sandbox.py): the grading command on the same submissions
+  4. the sandbox's cost (course_grade/sandbox.py): the grading command on the same submissions
      with the sandbox and with COURSE_SANDBOX=off, side by side (the two runs alternate, twice
      each), per-submission times from grading-report.csv and the ratio.
      `--sandbox-only` runs just this comparison.

@@ -1,6 +1,6 @@
 """A grading worker process: imports nbgrader once, then autogrades one scratch course folder
 per request (importing nbgrader costs seconds; a submission's notebook takes about as long).
-It also keeps a spare kernel booting while it grades (autograder/kernel_pool.py), so a
+It also keeps a spare kernel booting while it grades (course_grade/kernel_pool.py), so a
 submission does not wait ~2 s for its kernel; each kernel still runs one submission only.
 
 Protocol, one JSON object per line: requests {"scratch", "assignment", "student"} on stdin;

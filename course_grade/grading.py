@@ -33,7 +33,7 @@ KEPT_FILES = ("quiz_answers.json", "timestamp.txt", "submission_secret.txt")
 REPORT_FILE = "grading-report.csv"
 
 # Student cells that reach for the grading machinery are found by the FlagTampering
-# preprocessor (autograder/tamper.py, an analysis of each cell's syntax tree, configured in
+# preprocessor (course_grade/tamper.py, an analysis of each cell's syntax tree, configured in
 # nbgrader_config.py so stock `nbgrader autograde` runs it too): it replaces such a cell with a
 # comment before anything runs and flags the notebook; the command reports what it found.
 

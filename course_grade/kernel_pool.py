@@ -11,12 +11,12 @@ no output, no name left in the user's namespace), so the notebook sees what a ke
 there would show: `os.getcwd()`, relative paths, `''` on `sys.path`, an empty `In`.
 tests/test_kernel_pool.py compares both kinds of kernel on the same notebook.
 
-Spare kernels are sandboxed like any other (autograder/sandbox.py), one sandbox per kernel:
+Spare kernels are sandboxed like any other (course_grade/sandbox.py), one sandbox per kernel:
 a spare boots in a sandbox that holds only its empty folder, and when it is taken the
 submission's folder is bound into that sandbox (`SandboxedKernelManager.admit`) before the
 move; if that fails the spare is dropped and the submission gets a kernel started for it.
 
-Only the grading command's workers use this (see autograder/_worker.py); plain
+Only the grading command's workers use this (see course_grade/_worker.py); plain
 `nbgrader autograde` runs stock nbgrader.
 """
 from __future__ import annotations

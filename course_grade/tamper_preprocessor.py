@@ -1,4 +1,4 @@
-"""An nbgrader preprocessor that runs the tampering analysis (autograder/tamper.py) before any
+"""An nbgrader preprocessor that runs the tampering analysis (course_grade/tamper.py) before any
 student code does: configured first in `c.Autograde.autograde_preprocessors`, so stock
 `nbgrader autograde` and the grading command both run it.
 

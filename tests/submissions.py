@@ -271,7 +271,7 @@ next(a for a in ADVERSARIAL if a.name == "attack_read_hidden_tests_from_disk").l
 # ------------------------------------------------- attacks on the graded quiz at grading time
 # Each runs in the step-4 cell (after the solution), while nbgrader grades, in a submission
 # that never answered the quiz (no quiz_answers.json) or answered it all wrong. The quiz is
-# scored outside the kernel from the file as collected (autograder/quiz_collect.py,
+# scored outside the kernel from the file as collected (course_grade/quiz_collect.py,
 # quiz_grading.py), so each must score 0 on the quiz, even under stock `nbgrader autograde`.
 
 def _quiz_attack(name: str, code: str, quiz: str = "") -> Submission:
@@ -331,7 +331,7 @@ QUIZ_ATTACKS = [
 ]
 
 
-# ------------------------------------------- tampering found by meaning (autograder/tamper.py)
+# ------------------------------------------- tampering found by meaning (course_grade/tamper.py)
 # Honest cells that merely use the words or calls a text scan would catch: full marks, never
 # flagged (the same cells are unit-tested in tests/test_tamper.py).
 

@@ -1,6 +1,6 @@
-"""The grading workers' pre-started kernels (autograder/kernel_pool.py): a notebook run in a
+"""The grading workers' pre-started kernels (course_grade/kernel_pool.py): a notebook run in a
 spare kernel sees exactly what it would see in a kernel started for it, and no kernel ever
-serves two submissions. Both kinds run in the course's sandbox (autograder/sandbox.py), as
+serves two submissions. Both kinds run in the course's sandbox (course_grade/sandbox.py), as
 nbgrader_config.py has it; a kernel is told apart by its connection file (inside its own PID
 namespace every kernel has the same small pid)."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The graded quiz is scored outside the kernel (autograder/quiz_collect.py, quiz_grading.py).
+"""The graded quiz is scored outside the kernel (course_grade/quiz_collect.py, quiz_grading.py).
 
 Unit tests, as nbgrader tests its own preprocessors: the source notebook's quiz cells (hidden
 tests included, as nbgrader restores them), the collector run on a submission folder, then

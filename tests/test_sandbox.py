@@ -1,4 +1,4 @@
-"""The kernel sandbox (autograder/sandbox.py): a probe notebook run through nbclient with the
+"""The kernel sandbox (course_grade/sandbox.py): a probe notebook run through nbclient with the
 sandboxed kernel manager checks each protection from inside and outside; a real
 `nbgrader autograde` of the solution scores full marks inside it; and the fallback
 (COURSE_SANDBOX=off) grades the same, with one line saying what is missing.

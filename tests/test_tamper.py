@@ -1,4 +1,4 @@
-"""The tampering analysis (autograder/tamper.py) and its nbgrader preprocessor, fast.
+"""The tampering analysis (course_grade/tamper.py) and its nbgrader preprocessor, fast.
 
 Every attack class is flagged; every correct variant, the lesson's solution, the notebook's
 own unlocked cells and a gallery of honest look-alikes are not. The preprocessor is tested
