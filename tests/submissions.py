@@ -350,10 +350,6 @@ def _lookalikes() -> list[Submission]:
 
 HONEST_LOOKALIKES = _lookalikes()
 
-# What a submission loses when its step-4 cell is removed for review.
-STEP4_REMOVED = {"step4_app_has_items_route": "`app` is not defined", "step4_items_returns_all_rows": SEE_ABOVE,
-                 "step4_connections_returned": SEE_ABOVE, "step4_items_reads_the_table": GATED,
-                 "step4_concurrent_requests_share_the_pool": GATED}
 BLANK_CELL = "# YOUR CODE HERE\nraise NotImplementedError()"
 
 # These were graded before: killing the kernel failed the whole submission, and deleting the

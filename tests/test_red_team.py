@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import nbformat
 import psutil
 import pytest
 
@@ -211,6 +212,8 @@ def test_stock_fork_bomb_never_started(stock):
     """The event-loop fork bomb is removed for review before it runs (the sandbox's process
     limit, its second line, is shown by tests/test_sandbox.py)."""
     folder = stock[0] / "autograded" / "rt_fork_bomb_through_the_event_loop" / ASSIGNMENT
+    graded = nbformat.read(folder / f"{ASSIGNMENT}.ipynb", as_version=4)
+    assert "# removed for review | _bomb = await" in graded.cells[-1].source, graded.cells[-1].source
     assert not (folder / "fork-refused").exists()
 
 
