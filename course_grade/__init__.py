@@ -1,7 +1,8 @@
 """The instructor's side of the course: grading around stock nbgrader.
 
-- `course-grade grade ASSIGNMENT` (`grading.py`, `_worker.py`, `kernel_pool.py`): the parallel
-  grading command;
+- `course-grade grade ASSIGNMENT` (`grading.py`): grading a class on Dask (`cluster.py`: a
+  LocalCluster or a running cluster; `task.py`: one submission graded from bytes on any
+  worker; `kernel_pool.py`: each worker's pre-started kernel);
 - `sandbox.py`: every grading kernel in a bubblewrap sandbox;
 - `tamper.py`, `tamper_preprocessor.py`: the syntax-tree analysis of student cells;
 - `quiz_collect.py`, `quiz_grading.py`: the graded quiz scored outside the kernel;

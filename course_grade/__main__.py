@@ -19,7 +19,13 @@ def main(argv: list[str] | None = None) -> int:
     grade = commands.add_parser("grade", help="autograde everything in submitted/ for one assignment")
     grade.add_argument("assignment", help="the assignment's name, e.g. connection-pooling")
     grade.add_argument("--course", type=Path, default=Path("."), help="the course folder (where nbgrader_config.py is); default: here")
-    grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once (default: one per core)")
+    grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                       help="worker processes of the local Dask cluster, one submission each at a time (default: one per core)")
+    grade.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="grade on a running Dask cluster instead of this machine "
+                            "(default: $COURSE_GRADE_SCHEDULER, else a local cluster of --jobs workers)")
+    grade.add_argument("--resume", action="store_true",
+                       help="grade only the submissions not graded yet (after a stopped run); default: grade everything")
     grade.add_argument("--submission-timeout", type=float, default=600,
                        help="seconds one submission may take before it is stopped (default: 600)")
     grade.add_argument("--no-feedback", action="store_true", help="do not run nbgrader generate_feedback")
@@ -47,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return run(args.course, args.assignment, args.jobs, args.submission_timeout, feedback=not args.no_feedback,
-                   spare_kernels=not args.no_spare_kernels)
+                   spare_kernels=not args.no_spare_kernels, scheduler=args.scheduler, resume=args.resume)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

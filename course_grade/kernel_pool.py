@@ -16,8 +16,8 @@ a spare boots in a sandbox that holds only its empty folder, and when it is take
 submission's folder is bound into that sandbox (`SandboxedKernelManager.admit`) before the
 move; if that fails the spare is dropped and the submission gets a kernel started for it.
 
-Only the grading command's workers use this (see course_grade/_worker.py); plain
-`nbgrader autograde` runs stock nbgrader.
+Only the grading command's workers (a Dask `WorkerPlugin`, course_grade/cluster.py) and the
+self-grading service use this; plain `nbgrader autograde` runs stock nbgrader.
 """
 from __future__ import annotations
 
@@ -101,24 +101,25 @@ def stop(km: AsyncKernelManager) -> None:
         pass
 
 
-SPARE: Spare | None = None  # set by the worker process; None means "start kernels as usual"
-
-
 class PooledExecute(Execute):
-    """nbgrader's Execute preprocessor, run in the worker's spare kernel when there is one."""
+    """nbgrader's Execute preprocessor, run in a spare kernel when there is one. `spare` is
+    set on a subclass made per worker by `use_spare_kernels` (None: start kernels as usual)."""
+
+    spare: Spare | None = None
 
     def preprocess(self, nb, resources=None, km=None):
+        pool = type(self).spare
         kernel_name = self.kernel_name or nb.metadata.get("kernelspec", {}).get("name", "")
         folder = (resources or {}).get("metadata", {}).get("path") or None
-        spare = SPARE.take(kernel_name, self.extra_arguments, self.kernel_manager_class, folder) \
-            if SPARE is not None and km is None else None
+        spare = pool.take(kernel_name, self.extra_arguments, self.kernel_manager_class, folder) \
+            if pool is not None and km is None else None
         if spare is None:
             result = super().preprocess(nb, resources, km)
-            if SPARE is not None:
-                SPARE.start(self.extra_arguments, self.kernel_manager_class, self.config)
+            if pool is not None:
+                pool.start(self.extra_arguments, self.kernel_manager_class, self.config)
             return result
         # the next submission's kernel boots while this one runs
-        SPARE.start(self.extra_arguments, self.kernel_manager_class, self.config)
+        pool.start(self.extra_arguments, self.kernel_manager_class, self.config)
         self._move_to = folder
         try:
             return super().preprocess(nb, resources, spare)
@@ -145,12 +146,15 @@ class PooledExecute(Execute):
     start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
 
-def use_spare_kernels(config) -> None:
-    """Swap nbgrader's Execute for PooledExecute in a loaded course config (in place)."""
+def use_spare_kernels(config, spare: Spare) -> type:
+    """Swap nbgrader's Execute for a PooledExecute drawing on `spare`, in a loaded course
+    config (in place); returns the class put in."""
     from nbgrader.converters import Autograde
 
+    pooled = type("PooledExecute", (PooledExecute,), {"spare": spare})
     chosen = config.Autograde.get("autograde_preprocessors") \
         or Autograde.class_traits()["autograde_preprocessors"].default()
     config.Autograde.autograde_preprocessors = [
-        PooledExecute if p is Execute or p in ("nbgrader.preprocessors.Execute", "nbgrader.preprocessors.execute.Execute")
+        pooled if p is Execute or p in ("nbgrader.preprocessors.Execute", "nbgrader.preprocessors.execute.Execute")
         else p for p in chosen]
+    return pooled

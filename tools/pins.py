@@ -62,11 +62,19 @@ def read_python(path: Path = ENV_FILE) -> str:
 
 
 def lock() -> None:
-    out = subprocess.run(
-        ["uv", "pip", "compile", str(ROOT / "pyproject.toml"), "--extra", "test",
-         "--python-version", PYTHON, "--universal", "--no-header", "--no-annotate", "--quiet"],
-        check=True, capture_output=True, text=True,
-    ).stdout
+    """Re-resolve; the current pins are kept wherever the ranges still allow them (uv prefers
+    the versions already in its output file), so adding a dependency moves nothing else."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        current = Path(tmp) / "pins.txt"
+        current.write_text("\n".join(read_pins()) + "\n" if ENV_FILE.exists() else "")
+        subprocess.run(
+            ["uv", "pip", "compile", str(ROOT / "pyproject.toml"), "--extra", "test", "-o", str(current),
+             "--python-version", PYTHON, "--universal", "--no-header", "--no-annotate", "--quiet"],
+            check=True, capture_output=True, text=True,
+        )
+        out = current.read_text()
     pins = [line.strip() for line in out.splitlines() if line.strip() and not line.startswith("#")]
     ENV_FILE.write_text(HEADER + "".join(f"      - {pin}\n" for pin in pins))
     print(f"wrote {len(pins)} pins to {ENV_FILE.name}")

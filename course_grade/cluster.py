@@ -1,0 +1,91 @@
+"""Grading on Dask: an embedded `LocalCluster` by default, or an existing cluster.
+
+    course-grade grade ASSIGNMENT [--jobs N]                      # LocalCluster, N worker processes
+    course-grade grade ASSIGNMENT --scheduler tcp://HOST:PORT     # a running cluster
+    COURSE_GRADE_SCHEDULER=tcp://HOST:PORT course-grade grade ASSIGNMENT
+
+Every worker runs one submission at a time (one thread per worker process: nbgrader changes
+the working folder) and needs this package installed (`pip install` the course repository, or
+its wheel) with the pinned environment and, for the sandbox, Debian's `bubblewrap`. A worker
+receives everything as bytes (course_grade/task.py) and shares no folder with the instructor.
+
+`SpareKernels` is a `WorkerPlugin`: each worker keeps one pre-started kernel booting while it
+grades (course_grade/kernel_pool.py), registered by the grading command on every worker,
+including workers that join later or are restarted.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+from distributed import Client, LocalCluster, get_worker
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from course_grade.task import AssignmentBundle, Graded, SubmissionBundle, grade
+
+SCHEDULER_VARIABLE = "COURSE_GRADE_SCHEDULER"
+PLUGIN = "course-grade-spare-kernels"
+
+
+class SpareKernels(WorkerPlugin):
+    """Per-worker state: one spare kernel, started in the worker's task thread."""
+
+    name = PLUGIN
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.spare = None
+
+    def setup(self, worker) -> None:
+        if not self.enabled:
+            return
+        from course_grade.kernel_pool import Spare
+
+        self.spare = Spare()
+        # booted in the thread that runs the tasks (one per worker), before the first arrives
+        worker.executors["default"].submit(self.spare.start)
+
+    def teardown(self, worker) -> None:
+        if self.spare is not None:
+            with contextlib.suppress(Exception):
+                self.spare.close()
+            self.spare = None
+
+
+def grade_on_worker(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: float) -> Graded:
+    """The Dask task: grade one submission with this worker's spare kernel, if it has one."""
+    try:
+        plugin = get_worker().plugins.get(PLUGIN)
+    except ValueError:  # not on a worker (called directly)
+        plugin = None
+    return grade(assignment, submission, timeout, spare=getattr(plugin, "spare", None))
+
+
+def scheduler_address(given: str | None) -> str | None:
+    return given or os.environ.get(SCHEDULER_VARIABLE) or None
+
+
+@contextlib.contextmanager
+def connect(scheduler: str | None, jobs: int, spare_kernels: bool = True):
+    """A Dask client: on `scheduler` if given, else on a LocalCluster of `jobs` workers that
+    is closed with the client."""
+    quiet = logging.ERROR
+    for name in ("distributed", "distributed.nanny", "distributed.worker", "distributed.scheduler", "distributed.core"):
+        logging.getLogger(name).setLevel(quiet)
+    if scheduler:
+        client = Client(scheduler, timeout="20s")
+        cluster = None
+    else:
+        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=quiet, worker_dashboard_address=None)
+        client = Client(cluster)
+    try:
+        client.register_plugin(SpareKernels(spare_kernels), name=PLUGIN)
+        yield client
+    finally:
+        with contextlib.suppress(Exception):
+            client.close(timeout=10)
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close(timeout=20)
