@@ -1,6 +1,7 @@
 """The grading workers' pre-started kernels (course_grade/kernel_pool.py): a notebook run in a
-spare kernel sees exactly what it would see in a kernel started for it, and no kernel ever
-serves two submissions. Both kinds run in the course's sandbox (course_grade/sandbox.py), as
+spare kernel sees exactly what it would see in a kernel started for it, except that the
+lesson's libraries are already imported (the preload), and no kernel ever serves two
+submissions; a spare whose preload fails is dropped and the notebook gets a fresh kernel. Both kinds run in the course's sandbox (course_grade/sandbox.py), as
 nbgrader_config.py has it; a kernel is told apart by its connection file (inside its own PID
 namespace every kernel has the same small pid)."""
 from __future__ import annotations
@@ -18,10 +19,15 @@ from course_grade.sandbox import SandboxedKernelManager
 
 pytestmark = pytest.mark.slow
 
+PRELOADED = f"import sys\nprint(sorted(m for m in {list(kernel_pool.PRELOAD)!r} if m in sys.modules))"
 PROBE = [
-    "import os, sys\nprint(os.getcwd())",
-    # history and namespace as the notebook finds them: nothing left by the move
+    # the first cell finds the preloaded libraries imported (a fresh kernel: none of them)
+    PRELOADED,
+    "import os\nprint(os.getcwd())",
+    # history and namespace as the notebook finds them: nothing left by the move or the preload
     "print(len(In), get_ipython().execution_count, sorted(k for k in globals() if not k.startswith('_')))",
+    "print(In, sorted(globals()), _i, _ii, _iii, _, __, ___, Out)",
+    "print(sorted(k for k in vars(__builtins__) if not k.startswith('__')))",
     "print('' in sys.path, sys.path.index('') > 0)",
     "open('made-here.txt', 'w').write('x'); print(sorted(os.listdir('.')))",
     "from ipykernel.connect import get_connection_file\nprint(get_connection_file())",
@@ -31,6 +37,11 @@ PROBE = [
 def probe_notebook():
     return new_notebook(cells=[new_code_cell(src) for src in PROBE],
                         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+
+
+def pooled(spare: kernel_pool.Spare) -> type:
+    """The Execute preprocessor of a grading worker whose spare kernels come from `spare`."""
+    return type("PooledExecute", (kernel_pool.PooledExecute,), {"spare": spare})
 
 
 def run(preprocessor_class, folder) -> list[str]:
@@ -44,11 +55,10 @@ def run(preprocessor_class, folder) -> list[str]:
 
 @pytest.fixture
 def spare():
-    kernel_pool.SPARE = kernel_pool.Spare()
-    kernel_pool.SPARE.start()
-    yield kernel_pool.SPARE
-    kernel_pool.SPARE.close()
-    kernel_pool.SPARE = None
+    spare = kernel_pool.Spare()
+    spare.start()
+    yield spare
+    spare.close()
 
 
 def alive(pid: int) -> bool:
@@ -59,18 +69,68 @@ def alive(pid: int) -> bool:
 
 
 def test_spare_kernel_looks_like_a_fresh_one(tmp_path, spare):
-    """Working folder, history, namespace, sys.path and file writes match a kernel started in the folder."""
+    """Working folder, history, namespace, sys.path and file writes match a kernel started in
+    the folder; only the preloaded libraries are already imported when the first cell runs."""
     (tmp_path / "stock").mkdir()
     (tmp_path / "pooled").mkdir()
     booted_in = spare.home
     stock = run(Execute, tmp_path / "stock")
-    pooled = run(kernel_pool.PooledExecute, tmp_path / "pooled")
-    assert pooled[:-1] == stock[:-1]
-    assert pooled[0].strip() == "<folder>"
-    # In holds '' and the two cells run so far: the move left no entry and took no count
-    assert stock[1].strip() == "3 3 ['In', 'Out', 'exit', 'get_ipython', 'open', 'os', 'quit', 'sys']"
+    used = run(pooled(spare), tmp_path / "pooled")
+    assert spare.last_preload is not None and spare.last_preload.ok, "the notebook ran in a preloaded spare"
+    assert stock[0].strip() == "[]", "a fresh kernel has imported none of the preloaded libraries"
+    assert used[0].strip() == str(sorted(kernel_pool.PRELOAD)), "the preload finished before the first cell"
+    assert used[1:-1] == stock[1:-1]
+    assert used[1].strip() == "<folder>"
+    # In holds '' and the three cells run so far: the move and the preload left no entry and took no count
+    assert stock[2].strip() == "4 4 ['In', 'Out', 'exit', 'get_ipython', 'open', 'os', 'quit', 'sys']"
     assert (tmp_path / "pooled" / "made-here.txt").exists()
     assert os.listdir(booted_in) == [], "the spare kernel's own folder must stay empty"
+
+
+def test_start_returns_while_the_spare_boots_and_preloads(tmp_path):
+    """start() does not wait for the kernel or its imports; ready() and take() do."""
+    spare = kernel_pool.Spare()
+    try:
+        spare.start()
+        assert spare.preloading is not None and spare.preloading.is_alive(), "start() returned before the preload"
+        assert spare.ready(kernel_pool.PRELOAD_TIMEOUT) and spare.preloading.ok, spare.preloading.why
+    finally:
+        spare.close()
+
+
+@pytest.mark.parametrize("failure", ["error", "too slow"])
+def test_a_failed_preload_gives_a_fresh_kernel(tmp_path, monkeypatch, failure):
+    """A spare whose preload raised or did not finish in time is dropped: the notebook runs,
+    unharmed, in a kernel started for it, and a new spare boots for the next one."""
+    if failure == "error":
+        monkeypatch.setattr(kernel_pool, "preload_code", lambda modules: "raise RuntimeError('preload')")
+        spare = kernel_pool.Spare()
+    else:
+        spare = kernel_pool.Spare(preload_wait=0.01)
+    try:
+        spare.start()
+        dropped, dropped_file = spare.km.provisioner.process.pid, spare.km.connection_file
+        (tmp_path / "stock").mkdir()
+        (tmp_path / "pooled").mkdir()
+        used = run(pooled(spare), tmp_path / "pooled")
+        stock = run(Execute, tmp_path / "stock")
+        assert not spare.last_preload.ok
+        assert used[-1].strip() != dropped_file, "the notebook ran in a kernel started for it"
+        assert used[:-1] == stock[:-1], "the fresh kernel is a stock one"
+        assert not alive(dropped), "the dropped spare is shut down"
+        assert spare.km is not None and spare.km.has_kernel
+    finally:
+        spare.close()
+
+
+def test_preload_binds_no_name():
+    """The preload statement imports in a namespace of its own and skips a missing module."""
+    namespace: dict = {}
+    exec(kernel_pool.preload_code(["colorsys", "no_such_module_here", "fractions"]), namespace)  # noqa: S102
+    assert sorted(namespace) == ["__builtins__"]
+    import sys
+
+    assert "colorsys" in sys.modules and "fractions" in sys.modules
 
 
 def test_each_kernel_serves_one_notebook(tmp_path, spare):
@@ -83,7 +143,7 @@ def test_each_kernel_serves_one_notebook(tmp_path, spare):
         assert isinstance(waiting, SandboxedKernelManager) and waiting.sandboxed
         spare_pid, spare_file = waiting.provisioner.process.pid, waiting.connection_file
         inside = psutil.Process(spare_pid).children(recursive=True)
-        kernel = run(kernel_pool.PooledExecute, tmp_path / name)[-1].strip()
+        kernel = run(pooled(spare), tmp_path / name)[-1].strip()
         assert kernel == spare_file, "the notebook ran in the spare kernel"
         assert not alive(spare_pid) and not any(alive(p.pid) for p in inside), "a used kernel must be shut down"
         assert spare.km is not None and spare.km is not waiting
@@ -96,8 +156,8 @@ def test_a_dead_spare_is_replaced_by_a_fresh_kernel(tmp_path, spare):
     dead, dead_file = spare.km.provisioner.process.pid, spare.km.connection_file
     os.kill(dead, signal.SIGKILL)
     psutil.Process(dead).wait(timeout=10)
-    outputs = run(kernel_pool.PooledExecute, tmp_path)
-    assert outputs[0].strip() == "<folder>"
+    outputs = run(pooled(spare), tmp_path)
+    assert outputs[1].strip() == "<folder>"
     assert outputs[-1].strip() != dead_file
     assert spare.km is not None and spare.km.has_kernel
 
@@ -108,11 +168,17 @@ def test_worker_config_swaps_only_execute():
 
     from course_grade.nbgrader_plugins import LimitOutputSize
 
-    config = Config()
-    config.Autograde.autograde_preprocessors = [Execute, LimitOutputSize]
-    kernel_pool.use_spare_kernels(config)
-    assert config.Autograde.autograde_preprocessors == [kernel_pool.PooledExecute, LimitOutputSize]
-    default = Config()
-    kernel_pool.use_spare_kernels(default)
-    assert kernel_pool.PooledExecute in default.Autograde.autograde_preprocessors
-    assert Execute not in default.Autograde.autograde_preprocessors
+    spare = kernel_pool.Spare()
+    try:
+        config = Config()
+        config.Autograde.autograde_preprocessors = [Execute, LimitOutputSize]
+        made = kernel_pool.use_spare_kernels(config, spare)
+        assert issubclass(made, kernel_pool.PooledExecute) and made.spare is spare
+        assert config.Autograde.autograde_preprocessors == [made, LimitOutputSize]
+        default = Config()
+        other = kernel_pool.use_spare_kernels(default, spare)
+        assert other in default.Autograde.autograde_preprocessors
+        assert Execute not in default.Autograde.autograde_preprocessors
+        assert kernel_pool.PooledExecute.spare is None, "the base class stays unbound (stock kernels)"
+    finally:
+        spare.close()
