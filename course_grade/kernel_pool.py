@@ -37,6 +37,7 @@ self-grading service use this; plain `nbgrader autograde` runs stock nbgrader.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import shutil
@@ -46,6 +47,7 @@ import time
 
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
+from nbclient import NotebookClient
 from nbgrader.preprocessors import Execute
 
 from course_grade.sandbox import SandboxedKernelManager
@@ -87,23 +89,31 @@ class _Preload(threading.Thread):
         return process is not None and process.poll() is not None
 
     def run(self) -> None:
-        from jupyter_client.blocking import BlockingKernelClient
-
         start = time.perf_counter()
-        kc = BlockingKernelClient()
+        try:
+            asyncio.run(self._preload())  # a loop of its own, closed with the thread's work
+        except Exception as exc:  # noqa: BLE001 - any failure only costs this spare
+            self.ok, self.why = False, f"{type(exc).__name__}: {exc}"
+        finally:
+            self.seconds = time.perf_counter() - start
+
+    async def _preload(self) -> None:
+        from jupyter_client.asynchronous import AsyncKernelClient
+
+        kc = AsyncKernelClient()
         try:
             kc.load_connection_info(self.km.get_connection_info())
             kc.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
             # the kernel binds its sockets when it is up: the request waits for it, and runs
             # after IPython's startup lines (the runtime guard)
             msg_id = kc.execute(self.code, silent=True, store_history=False, allow_stdin=False)
-            deadline = start + self.timeout
+            deadline = time.perf_counter() + self.timeout
             while not self.cancelled.is_set():
                 if time.perf_counter() > deadline:
                     self.why = f"no reply to the preload within {self.timeout:g} s"
                     return
                 try:
-                    reply = kc.get_shell_msg(timeout=0.2)
+                    reply = await kc.get_shell_msg(timeout=0.2)
                 except queue.Empty:
                     if self._exited():
                         self.why = "the kernel exited while booting"
@@ -116,15 +126,9 @@ class _Preload(threading.Thread):
                 self.why = "" if self.ok else f"the preload request ended with status {status}"
                 return
             self.why = "cancelled"
-        except Exception as exc:  # noqa: BLE001 - any failure only costs this spare
-            self.why = f"{type(exc).__name__}: {exc}"
         finally:
-            self.seconds = time.perf_counter() - start
-            try:
-                kc.stop_channels()
-                kc.context.destroy(linger=0)
-            except Exception:  # noqa: BLE001
-                pass
+            kc.stop_channels()
+            kc.context.destroy(linger=0)
 
 
 class Spare:
@@ -147,7 +151,7 @@ class Spare:
         """Launch the next kernel; returns as soon as its process exists (it boots by itself).
         The kernel manager class and config are those of the notebook client that used the last one."""
         if extra_arguments is not None:
-            self.extra_arguments = list(extra_arguments)
+            self.extra_arguments = own_arguments(extra_arguments)
         if manager_class is not None:
             self.manager_class, self.config = manager_class, config
         km = self.manager_class(kernel_name=self.kernel_name, **({"config": self.config} if self.config is not None else {}))
@@ -189,7 +193,7 @@ class Spare:
                 km.log.warning("spare kernel not used: preload failed (%s)", preloading.why or "still running")
                 stop(km)
                 return None
-        if kernel_name != self.kernel_name or list(extra_arguments) != self.extra_arguments \
+        if kernel_name != self.kernel_name or own_arguments(extra_arguments) != self.extra_arguments \
                 or (manager_class is not None and type(km) is not manager_class) or not run_sync(km.is_alive)():
             stop(km)
             return None
@@ -214,6 +218,12 @@ class Spare:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
+def own_arguments(extra_arguments) -> list[str]:
+    """A notebook client's kernel arguments without the history file nbclient adds to them (in
+    place, when it starts a kernel itself): a spare kernel always gets that one (HISTORY)."""
+    return [a for a in extra_arguments if not a.startswith("--HistoryManager.hist_file")]
+
+
 def stop(km: AsyncKernelManager) -> None:
     try:
         run_sync(km.shutdown_kernel)(now=True)
@@ -233,6 +243,10 @@ class PooledExecute(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         pool = type(self).spare
+        # nbgrader's Execute is made with kernel_manager_class=AsyncKernelManager, and the
+        # course config's class (the sandbox) only takes over when preprocess() initialises the
+        # notebook client again: do that first, so the spare is matched against the class used
+        NotebookClient.__init__(self, nb, km)
         kernel_name = self.kernel_name or nb.metadata.get("kernelspec", {}).get("name", "")
         folder = (resources or {}).get("metadata", {}).get("path") or None
         spare = pool.take(kernel_name, self.extra_arguments, self.kernel_manager_class, folder) \

@@ -162,6 +162,35 @@ def test_a_dead_spare_is_replaced_by_a_fresh_kernel(tmp_path, spare):
     assert spare.km is not None and spare.km.has_kernel
 
 
+def test_spare_is_used_with_the_course_config(tmp_path, spare):
+    """As nbgrader makes it (Execute's own kernel_manager_class=AsyncKernelManager, the sandbox
+    from the config's NotebookClient section), the spare kernel is used; and after a notebook
+    that got a fresh kernel (nbclient then adds its history argument to extra_arguments in
+    place) the next spare is used too."""
+    from traitlets.config import Config
+
+    config = Config()
+    config.NotebookClient.kernel_manager_class = SandboxedKernelManager
+    config.Execute.timeout = 60
+
+    def run_as_nbgrader(folder):
+        nb, _ = pooled(spare)(config=config).preprocess(probe_notebook(), {"metadata": {"path": str(folder)}})
+        return "".join(o.text for o in nb.cells[-1].outputs).strip()
+
+    for name in ("spare", "dead-spare", "next-spare"):
+        (tmp_path / name).mkdir()
+    waiting = spare.km.connection_file
+    assert run_as_nbgrader(tmp_path / "spare") == waiting, "the spare kernel was used"
+    spare.ready(kernel_pool.PRELOAD_TIMEOUT)
+    dead = spare.km.provisioner.process.pid
+    os.kill(dead, signal.SIGKILL)
+    psutil.Process(dead).wait(timeout=10)
+    assert run_as_nbgrader(tmp_path / "dead-spare") != spare.km.connection_file
+    waiting = spare.km.connection_file
+    assert spare.extra_arguments == [], "the history argument nbclient added is not the notebook's"
+    assert run_as_nbgrader(tmp_path / "next-spare") == waiting, "the spare kernel started after a fresh one was used"
+
+
 def test_worker_config_swaps_only_execute():
     """The grading workers replace nbgrader's Execute and keep every other preprocessor in place."""
     from traitlets.config import Config
