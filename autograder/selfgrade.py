@@ -2,9 +2,12 @@
 
 Clicking it runs the instructor-side self-grading command in a separate process,
 `python -m course_grade selfgrade NOTEBOOK` (course_grade/selfgrade.py), which grades a copy of
-the saved notebook with the hidden tests. This module never imports the instructor side: a
-course hub that installs only `autograder` shows the button, and a click says self-grading is
-not available there.
+the saved notebook with the hidden tests on the course's warm self-grading service. Showing
+the button starts that service in the background (`selfgrade NOTEBOOK --warm`, detached,
+output discarded), so its kernel is booted by the time the learner clicks; not in a grading
+kernel, nor where the instructor side is not installed, nor with COURSE_SELFGRADE_SERVICE=off.
+This module never imports the instructor side: a course hub that installs only `autograder`
+shows the button, and a click says self-grading is not available there.
 """
 from __future__ import annotations
 
@@ -12,9 +15,11 @@ import importlib.util
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 ASSIGNMENT = "connection-pooling"
+SERVICE_SWITCH = "COURSE_SELFGRADE_SERVICE"  # =off: no background service (grading then takes longer)
 
 
 def _env() -> dict:
@@ -30,11 +35,38 @@ def _this_notebook() -> Path:
     return Path.cwd() / f"{ASSIGNMENT}.ipynb"
 
 
+def _grading_kernel() -> bool:
+    """Whether this kernel is grading a submission: grading kernels install the runtime guard
+    (autograder/guard.py) before the first cell, and start no process."""
+    guard = sys.modules.get("autograder.guard")
+    return bool(guard is not None and guard._state.get("installed"))
+
+
+def warm_up() -> bool:
+    """Start the course's self-grading service in the background (it boots a kernel and loads
+    the assignment) so that a click grades in seconds; returns whether it was asked to."""
+    if _grading_kernel() or os.environ.get(SERVICE_SWITCH, "").lower() in ("off", "0", "no", "false") \
+            or importlib.util.find_spec("course_grade") is None:
+        return False
+    notebook = _this_notebook()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "course_grade", "selfgrade", str(notebook), "--warm"],
+                                cwd=notebook.parent if notebook.parent.is_dir() else None, env=_env(),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    except Exception:  # noqa: BLE001 - never in the way of the lesson: a click still grades, only slower
+        return False
+    threading.Thread(target=proc.wait, daemon=True).start()  # reaped when it returns (at once)
+    return True
+
+
 def button():
-    """Show a 'Grade my notebook' button; grading runs only when it is clicked (never while autograding)."""
+    """Show a 'Grade my notebook' button; grading runs only when it is clicked (never while
+    autograding). Showing it warms the self-grading service up in the background."""
     from IPython.display import display
 
     display(make_button())
+    warm_up()
 
 
 def make_button():
@@ -54,7 +86,8 @@ def make_button():
                               "your instructor grades the notebook you submit.\n")
             go.disabled = False
             return
-        out.append_stdout("Grading a copy of the saved notebook with every hidden test (this can take a minute)...\n")
+        out.append_stdout("Grading a copy of the saved notebook with every hidden test (a few seconds; "
+                          "the first time, up to a minute)...\n")
         done = subprocess.run([sys.executable, "-m", "course_grade", "selfgrade", str(_this_notebook())],
                               capture_output=True, text=True, env=_env())
         out.outputs = ()

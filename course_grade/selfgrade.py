@@ -1,32 +1,35 @@
 """Self-grading for self-learners: grade your own copy of the lesson with the full autograder.
 
     python -m course_grade selfgrade [NOTEBOOK] [--course DIR]
+    python -m course_grade selfgrade [NOTEBOOK] [--course DIR] --warm
 
 NOTEBOOK defaults to connection-pooling.ipynb in the current folder, else the working copy
 `make lab` made (workspace/connection-pooling/). The course repository (found by walking up
 from the notebook, or given with --course) supplies the source notebook with the hidden
-tests. Grading happens in a temporary nbgrader course, with the same grading command an
-instructor uses (course_grade.grading), on a *copy* of the notebook and its quiz_answers.json:
-your notebook is only read. Prints the score and every graded cell's result and message.
+tests. The notebook's bytes and its quiz_answers.json are graded by the course's warm
+self-grading service (course_grade/selfgrade_service.py: nbgrader loaded, the assignment in
+memory, a kernel booted), started in the background if it is not running, with the very task
+the instructor's grading runs (course_grade.task.grade); where the service cannot start, the
+same task runs in this process. Your files are only read. Prints the score and every graded
+cell's result and message. `--warm` only starts the service and returns at once (the lesson's
+button does so when it is shown).
 
 The lesson's last cell offers the same thing as a button (`autograder.selfgrade.button()`).
 """
 from __future__ import annotations
 
-import io
 import json
-import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_grade.grading import UsageError, _env, _nbgrader, run
+from course_grade import selfgrade_service as service
+from course_grade.grading import UsageError
+from course_grade.task import Graded, SubmissionBundle
 
 ASSIGNMENT = "connection-pooling"
+STUDENT = "me"  # the one student of a self-grading
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -68,48 +71,52 @@ def _check_notebook(path: Path) -> None:
         raise UsageError(f"{path} is not a readable notebook (not JSON): open it in JupyterLab and save it again") from None
 
 
-def grade(notebook: Path, course: Path | None = None) -> tuple[list[CellResult], str]:
-    """Grade a copy of `notebook`; returns each graded cell's result and the grading log."""
-    import nbformat
-    from nbgrader.api import Gradebook
+def submission_of(notebook: Path) -> SubmissionBundle:
+    """What is graded: the saved notebook and, beside it, its quiz answers (read, never written)."""
+    files = {f"{ASSIGNMENT}.ipynb": notebook.read_bytes()}
+    answers = notebook.parent / "quiz_answers.json"
+    if answers.is_file():
+        files[answers.name] = answers.read_bytes()
+    return SubmissionBundle(STUDENT, files)
 
+
+def grade_notebook(notebook: Path, course: Path | None = None, timeout: float = 600) -> tuple[Graded, str]:
+    """Grade `notebook` on the course's self-grading service (started if need be), else in this
+    process; returns the result and where it was graded ('service', or why not there)."""
     notebook = notebook.resolve()
     _check_notebook(notebook)
     course = (course or find_course(notebook.parent)).resolve()
-    with tempfile.TemporaryDirectory(prefix="selfgrade-") as tmp:
-        scratch = Path(tmp)
-        shutil.copy(course / "nbgrader_config.py", scratch)
-        shutil.copytree(course / "source" / ASSIGNMENT, scratch / "source" / ASSIGNMENT,
-                        ignore=shutil.ignore_patterns("*.db", "*.db-journal", ".ipynb_checkpoints", "quiz_answers.json*"))
-        made = subprocess.run([_nbgrader(), "generate_assignment", ASSIGNMENT, "--force", "--log-level=ERROR"],
-                              cwd=scratch, env=_env(), capture_output=True, text=True)
-        if made.returncode:
-            raise RuntimeError(f"nbgrader generate_assignment failed:\n{made.stdout[-1500:]}{made.stderr[-1500:]}")
-        submitted = scratch / "submitted" / "me" / ASSIGNMENT
-        submitted.mkdir(parents=True)
-        shutil.copy(notebook, submitted / f"{ASSIGNMENT}.ipynb")
-        answers = notebook.parent / "quiz_answers.json"
-        if answers.is_file():
-            shutil.copy(answers, submitted / answers.name)
-        log = io.StringIO()
-        status = run(scratch, ASSIGNMENT, jobs=1, submission_timeout=600, feedback=False, out=log)
-        graded = scratch / "autograded" / "me" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-        if status != 0 or not graded.is_file():
-            raise RuntimeError("your notebook could not be graded:\n" + log.getvalue()[-2000:])
-        nb = nbformat.read(graded, as_version=4)
-        results = []
-        with Gradebook(f"sqlite:///{scratch / 'gradebook.db'}") as gb:
-            for cell in nb.cells:
-                meta = cell.metadata.get("nbgrader", {})
-                if not meta.get("grade"):
-                    continue
-                grade_ = gb.find_grade(meta["grade_id"], ASSIGNMENT, ASSIGNMENT, "me")
-                errors = [f"{o.get('ename')}: {o.get('evalue')}" for o in cell.get("outputs", [])
-                          if o.get("output_type") == "error"]
-                doc = cell.source.splitlines()[0].strip().strip('"') if cell.source else meta["grade_id"]
-                results.append(CellResult(meta["grade_id"], doc, grade_.score, grade_.max_score,
-                                          ANSI.sub("", errors[-1]) if errors else ""))
-        return results, log.getvalue()
+    graded, where = service.grade(course, submission_of(notebook), timeout)
+    if graded.status != "graded":
+        raise RuntimeError(f"your notebook could not be graded ({graded.note or graded.status}): "
+                           f"fix that, save the notebook and grade again")
+    return graded, where
+
+
+def results_of(graded: Graded) -> list[CellResult]:
+    """Each graded cell's score, as the gradebook has it, and its last error message."""
+    nb = json.loads(graded.files[f"{ASSIGNMENT}.ipynb"])
+    scores = {g["name"]: g for n in graded.rows["notebooks"] if n["name"] == ASSIGNMENT for g in n["grades"]}
+    results = []
+    for cell in nb.get("cells", []):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if not meta.get("grade"):
+            continue
+        row = scores.get(meta["grade_id"], {})
+        score = row.get("manual_score") if row.get("manual_score") is not None else row.get("auto_score")
+        errors = [f"{o.get('ename')}: {o.get('evalue')}" for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else source
+        doc = source.splitlines()[0].strip().strip('"') if source else meta["grade_id"]
+        results.append(CellResult(meta["grade_id"], doc, float(score or 0), float(meta.get("points", 0)),
+                                  ANSI.sub("", errors[-1]) if errors else ""))
+    return results
+
+
+def grade(notebook: Path, course: Path | None = None) -> tuple[list[CellResult], str]:
+    """Grade a copy of `notebook`; returns each graded cell's result and the grading log."""
+    graded, _where = grade_notebook(notebook, course)
+    return results_of(graded), graded.log
 
 
 def report(results: list[CellResult], notebook: Path) -> str:
@@ -127,13 +134,22 @@ def report(results: list[CellResult], notebook: Path) -> str:
     return "\n".join(lines)
 
 
-def main(notebook: Path | None, course: Path | None, out=sys.stdout) -> int:
+def main(notebook: Path | None, course: Path | None, out=sys.stdout, warm: bool = False) -> int:
+    """`selfgrade [NOTEBOOK] [--course DIR] [--warm]`: print the report; with `warm`, only
+    start the course's self-grading service in the background (if it is not running) and return."""
     try:
+        if warm:
+            where = (course or find_course(notebook.resolve().parent if notebook else Path.cwd())).resolve()
+            service.warm(where)
+            return 0
         path = notebook or default_notebook(Path.cwd())
         results, _ = grade(path, course)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except service.Unavailable as exc:  # --warm only: grading falls back to this process
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
