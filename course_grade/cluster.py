@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 
 from distributed import Client, LocalCluster, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
@@ -71,19 +72,28 @@ def connect(scheduler: str | None, jobs: int, spare_kernels: bool = True):
     """A Dask client: on `scheduler` if given, else on a LocalCluster of `jobs` workers that
     is closed with the client."""
     quiet = logging.ERROR
-    for name in ("distributed", "distributed.nanny", "distributed.worker", "distributed.scheduler", "distributed.core"):
-        logging.getLogger(name).setLevel(quiet)
+    # the command says in one line what went wrong; Dask's own tracebacks would bury it
+    for name in ("distributed", "distributed.nanny", "distributed.worker", "distributed.scheduler", "distributed.core",
+                 "distributed.client", "distributed.batched", "distributed.comm"):
+        logging.getLogger(name).setLevel(logging.CRITICAL if name in ("distributed.client", "distributed.batched") else quiet)
     if scheduler:
         client = Client(scheduler, timeout="20s")
         cluster = None
     else:
-        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=quiet, worker_dashboard_address=None)
+        with warnings.catch_warnings():
+            # no dashboard; the scheduler's small HTTP server falls back to a free port when
+            # another cluster holds 8787, and says so
+            warnings.filterwarnings("ignore", message="Port .* is already in use")
+            cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=quiet, worker_dashboard_address=None)
         client = Client(cluster)
     try:
         client.register_plugin(SpareKernels(spare_kernels), name=PLUGIN)
         yield client
     finally:
+        if cluster is None:  # a shared cluster's workers shut their spare kernels down
+            with contextlib.suppress(Exception):
+                client.unregister_worker_plugin(PLUGIN)
         with contextlib.suppress(Exception):
             client.close(timeout=10)
         if cluster is not None:

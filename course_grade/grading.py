@@ -236,10 +236,13 @@ def _write_report(course: Course, outcomes: dict[str, Graded]) -> None:
     partial.replace(path)
 
 
-def _scheduler_lost(client, error: BaseException | None = None) -> bool:
+def _scheduler_lost(client, error: BaseException) -> bool:
+    from concurrent.futures import CancelledError
+
     from distributed.comm.core import CommClosedError
 
-    return isinstance(error, (CommClosedError, OSError)) or client.status not in ("running", "connecting", "newly-created")
+    return isinstance(error, (CommClosedError, CancelledError, OSError)) \
+        or client.status not in ("running", "connecting", "newly-created")
 
 
 def grade_all(course: Course, students: list[str], jobs: int, timeout: float, out, scheduler: str | None,
@@ -257,6 +260,7 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
     assignment = AssignmentBundle.from_course(course.root, course.assignment)
     outcomes: dict[str, Graded] = {}
     progress = Progress(len(students), out)
+    lost = f"lost the connection to the Dask scheduler{f' at {scheduler}' if scheduler else ''}"
     try:
         with connect(scheduler, jobs, spare_kernels) as client:
             shared = client.scatter(assignment, broadcast=True, hash=False)
@@ -272,8 +276,8 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
                 try:
                     o = future.result()
                 except (CancelledError, Exception) as exc:  # noqa: BLE001
-                    if _scheduler_lost(client, exc) or isinstance(exc, CancelledError):
-                        raise Stopped(f"lost the Dask scheduler ({type(exc).__name__}: {exc})".rstrip(": )") + ")") from None
+                    if _scheduler_lost(client, exc):
+                        raise Stopped(lost) from None
                     o = Graded(student, note=f"could not grade: {type(exc).__name__}: {exc}"[:300])
                 if o.status == "graded":
                     try:
@@ -287,14 +291,14 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
                 outcomes[student] = o
                 progress.update(o)
     except KeyboardInterrupt:
-        raise Stopped("stopped by Ctrl-C", outcomes) from None
+        raise Stopped("Ctrl-C", outcomes) from None
     except Stopped as exc:
         raise Stopped(exc.args[0], outcomes) from None
     except OSError as exc:  # no scheduler at that address
-        if not outcomes:
+        if not outcomes and scheduler:
             raise UsageError(f"cannot reach the Dask scheduler at {scheduler} ({exc}): start it, or leave out "
                              f"--scheduler to grade on this machine") from None
-        raise Stopped(f"lost the Dask scheduler ({exc})", outcomes) from None
+        raise Stopped(lost, outcomes) from None
     return outcomes
 
 
@@ -328,7 +332,7 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
             stopped, outcomes = exc.args[0], exc.args[1]
     for student in students:
         if student not in outcomes:
-            outcomes[student] = Graded(student, status="not graded", note=f"not graded: {stopped}")
+            outcomes[student] = Graded(student, status="not graded", note=f"the run stopped before this submission was graded ({stopped})")
     if scheduler and any(o.sandbox not in ("", "on") for o in outcomes.values()):
         print("WARNING: some workers graded without the sandbox: see the sandbox column of " + REPORT_FILE, file=out)
     _write_report(course, outcomes)
