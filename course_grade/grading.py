@@ -118,46 +118,62 @@ def _no_interrupt():
 
 
 def merge(course: Course, graded: Graded) -> None:
-    """Put one graded submission into the course: its autograded folder, swapped in whole,
-    then its gradebook rows, replacing the student's earlier ones in one transaction."""
+    """Put one graded submission into the course, whole or not at all: its autograded folder
+    is written beside the old one, its gradebook rows replace the student's earlier ones in
+    one transaction, the folder is swapped in, then the transaction is committed."""
     from nbgrader.api import Gradebook, MissingEntry
 
     rows, student = graded.rows, graded.student
     out = course.root / "autograded" / student / course.assignment
     partial = out.with_name(f".{course.assignment}.partial-{os.getpid()}")
+    old = out.with_name(f".{course.assignment}.old-{os.getpid()}")
+    swapped = False
     with _no_interrupt():
         shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        write_files(partial, graded.files)
-        old = out.with_name(f".{course.assignment}.old-{os.getpid()}")
-        if out.exists():
-            out.rename(old)
-        partial.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-        with warnings.catch_warnings(), Gradebook(f"sqlite:///{course.gradebook}") as dst:
-            warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy autoflush warnings
-            try:
-                dst.update_or_create_student(student)
+        try:
+            partial.mkdir(parents=True)
+            write_files(partial, graded.files)
+            with warnings.catch_warnings(), Gradebook(f"sqlite:///{course.gradebook}") as dst:
+                warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy autoflush warnings
+                commit = dst.db.commit
+                dst.db.commit = dst.db.flush  # nbgrader's calls commit each step: hold them in one transaction
                 try:
-                    dst.remove_submission(course.assignment, student)
-                except MissingEntry:
-                    pass
-                dst.add_submission(course.assignment, student, timestamp=rows["timestamp"], extension=rows["extension"])
-                for nb in rows["notebooks"]:
-                    target = dst.find_submission_notebook(nb["name"], course.assignment, student)
-                    target.flagged = nb["flagged"] or bool(graded.tampering)
-                    target.late_submission_penalty = nb["late_submission_penalty"]
-                    for grade in nb["grades"]:
-                        mine = dst.find_grade(grade["name"], nb["name"], course.assignment, student)
-                        for key in ("auto_score", "manual_score", "extra_credit", "needs_manual_grade"):
-                            setattr(mine, key, grade[key])
-                    for comment in nb["comments"]:
-                        mine = dst.find_comment(comment["name"], nb["name"], course.assignment, student)
-                        mine.auto_comment, mine.manual_comment = comment["auto_comment"], comment["manual_comment"]
-                dst.db.commit()
-            except BaseException:
-                dst.db.rollback()
-                raise
+                    dst.update_or_create_student(student)
+                    try:
+                        dst.remove_submission(course.assignment, student)
+                    except MissingEntry:
+                        pass
+                    dst.add_submission(course.assignment, student, timestamp=rows["timestamp"],
+                                       extension=rows["extension"])
+                    for nb in rows["notebooks"]:
+                        target = dst.find_submission_notebook(nb["name"], course.assignment, student)
+                        target.flagged = nb["flagged"] or bool(graded.tampering)
+                        target.late_submission_penalty = nb["late_submission_penalty"]
+                        for grade in nb["grades"]:
+                            mine = dst.find_grade(grade["name"], nb["name"], course.assignment, student)
+                            for key in ("auto_score", "manual_score", "extra_credit", "needs_manual_grade"):
+                                setattr(mine, key, grade[key])
+                        for comment in nb["comments"]:
+                            mine = dst.find_comment(comment["name"], nb["name"], course.assignment, student)
+                            mine.auto_comment, mine.manual_comment = comment["auto_comment"], comment["manual_comment"]
+                    dst.db.flush()
+                    if out.exists():
+                        out.rename(old)
+                    swapped = True
+                    partial.rename(out)
+                    del dst.db.commit
+                    commit()
+                except BaseException:
+                    dst.db.__dict__.pop("commit", None)
+                    dst.db.rollback()
+                    if swapped:  # put the student's earlier folder (or none) back
+                        shutil.rmtree(out, ignore_errors=True)
+                        if old.exists():
+                            old.rename(out)
+                    raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def already_graded(course: Course) -> set[str]:

@@ -1,0 +1,121 @@
+"""The grading command's own bookkeeping, without a kernel (fast tier): merges are whole,
+the report keeps everyone, progress is a bar on a terminal and plain lines elsewhere, and a
+task never writes outside its folder."""
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+from nbgrader.api import Gradebook, MissingEntry
+
+from course_grade.grading import REPORT_FILE, Course, Progress, _write_report, already_graded, merge
+from course_grade.task import Graded, write_files
+
+ASSIGNMENT = "hw"
+
+
+@pytest.fixture
+def course(tmp_path, monkeypatch) -> Course:
+    # nbgrader creates a gradebook with alembic, found on PATH
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gb:
+        warnings.simplefilter("ignore")
+        gb.update_or_create_assignment(ASSIGNMENT)
+        gb.update_or_create_notebook("nb", ASSIGNMENT)
+        for name in ("q1", "q2"):
+            gb.update_or_create_grade_cell(name, "nb", ASSIGNMENT, max_score=1, cell_type="code")
+    return Course(tmp_path, ASSIGNMENT, ["nb"], ["ana", "ben"])
+
+
+def graded(student: str, q1: float, q2: float, text: str = "graded", grade_names=("q1", "q2")) -> Graded:
+    scores = dict(zip(grade_names, (q1, q2)))
+    rows = {"timestamp": datetime.datetime(2026, 11, 1), "extension": None, "score": q1 + q2, "max_score": 2,
+            "notebooks": [{"name": "nb", "flagged": False, "late_submission_penalty": None,
+                           "grades": [{"name": n, "auto_score": v, "manual_score": None, "extra_credit": None,
+                                       "needs_manual_grade": False} for n, v in scores.items()],
+                           "comments": []}]}
+    return Graded(student, status="graded", score=q1 + q2, max_score=2, rows=rows,
+                  files={"nb.ipynb": text.encode(), "sub/extra.txt": b"x"})
+
+
+def scores(course: Course) -> dict[str, float]:
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{course.gradebook}") as gb:
+        warnings.simplefilter("ignore")
+        return {s.student_id: s.score for s in gb.find_assignment(ASSIGNMENT).submissions}
+
+
+def folder(course: Course, student: str) -> Path:
+    return course.root / "autograded" / student / ASSIGNMENT
+
+
+def test_a_merge_replaces_the_students_grades_and_folder(course):
+    merge(course, graded("ana", 1, 0, "first"))
+    merge(course, graded("ana", 1, 1, "second"))
+    merge(course, graded("ben", 0, 0))
+    assert scores(course) == {"ana": 2, "ben": 0}, "one submission per student, the latest grades"
+    assert (folder(course, "ana") / "nb.ipynb").read_text() == "second"
+    assert (folder(course, "ana") / "sub" / "extra.txt").exists()
+    assert already_graded(course) == {"ana", "ben"}
+    assert sorted(p.name for p in (course.root / "autograded" / "ana").iterdir()) == [ASSIGNMENT]
+
+
+def test_a_merge_that_fails_changes_nothing(course):
+    merge(course, graded("ana", 1, 0, "first"))
+    broken = graded("ana", 1, 1, "second", grade_names=("q1", "no_such_cell"))
+    with pytest.raises(MissingEntry):
+        merge(course, broken)
+    assert scores(course) == {"ana": 1}, "the earlier grades stay, not a half-written mix"
+    assert (folder(course, "ana") / "nb.ipynb").read_text() == "first"
+    assert sorted(p.name for p in (course.root / "autograded" / "ana").iterdir()) == [ASSIGNMENT]
+    with pytest.raises(MissingEntry):
+        merge(course, graded("ben", 1, 1, grade_names=("q1", "no_such_cell")))
+    assert "ben" not in scores(course) and not (course.root / "autograded" / "ben" / ASSIGNMENT).exists()
+
+
+def test_resume_counts_only_students_with_grades_and_notebooks(course):
+    merge(course, graded("ana", 1, 0))
+    merge(course, graded("ben", 1, 0))
+    (folder(course, "ben") / "nb.ipynb").unlink()
+    assert already_graded(course) == {"ana"}
+
+
+def test_the_report_keeps_the_rows_of_students_this_run_did_not_grade(course):
+    _write_report(course, {"ana": Graded("ana", status="graded", score=2, max_score=2, sandbox="on"),
+                           "ben": Graded("ben", note="the kernel died")})
+    _write_report(course, {"ben": Graded("ben", status="graded", score=1, max_score=2, worker="w1:7")})
+    with open(course.root / REPORT_FILE) as f:
+        rows = {r["student"]: r for r in csv.DictReader(f)}
+    assert rows["ana"]["status"] == "graded" and rows["ana"]["sandbox"] == "on"
+    assert rows["ben"]["status"] == "graded" and rows["ben"]["score"] == "1" and rows["ben"]["worker"] == "w1:7"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_bar_on_a_terminal_and_plain_lines_elsewhere():
+    tty, plain = Terminal(), io.StringIO()
+    for out in (tty, plain):
+        progress = Progress(2, out)
+        progress.update(Graded("ana", status="graded", score=2, max_score=2))
+        progress.update(Graded("ben", note="the kernel died"))
+    assert "\r[###############...............] 1/2 graded, 0 failed" in tty.getvalue()
+    assert "2/2 graded, 1 failed" in tty.getvalue() and tty.getvalue().endswith("\n")
+    assert "ben" in tty.getvalue() and "the kernel died" in tty.getvalue(), "a failure is printed above the bar"
+    lines = plain.getvalue().splitlines()
+    assert lines[0].startswith("[1/2, 0 failed] ana") and lines[1].startswith("[2/2, 1 failed] ben")
+    assert "\r" not in plain.getvalue()
+
+
+@pytest.mark.parametrize("name", ["../escape.txt", "/etc/evil", "a/../../b", ""])
+def test_a_task_never_writes_outside_its_folder(tmp_path, name):
+    with pytest.raises(ValueError, match="leaves its folder"):
+        write_files(tmp_path / "inside", {name: b"x"})
+    assert not (tmp_path / "escape.txt").exists()
