@@ -49,8 +49,7 @@ def wait_for_spare(course: Path) -> dict:
 
     for _ in range(600):
         found = service.status(course)
-        if found and found.get("spare"):
-            time.sleep(3)  # the kernel's process exists: give it the time to boot
+        if found and found.get("spare_ready"):  # booted, its imports preloaded
             return found
         time.sleep(0.1)
     raise SystemExit("the self-grading service did not come up")

@@ -281,9 +281,11 @@ class Service:
         self.started = time.time()
 
     def status(self) -> dict:
-        km = self.spare.km
+        km, preload = self.spare.km, getattr(self.spare, "preloading", None)
+        ready = km is not None and (preload is None or (not preload.is_alive() and preload.ok))
         return {"pid": os.getpid(), "course": str(self.place.course), "generated": self.generated,
-                "gradings": self.graded, "spare": km is not None, "key": self.key, "started": self.started}
+                "gradings": self.graded, "spare": km is not None, "spare_ready": ready, "key": self.key,
+                "started": self.started}
 
     def refresh(self) -> None:
         """Load the assignment, again when the course's source changed."""
