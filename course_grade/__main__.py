@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                        help="grade on a running Dask cluster instead of this machine "
                             "(default: $COURSE_GRADE_SCHEDULER, else a local cluster of --jobs workers)")
+    grade.add_argument("--student", action="append", metavar="ID", dest="students",
+                       help="grade only this student (repeat for several); everyone else's grades and feedback stay as they are")
     grade.add_argument("--resume", action="store_true",
                        help="grade only the submissions not graded yet (after a stopped run); default: grade everything")
     grade.add_argument("--submission-timeout", type=float, default=600,
@@ -36,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     selfgrade.add_argument("notebook", type=Path, nargs="?",
                            help="your notebook (default: connection-pooling.ipynb here, else in workspace/connection-pooling/)")
     selfgrade.add_argument("--course", type=Path, help="the course repository (default: found above the notebook)")
+    selfgrade.add_argument("--warm", action="store_true",
+                           help="only start the self-grading service in the background (if it is not running) and return")
     workspace.add_commands(commands)
     args = parser.parse_args(argv)
 
@@ -44,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "selfgrade":
         from course_grade import selfgrade as sg
 
-        return sg.main(args.notebook, args.course)
+        return sg.main(args.notebook, args.course, warm=args.warm)
     if args.command in ("workspace", "reset"):
         return workspace.run_command(args)
 
@@ -53,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return run(args.course, args.assignment, args.jobs, args.submission_timeout, feedback=not args.no_feedback,
-                   spare_kernels=not args.no_spare_kernels, scheduler=args.scheduler, resume=args.resume)
+                   spare_kernels=not args.no_spare_kernels, scheduler=args.scheduler, resume=args.resume,
+                   only=args.students)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

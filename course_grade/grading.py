@@ -319,14 +319,22 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
 
 
 def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float, feedback: bool = True,
-        out=sys.stdout, spare_kernels: bool = True, scheduler: str | None = None, resume: bool = False) -> int:
-    """Grade everything (or, with `resume`, what is not graded yet); returns the exit status:
-    0 all graded, 1 some failed, 3 stopped before the end (what was merged is kept)."""
+        out=sys.stdout, spare_kernels: bool = True, scheduler: str | None = None, resume: bool = False,
+        only: list[str] | None = None) -> int:
+    """Grade everything (or only the students in `only`; with `resume`, only what is not graded
+    yet); returns the exit status: 0 all graded, 1 some failed, 3 stopped before the end (what
+    was merged is kept). Everyone else's grades, feedback and report rows stay as they were."""
     from course_grade.cluster import scheduler_address
 
     course = open_course(course_dir, assignment)
     scheduler = scheduler_address(scheduler)
     students = course.students
+    if only:
+        unknown = sorted(set(only) - set(students))
+        if unknown:
+            raise UsageError(f"no submission in submitted/*/{assignment}/ for --student {', '.join(unknown)}: "
+                             f"check the ids (the folder names in submitted/)")
+        students = [s for s in students if s in set(only)]
     if resume:
         done = already_graded(course)
         students = [s for s in students if s not in done]
@@ -357,7 +365,11 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
 
     steps = []
     if stopped is None and feedback and any(o.status == "graded" for o in rows):
-        steps.append(["generate_feedback", assignment, "--force"])
+        if only:  # feedback for these students alone: everyone else's stays as it was
+            steps += [["generate_feedback", assignment, "--force", f"--student={o.student}"]
+                      for o in rows if o.status == "graded"]
+        else:
+            steps.append(["generate_feedback", assignment, "--force"])
     steps.append(["export", "--to", str(course.root / "grades.csv")])
     for step in steps:
         done = subprocess.run([_nbgrader(), *step], cwd=course.root, env=_env(), capture_output=True, text=True)

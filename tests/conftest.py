@@ -1,3 +1,4 @@
+import os
 import sqlite3
 
 import nbformat
@@ -7,6 +8,11 @@ from course import RELEASE_NB, autograde, make_course, results, submit, submit_a
 from submissions import CORRECT_VARIANTS, QUIZ_CASES, WRONG
 
 BLANK = "blank_release"
+
+# A lesson notebook run by a test shows the Grade my notebook button, which would start a
+# self-grading service for the repository that outlives the test: tests/test_selfgrade.py
+# starts its own, in private folders.
+os.environ.setdefault("COURSE_SELFGRADE_SERVICE", "off")
 HONEST = CORRECT_VARIANTS + WRONG + QUIZ_CASES
 
 

@@ -205,3 +205,37 @@ def test_an_empty_submitted_folder_or_a_missing_config_is_refused(tmp_path):
 def test_the_console_script_is_installed():
     done = subprocess.run([str(Path(sys.executable).with_name("course-grade")), "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "grade" in done.stdout
+
+
+def test_regrading_one_student_leaves_everyone_else_untouched(tmp_path):
+    """`--student ID` regrades that student alone: everyone else's gradebook rows, autograded
+    notebooks and feedback stay byte for byte; the report keeps their rows."""
+    from nbgrader.api import Gradebook
+
+    course = make_course(tmp_path / "course", CONFIG)
+    pick = {s.name: s for s in HONEST}
+    for name in ("solution", "leaking_connections", "quiz_all_wrong"):
+        submit_as(course, pick[name])
+    first = grade_command(course, ASSIGNMENT, "--jobs", "2")
+    assert first.returncode == 0, first.stdout + first.stderr
+
+    def grades(student):
+        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+            sub = gb.find_submission(ASSIGNMENT, student)
+            return sub.id, {(nb.name, g.name): (g.auto_score, g.manual_score) for nb in sub.notebooks for g in nb.grades}
+
+    others = ("solution", "quiz_all_wrong")
+    before = {s: (grades(s), tree_digest(course / "autograded" / s), tree_digest(course / "feedback" / s)) for s in others}
+    mtimes = {s: [p.stat().st_mtime_ns for p in sorted((course / "feedback" / s).rglob("*"))] for s in others}
+    # the student fixes the leak and the instructor regrades them alone
+    submit_as(course, type(pick["solution"])(**{**pick["solution"].__dict__, "name": "leaking_connections"}))
+    again = grade_command(course, ASSIGNMENT, "--student", "leaking_connections")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Grading 1 submission(s)" in again.stdout
+    for s in others:
+        assert (grades(s), tree_digest(course / "autograded" / s), tree_digest(course / "feedback" / s)) == before[s], s
+        assert [p.stat().st_mtime_ns for p in sorted((course / "feedback" / s).rglob("*"))] == mtimes[s], s
+    assert all(c.full for c in results(course, "leaking_connections").values()), "the regraded student's new work counts"
+    assert set(report(course)) == {"solution", "leaking_connections", "quiz_all_wrong"}
+    unknown = grade_command(course, ASSIGNMENT, "--student", "nobody")
+    assert unknown.returncode == 2 and "--student nobody" in unknown.stderr and unknown.stderr.count("\n") == 1
