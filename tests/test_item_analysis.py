@@ -1,0 +1,413 @@
+"""The item-analysis report (course_grade/item_analysis.py): its numbers on classes whose
+answers are known.
+
+Fast tier: a course folder with the real assignment (make_course runs generate_assignment,
+a few seconds, once per module) and a class fabricated from it WITHOUT kernels: each
+student's gradebook grades and autograded notebook come from a submission graded by the
+in-shell harness (tests/harness.py: a few catalogue mistakes and a correct variant, graded
+once each, copied to several students), and their quiz answers file is written beside it.
+Slow tier: the real grading command on a small class, and the report against its gradebook.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from course import ASSIGNMENT, RELEASE_NB, ROOT, graded_cells, make_course, quiz_key, right_answers, tool_env
+
+from course_grade import item_analysis as ia
+
+# ------------------------------------------------------------------------- fabricating a class
+
+
+def error_output(message: str, ename: str = "CheckFailed") -> dict:
+    return {"output_type": "error", "ename": ename, "evalue": message,
+            "traceback": [f"\x1b[0;31m{ename}\x1b[0m: {message}"]}
+
+
+def fabricate(course: Path, students: dict[str, dict], report: dict[str, dict] | None = None,
+              flagged: tuple[str, ...] = ()) -> None:
+    """Put a graded class into `course` (made by make_course) without running a kernel.
+
+    `students`: id -> {"cells": {grade_id: (points, ename, message, stderr)} for every graded
+    cell whose result is not full marks with no output (missing cells get full marks),
+    "answers": {question id: letter} written as quiz_answers.json (None: no file)}.
+    `report`: id -> grading-report.csv columns (the file is written when given)."""
+    from nbgrader.api import Gradebook
+
+    points = graded_cells()
+    release = json.loads(RELEASE_NB.read_text())
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for sid, spec in students.items():
+            gb.update_or_create_student(sid)
+            sub = gb.add_submission(ASSIGNMENT, sid)
+            for snb in sub.notebooks:
+                snb.flagged = sid in flagged
+                for grade in snb.grades:
+                    got = spec["cells"].get(grade.name)
+                    grade.auto_score = float(points[grade.name]) if got is None else float(got[0])
+            nb = copy.deepcopy(release)
+            for cell in nb["cells"]:
+                gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                if gid in points and cell["cell_type"] == "code":
+                    got = spec["cells"].get(gid)
+                    cell["outputs"] = []
+                    if got and got[2]:
+                        cell["outputs"].append(error_output(got[2], got[1] or "CheckFailed"))
+                    if got and got[3]:
+                        cell["outputs"].append({"output_type": "stream", "name": "stderr", "text": got[3]})
+            folder = course / "autograded" / sid / ASSIGNMENT
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{ASSIGNMENT}.ipynb").write_text(json.dumps(nb))
+            submitted = course / "submitted" / sid / ASSIGNMENT
+            submitted.mkdir(parents=True, exist_ok=True)
+            if spec.get("answers") is not None:
+                (submitted / "quiz_answers.json").write_text(json.dumps({"format": 1, "answers": spec["answers"]}))
+        gb.db.commit()
+    if report is not None:
+        columns = ["student", "status", "score", "max_score", "seconds", "note", "left_out", "removed_cells", "sandbox", "worker"]
+        with open(course / ia.REPORT_FILE, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns, restval="")
+            writer.writeheader()
+            for sid, row in report.items():
+                writer.writerow({"student": sid, **row})
+
+
+def quiz_cells(answers: dict[str, str] | None) -> dict[str, tuple]:
+    """The quiz cells' results for `answers` (None: no file), with the very sentences
+    course_grade.quiz_grading writes (autograder.quiz.verdict)."""
+    from autograder.quiz import verdict
+
+    out = {}
+    for gid in graded_cells():
+        match = re.fullmatch(r"quiz\d+_(\w+)", gid)
+        if match:
+            key = quiz_key()[match[1]]
+            said = verdict(match[1], key["correct"], key["explanation"], key["why"], answers or {}, missing=answers is None)
+            if said:
+                out[gid] = (0.0, "CheckFailed", said, "")
+    return out
+
+
+def from_harness(graded) -> dict[str, tuple]:
+    """A harness Graded -> the cells of a fabricated student (build cells only: the quiz
+    comes from the answers)."""
+    return {gid: (c.points, c.ename, c.message, c.stderr) for gid, c in graded.cells.items()
+            if not gid.startswith("quiz") and (not c.full or c.message or c.stderr)}
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    return make_course(tmp_path_factory.mktemp("item-analysis") / "template")
+
+
+@pytest.fixture
+def course(template, tmp_path):
+    dest = tmp_path / "course"
+    shutil.copytree(template, dest)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def catalogue_results():
+    """Three submissions graded once each by the in-shell harness."""
+    from harness import grade_many
+    from mistakes import MISTAKES
+    from variants import VARIANTS
+
+    named = {m.name: m for m in MISTAKES}
+    graded = grade_many({"return": (named["return_inside_async_with"].changes, None),
+                         "size": (named["size_string"].changes, None),
+                         "right": (VARIANTS[0].changes, None)}, jobs=2)
+    for name, g in graded.items():
+        assert g.ok, f"{name}: {g.error}"
+    return graded
+
+
+# ----------------------------------------------------------------------------- the statistics
+
+def test_point_biserial_against_a_hand_computed_example():
+    # Five students, one item. item = [1, 1, 1, 0, 0], rest score = [4, 3, 2, 2, 1].
+    # p = 3/5 = 0.6, q = 0.4, sqrt(p q) = sqrt(0.24) = 0.489898
+    # M1 = (4 + 3 + 2) / 3 = 3, M0 = (2 + 1) / 2 = 1.5, M1 - M0 = 1.5
+    # mean rest = 12/5 = 2.4; deviations 1.6, 0.6, -0.4, -0.4, -1.4; squares 2.56, 0.36, 0.16,
+    # 0.16, 1.96: sum 5.2; population variance 5.2/5 = 1.04, s_n = sqrt(1.04) = 1.019804
+    # r = 1.5 / 1.019804 * 0.489898 = 0.720577
+    assert ia.point_biserial([1, 1, 1, 0, 0], [4, 3, 2, 2, 1]) == pytest.approx(0.720577, abs=1e-6)
+    # reversed roles: r < 0
+    assert ia.point_biserial([0, 0, 0, 1, 1], [4, 3, 2, 2, 1]) == pytest.approx(-0.720577, abs=1e-6)
+    # undefined: everyone right, everyone wrong, no spread in the rest score, one student
+    assert ia.point_biserial([1, 1, 1], [1, 2, 3]) is None
+    assert ia.point_biserial([0, 0, 0], [1, 2, 3]) is None
+    assert ia.point_biserial([1, 0, 1], [2, 2, 2]) is None
+    assert ia.point_biserial([1], [3]) is None
+
+
+def test_quiz_flags_on_a_constructed_example():
+    assert ia.quiz_flags(0.95, 0.3, {"A": 19, "B": 1, "C": 0, "D": 0, "unanswered": 0}, "A") == [
+        "too easy (p > 0.9)", "distractors nobody chose: C, D"]
+    flags = ia.quiz_flags(0.1, -0.2, {"A": 2, "B": 6, "C": 6, "D": 6, "unanswered": 0}, "A")
+    assert flags[0] == "too hard (p < 0.2)" and flags[1].startswith("negatively discriminating")
+    assert len(flags) == 2
+    assert ia.quiz_flags(0.5, None, {"A": 5, "B": 3, "C": 1, "D": 1, "unanswered": 0}, "A") == []
+    assert ia.quiz_flags(None, None, {}, "A") == []  # no students: nothing to say
+
+
+def test_messages_are_grouped_by_the_mistake_they_name():
+    from autograder import explain
+
+    closed = next(m for m in explain.AT_REQUEST if m.key == "closed_connection").message
+    assert ia.classify(closed)[:2] == ("named:closed_connection", "named")
+    # a message written by a function (IN_CELL's name_error), inside in_cell's wrapping
+    said = ("Your step 3 cell stopped with an error: `create_async_engine` is not defined in your step 3 cell: "
+            "import it first, `from sqlalchemy.ext.asyncio import create_async_engine`.")
+    assert ia.classify(said)[:2] == ("named:name_error", "named")
+    # not in the tables: the first sentence with the variable bits normalised
+    a = ia.classify("`POOL_SIZE` is the string '5'; write the number without quotes: POOL_SIZE = 5.")
+    b = ia.classify("`POOL_SIZE` is the string '10'; write the number without quotes: POOL_SIZE = 5.")
+    assert a == b and a[1] == "message"
+    assert ia.classify("Not passed (x), for the reason given above under “Step 4: y”: fix that and run this cell again.")[1] == "pointer"
+    assert ia.classify("This hidden check runs when your notebook is graded, and only counts once these checks above "
+                       "pass: “Step 4: y”. Make them pass first.")[1] == "gate"
+    assert ia.classify("", stderr=True)[1] == "silent"
+
+
+# ------------------------------------------------------------------- a class from the catalogue
+
+def catalogue_class(results) -> tuple[dict, dict]:
+    """3 students with `return` inside `async with`, 2 with POOL_SIZE = "5", 4 correct.
+    Quiz: everyone right, except question 1 (2 chose A, 1 unanswered: 6/9 right) and one
+    correct student with no answers file at all (so 5/9 on question 1, 8/9 elsewhere)."""
+    right = right_answers()
+    students, report = {}, {}
+    for k in range(3):
+        students[f"ret{k}"] = {"cells": from_harness(results["return"]), "answers": dict(right)}
+    for k in range(2):
+        students[f"size{k}"] = {"cells": from_harness(results["size"]), "answers": dict(right)}
+    for k in range(4):
+        students[f"ok{k}"] = {"cells": from_harness(results["right"]), "answers": dict(right)}
+    students["ret0"]["answers"]["url_driver"] = "A"
+    students["size0"]["answers"]["url_driver"] = "A"
+    del students["ok0"]["answers"]["url_driver"]
+    students["ok1"]["answers"] = None
+    for sid, spec in students.items():
+        spec["cells"].update(quiz_cells(spec["answers"]))
+        report[sid] = {"status": "graded", "seconds": "2.5", "sandbox": "on"}
+    report["ok2"]["removed_cells"] = "cell 12: line 3 import of os.system"
+    report["ok3"]["sandbox"] = "off (bwrap cannot create a user namespace)"
+    report["late"] = {"status": "timed out", "note": "grading took longer than 600 s and was stopped", "seconds": "600.0"}
+    return students, report
+
+
+def test_report_numbers_on_a_class_from_the_catalogue(course, catalogue_results):
+    students, report = catalogue_class(catalogue_results)
+    fabricate(course, students, report)
+    a = ia.build(course, ASSIGNMENT)
+    assert len(a.students) == 9
+    items = {i.grade_id: i for i in a.items}
+
+    rows = items["step4_items_returns_all_rows"]
+    assert (rows.n, rows.passed) == (9, 6) and rows.p == pytest.approx(6 / 9)
+    assert [(g.key, g.count) for g in rows.groups] == [("named:closed_connection", 3)]
+    assert sorted(rows.groups[0].students) == ["ret0", "ret1", "ret2"]
+    # the later step-4 cells point up or are gated: never counted as new mistakes
+    for gid in ("step4_connections_returned", "step4_items_reads_the_table", "step4_concurrent_requests_share_the_pool"):
+        assert items[gid].passed == 6, gid
+        assert all(not g.is_mistake for g in items[gid].groups) and sum(g.count for g in items[gid].groups) == 3, gid
+    pointer = items["step4_connections_returned"].groups[0]
+    assert pointer.kind == "pointer" and "closed connection" in pointer.label  # resolved to the mistake above
+
+    size = items["step2_pool_size"]
+    assert size.passed == 7 and [g.count for g in size.groups] == [2] and size.groups[0].kind == "message"
+    assert "POOL_SIZE" in size.groups[0].label
+    assert items["step1_database_url"].p == 1.0 and items["step1_database_url"].groups == []
+
+    q1 = items["quiz01_url_driver"]
+    assert q1.correct == quiz_key()["url_driver"]["correct"] == "B"
+    assert q1.options == {"A": 2, "B": 5, "C": 0, "D": 0, "unanswered": 2}
+    assert q1.p == pytest.approx(5 / 9)
+    assert "distractors nobody chose: C, D" in q1.flags
+    q2 = items["quiz02_what_is_pooled"]
+    assert q2.p == pytest.approx(8 / 9) and q2.options[ia.UNANSWERED] == 1
+
+    # steps: score distributions per student
+    steps = {st.step: st for st in a.steps}
+    assert list(steps) == [1, 2, 3, 4, "quiz"]
+    assert sorted(steps[4].scores) == [1, 1, 1] + [7] * 6  # the route cell (1 point) is all they keep
+    assert sorted(steps[2].scores) == [0, 0] + [1] * 7
+
+    # what to teach again: the closed connection (3 students) first, then the quiz and POOL_SIZE
+    assert a.teach[0].key == "named:closed_connection" and a.teach[0].count == 3 and a.teach[0].step == 4
+    assert a.teach[0].heading.startswith("Step 4")
+    assert {(t.count, t.step) for t in a.teach[1:3]} >= {(2, 2)}
+    assert all("above" not in t.label and "hidden check" not in t.label for t in a.teach)
+
+    # submissions: flagged ones with their reasons
+    reasons = {s.student: s.reasons for s in a.flagged}
+    assert set(reasons) == {"ok2", "ok3", "late"}
+    assert reasons["ok2"][0].startswith("REVIEW") and "sandbox" in reasons["ok3"][0] and "timed out" in reasons["late"][0]
+
+    html_path, csv_path = ia.write(a, course / "reports")
+    page = html_path.read_text()
+    assert "3 students</strong>: `get_connection` handed the route a closed connection".replace("`", "") not in page
+    assert re.search(r"3 students</strong>: <code>get_connection</code> handed the route a closed connection", page)
+    assert re.search(r"2 students</strong>: <code>POOL_SIZE</code> is the string", page)
+    assert "NaN" not in page and "nan<" not in page
+    with open(csv_path, newline="") as f:
+        rows_csv = {r["id"]: r for r in csv.DictReader(f)}
+    assert rows_csv["step4_items_returns_all_rows"]["pass_rate"] == "0.667"
+    assert rows_csv["step4_items_returns_all_rows"]["mistakes"].startswith("closed_connection=3")
+    assert rows_csv["quiz01_url_driver"]["difficulty"] == "0.556" and rows_csv["quiz01_url_driver"]["A"] == "2"
+    assert rows_csv["step4"]["kind"] == "step" and rows_csv["step4"]["passed"] == "6"
+
+
+def test_discrimination_and_difficulty_in_the_report_match_the_hand_computed_example(course):
+    """Five students with every build point; their quiz answers make question 1 the
+    hand-computed item above: right for s1, s2, s3 (item = [1, 1, 1, 0, 0]), and questions
+    3..5 lost [0, 1, 2, 2, 3] times, so the rest score (total minus question 1) is
+    23 - 1 - lost = [22, 21, 20, 20, 19] = [4, 3, 2, 2, 1] + 18: the same r (a constant
+    added to the rest score changes neither M1 - M0 nor s_n)."""
+    right = right_answers()
+    others = ["asgi_transport", "yield_cleanup", "return_in_async_with"]
+    lost = {"s1": 0, "s2": 1, "s3": 2, "s4": 2, "s5": 3}
+    q1 = {"s1": 1, "s2": 1, "s3": 1, "s4": 0, "s5": 0}
+    students = {}
+    for sid in lost:
+        answers = dict(right)
+        for qid in others[:lost[sid]]:
+            answers[qid] = "A" if right[qid] != "A" else "B"
+        if not q1[sid]:
+            answers["url_driver"] = "A"   # the key is B
+        students[sid] = {"cells": quiz_cells(answers), "answers": answers}
+    fabricate(course, students)
+    a = ia.build(course, ASSIGNMENT)
+    assert [sum(st.scores[k] for st in a.steps) for k in range(5)] == [23, 22, 21, 20, 19]
+    quiz = {i.qid: i for i in a.quiz}
+    item = quiz["url_driver"]
+    assert item.p == pytest.approx(0.6)                       # 3 of 5
+    assert item.r == pytest.approx(0.720577, abs=1e-6)        # as worked out above
+    assert item.options == {"A": 2, "B": 3, "C": 0, "D": 0, "unanswered": 0}
+    # everybody right on question 10: p = 1, r undefined, shown as a dash, never NaN
+    q10 = quiz["pre_ping"]
+    assert q10.p == 1.0 and q10.r is None and "too easy (p > 0.9)" in q10.flags
+    html_path, _csv = ia.write(a, course / "reports")
+    page = html_path.read_text()
+    assert "NaN" not in page and "—" in page and "0.72" in page
+
+
+# ------------------------------------------------------------------------ the page and the CLI
+
+def synthetic_class(n: int, seed: int = 1) -> tuple[dict, dict]:
+    """`n` students with a spread of real messages (from autograder.explain and the quiz),
+    for size and speed checks (bench/report_time.py uses it too)."""
+    import random
+
+    from autograder import explain
+
+    rng = random.Random(seed)
+    right = right_answers()
+    points = graded_cells()
+    build = [g for g in points if not g.startswith("quiz")]
+    messages = [m.message for m in explain.AT_REQUEST + explain.IN_CELL if isinstance(m.message, str)]
+    messages += ["`POOL_SIZE` is the string '5'; write the number without quotes: POOL_SIZE = 5.",
+                 "`DATABASE_URL` does not name the aiosqlite driver ('sqlite:///./test.db'): the URL reads "
+                 "dialect+driver://location, so write \"sqlite+aiosqlite:///./test.db\"."]
+    students, report = {}, {}
+    for k in range(n):
+        sid = f"student{k:04d}"
+        cells = {}
+        for gid in build:
+            if rng.random() < 0.15:
+                cells[gid] = (0.0, "CheckFailed", rng.choice(messages), "")
+        answers = {qid: (letter if rng.random() < 0.7 else rng.choice("ABCD")) for qid, letter in right.items()
+                   if rng.random() < 0.97}
+        cells.update(quiz_cells(answers))
+        students[sid] = {"cells": cells, "answers": answers}
+        report[sid] = {"status": "graded", "seconds": f"{rng.uniform(3, 40):.1f}", "sandbox": "on",
+                       "score": "", "max_score": str(sum(points.values()))}
+    return students, report
+
+
+def test_html_is_self_contained_and_small_for_500_submissions(course):
+    students, report = synthetic_class(500)
+    fabricate(course, students, report)
+    a = ia.build(course, ASSIGNMENT)
+    html_path, csv_path = ia.write(a, course / "reports")
+    page = html_path.read_text()
+    assert html_path.stat().st_size < 2_000_000, html_path.stat().st_size
+    assert "<script" not in page.lower() and "<link" not in page.lower() and "@import" not in page
+    outside = [u for u in re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', page)
+               if not u.startswith("#") and not u.startswith(f"../release/{ASSIGNMENT}/{ASSIGNMENT}.ipynb")]
+    assert not outside, outside[:5]
+    assert not re.search(r"url\(\s*['\"]?https?:", page)
+    assert page.count("<svg") >= 6 and page.count("<title id=") == page.count("<svg")
+    assert 'lang="en"' in page and "<th scope=" in page and "<caption>" in page
+    assert "NaN" not in page
+    assert len(list(csv.DictReader(io.StringIO(csv_path.read_text())))) == len(graded_cells()) + 5
+
+
+def test_main_prints_both_paths_and_bad_input_exits_2_writing_nothing(course, tmp_path, catalogue_results):
+    out, err = io.StringIO(), io.StringIO()
+    # nothing graded yet
+    assert ia.main(course, ASSIGNMENT, out=out, err=err) == 2
+    assert "nothing" in err.getvalue() and "course-grade grade" in err.getvalue() and err.getvalue().count("\n") == 1
+    assert not (course / "reports").exists()
+    # unknown assignment
+    err = io.StringIO()
+    assert ia.main(course, "no-such-thing", out=out, err=err) == 2 and "unknown assignment" in err.getvalue()
+    # no gradebook
+    err = io.StringIO()
+    assert ia.main(tmp_path / "nowhere", ASSIGNMENT, out=out, err=err) == 2 and "no gradebook.db" in err.getvalue()
+    assert ia.report_after_grading(tmp_path / "nowhere", ASSIGNMENT) is None
+    # a graded class (no grading-report.csv: stock nbgrader): both paths on one line
+    students, _ = catalogue_class(catalogue_results)
+    fabricate(course, students)
+    out = io.StringIO()
+    assert ia.main(course, ASSIGNMENT, out=out, err=io.StringIO()) == 0
+    line = out.getvalue().strip()
+    assert "\n" not in line
+    assert str(course / "reports" / f"{ASSIGNMENT}.html") in line and str(course / "reports" / f"{ASSIGNMENT}.csv") in line
+    page = (course / "reports" / f"{ASSIGNMENT}.html").read_text()
+    assert "No grading-report.csv" in page
+    assert ia.report_after_grading(course, ASSIGNMENT) == course / "reports" / f"{ASSIGNMENT}.html"
+
+
+# --------------------------------------------------------------------- the real grading command
+
+@pytest.mark.slow
+def test_report_after_the_real_grading_command_agrees_with_the_gradebook(template, tmp_path):
+    from nbgrader.api import Gradebook
+
+    from course import submit_as
+    from submissions import CORRECT_VARIANTS, WRONG
+
+    course = tmp_path / "course"
+    shutil.copytree(template, course)
+    class_ = CORRECT_VARIANTS[:2] + WRONG[:3]
+    for sub in class_:
+        submit_as(course, sub)
+    done = subprocess.run([sys.executable, "-m", "course_grade", "grade", ASSIGNMENT, "--course", str(course),
+                           "--jobs", "2", "--no-feedback"], cwd=ROOT, env=tool_env(), capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
+    a = ia.build(course, ASSIGNMENT)
+    html_path, csv_path = ia.write(a, course / "reports")
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for item in a.items:
+            full = sum(1 for s in a.students
+                       if gb.find_grade(item.grade_id, ASSIGNMENT, ASSIGNMENT, s).score
+                       >= gb.find_grade(item.grade_id, ASSIGNMENT, ASSIGNMENT, s).max_score - 1e-9)
+            assert item.passed == full, item.grade_id
+            assert sum(g.count for g in item.groups) == item.n - item.passed, item.grade_id
+    assert {s.student for s in a.submissions} == {sub.name for sub in class_}
+    assert all(s.seconds is not None for s in a.submissions)
+    assert html_path.stat().st_size > 0 and csv_path.stat().st_size > 0
