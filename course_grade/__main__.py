@@ -40,8 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     selfgrade.add_argument("--course", type=Path, help="the course repository (default: found above the notebook)")
     selfgrade.add_argument("--warm", action="store_true",
                            help="only start the self-grading service in the background (if it is not running) and return")
+    from course_grade import lms
+
+    lms.add_arguments(commands.add_parser("export", help=lms.HELP))
     workspace.add_commands(commands)
     args = parser.parse_args(argv)
+    if args.command == "export":
+        return lms.main(args)
 
     from course_grade.grading import UsageError, run
 
