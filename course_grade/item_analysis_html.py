@@ -124,14 +124,14 @@ def time_histogram(seconds: list[float]) -> str:
 # ---------------------------------------------------------------------------------- page
 
 def _lesson_link(analysis: Analysis, out_dir: Path, heading: str, step) -> str:
+    """(step 4: see “Step 4: ...” in the lesson), linked to the lesson notebook's heading."""
     where = "the quiz" if step == QUIZ_STEP else f"step {step}"
+    if not heading:
+        return f"({esc(where)})"
     if analysis.lesson_notebook is None:
-        return f"{esc(where)}" + (f" ({prose(heading)})" if heading else "")
-    href = os.path.relpath(analysis.lesson_notebook, out_dir).replace(os.sep, "/")
-    if heading:
-        href += "#" + heading.replace(" ", "-")
-    text = f"lesson, {heading}" if heading else f"lesson, {where}"
-    return f'{esc(where.capitalize())}: <a href="{esc(href)}">{prose(text)}</a>'
+        return f"({esc(where)}: see “{prose(heading)}” in the lesson)"
+    href = os.path.relpath(analysis.lesson_notebook, out_dir).replace(os.sep, "/") + "#" + heading.replace(" ", "-")
+    return f'({esc(where)}: see <a href="{esc(href)}">“{prose(heading)}”</a> in the lesson)'
 
 
 def _cell_section(item: Item) -> str:
@@ -234,7 +234,7 @@ def render(analysis: Analysis, out_dir: Path) -> str:
     for st in a.steps:
         title = f"{st.label}: {st.heading or st.name}, score distribution"
         body.append(f"<figure>{score_histogram(st.scores, st.max_points, title)}"
-                    f"<figcaption>{esc(st.label)}: {prose(st.name)} ({st.max_points:g} points)</figcaption></figure>")
+                    f"<figcaption>{esc(st.label)}: {prose(st.name)} ({st.max_points:g} point{'' if st.max_points == 1 else 's'})</figcaption></figure>")
     body.append(f"<figure>{score_histogram(totals, a.max_score, 'Total score distribution')}"
                 f"<figcaption>Total ({a.max_score:g} points)</figcaption></figure></div>")
 

@@ -11,6 +11,7 @@ Slow tier: the real grading command on a small class, and the report against its
 from __future__ import annotations
 
 import copy
+import functools
 import csv
 import io
 import json
@@ -42,37 +43,59 @@ def fabricate(course: Path, students: dict[str, dict], report: dict[str, dict] |
     cell whose result is not full marks with no output (missing cells get full marks),
     "answers": {question id: letter} written as quiz_answers.json (None: no file)}.
     `report`: id -> grading-report.csv columns (the file is written when given)."""
-    from nbgrader.api import Gradebook
+    import datetime
+    import uuid
+
+    from nbgrader import api
 
     points = graded_cells()
     release = json.loads(RELEASE_NB.read_text())
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+    rows = {name: [] for name in ("student", "submitted_assignment", "submitted_notebook", "grade", "comment")}
+    with api.Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        # the rows Gradebook.add_submission makes, inserted in bulk (500 students in well under a second)
+        assignment = gb.find_assignment(ASSIGNMENT)
+        known = {s.id for s in gb.students}
+        now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
         for sid, spec in students.items():
-            gb.update_or_create_student(sid)
-            sub = gb.add_submission(ASSIGNMENT, sid)
-            for snb in sub.notebooks:
-                snb.flagged = sid in flagged
-                for grade in snb.grades:
-                    got = spec["cells"].get(grade.name)
-                    grade.auto_score = float(points[grade.name]) if got is None else float(got[0])
-            nb = copy.deepcopy(release)
-            for cell in nb["cells"]:
-                gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-                if gid in points and cell["cell_type"] == "code":
-                    got = spec["cells"].get(gid)
-                    cell["outputs"] = []
-                    if got and got[2]:
-                        cell["outputs"].append(error_output(got[2], got[1] or "CheckFailed"))
-                    if got and got[3]:
-                        cell["outputs"].append({"output_type": "stream", "name": "stderr", "text": got[3]})
-            folder = course / "autograded" / sid / ASSIGNMENT
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"{ASSIGNMENT}.ipynb").write_text(json.dumps(nb))
-            submitted = course / "submitted" / sid / ASSIGNMENT
-            submitted.mkdir(parents=True, exist_ok=True)
-            if spec.get("answers") is not None:
-                (submitted / "quiz_answers.json").write_text(json.dumps({"format": 1, "answers": spec["answers"]}))
+            if sid not in known:
+                rows["student"].append({"id": sid})
+            sub_id = uuid.uuid4().hex
+            rows["submitted_assignment"].append({"id": sub_id, "assignment_id": assignment.id, "student_id": sid, "timestamp": now})
+            for notebook in assignment.notebooks:
+                nb_id = uuid.uuid4().hex
+                rows["submitted_notebook"].append({"id": nb_id, "assignment_id": sub_id, "notebook_id": notebook.id,
+                                                   "flagged": sid in flagged})
+                for cell in notebook.grade_cells:
+                    got = spec["cells"].get(cell.name)
+                    rows["grade"].append({"id": uuid.uuid4().hex, "notebook_id": nb_id, "cell_id": cell.id,
+                                          "auto_score": float(points[cell.name]) if got is None else float(got[0]),
+                                          "needs_manual_grade": False})
+                for cell in notebook.solution_cells:
+                    rows["comment"].append({"id": uuid.uuid4().hex, "notebook_id": nb_id, "cell_id": cell.id})
+        models = {"student": api.Student, "submitted_assignment": api.SubmittedAssignment,
+                  "submitted_notebook": api.SubmittedNotebook, "grade": api.Grade, "comment": api.Comment}
+        for name, model in models.items():
+            if rows[name]:
+                gb.db.execute(model.__table__.insert(), rows[name])
         gb.db.commit()
+    for sid, spec in students.items():
+        nb = copy.deepcopy(release)
+        for cell in nb["cells"]:
+            gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if gid in points and cell["cell_type"] == "code":
+                got = spec["cells"].get(gid)
+                cell["outputs"] = []
+                if got and got[2]:
+                    cell["outputs"].append(error_output(got[2], got[1] or "CheckFailed"))
+                if got and got[3]:
+                    cell["outputs"].append({"output_type": "stream", "name": "stderr", "text": got[3]})
+        folder = course / "autograded" / sid / ASSIGNMENT
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{ASSIGNMENT}.ipynb").write_text(json.dumps(nb))
+        submitted = course / "submitted" / sid / ASSIGNMENT
+        submitted.mkdir(parents=True, exist_ok=True)
+        if spec.get("answers") is not None:
+            (submitted / "quiz_answers.json").write_text(json.dumps({"format": 1, "answers": spec["answers"]}))
     if report is not None:
         columns = ["student", "status", "score", "max_score", "seconds", "note", "left_out", "removed_cells", "sandbox", "worker"]
         with open(course / ia.REPORT_FILE, "w", newline="") as f:
@@ -85,17 +108,26 @@ def fabricate(course: Path, students: dict[str, dict], report: dict[str, dict] |
 def quiz_cells(answers: dict[str, str] | None) -> dict[str, tuple]:
     """The quiz cells' results for `answers` (None: no file), with the very sentences
     course_grade.quiz_grading writes (autograder.quiz.verdict)."""
+    out = {}
+    for gid, qid, key in _quiz_cells():
+        said = _verdict(qid, key["correct"], key["explanation"], json.dumps(key["why"]),
+                        (answers or {}).get(qid, ""), answers is None)
+        if said:
+            out[gid] = (0.0, "CheckFailed", said, "")
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _quiz_cells() -> list[tuple[str, str, dict]]:
+    keys = quiz_key()
+    return [(gid, m[1], keys[m[1]]) for gid in graded_cells() if (m := re.fullmatch(r"quiz\d+_(\w+)", gid))]
+
+
+@functools.lru_cache(maxsize=None)
+def _verdict(qid, correct, explanation, why, letter, missing):
     from autograder.quiz import verdict
 
-    out = {}
-    for gid in graded_cells():
-        match = re.fullmatch(r"quiz\d+_(\w+)", gid)
-        if match:
-            key = quiz_key()[match[1]]
-            said = verdict(match[1], key["correct"], key["explanation"], key["why"], answers or {}, missing=answers is None)
-            if said:
-                out[gid] = (0.0, "CheckFailed", said, "")
-    return out
+    return verdict(qid, correct, explanation, json.loads(why), {qid: letter} if letter else {}, missing=missing)
 
 
 def from_harness(graded) -> dict[str, tuple]:
