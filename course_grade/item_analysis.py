@@ -46,7 +46,6 @@ import datetime
 import json
 import logging
 import math
-import os
 import re
 import sys
 from collections import Counter, defaultdict

@@ -5,7 +5,6 @@ screenshot goes to test-artifacts/item-analysis.png."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
