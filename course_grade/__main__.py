@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     selfgrade.add_argument("--course", type=Path, help="the course repository (default: found above the notebook)")
     selfgrade.add_argument("--warm", action="store_true",
                            help="only start the self-grading service in the background (if it is not running) and return")
+    report = commands.add_parser("report", help="the item analysis of a graded assignment: reports/ASSIGNMENT.html and .csv")
+    report.add_argument("assignment", help="the assignment's name, e.g. connection-pooling")
+    report.add_argument("--course", type=Path, default=Path("."), help="the course folder (where gradebook.db is); default: here")
     from course_grade import lms
 
     lms.add_arguments(commands.add_parser("export", help=lms.HELP))
@@ -47,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "export":
         return lms.main(args)
+    if args.command == "report":
+        from course_grade import item_analysis
+
+        return item_analysis.main(args.course, args.assignment)
 
     from course_grade.grading import UsageError, run
 

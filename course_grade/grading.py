@@ -377,6 +377,12 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
             print(f"nbgrader {step[0]} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}", file=out)
             failures += 1
 
+    analysis = None
+    if any(o.status == "graded" for o in outcomes.values()) or (course.root / "autograded").is_dir():
+        from course_grade.item_analysis import report_after_grading
+
+        analysis = report_after_grading(course.root, assignment, out=out)
+
     print("\nSummary", file=out)
     print(f"{'student':<24} {'status':<9} {'score':>9} {'time':>8}  note", file=out)
     for o in rows:
@@ -387,5 +393,6 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
               f"with --resume to grade the rest.", file=out)
         return 3
     print(f"\n{graded}/{len(rows)} graded; grades: grades.csv; per-student status: {REPORT_FILE}"
-          + ("; feedback: feedback/" if feedback else ""), file=out)
+          + ("; feedback: feedback/" if feedback else "")
+          + (f"; item analysis: {analysis.relative_to(course.root)}" if analysis else ""), file=out)
     return 0 if failures == 0 else 1

@@ -289,8 +289,9 @@ def _first_sentence(text: str) -> str:
 def normalise(message: str) -> str:
     """The first sentence with its variable bits replaced: quoted values by '…', numbers by N."""
     text = _first_sentence(_WRAPPED.sub("", message.strip()))
-    text = re.sub(r"'[^']*'", "'…'", text)
-    text = re.sub(r'"[^"]*"', '"…"', text)
+    # a quote opens after a space, a bracket or a sign, never inside a word (SQLite's, don't)
+    text = re.sub(r"(?<![\w'])'[^']*'(?!\w)", "'…'", text)
+    text = re.sub(r'(?<!\w)"[^"]*"(?!\w)', '"…"', text)
     text = re.sub(r"\d+(?:\.\d+)?", "N", text)
     return text[:200]
 
@@ -699,12 +700,17 @@ def main(course_root: Path, assignment: str, out=sys.stdout, err=None) -> int:
     return 0
 
 
-def report_after_grading(course_root: Path, assignment: str) -> Path | None:
+def report_after_grading(course_root: Path, assignment: str, out=None) -> Path | None:
     """Write the report at the end of a grading run; never raises. Returns the HTML path, or
-    None (after logging one line) when it could not be written."""
+    None (after one line, on `out` if given, else logged) when it could not be written."""
     try:
         html_path, _csv = write(build(Path(course_root), assignment))
         return html_path
     except Exception as exc:  # a report must never fail a grading run
-        log.warning("item analysis not written: %s: %s", type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if out is not None:
+            print(f"WARNING: the item analysis was not written ({why}); run `course-grade report {assignment}` "
+                  f"to try again", file=out)
+        else:
+            log.warning("item analysis not written: %s", why)
         return None

@@ -224,7 +224,7 @@ def render(analysis: Analysis, out_dir: Path) -> str:
     if a.teach:
         body.append("<p>The most common mistakes (each student counted once per mistake), with the part of the lesson it belongs to.</p><ol>")
         for t in a.teach:
-            body.append(f"<li><strong>{students(t.count)}</strong>: {prose(t.label)}. "
+            body.append(f"<li><strong>{students(t.count)}</strong>: {prose(t.label.rstrip('.'))}. "
                         f"{_lesson_link(a, out_dir, t.heading, t.step)}</li>")
         body.append("</ol>")
     else:
