@@ -185,7 +185,8 @@ def _kernels() -> list:
     return found
 
 
-def _kill(procs) -> None:
+def kill_tree(procs) -> None:
+    """Kill each process and everything it started."""
     import psutil
 
     family = []
@@ -257,7 +258,7 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
 
         def expire():
             expired.set()
-            _kill(_kernels())
+            kill_tree(_kernels())
 
         timer = threading.Timer(timeout, expire)
         timer.daemon = True

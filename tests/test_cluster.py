@@ -26,6 +26,7 @@ import pytest
 
 from conftest import BLANK, HONEST, submit_honest
 from course import ASSIGNMENT, BIN, make_course, results, submit_as, tool_env
+from course_grade.task import kill_tree
 
 pytestmark = pytest.mark.slow
 
@@ -78,13 +79,7 @@ class Cluster:
 
     def kill(self, name: str) -> None:
         proc = self.procs.pop(name)
-        family = psutil.Process(proc.pid).children(recursive=True) + [psutil.Process(proc.pid)]
-        for p in family:
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(family, timeout=20)
+        kill_tree([psutil.Process(proc.pid)])
         proc.wait(timeout=20)
 
     def close(self) -> None:
