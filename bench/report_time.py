@@ -24,6 +24,7 @@ from course import ASSIGNMENT, make_course  # noqa: E402
 from test_item_analysis import fabricate, synthetic_class  # noqa: E402
 
 from course_grade import item_analysis as ia  # noqa: E402
+from course_grade import item_report  # noqa: E402
 
 
 def main() -> int:
@@ -41,7 +42,7 @@ def main() -> int:
         fabricated = time.perf_counter()
         analysis = ia.build(course, ASSIGNMENT)
         built = time.perf_counter()
-        html_path, csv_path = ia.write(analysis, course / "reports")
+        html_path, csv_path = item_report.write(analysis, course / "reports")
         written = time.perf_counter()
         print(f"course made in {made - start:.1f} s; {args.students} submissions fabricated in {fabricated - made:.1f} s")
         print(f"build  {built - fabricated:6.2f} s  (gradebook, {args.students} autograded notebooks, answers, report csv)")

@@ -51,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export":
         return lms.main(args)
     if args.command == "report":
-        from course_grade import item_analysis
+        from course_grade import item_report
 
-        return item_analysis.main(args.course, args.assignment)
+        return item_report.main(args.course, args.assignment)
 
     from course_grade.grading import UsageError, run
 

@@ -379,7 +379,7 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
 
     analysis = None
     if any(o.status == "graded" for o in outcomes.values()) or (course.root / "autograded").is_dir():
-        from course_grade.item_analysis import report_after_grading
+        from course_grade.item_report import report_after_grading
 
         analysis = report_after_grading(course.root, assignment, out=out)
 

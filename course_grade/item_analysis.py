@@ -13,7 +13,7 @@
 - `grading-report.csv` of the grading command (seconds, status, note, removed cells,
   sandbox), when there is one (after plain `nbgrader autograde` those columns stay empty).
 
-`write(analysis, out_dir)` writes `ASSIGNMENT.html` (one self-contained page: inline SVG
+`course_grade.item_report.write(analysis, out_dir)` writes `ASSIGNMENT.html` (one self-contained page: inline SVG
 plots, no script, no external file) and `ASSIGNMENT.csv` (one row per item).
 
 Failure messages are grouped by the mistake they name: `autograder.explain`'s tables
@@ -47,7 +47,6 @@ import json
 import logging
 import math
 import re
-import sys
 from collections import Counter, defaultdict
 from functools import lru_cache
 from pathlib import Path
@@ -663,54 +662,3 @@ def csv_rows(analysis: Analysis) -> list[dict[str, str]]:
             row["pass_rate"] = _fmt(i.p)
         rows.append(row)
     return rows
-
-
-def write(analysis: Analysis, out_dir: Path | None = None) -> tuple[Path, Path]:
-    """Write ASSIGNMENT.html and ASSIGNMENT.csv into `out_dir` (default: the course's reports/),
-    each replaced in one step; returns their paths."""
-    from course_grade.item_analysis_html import render
-
-    out_dir = Path(out_dir) if out_dir is not None else analysis.course_root / REPORTS_DIR
-    out_dir.mkdir(parents=True, exist_ok=True)
-    html_path, csv_path = out_dir / f"{analysis.assignment}.html", out_dir / f"{analysis.assignment}.csv"
-    page = render(analysis, out_dir)
-    tmp = html_path.with_name(f".{html_path.name}.partial")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(html_path)
-    tmp = csv_path.with_name(f".{csv_path.name}.partial")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, restval="")
-        writer.writeheader()
-        writer.writerows(csv_rows(analysis))
-    tmp.replace(csv_path)
-    return html_path, csv_path
-
-
-def main(course_root: Path, assignment: str, out=sys.stdout, err=None) -> int:
-    """`course-grade report ASSIGNMENT`: build and write; prints both paths on one line.
-    Bad input: one line on stderr saying what to do, exit status 2, nothing written."""
-    err = err if err is not None else sys.stderr
-    try:
-        analysis = build(Path(course_root), assignment)
-    except ReportError as exc:
-        print(f"error: {exc}", file=err)
-        return 2
-    html_path, csv_path = write(analysis)
-    print(f"Item analysis of {assignment}: {html_path} {csv_path}", file=out)
-    return 0
-
-
-def report_after_grading(course_root: Path, assignment: str, out=None) -> Path | None:
-    """Write the report at the end of a grading run; never raises. Returns the HTML path, or
-    None (after one line, on `out` if given, else logged) when it could not be written."""
-    try:
-        html_path, _csv = write(build(Path(course_root), assignment))
-        return html_path
-    except Exception as exc:  # a report must never fail a grading run
-        why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        if out is not None:
-            print(f"WARNING: the item analysis was not written ({why}); run `course-grade report {assignment}` "
-                  f"to try again", file=out)
-        else:
-            log.warning("item analysis not written: %s", why)
-        return None

@@ -26,6 +26,7 @@ import pytest
 from course import ASSIGNMENT, RELEASE_NB, ROOT, graded_cells, make_course, quiz_key, right_answers, tool_env
 
 from course_grade import item_analysis as ia
+from course_grade import item_report
 
 # ------------------------------------------------------------------------- fabricating a class
 
@@ -288,7 +289,7 @@ def test_report_numbers_on_a_class_from_the_catalogue(course, catalogue_results)
     assert set(reasons) == {"ok2", "ok3", "late"}
     assert reasons["ok2"][0].startswith("REVIEW") and "sandbox" in reasons["ok3"][0] and "timed out" in reasons["late"][0]
 
-    html_path, csv_path = ia.write(a, course / "reports")
+    html_path, csv_path = item_report.write(a, course / "reports")
     page = html_path.read_text()
     assert re.search(r"3 students</strong>: <code>get_connection</code> handed the route a closed connection", page)
     assert re.search(r"2 students</strong>: <code>POOL_SIZE</code> is the string", page)
@@ -330,7 +331,7 @@ def test_discrimination_and_difficulty_in_the_report_match_the_hand_computed_exa
     # everybody right on question 10: p = 1, r undefined, shown as a dash, never NaN
     q10 = quiz["pre_ping"]
     assert q10.p == 1.0 and q10.r is None and "too easy (p > 0.9)" in q10.flags
-    html_path, _csv = ia.write(a, course / "reports")
+    html_path, _csv = item_report.write(a, course / "reports")
     page = html_path.read_text()
     assert "NaN" not in page and "—" in page and "0.72" in page
 
@@ -372,7 +373,7 @@ def test_html_is_self_contained_and_small_for_500_submissions(course):
     students, report = synthetic_class(500)
     fabricate(course, students, report)
     a = ia.build(course, ASSIGNMENT)
-    html_path, csv_path = ia.write(a, course / "reports")
+    html_path, csv_path = item_report.write(a, course / "reports")
     page = html_path.read_text()
     assert html_path.stat().st_size < 2_000_000, html_path.stat().st_size
     assert "<script" not in page.lower() and "<link" not in page.lower() and "@import" not in page
@@ -389,27 +390,27 @@ def test_html_is_self_contained_and_small_for_500_submissions(course):
 def test_main_prints_both_paths_and_bad_input_exits_2_writing_nothing(course, tmp_path, catalogue_results):
     out, err = io.StringIO(), io.StringIO()
     # nothing graded yet
-    assert ia.main(course, ASSIGNMENT, out=out, err=err) == 2
+    assert item_report.main(course, ASSIGNMENT, out=out, err=err) == 2
     assert "nothing" in err.getvalue() and "course-grade grade" in err.getvalue() and err.getvalue().count("\n") == 1
     assert not (course / "reports").exists()
     # unknown assignment
     err = io.StringIO()
-    assert ia.main(course, "no-such-thing", out=out, err=err) == 2 and "unknown assignment" in err.getvalue()
+    assert item_report.main(course, "no-such-thing", out=out, err=err) == 2 and "unknown assignment" in err.getvalue()
     # no gradebook
     err = io.StringIO()
-    assert ia.main(tmp_path / "nowhere", ASSIGNMENT, out=out, err=err) == 2 and "no gradebook.db" in err.getvalue()
-    assert ia.report_after_grading(tmp_path / "nowhere", ASSIGNMENT) is None
+    assert item_report.main(tmp_path / "nowhere", ASSIGNMENT, out=out, err=err) == 2 and "no gradebook.db" in err.getvalue()
+    assert item_report.report_after_grading(tmp_path / "nowhere", ASSIGNMENT) is None
     # a graded class (no grading-report.csv: stock nbgrader): both paths on one line
     students, _ = catalogue_class(catalogue_results)
     fabricate(course, students)
     out = io.StringIO()
-    assert ia.main(course, ASSIGNMENT, out=out, err=io.StringIO()) == 0
+    assert item_report.main(course, ASSIGNMENT, out=out, err=io.StringIO()) == 0
     line = out.getvalue().strip()
     assert "\n" not in line
     assert str(course / "reports" / f"{ASSIGNMENT}.html") in line and str(course / "reports" / f"{ASSIGNMENT}.csv") in line
     page = (course / "reports" / f"{ASSIGNMENT}.html").read_text()
     assert "No grading-report.csv" in page
-    assert ia.report_after_grading(course, ASSIGNMENT) == course / "reports" / f"{ASSIGNMENT}.html"
+    assert item_report.report_after_grading(course, ASSIGNMENT) == course / "reports" / f"{ASSIGNMENT}.html"
 
 
 # --------------------------------------------------------------------- the real grading command
@@ -431,7 +432,7 @@ def test_report_after_the_real_grading_command_agrees_with_the_gradebook(templat
                           timeout=900)
     assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
     a = ia.build(course, ASSIGNMENT)
-    html_path, csv_path = ia.write(a, course / "reports")
+    html_path, csv_path = item_report.write(a, course / "reports")
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         for item in a.items:
             full = sum(1 for s in a.students

@@ -14,6 +14,7 @@ from course import ASSIGNMENT, ROOT, make_course
 from test_item_analysis import fabricate, synthetic_class
 
 from course_grade import item_analysis as ia
+from course_grade import item_report
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +29,7 @@ def report(tmp_path_factory) -> Path:
     rows["student0003"]["removed_cells"] = "cell 9: line 2 call of eval"
     rows["student0004"].update(status="timed out", note="grading took longer than 600 s and was stopped")
     fabricate(course, students, rows)
-    html_path, _csv = ia.write(ia.build(course, ASSIGNMENT), course / "reports")
+    html_path, _csv = item_report.write(ia.build(course, ASSIGNMENT), course / "reports")
     return html_path
 
 
