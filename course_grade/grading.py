@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import os
 import shutil
 import signal
@@ -37,6 +38,9 @@ from pathlib import Path
 from course_grade.task import KEPT_FILES, Graded, write_files  # noqa: F401 - KEPT_FILES: documented here too
 
 REPORT_FILE = "grading-report.csv"
+# Submissions read and sent ahead of the workers: enough to keep every worker busy, few
+# enough that the instructor's process and the scheduler never hold a whole class at once.
+IN_FLIGHT_PER_THREAD, MIN_IN_FLIGHT = 4, 8
 REPORT_COLUMNS = ["student", "status", "score", "max_score", "seconds", "note", "left_out", "removed_cells",
                   "sandbox", "worker"]
 
@@ -280,21 +284,33 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
     try:
         with connect(scheduler, jobs, spare_kernels) as client:
             shared = client.scatter(assignment, broadcast=True, hash=False)
-            futures = {}
-            for student in students:
-                bundle = SubmissionBundle.from_folder(course.root / "submitted" / student / course.assignment,
-                                                      student, assignment.notebooks)
-                future = client.submit(grade_on_worker, shared, bundle, timeout, key=f"grade-{student}-{time.time_ns()}",
-                                       retries=0, pure=False)
-                futures[future.key] = (student, future)
-            for future in as_completed([f for _, f in futures.values()]):
-                student = futures[future.key][0]
+            waiting = iter(students)
+            running = as_completed()
+            owner: dict[str, str] = {}
+
+            def send(n: int) -> None:
+                """Read and send the next n submissions: a class of 75,000 is never all in memory."""
+                for student in itertools.islice(waiting, n):
+                    bundle = SubmissionBundle.from_folder(course.root / "submitted" / student / course.assignment,
+                                                          student, assignment.notebooks)
+                    future = client.submit(grade_on_worker, shared, bundle, timeout, pure=False, retries=0,
+                                           key=f"grade-{student}-{time.time_ns()}")
+                    owner[future.key] = student
+                    running.add(future)
+
+            def room() -> int:  # a few submissions queued per worker thread, as workers come and go
+                return max(IN_FLIGHT_PER_THREAD * sum(client.nthreads().values()), MIN_IN_FLIGHT) - running.count()
+
+            send(room())
+            for future in running:
+                student = owner.pop(future.key)
                 try:
                     o = future.result()
                 except (CancelledError, Exception) as exc:  # noqa: BLE001
                     if _scheduler_lost(client, exc):
                         raise Stopped(lost) from None
                     o = Graded(student, note=f"could not grade: {type(exc).__name__}: {exc}"[:300])
+                future.release()
                 if o.status == "graded":
                     try:
                         merge(course, o)
@@ -306,6 +322,7 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
                 o.files, o.rows, o.log = {}, None, ""  # merged: keep only what the report shows
                 outcomes[student] = o
                 progress.update(o)
+                send(room())
     except KeyboardInterrupt:
         raise Stopped("Ctrl-C", outcomes) from None
     except Stopped as exc:
