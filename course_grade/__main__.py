@@ -64,8 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("workspace", "reset"):
         return workspace.run_command(args)
 
-    if args.jobs < 1 or args.submission_timeout <= 0:
-        print("error: --jobs must be at least 1 and --submission-timeout positive", file=sys.stderr)
+    if args.jobs < 1:
+        print(f"error: --jobs {args.jobs}: give at least 1 worker process", file=sys.stderr)
+        return 2
+    if args.submission_timeout <= 0:
+        print(f"error: --submission-timeout {args.submission_timeout:g}: give a positive number of seconds, e.g. 600",
+              file=sys.stderr)
         return 2
     try:
         return run(args.course, args.assignment, args.jobs, args.submission_timeout, feedback=not args.no_feedback,

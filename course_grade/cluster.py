@@ -63,8 +63,20 @@ def grade_on_worker(assignment: AssignmentBundle, submission: SubmissionBundle, 
     return grade(assignment, submission, timeout, spare=getattr(plugin, "spare", None))
 
 
-def scheduler_address(given: str | None) -> str | None:
-    return given or os.environ.get(SCHEDULER_VARIABLE) or None
+def scheduler_address(given: str | None) -> tuple[str | None, str]:
+    """The scheduler to use (None: a local cluster) and where it was named, checked: a bad
+    address is a ValueError whose message says what to give instead."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    source = "--scheduler" if given else SCHEDULER_VARIABLE
+    address = given or os.environ.get(SCHEDULER_VARIABLE) or None
+    if address:
+        try:
+            parse_host_port(parse_address(address, strict=True)[1])
+        except ValueError:
+            raise ValueError(f"{source} {address} is not a Dask scheduler's address: give it as tcp://HOST:PORT, "
+                             f"e.g. tcp://10.0.0.5:8786") from None
+    return address, source
 
 
 @contextlib.contextmanager

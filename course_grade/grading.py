@@ -266,7 +266,7 @@ def _scheduler_lost(client, error: BaseException) -> bool:
 
 
 def grade_all(course: Course, students: list[str], jobs: int, timeout: float, out, scheduler: str | None,
-              spare_kernels: bool) -> dict[str, Graded]:
+              spare_kernels: bool, named_by: str = "--scheduler") -> dict[str, Graded]:
     """Grade `students` on Dask, merging each result as it arrives; returns every outcome
     merged or failed. Raises Stopped (with the outcomes so far merged) on a lost scheduler
     or Ctrl-C."""
@@ -329,8 +329,9 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
         raise Stopped(exc.args[0], outcomes) from None
     except OSError as exc:  # no scheduler at that address
         if not outcomes and scheduler:
-            raise UsageError(f"cannot reach the Dask scheduler at {scheduler} ({exc}): start it, or leave out "
-                             f"--scheduler to grade on this machine") from None
+            undo = "leave out --scheduler" if named_by == "--scheduler" else f"unset {named_by}"
+            raise UsageError(f"cannot reach the Dask scheduler at {scheduler} ({exc}): start it, or {undo} "
+                             f"to grade on this machine") from None
         raise Stopped(lost, outcomes) from None
     return outcomes
 
@@ -344,7 +345,10 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
     from course_grade.cluster import scheduler_address
 
     course = open_course(course_dir, assignment)
-    scheduler = scheduler_address(scheduler)
+    try:
+        scheduler, named_by = scheduler_address(scheduler)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     students = course.students
     if only:
         unknown = sorted(set(only) - set(students))
@@ -368,7 +372,7 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
     outcomes: dict[str, Graded] = {}
     if students:
         try:
-            outcomes = grade_all(course, students, jobs, submission_timeout, out, scheduler, spare_kernels)
+            outcomes = grade_all(course, students, jobs, submission_timeout, out, scheduler, spare_kernels, named_by)
         except Stopped as exc:
             stopped, outcomes = exc.args[0], exc.args[1]
     for student in students:

@@ -107,6 +107,7 @@ def test_honest_look_alikes_keep_full_marks_and_are_not_flagged(gallery, sub):
     row = report(course)[sub.name]
     assert row["status"] == "graded" and row["removed_cells"] == "" and "REVIEW" not in row["note"], row
     cells = results(course, sub.name)
+    assert set(cells) == set(graded_cells())
     assert all(c.full for c in cells.values()), {g: c.message for g, c in cells.items() if not c.full}
 
 
@@ -179,7 +180,10 @@ def test_regrading_gives_the_same_scores(tmp_path):
 
 @pytest.mark.parametrize("args, words", [
     (["no-such-assignment"], "unknown assignment 'no-such-assignment'"),
-    ([ASSIGNMENT, "--jobs", "0"], "--jobs must be at least 1"),
+    ([ASSIGNMENT, "--jobs", "0"], "--jobs 0: give at least 1 worker process"),
+    ([ASSIGNMENT, "--submission-timeout", "-1"], "give a positive number of seconds"),
+    ([ASSIGNMENT, "--scheduler", "tcp://somewhere"], "is not a Dask scheduler's address: give it as tcp://HOST:PORT"),
+    ([ASSIGNMENT, "--scheduler", "somewhere:8786"], "is not a Dask scheduler's address"),
 ])
 def test_bad_arguments_get_one_line_and_write_nothing(tmp_path, args, words):
     course = make_course(tmp_path / "course")
@@ -227,6 +231,7 @@ def test_regrading_one_student_leaves_everyone_else_untouched(tmp_path):
     others = ("solution", "quiz_all_wrong")
     before = {s: (grades(s), tree_digest(course / "autograded" / s), tree_digest(course / "feedback" / s)) for s in others}
     mtimes = {s: [p.stat().st_mtime_ns for p in sorted((course / "feedback" / s).rglob("*"))] for s in others}
+    assert all(mtimes.values()) and all((course / "autograded" / s).is_dir() for s in others), "feedback was written"
     # the student fixes the leak and the instructor regrades them alone
     submit_as(course, type(pick["solution"])(**{**pick["solution"].__dict__, "name": "leaking_connections"}))
     again = grade_command(course, ASSIGNMENT, "--student", "leaking_connections")
