@@ -5,6 +5,7 @@ import argparse
 import csv
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import warnings
@@ -343,9 +344,14 @@ def test_a_failed_write_leaves_no_partial_file_and_keeps_the_old_one(course, tmp
 
 def test_written_file_has_a_normal_mode(tmp_path):
     out = tmp_path / "deep" / "er" / "x.csv"
-    lms.write_csv_atomic(out, [["a", "1"]])
+    old = os.umask(0o027)
+    try:
+        lms.write_csv_atomic(out, [["a", "1"]])
+    finally:
+        os.umask(old)
     assert out.read_bytes() == b"a,1\r\n"
-    assert out.stat().st_mode & 0o044  # readable by group/others as the umask allows (mkstemp makes 0600)
+    # the mode the umask gives a new file (mkstemp alone would make it 0600)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640
 
 
 # ------------------------------------------------------------------------------- the real command

@@ -58,15 +58,13 @@ def test_report_renders_its_plots_and_is_accessible(report):
             assert [u for u in requests if not u.startswith("file:")] == []
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "item-analysis.png"), full_page=True)
-            if AXE.exists():
-                page.add_script_tag(path=str(AXE))
-                result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-                (ARTIFACTS / "item-analysis-axe.json").write_text(json.dumps(result["violations"], indent=1))
-                bad = [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-                       for v in result["violations"] if v["impact"] in ("serious", "critical")]
-                assert not bad, "axe-core finds serious or critical violations:\n" + "\n".join(bad)
-            else:
-                print(f"{AXE} is missing (npm ci --prefix tests): axe-core not run")
+            assert AXE.exists(), f"{AXE} is missing: run `npm ci --prefix tests` (make test does)"
+            page.add_script_tag(path=str(AXE))
+            result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+            (ARTIFACTS / "item-analysis-axe.json").write_text(json.dumps(result["violations"], indent=1))
+            bad = [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+                   for v in result["violations"] if v["impact"] in ("serious", "critical")]
+            assert not bad, "axe-core finds serious or critical violations:\n" + "\n".join(bad)
             assert not errors, errors
         finally:
             browser.close()

@@ -18,6 +18,8 @@ import psutil
 import pytest
 from nbclient import NotebookClient
 
+from course_grade import selfgrade
+
 from course import (ANSWERS_FILE, ASSIGNMENT, RELEASE_NB, ROOT, answers_file, make_course, results, right_answers,
                     solutions, student_notebook, submit, tool_env)
 
@@ -152,7 +154,8 @@ def test_service_grades_exactly_as_the_instructors_grading(learner, tmp_path):
 
 
 @pytest.mark.parametrize("how", ["switched off", "cannot start"])
-def test_without_a_service_the_command_grades_in_its_own_process(learner, tmp_path_factory, how, private_service):
+def test_without_a_service_the_command_grades_in_its_own_process(learner, tmp_path_factory, how, private_service,
+                                                                  monkeypatch):
     if how == "switched off":
         env = {private_service.SWITCH: "off"}
     else:  # a runtime folder whose socket path is too long for a Unix socket: the service fails
@@ -164,6 +167,10 @@ def test_without_a_service_the_command_grades_in_its_own_process(learner, tmp_pa
     assert done.returncode == 0, done.stderr
     assert "Score: 22/23" in done.stdout and "FAIL 0/1  Step 2: POOL_SIZE is the integer 5." in done.stdout
     assert snapshot(learner) == before
+    for key, value in env.items():  # the same settings here: the grading says where it ran
+        monkeypatch.setenv(key, value)
+    graded, where = selfgrade.grade_notebook(learner / f"{ASSIGNMENT}.ipynb", ROOT)
+    assert where != "service" and graded.score == 22, where
     assert private_service.status(ROOT) is None
 
 
