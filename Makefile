@@ -1,6 +1,7 @@
 # The course's commands. A fresh machine needs only python3 (3.11) and make:
 #   make lab    build the environment and open the lesson in JupyterLab
-#   make test   build the environment (and install chromium, postgresql if missing) and run every test
+#   make test   build the environment (and install chromium, postgresql, npm, bubblewrap and axe-core
+#               if missing) and run every test
 SHELL := /bin/bash
 ASSIGNMENT := connection-pooling
 VENV := .venv
