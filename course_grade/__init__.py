@@ -13,3 +13,6 @@ It may import the kernel side (`autograder`); the kernel side never imports it
 (tests/test_repository.py checks). A course hub installs only `autograder` into students'
 environments.
 """
+
+# The grading command's per-student report (written by grading.py, read by item_analysis.py).
+REPORT_FILE = "grading-report.csv"

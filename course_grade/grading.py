@@ -35,9 +35,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_grade.task import KEPT_FILES, Graded, write_files  # noqa: F401 - KEPT_FILES: documented here too
+from course_grade import REPORT_FILE
+from course_grade.task import Graded, write_files
 
-REPORT_FILE = "grading-report.csv"
 # Submissions read and sent ahead of the workers: enough to keep every worker busy, few
 # enough that the instructor's process and the scheduler never hold a whole class at once.
 IN_FLIGHT_PER_THREAD, MIN_IN_FLIGHT = 4, 8
@@ -230,7 +230,7 @@ class Progress:
 def _read_report(course: Course) -> dict[str, list[str]]:
     """The rows of the last report, by student (kept for students this run does not grade)."""
     try:
-        with open(course.root / REPORT_FILE, newline="") as f:
+        with open(course.root / REPORT_FILE, newline="", encoding="utf-8") as f:
             rows = list(csv.reader(f))
     except OSError:
         return {}
@@ -248,7 +248,7 @@ def _write_report(course: Course, outcomes: dict[str, Graded]) -> None:
                            " ".join(o.left_out), "; ".join(o.tampering), o.sandbox, o.worker]
     path = course.root / REPORT_FILE
     partial = path.with_name(f".{REPORT_FILE}.partial")
-    with open(partial, "w", newline="") as f:
+    with open(partial, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(REPORT_COLUMNS)
         for student in sorted(rows):

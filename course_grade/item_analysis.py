@@ -52,9 +52,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
+from course_grade import REPORT_FILE
+
 log = logging.getLogger(__name__)
 
-REPORT_FILE = "grading-report.csv"  # course_grade.grading.REPORT_FILE (not imported: grading pulls in Dask)
 REPORTS_DIR = "reports"
 LETTERS = "ABCD"
 UNANSWERED = "unanswered"

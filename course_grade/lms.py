@@ -103,7 +103,6 @@ from typing import Iterable, Mapping, TextIO
 LMS_CHOICES = ("canvas", "moodle")
 NBGRADER_ID = "nbgrader_id"
 CANVAS_IDS = ("canvas_id", "sis_user_id", "sis_login_id")
-CANVAS_OPTIONAL = ("name", "section")
 MOODLE_IDS = ("email", "username", "idnumber")
 CANVAS_HEADER = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 POINTS_POSSIBLE = "Points Possible"
@@ -218,7 +217,7 @@ def read_roster(path: str | os.PathLike, lms: str, match: str | None = None) -> 
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise RosterError(f"roster {name} does not exist") from None
+        raise RosterError(f"roster {name} does not exist: pass --roster with the path of your roster CSV") from None
     except IsADirectoryError:
         raise RosterError(f"roster {name} is a folder, not a CSV file") from None
     except UnicodeDecodeError:
@@ -245,16 +244,17 @@ def read_roster(path: str | os.PathLike, lms: str, match: str | None = None) -> 
     missing = [NBGRADER_ID] if NBGRADER_ID not in header else []
     present_ids = [c for c in need_one if c in header]
     if not present_ids:
-        missing.append("one of " + ", ".join(need_one))
+        missing.append(", ".join(need_one[:-1]) + " or " + need_one[-1])
     if missing:
-        raise RosterError(f"roster {name} has no column {' and no column '.join(missing)}: "
+        raise RosterError(f"roster {name} needs a column {' and a column '.join(missing)}: add it; "
                           f"a {lms} roster's header is like {example}")
     if lms == "moodle":
         if match is not None:
             if match not in MOODLE_IDS:
                 raise RosterError(f"--moodle-match {match!r}: choose one of {', '.join(MOODLE_IDS)}")
             if match not in header:
-                raise RosterError(f"roster {name} has no column {match!r} (asked by --moodle-match)")
+                raise RosterError(f"roster {name} has no column {match!r}, which --moodle-match asks for: add it, or "
+                                  f"choose a column the roster has")
         elif len(present_ids) > 1:
             raise RosterError(f"roster {name} has several Moodle identity columns ({', '.join(present_ids)}): "
                               f"choose the one to write with --moodle-match")
@@ -448,17 +448,17 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     lms = args.lms
     if args.canvas_assignment_id not in (None, ""):
         if lms != "canvas":
-            raise UsageError("--canvas-assignment-id is for --lms canvas")
+            raise UsageError("--canvas-assignment-id works only with --lms canvas: drop it, or use --lms canvas")
         if not str(args.canvas_assignment_id).isdigit():
             raise UsageError(f"--canvas-assignment-id {args.canvas_assignment_id!r}: a Canvas assignment id is digits")
     if args.moodle_match and lms != "moodle":
-        raise UsageError("--moodle-match is for --lms moodle")
+        raise UsageError("--moodle-match works only with --lms moodle: drop it, or use --lms moodle")
     title = args.title if args.title is not None else args.assignment
     if not title.strip():
-        raise UsageError("--title is empty")
+        raise UsageError("--title is empty: give the LMS column's title, or leave --title out to use the assignment name")
     course = Path(args.course).resolve()
     if not course.is_dir():
-        raise UsageError(f"course folder {course} does not exist")
+        raise UsageError(f"course folder {course} does not exist: pass --course with the folder that holds gradebook.db")
 
     roster = read_roster(args.roster, lms, args.moodle_match)
     grades = read_grades(course / "gradebook.db", args.assignment)

@@ -41,7 +41,7 @@ import sys
 import tempfile
 
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Bool, Integer, Unicode
+from traitlets import Bool, Integer
 
 # Every grading kernel, sandboxed or not, installs the runtime guard (autograder/guard.py: an
 # audit hook) before the first cell; it binds no name in the notebook's namespace.

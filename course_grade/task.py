@@ -206,11 +206,11 @@ def kill_tree(procs) -> None:
 SCRATCH_VARIABLE = "COURSE_GRADE_SCRATCH"
 
 
-def _scratch(root: str | None) -> Path:
+def _scratch() -> Path:
     """A private scratch folder: in memory (/dev/shm) where it can be, since nbgrader commits
     the scratch gradebook dozens of times per submission (~0.7 s saved on disk); elsewhere,
     or if it is full, the usual temporary folder. COURSE_GRADE_SCRATCH=DIR chooses."""
-    for place in (root or os.environ.get(SCRATCH_VARIABLE), "/dev/shm", None):
+    for place in (os.environ.get(SCRATCH_VARIABLE), "/dev/shm", None):
         if place is not None and not os.path.isdir(place):
             continue
         try:
@@ -221,7 +221,7 @@ def _scratch(root: str | None) -> Path:
 
 
 def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: float = 600,
-          spare=None, scratch_root: str | None = None) -> Graded:
+          spare=None) -> Graded:
     """Autograde one submission with stock nbgrader in a private scratch course folder.
 
     `spare` (a course_grade.kernel_pool.Spare) runs the notebook in a kernel that was started
@@ -231,7 +231,7 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
     out = Graded(submission.student, left_out=submission.left_out, sandbox=sandbox_status(),
                  worker=f"{socket.gethostname()}:{os.getpid()}")
     start = time.perf_counter()
-    scratch = _scratch(scratch_root)
+    scratch = _scratch()
     timer = None
     expired = threading.Event()
     cwd = os.getcwd()

@@ -239,10 +239,10 @@ BAD_ROSTERS = [
     ("canvas", "", "is empty"),
     ("canvas", "\n  \n", "is empty"),
     ("canvas", "nbgrader_id,canvas_id\n", "no students"),
-    ("canvas", "student,canvas_id\nx,1\n", "no column nbgrader_id"),
-    ("canvas", "nbgrader_id,name,section\nx,X,A\n", "no column one of canvas_id, sis_user_id, sis_login_id"),
-    ("moodle", "nbgrader_id,name\nx,X\n", "no column one of email, username, idnumber"),
-    ("moodle", "id,mail\nx,X\n", "no column nbgrader_id and no column one of email"),
+    ("canvas", "student,canvas_id\nx,1\n", "needs a column nbgrader_id: add it"),
+    ("canvas", "nbgrader_id,name,section\nx,X,A\n", "needs a column canvas_id, sis_user_id or sis_login_id: add it"),
+    ("moodle", "nbgrader_id,name\nx,X\n", "needs a column email, username or idnumber: add it"),
+    ("moodle", "id,mail\nx,X\n", "needs a column nbgrader_id and a column email, username or idnumber"),
     ("canvas", "nbgrader_id,canvas_id\nx,1\ny,2\nx,3\n", "nbgrader_id 'x' is on lines 2 and 4"),
     ("canvas", "nbgrader_id,canvas_id\nx,1\ny,1\n", "canvas_id '1' is on lines 2 and 3"),
     ("moodle", "nbgrader_id,email\nx,a@e.org\ny,a@e.org\n", "email 'a@e.org' is on lines 2 and 3"),
@@ -295,7 +295,7 @@ def test_bad_course_or_assignment_is_refused_and_nothing_is_written(course, tmp_
     code, _, err = run([ASSIGNMENT, "--lms", "moodle", "--roster", roster, "--course", empty], capsys)
     assert code == 2 and "no gradebook" in err and not (empty / "gradebook.db").exists()
     code, _, err = run([ASSIGNMENT, "--lms", "canvas", "--roster", roster, "--course", course, "--moodle-match", "email"], capsys)
-    assert code == 2 and "--moodle-match is for --lms moodle" in err
+    assert code == 2 and "--moodle-match works only with --lms moodle: drop it" in err
     assert not (course / "exports").exists()
 
 
