@@ -34,13 +34,10 @@ class SpareKernels(WorkerPlugin):
 
     name = PLUGIN
 
-    def __init__(self, enabled: bool = True):
-        self.enabled = enabled
+    def __init__(self):
         self.spare = None
 
     def setup(self, worker) -> None:
-        if not self.enabled:
-            return
         from course_grade.kernel_pool import Spare
 
         self.spare = Spare()
@@ -85,9 +82,22 @@ def connect(scheduler: str | None, jobs: int, spare_kernels: bool = True):
     is closed with the client."""
     quiet = logging.ERROR
     # the command says in one line what went wrong; Dask's own tracebacks would bury it
-    for name in ("distributed", "distributed.nanny", "distributed.worker", "distributed.scheduler", "distributed.core",
-                 "distributed.client", "distributed.batched", "distributed.comm"):
-        logging.getLogger(name).setLevel(logging.CRITICAL if name in ("distributed.client", "distributed.batched") else quiet)
+    levels = {"distributed": quiet, "distributed.client": logging.CRITICAL, "distributed.batched": logging.CRITICAL}
+    before = {name: logging.getLogger(name).level for name in levels}
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    try:
+        with _client(scheduler, jobs, quiet) as client:
+            if spare_kernels:
+                client.register_plugin(SpareKernels(), name=PLUGIN)
+            yield client
+    finally:
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)
+
+
+@contextlib.contextmanager
+def _client(scheduler: str | None, jobs: int, quiet: int):
     if scheduler:
         client = Client(scheduler, timeout="20s")
         cluster = None
@@ -100,7 +110,6 @@ def connect(scheduler: str | None, jobs: int, spare_kernels: bool = True):
                                    silence_logs=quiet, worker_dashboard_address=None)
         client = Client(cluster)
     try:
-        client.register_plugin(SpareKernels(spare_kernels), name=PLUGIN)
         yield client
     finally:
         if cluster is None:  # a shared cluster's workers shut their spare kernels down

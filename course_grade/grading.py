@@ -55,7 +55,12 @@ class UsageError(Exception):
 
 
 class Stopped(Exception):
-    """The run stopped before every submission was graded (lost scheduler, Ctrl-C)."""
+    """The run stopped before every submission was graded (lost scheduler, Ctrl-C): why, and
+    every outcome merged until then."""
+
+    def __init__(self, why: str, outcomes: dict):
+        super().__init__(why)
+        self.why, self.outcomes = why, outcomes
 
 
 def _nbgrader() -> str:
@@ -308,7 +313,7 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
                     o = future.result()
                 except (CancelledError, Exception) as exc:  # noqa: BLE001
                     if _scheduler_lost(client, exc):
-                        raise Stopped(lost) from None
+                        raise Stopped(lost, outcomes) from None
                     o = Graded(student, note=f"could not grade: {type(exc).__name__}: {exc}"[:300])
                 future.release()
                 if o.status == "graded":
@@ -325,8 +330,6 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
                 send(room())
     except KeyboardInterrupt:
         raise Stopped("Ctrl-C", outcomes) from None
-    except Stopped as exc:
-        raise Stopped(exc.args[0], outcomes) from None
     except OSError as exc:  # no scheduler at that address
         if not outcomes and scheduler:
             undo = "leave out --scheduler" if named_by == "--scheduler" else f"unset {named_by}"
@@ -374,7 +377,7 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
         try:
             outcomes = grade_all(course, students, jobs, submission_timeout, out, scheduler, spare_kernels, named_by)
         except Stopped as exc:
-            stopped, outcomes = exc.args[0], exc.args[1]
+            stopped, outcomes = exc.why, exc.outcomes
     for student in students:
         if student not in outcomes:
             outcomes[student] = Graded(student, status="not graded", note=f"the run stopped before this submission was graded ({stopped})")

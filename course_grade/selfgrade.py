@@ -113,12 +113,6 @@ def results_of(graded: Graded) -> list[CellResult]:
     return results
 
 
-def grade(notebook: Path, course: Path | None = None) -> tuple[list[CellResult], str]:
-    """Grade a copy of `notebook`; returns each graded cell's result and the grading log."""
-    graded, _where = grade_notebook(notebook, course)
-    return results_of(graded), graded.log
-
-
 def report(results: list[CellResult], notebook: Path) -> str:
     total, best = sum(r.score for r in results), sum(r.points for r in results)
     lines = [f"Self-grading {notebook.name} (the saved file; save your notebook first to grade your latest work)",
@@ -143,14 +137,11 @@ def main(notebook: Path | None, course: Path | None, out=sys.stdout, warm: bool 
             service.warm(where)
             return 0
         path = notebook or default_notebook(Path.cwd())
-        results, _ = grade(path, course)
+        results = results_of(grade_notebook(path, course)[0])
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except service.Unavailable as exc:  # --warm only: grading falls back to this process
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except RuntimeError as exc:
+    except (service.Unavailable, RuntimeError) as exc:  # Unavailable: --warm only (grading falls back)
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(report(results, path), file=out)

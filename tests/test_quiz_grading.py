@@ -90,6 +90,7 @@ def test_each_quiz_cell_is_graded_from_the_collected_file_with_todays_message(tm
         (tmp_path / quiz.ANSWERS_FILE).write_text(content)
     nb, _ = collect(quiz_notebook(), tmp_path)
     graded = grade(nb)
+    assert len(graded) == 10, sorted(graded)
     for qid, (score, message) in graded.items():
         assert score == scores, (qid, message)
         assert words in message

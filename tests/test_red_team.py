@@ -24,12 +24,9 @@ import pytest
 import red_team
 from course import ASSIGNMENT, BIN, autograde, graded_cells, make_course, results, submit_as, tool_env
 
-try:  # the instructor side's package (issue 11, part 5); before the split it lived in autograder
-    from course_grade import sandbox
-    COMMAND = "course_grade"
-except ImportError:
-    from autograder import sandbox
-    COMMAND = "autograder"
+from course_grade import sandbox
+
+COMMAND = "course_grade"
 
 pytestmark = pytest.mark.slow
 
