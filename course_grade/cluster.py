@@ -20,6 +20,7 @@ import logging
 import os
 import warnings
 
+import dask
 from distributed import Client, LocalCluster, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
@@ -106,8 +107,11 @@ def _client(scheduler: str | None, jobs: int, quiet: int):
             # no dashboard; the scheduler's small HTTP server falls back to a free port when
             # another cluster holds 8787, and says so
             warnings.filterwarnings("ignore", message="Port .* is already in use")
-            cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
-                                   silence_logs=quiet, worker_dashboard_address=None)
+            # Dask's statistical profiler samples every worker thread each 10 ms: a few percent
+            # of a 2-core machine that grading needs, and nobody reads it (no dashboard)
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
+                                       silence_logs=quiet, worker_dashboard_address=None)
         client = Client(cluster)
     try:
         yield client

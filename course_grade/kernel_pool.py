@@ -51,6 +51,7 @@ from nbclient import NotebookClient
 from nbgrader.preprocessors import Execute
 
 from course_grade.sandbox import SandboxedKernelManager
+from course_grade.zygote import Zygote
 
 # what nbclient passes to every IPython kernel it starts (NotebookClient.ipython_hist_file)
 HISTORY = "--HistoryManager.hist_file=:memory:"
@@ -63,6 +64,8 @@ PRELOAD = (
     "sqlalchemy", "sqlalchemy.ext.asyncio", "sqlalchemy.dialects.sqlite.aiosqlite", "aiosqlite", "greenlet",
     "ipywidgets",
 )
+# what a zygote (course_grade/zygote.py) imports besides PRELOAD: the kernel itself
+ZYGOTE_IMPORTS = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel_launcher")
 PRELOAD_TIMEOUT = 120.0  # seconds for the kernel to boot and import them (a loaded machine is slow)
 
 
@@ -135,7 +138,7 @@ class Spare:
     """At most one pre-started kernel, booting while the current submission is graded."""
 
     def __init__(self, kernel_name: str = "python3", manager_class: type = SandboxedKernelManager,
-                 preload=PRELOAD, preload_wait: float = PRELOAD_TIMEOUT):
+                 preload=PRELOAD, preload_wait: float = PRELOAD_TIMEOUT, fork: bool = True):
         self.kernel_name = kernel_name
         self.home = tempfile.mkdtemp(prefix="spare-kernel-")  # stays empty: no student's folder
         self.km: AsyncKernelManager | None = None
@@ -146,6 +149,8 @@ class Spare:
         self.extra_arguments: list[str] = []
         self.manager_class = manager_class  # the course config's (nbgrader_config.py): the sandbox
         self.config = None
+        self.zygote: Zygote | None = None  # forks sandboxed kernels ready-imported (grading as root)
+        self.forking = fork  # whether to try a zygote at all
 
     def start(self, extra_arguments: list[str] | None = None, manager_class: type | None = None, config=None) -> None:
         """Launch the next kernel; returns as soon as its process exists (it boots by itself).
@@ -157,15 +162,29 @@ class Spare:
         km = self.manager_class(kernel_name=self.kernel_name, **({"config": self.config} if self.config is not None else {}))
         args = self.extra_arguments + ([HISTORY] if not any(a.startswith("--HistoryManager.hist_file")
                                                             for a in self.extra_arguments) else [])
+        self._zygote(km)
         try:
             run_sync(km.start_kernel)(extra_arguments=args, cwd=self.home)
-        except Exception:  # no spare this time: the next submission starts its kernel itself
+        except Exception as exc:  # no spare this time: the next submission starts its kernel itself
             stop(km)
+            if getattr(km, "forked", False):  # the zygote cannot do it here: boot kernels the usual way from now on
+                km.log.warning("forking kernels from a zygote failed, kernels boot the usual way: %s", exc)
+                self.zygote.close()
+                self.forking = False
+                return self.start()
             return
         self.km = km
         if self.preload:
             self.preloading = _Preload(km, self.preload, self.preload_wait)
             self.preloading.start()
+
+    def _zygote(self, km: AsyncKernelManager) -> None:
+        """Give `km` this spare's zygote (started by the first kernel that fits it)."""
+        if not self.forking or not isinstance(km, SandboxedKernelManager) or not km.enabled or not self.preload:
+            return
+        if self.zygote is None:
+            self.zygote = Zygote(modules=ZYGOTE_IMPORTS + self.preload)  # started by the first kernel
+        km.zygote = self.zygote
 
     def ready(self, timeout: float | None = None) -> bool:
         """Wait until the spare kernel has finished its preload (at most `timeout` s); whether
@@ -215,6 +234,8 @@ class Spare:
         if self.preloading is not None:
             self.preloading.join(5)
             self.preloading = None
+        if self.zygote is not None:
+            self.zygote.close()
         shutil.rmtree(self.home, ignore_errors=True)
 
 

@@ -30,6 +30,8 @@ in the environment), kernels start as usual and ONE line says which protections 
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -39,6 +41,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, Integer
@@ -223,6 +226,9 @@ class SandboxedKernelManager(AsyncKernelManager):
     uid_base = Integer(UID_BASE, config=True, help="Grading as root, each sandbox runs as a fresh uid from uid_base to uid_base + 10**6.")
 
     sandboxed = False  # whether the running kernel is in a sandbox
+    zygote = None  # a course_grade.zygote.Zygote to fork the kernel from (a grading worker's), or None
+    _forked: dict | None = None  # what the zygote needs to start the kernel being launched
+    forked = False  # whether the running kernel was forked from the zygote
     uid: int | None = None  # the uid it runs as (grading as root), else None
     _private: str | None = None
     _owners: dict  # folder handed to the sandbox's uid -> its (uid, gid) before
@@ -248,7 +254,25 @@ class SandboxedKernelManager(AsyncKernelManager):
         python = cmd[0] if os.path.isabs(cmd[0]) else (shutil.which(cmd[0]) or sys.executable)
         prefix = bwrap_command(workdir, self._private, python, uid=self.uid, memory=self.memory,
                                processes=self.processes, file_size=self.file_size, cpu_seconds=self.cpu_seconds)
-        return prefix + cmd + ([GUARD] if self.guard else []), kw
+        kernel = cmd + ([GUARD] if self.guard else [])
+        self._forked, self.forked = None, False
+        setenv = {prefix[i + 1]: prefix[i + 2] for i, arg in enumerate(prefix[:prefix.index("--")]) if arg == "--setenv"}
+        env = {**(kw.get("env") or os.environ), **setenv, "PWD": workdir}  # inside, as bwrap --chdir sets it
+        if self.zygote is not None and self.uid is not None and self.zygote.fits(kernel, env):
+            # the sandbox holds a placeholder; the zygote forks the kernel into it (_async_launch_kernel)
+            self.forked = True
+            self._forked = {"cwd": workdir, "argv": kernel[3:], "env": env, "uid": self.uid,
+                            "limits": {"as": self.memory, "nproc": self.processes, "fsize": self.file_size,
+                                       "cpu": self.cpu_seconds}}
+            return prefix + [shutil.which("sleep") or "/bin/sleep", "infinity"], kw
+        return prefix + kernel, kw
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        await super()._async_launch_kernel(kernel_cmd, **kw)
+        forked, self._forked = self._forked, None
+        if forked is not None:
+            holder = await self._holder()
+            await asyncio.get_running_loop().run_in_executor(None, lambda: self.zygote.spawn(holder, **forked))
 
     def _hand_over(self, folder: str) -> None:
         if self.uid is not None and folder not in self._owners:
@@ -275,6 +299,7 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     # AsyncKernelManager binds these names to KernelManager's coroutines: point them at ours
     pre_start_kernel = _async_pre_start_kernel
+    _launch_kernel = _async_launch_kernel
     cleanup_resources = _async_cleanup_resources
 
     def sandbox_pid(self) -> int | None:
@@ -294,6 +319,21 @@ class SandboxedKernelManager(AsyncKernelManager):
         except psutil.Error:
             return None
         return None
+
+    async def _holder(self, timeout: float = 30.0) -> int:
+        """The placeholder process of the sandbox just launched, once bwrap has set it up."""
+        import psutil
+
+        deadline = time.monotonic() + timeout
+        bwrap = self.provisioner.process
+        while time.monotonic() < deadline and bwrap.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                for child in psutil.Process(bwrap.pid).children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        if child.name() == "sleep":  # bwrap has run it: the sandbox is complete
+                            return child.pid
+            await asyncio.sleep(0.005)
+        raise RuntimeError("the sandbox's placeholder did not start")
 
     def admit(self, folder: str) -> None:
         """Make `folder` (a submission's working folder) appear, writable, inside this running

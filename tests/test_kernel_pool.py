@@ -53,10 +53,16 @@ def run(preprocessor_class, folder) -> list[str]:
     return outputs
 
 
-@pytest.fixture
-def spare():
-    spare = kernel_pool.Spare()
+@pytest.fixture(params=["forked", "booted"])
+def spare(request):
+    """A spare kernel forked from a zygote (course_grade/zygote.py: grading as root), or booted
+    by bwrap as any kernel is."""
+    forked = request.param == "forked"
+    if forked and os.geteuid() != 0:
+        pytest.skip("kernels are forked from a zygote only when grading runs as root")
+    spare = kernel_pool.Spare(fork=forked)
     spare.start()
+    assert spare.km is not None and spare.km.forked == forked, f"the spare kernel was not {request.param}"
     yield spare
     spare.close()
 

@@ -1,0 +1,318 @@
+"""Kernels forked from a warmed-up process (a zygote), each in a sandbox of its own.
+
+Booting an IPython kernel and importing the lesson's libraries costs about 0.6 s of CPU per
+submission, more than anything else a grading worker does. A zygote pays it once: it is a
+plain Python process that imports ipykernel, IPython and the libraries of `PRELOAD` (nothing
+else: no course file, no key, no student's data ever reaches it) and then forks one child per
+kernel. Each kernel still serves one submission and runs in a sandbox of its own:
+
+1. the kernel manager (course_grade/sandbox.py) starts the sandbox as usual with bwrap, but
+   with a placeholder (`sleep infinity`, the *holder*) where the kernel would be: namespaces,
+   filesystem allow-list, uid and limits are bwrap's, built by the same `bwrap_command`;
+2. the zygote forks; the child joins the holder's PID namespace and forks again; that
+   grandchild joins its network, IPC, UTS, cgroup and mount namespaces (`setns`), starts a
+   new session, sets the same rlimits as `prlimit`, sets no_new_privs, empties the capability
+   bounding set, drops to the sandbox's uid with no groups (`setpriv`'s work; every
+   capability goes with root), closes every inherited file descriptor, takes the kernel's
+   environment, and only then becomes `python -m ipykernel_launcher` with the kernel's own
+   arguments (runtime guard included). Its readiness is reported before any of the kernel's
+   code runs; a step that fails ends it and the manager starts a kernel the usual way;
+3. the middle child waits for the kernel and then ends the holder, so the sandbox, and
+   everything the submission started in it, ends with the kernel, as with a kernel bwrap ran
+   itself. Killing the sandbox (shutdown, time limit) kills the kernel with it.
+
+Only a worker grading as root uses it (setns into bwrap's namespaces needs root's rights; a
+sandbox built in a user namespace is entered the usual way). tests/test_zygote.py checks every
+protection from inside a forked kernel, and tests/test_kernel_pool.py that it looks like a
+fresh kernel to the notebook.
+
+Run as a script (`python zygote.py MODULES_JSON`) so that nothing of this package is among
+the kernel's modules; `Zygote` below is the worker's side.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+
+# setns(2) namespace types, prctl(2) options
+CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS = 0x00020000, 0x02000000, 0x04000000
+CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x08000000, 0x20000000, 0x40000000
+JOINED = (("net", CLONE_NEWNET), ("ipc", CLONE_NEWIPC), ("uts", CLONE_NEWUTS), ("cgroup", CLONE_NEWCGROUP),
+          ("mnt", CLONE_NEWNS))  # the mount namespace last: it changes what /proc shows
+MUST_DIFFER = ("pid", "net", "ipc", "uts", "mnt")  # a holder that shares one of these with us is no sandbox
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
+LAUNCHER = ("-m", "ipykernel_launcher")
+
+
+class Refused(RuntimeError):
+    """The zygote could not start this kernel; the message says why (start one the usual way)."""
+
+
+# --- the worker's side ------------------------------------------------------------------------
+
+class Zygote:
+    """One zygote process of a grading worker (`start`), asked for kernels (`spawn`)."""
+
+    def __init__(self, python: str = sys.executable, modules=()):
+        self.python = python  # as given: a virtual environment's python is a symlink that must stay one
+        self.modules = tuple(modules)
+        self.process: subprocess.Popen | None = None
+        self.lock = threading.Lock()
+        self.why = ""  # why it could not start, when it could not
+        self.env: dict = {}  # the environment it was started with (the kernels')
+        self.answers = None  # the pipe it answers on (its stdout and stderr are the worker's, as a kernel's)
+
+    def start(self, env: dict) -> bool:
+        """Start the zygote (it imports in the background) with the kernels' environment (a
+        library may read it when imported); False, with `why`, if it cannot."""
+        if os.geteuid() != 0:
+            self.why = "grading does not run as root"
+            return False
+        try:
+            answers, self.answers_fd = os.pipe()
+            try:
+                self.process = subprocess.Popen([self.python, os.path.abspath(__file__), json.dumps(self.modules),
+                                                 str(self.answers_fd)], stdin=subprocess.PIPE, cwd="/", env=env,
+                                                close_fds=True, pass_fds=(self.answers_fd,), start_new_session=True)
+            finally:
+                os.close(self.answers_fd)
+            self.answers = os.fdopen(answers, "rb")
+        except OSError as exc:
+            self.why = f"could not start: {exc}"
+            return False
+        self.env = dict(env)
+        return True
+
+    def fits(self, kernel_cmd: list[str], env: dict) -> bool:
+        """Whether this zygote can become the kernel `kernel_cmd` would start with `env`
+        (started with that environment on first use)."""
+        if len(kernel_cmd) < 3 or tuple(kernel_cmd[1:3]) != LAUNCHER \
+                or os.path.realpath(kernel_cmd[0]) != os.path.realpath(self.python):
+            return False
+        if self.process is None and not self.why:
+            self.start(env)
+        return self.alive() and env == self.env
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def spawn(self, holder: int, cwd: str, argv: list[str], env: dict, uid: int | None, limits: dict,
+              timeout: float = 60.0) -> int:
+        """Fork a kernel into the sandbox whose holder process is `holder`; returns once it has
+        entered the sandbox and dropped its rights (the pid, outside, of the child that waits
+        for it). Raises Refused."""
+        request = json.dumps({"holder": holder, "cwd": cwd, "argv": argv, "env": env, "uid": uid,
+                              "limits": limits}).encode() + b"\n"
+        with self.lock:
+            if not self.alive():
+                raise Refused("the zygote is not running")
+            try:
+                self.process.stdin.write(request)
+                self.process.stdin.flush()
+                ready, _, _ = select.select([self.answers], [], [], timeout)
+                line = self.answers.readline() if ready else b""
+            except (OSError, ValueError) as exc:
+                raise Refused(f"the zygote stopped answering ({exc})") from None
+        if not line:
+            self.close()
+            raise Refused("the zygote did not answer")
+        reply = json.loads(line)
+        if not reply.get("ok"):
+            raise Refused(reply.get("why") or "the zygote refused")
+        return int(reply["pid"])
+
+    def close(self) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        try:
+            process.stdin.close()  # the zygote ends when its input does
+            process.wait(5)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            process.kill()
+            process.wait()
+        finally:
+            self.answers.close()
+
+
+# --- the zygote process -----------------------------------------------------------------------
+
+def _libc():
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def call(name, *args):
+        if getattr(libc, name)(*args) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"{name}{args}: {os.strerror(errno)}")
+    return call
+
+
+def _namespaces(pid: int) -> dict[str, int]:
+    """The holder's namespaces, opened (from outside: /proc is the host's here)."""
+    fds = {}
+    for name in ("pid",) + tuple(n for n, _ in JOINED):
+        mine, theirs = os.readlink(f"/proc/self/ns/{name}"), os.readlink(f"/proc/{pid}/ns/{name}")
+        if mine == theirs:
+            if name in MUST_DIFFER:
+                raise Refused(f"the holder shares our {name} namespace: it is not in a sandbox")
+            continue
+        fds[name] = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+    return fds
+
+
+def _become_kernel(req: dict, fds: dict[str, int], status: int) -> None:
+    """In the grandchild (in the holder's PID namespace already): enter the rest of the
+    sandbox, drop every right, report, then run the kernel. Never returns."""
+    import resource
+
+    call = _libc()
+    for name, flag in JOINED:
+        if name in fds:
+            call("setns", fds[name], flag)
+    os.chdir(req["cwd"])
+    os.setsid()
+    os.dup2(req["stdin"], 0)  # a pipe nobody writes to, as jupyter_client gives a kernel it starts
+    os.closerange(3, status)  # nothing of the zygote's or the worker's stays open (stdout and
+    os.closerange(status + 1, os.sysconf("SC_OPEN_MAX"))  # stderr are the worker's, as a kernel's)
+    for name, value in req["limits"].items():
+        limit = getattr(resource, f"RLIMIT_{name.upper()}")
+        resource.setrlimit(limit, (value, value))
+    call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        last = int(f.read())
+    for cap in range(last + 1):
+        call("prctl", PR_CAPBSET_DROP, cap, 0, 0, 0)
+    uid = req["uid"]
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+    call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after setuid, which clears it
+    with open("/proc/self/status") as f:
+        caps = {k: int(v, 16) for k, v in (line.split(":\t") for line in f.read().splitlines() if line.startswith("Cap"))}
+    if uid is not None and any(caps.values()):
+        raise Refused(f"capabilities left after dropping to uid {uid}: {caps}")
+    os.environ.clear()
+    os.environ.update(req["env"])
+    for sig in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL if sig != signal.SIGINT else signal.default_int_handler)
+    os.write(status, b"ok")
+    os.close(status)
+    # what `python -m ipykernel_launcher ARGS` does (the launcher drops the script's folder)
+    import ipykernel_launcher
+
+    sys.argv = [ipykernel_launcher.__file__, *req["argv"]]
+    if sys.path and os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
+        del sys.path[0]
+    from ipykernel import kernelapp
+
+    kernelapp.launch_new_instance()
+
+
+def _fork_kernel(req: dict) -> int:
+    """Fork the middle child; returns its pid once the kernel reported (or raises Refused)."""
+    fds = _namespaces(int(req["holder"]))
+    read_end, write_end = os.pipe()
+    middle = os.fork()
+    if middle == 0:  # the middle child: join the PID namespace, fork the kernel, wait for it
+        code = 70
+        try:
+            os.close(read_end)
+            _libc()("setns", fds.pop("pid"), CLONE_NEWPID)
+            req["stdin"], stdin = os.pipe()
+            kernel = os.fork()
+            if kernel == 0:
+                code = 71
+                try:
+                    _become_kernel(req, fds, write_end)
+                    code = 0
+                except SystemExit as exc:
+                    code = exc.code if isinstance(exc.code, int) else 1
+                except BaseException as exc:  # noqa: BLE001 - reported, and the kernel never starts
+                    try:
+                        os.write(write_end, f"{type(exc).__name__}: {exc}".encode()[:500])
+                    except OSError:  # reported ready already: the kernel itself failed
+                        import traceback
+
+                        traceback.print_exc()
+                finally:
+                    os._exit(code)
+            os.close(write_end)
+            os.close(req["stdin"])
+            for fd in fds.values():
+                os.close(fd)
+            os.waitpid(kernel, 0)
+            code = 0
+        except BaseException:  # noqa: BLE001
+            pass
+        finally:
+            # the kernel is gone: end its sandbox (and whatever the submission left running)
+            try:
+                os.kill(int(req["holder"]), signal.SIGKILL)
+            except OSError:
+                pass
+            os._exit(code)
+    os.close(write_end)
+    for fd in fds.values():
+        os.close(fd)
+    chunks = []
+    while True:
+        chunk = os.read(read_end, 4096)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(read_end)
+    said = b"".join(chunks).decode(errors="replace")
+    if said != "ok":
+        raise Refused(said or "the kernel ended before it was ready")
+    return middle
+
+
+def _serve(modules: list[str], answers_fd: int) -> None:
+    answers = os.fdopen(answers_fd, "wb", buffering=0)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # interrupts select: children are reaped below
+    for module in modules:
+        try:
+            __import__(module)
+        except Exception:  # noqa: BLE001 - the kernel's own import of it fails the same way
+            pass
+    requests = sys.stdin.buffer
+    while True:
+        try:
+            ready, _, _ = select.select([requests], [], [], 5.0)
+        except InterruptedError:
+            ready = []
+        _reap()
+        if not ready:
+            continue
+        line = requests.readline()
+        if not line:
+            return
+        try:
+            if threading.active_count() != 1 or len(os.listdir("/proc/self/task")) != 1:
+                raise Refused("the zygote has threads: forking it is unsafe")
+            answer = {"ok": True, "pid": _fork_kernel(json.loads(line))}
+        except Exception as exc:  # noqa: BLE001 - one refused kernel never ends the zygote
+            answer = {"ok": False, "why": f"{type(exc).__name__}: {exc}"}
+        answers.write(json.dumps(answer).encode() + b"\n")
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+if __name__ == "__main__":
+    _serve(json.loads(sys.argv[1]), int(sys.argv[2]))
