@@ -13,12 +13,14 @@
 """
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import functools
 import gc
 import inspect
 import io
+import sys
 import warnings
 
 from autograder import registry
@@ -90,6 +92,38 @@ def _unexpected(name: str, exc: BaseException) -> CheckFailed:
     )
 
 
+# The syntax-tree nodes CPython shares between all trees (Load, Store, Add, Eq, Not, And...).
+_SHARED_AST_NODES = tuple({type(node): node for node in ast.walk(ast.parse(
+    "a = b; del c; a + b - c * d @ e / f % g ** h << i >> j | k & l ^ m // n; not a; ~a; +a; -a; "
+    "a and b or c; a == b != c < d <= e > f >= g is h is not i in j not in k")) if not node._fields}.values())
+
+
+def _forget_traceback_sources() -> None:
+    """Empty the caches IPython's traceback formatting (`executing`, `stack_data`) keeps of every
+    file a traceback passed through: once a traceback went through SQLAlchemy that is ~200,000
+    objects which each later gc.collect() rescans (~30 ms). The next traceback re-parses them.
+    What a library version lacks is skipped; this never raises."""
+    try:
+        source = getattr(sys.modules.get("executing"), "Source", None)
+        if source is None:
+            return  # no traceback was formatted with `executing` in this kernel
+        classes = [source]
+        for cls in classes:  # executing.Source and its subclasses (stack_data's Source)
+            classes += cls.__subclasses__()
+        modules = [m for name, m in list(sys.modules.items())
+                   if m is not None and name.partition(".")[0] in ("executing", "stack_data")]
+        for holder in classes + modules:
+            for name, value in list(vars(holder).items()):
+                if hasattr(type(value), "cache_clear"):  # functools.lru_cache / cache
+                    value.cache_clear()
+                elif holder in classes and isinstance(value, dict) and "cache" in name:
+                    value.clear()  # Source's per-class caches: parsed files, nodes by code position
+        for node in _SHARED_AST_NODES:  # `executing` sets .parent on them too: it keeps the last tree alive
+            node.__dict__.pop("parent", None)
+    except Exception:  # noqa: BLE001 - only ever a cost, never a failure of the check
+        pass
+
+
 @contextlib.contextmanager
 def _quiet():
     """Capture warnings and stderr (for example SQLAlchemy's garbage-collector warnings
@@ -101,6 +135,7 @@ def _quiet():
         finally:
             # Leaked connections are reclaimed here, inside the capture, rather than in
             # whichever later cell the garbage collector happens to run.
+            _forget_traceback_sources()
             gc.collect()
 
 
