@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import queue
 import shutil
 import tempfile
@@ -163,8 +164,9 @@ class Spare:
         args = self.extra_arguments + ([HISTORY] if not any(a.startswith("--HistoryManager.hist_file")
                                                             for a in self.extra_arguments) else [])
         self._zygote(km)
+        km.spare_env = kernel_env()
         try:
-            run_sync(km.start_kernel)(extra_arguments=args, cwd=self.home)
+            run_sync(km.start_kernel)(extra_arguments=args, cwd=self.home, env=km.spare_env)
         except Exception as exc:  # no spare this time: the next submission starts its kernel itself
             stop(km)
             if getattr(km, "forked", False):  # the zygote cannot do it here: boot kernels the usual way from now on
@@ -213,7 +215,8 @@ class Spare:
                 stop(km)
                 return None
         if kernel_name != self.kernel_name or own_arguments(extra_arguments) != self.extra_arguments \
-                or (manager_class is not None and type(km) is not manager_class) or not run_sync(km.is_alive)():
+                or (manager_class is not None and type(km) is not manager_class) or km.spare_env != dict(os.environ) \
+                or not run_sync(km.is_alive)():
             stop(km)
             return None
         if folder and isinstance(km, SandboxedKernelManager):
@@ -237,6 +240,12 @@ class Spare:
         if self.zygote is not None:
             self.zygote.close()
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+def kernel_env() -> dict:
+    """The environment a kernel nbgrader autograde starts now would get: ours, with the variable
+    nbgrader sets while it autogrades (a spare boots before it, or while it grades another)."""
+    return {**os.environ, "NBGRADER_EXECUTION": "autograde"}
 
 
 def own_arguments(extra_arguments) -> list[str]:

@@ -30,8 +30,16 @@ PROBE = [
     "print(sorted(k for k in vars(__builtins__) if not k.startswith('__')))",
     "print('' in sys.path, sys.path.index('') > 0)",
     "open('made-here.txt', 'w').write('x'); print(sorted(os.listdir('.')))",
+    "print(os.environ.get('NBGRADER_EXECUTION'))",
     "from ipykernel.connect import get_connection_file\nprint(get_connection_file())",
 ]
+
+
+def autograding():
+    """What `nbgrader autograde` does around its Execute preprocessor (the kernel inherits it)."""
+    from nbgrader.utils import setenv
+
+    return setenv(NBGRADER_EXECUTION="autograde")
 
 
 def probe_notebook():
@@ -45,7 +53,9 @@ def pooled(spare: kernel_pool.Spare) -> type:
 
 
 def run(preprocessor_class, folder) -> list[str]:
-    nb, _ = preprocessor_class(timeout=60, kernel_manager_class=SandboxedKernelManager).preprocess(probe_notebook(), {"metadata": {"path": str(folder)}})
+    with autograding():
+        nb, _ = preprocessor_class(timeout=60, kernel_manager_class=SandboxedKernelManager).preprocess(
+            probe_notebook(), {"metadata": {"path": str(folder)}})
     outputs = []
     for cell in nb.cells:
         assert all(o.output_type == "stream" and o.name == "stdout" for o in cell.outputs), cell.outputs
@@ -54,12 +64,15 @@ def run(preprocessor_class, folder) -> list[str]:
 
 
 @pytest.fixture(params=["forked", "booted"])
-def spare(request):
+def spare(request, monkeypatch):
     """A spare kernel forked from a zygote (course_grade/zygote.py: grading as root), or booted
     by bwrap as any kernel is."""
     forked = request.param == "forked"
     if forked and os.geteuid() != 0:
         pytest.skip("kernels are forked from a zygote only when grading runs as root")
+    # a spare is used only by a notebook whose environment is the one it booted with: boot it
+    # with the value pytest gives this variable while the test runs
+    monkeypatch.setenv("PYTEST_CURRENT_TEST", f"{request.node.nodeid} (call)")
     spare = kernel_pool.Spare(fork=forked)
     spare.start()
     assert spare.km is not None and spare.km.forked == forked, f"the spare kernel was not {request.param}"
@@ -91,6 +104,16 @@ def test_spare_kernel_looks_like_a_fresh_one(tmp_path, spare):
     assert stock[2].strip() == "4 4 ['In', 'Out', 'exit', 'get_ipython', 'open', 'os', 'quit', 'sys']"
     assert (tmp_path / "pooled" / "made-here.txt").exists()
     assert os.listdir(booted_in) == [], "the spare kernel's own folder must stay empty"
+
+
+def test_a_spare_booted_under_another_environment_is_not_used(tmp_path, spare, monkeypatch):
+    """The notebook's kernel gets the environment of the moment it runs (nbgrader's own
+    variable included), never that of the moment its spare booted."""
+    waiting = spare.km.connection_file
+    monkeypatch.setenv("COURSE_TEST_CHANGED", "1")
+    used = run(pooled(spare), tmp_path)
+    assert used[-1].strip() != waiting, "a spare whose environment differs was used"
+    assert used[-2].strip() == "autograde"
 
 
 def test_start_returns_while_the_spare_boots_and_preloads(tmp_path):
@@ -182,7 +205,8 @@ def test_spare_is_used_with_the_course_config(tmp_path, spare):
     config.Execute.timeout = 60
 
     def run_as_nbgrader(folder):
-        nb, _ = pooled(spare)(config=config).preprocess(probe_notebook(), {"metadata": {"path": str(folder)}})
+        with autograding():
+            nb, _ = pooled(spare)(config=config).preprocess(probe_notebook(), {"metadata": {"path": str(folder)}})
         return "".join(o.text for o in nb.cells[-1].outputs).strip()
 
     for name in ("spare", "dead-spare", "next-spare"):

@@ -14,6 +14,7 @@ import uuid
 import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
+from nbgrader.utils import setenv
 
 from course_grade import kernel_pool, sandbox
 from course_grade.sandbox import SandboxedKernelManager
@@ -63,7 +64,8 @@ def probe(spare: kernel_pool.Spare, folder) -> list[str]:
     pooled = type("PooledExecute", (kernel_pool.PooledExecute,), {"spare": spare})
     nb = new_notebook(cells=[new_code_cell(PROBE)],
                       metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    nb, _ = pooled(timeout=60, kernel_manager_class=SandboxedKernelManager).preprocess(nb, {"metadata": {"path": str(folder)}})
+    with setenv(NBGRADER_EXECUTION="autograde"):  # as nbgrader autograde runs it
+        nb, _ = pooled(timeout=60, kernel_manager_class=SandboxedKernelManager).preprocess(nb, {"metadata": {"path": str(folder)}})
     outputs = nb.cells[0].outputs
     assert all(o.output_type == "stream" for o in outputs), outputs
     return "".join(o.text for o in outputs).replace(str(folder), "<folder>").replace(spare.home, "<spare's folder>").splitlines()
