@@ -46,6 +46,7 @@ import tempfile
 import threading
 import time
 
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
@@ -265,6 +266,36 @@ def stop(km: AsyncKernelManager) -> None:
         pass
 
 
+class ReadyClient(AsyncKernelClient):
+    """The client of a spare kernel. jupyter_client's wait_for_ready ends by waiting for 0.2 s
+    of silence on IOPub; this one reads IOPub up to the `idle` status of the kernel_info
+    request that was answered (the kernel's last message for it, in order), the same handshake
+    without the wait. A spare has already answered its preload, so it is up."""
+
+    async def _async_wait_for_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
+        while time.monotonic() < deadline:
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            msg_id = self.kernel_info()
+            try:
+                reply = await self._async_recv_reply(msg_id, timeout=1)
+            except (queue.Empty, TimeoutError):
+                continue
+            try:  # IOPub connected: its messages for that request arrive, `idle` last
+                while True:
+                    msg = await self.iopub_channel.get_msg(timeout=0.2)
+                    if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status" \
+                            and msg["content"].get("execution_state") == "idle":
+                        self._handle_kernel_info_reply(reply)
+                        return
+            except queue.Empty:
+                continue  # IOPub was not connected yet: ask again
+        raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
+
+    wait_for_ready = _async_wait_for_ready
+
+
 class PooledExecute(Execute):
     """nbgrader's Execute preprocessor, run in a spare kernel when there is one. `spare` is
     set on a subclass made per worker by `use_spare_kernels` (None: start kernels as usual)."""
@@ -288,6 +319,7 @@ class PooledExecute(Execute):
             return result
         # the next submission's kernel boots while this one runs
         pool.start(self.extra_arguments, self.kernel_manager_class, self.config)
+        spare.client_class = f"{ReadyClient.__module__}.{ReadyClient.__qualname__}"
         self._move_to = folder
         try:
             return super().preprocess(nb, resources, spare)
