@@ -7,6 +7,7 @@ only the instructor's source notebook holds.
 """
 from __future__ import annotations
 
+import functools
 import html
 import json
 import os
@@ -46,12 +47,17 @@ class Question:
 
 def load(kind: str) -> list[Question]:
     """The questions of one quiz, "practice" or "test", in order."""
-    data = tomllib.loads(resources.files("autograder").joinpath("quiz.toml").read_text(encoding="utf-8"))
+    return list(_parse(resources.files("autograder").joinpath("quiz.toml").read_text(encoding="utf-8"), kind))
+
+
+@functools.lru_cache(maxsize=8)
+def _parse(text: str, kind: str) -> tuple[Question, ...]:
+    """quiz.toml's questions of one kind, parsed once per text (grading asks ten times a notebook)."""
     tuples = ("options", "steps", "mistakes", "why")
-    return [
+    return tuple(
         Question(number=n, **{**raw, **{k: tuple(raw[k]) for k in tuples if k in raw}})
-        for n, raw in enumerate(data[kind], start=1)
-    ]
+        for n, raw in enumerate(tomllib.loads(text)[kind], start=1)
+    )
 
 
 def question(kind: str, qid: str) -> Question:

@@ -256,6 +256,13 @@ def own_arguments(extra_arguments) -> list[str]:
 
 
 def stop(km: AsyncKernelManager) -> None:
+    process = getattr(km.provisioner, "process", None)
+    if process is not None:  # jupyter_client would poll for its end every 0.1 s
+        try:
+            process.kill()
+            process.wait(10)
+        except Exception:  # already gone, or the manager's shutdown below deals with it
+            pass
     try:
         run_sync(km.shutdown_kernel)(now=True)
     except Exception:  # already gone
