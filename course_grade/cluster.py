@@ -42,14 +42,26 @@ class SpareKernels(WorkerPlugin):
         from course_grade.kernel_pool import Spare
 
         self.spare = Spare()
-        # booted in the thread that runs the tasks (one per worker), before the first arrives
+        # booted in the thread that runs the tasks (one per worker), before the first arrives;
+        # then what grading imports, while the worker waits for its first submission anyway
         worker.executors["default"].submit(self.spare.start)
+        worker.executors["default"].submit(_import_grading)
 
     def teardown(self, worker) -> None:
         if self.spare is not None:
             with contextlib.suppress(Exception):
                 self.spare.close()
             self.spare = None
+
+
+def _import_grading() -> None:
+    """Import nbgrader's autograde machinery (what `task.grade` imports on first use)."""
+    import nbgrader.apps.api  # noqa: F401
+    import nbgrader.converters.autograde  # noqa: F401
+    import nbgrader.preprocessors  # noqa: F401
+
+    import course_grade.quiz_grading  # noqa: F401
+    import course_grade.tamper_preprocessor  # noqa: F401
 
 
 def grade_on_worker(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: float) -> Graded:

@@ -271,10 +271,11 @@ def _scheduler_lost(client, error: BaseException) -> bool:
 
 
 def grade_all(course: Course, students: list[str], jobs: int, timeout: float, out, scheduler: str | None,
-              spare_kernels: bool, named_by: str = "--scheduler") -> dict[str, Graded]:
+              spare_kernels: bool, named_by: str = "--scheduler", all_merged=None) -> dict[str, Graded]:
     """Grade `students` on Dask, merging each result as it arrives; returns every outcome
-    merged or failed. Raises Stopped (with the outcomes so far merged) on a lost scheduler
-    or Ctrl-C."""
+    merged or failed, after calling `all_merged(outcomes)` once the last is merged (before the
+    cluster closes: what comes next overlaps with that). Raises Stopped (with the outcomes so
+    far merged) on a lost scheduler or Ctrl-C."""
     from concurrent.futures import CancelledError
 
     from distributed import as_completed
@@ -328,6 +329,8 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
                 outcomes[student] = o
                 progress.update(o)
                 send(room())
+            if all_merged is not None:
+                all_merged(outcomes)
     except KeyboardInterrupt:
         raise Stopped("Ctrl-C", outcomes) from None
     except OSError as exc:  # no scheduler at that address
@@ -337,6 +340,47 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
                              f"to grade on this machine") from None
         raise Stopped(lost, outcomes) from None
     return outcomes
+
+
+def _nbgrader_steps(course: Course, rows: list[Graded], feedback: bool, only: list[str] | None) -> list[list[str]]:
+    """The nbgrader commands that follow grading: feedback (for `only`'s students alone when
+    given: everyone else's stays as it was), then grades.csv."""
+    steps = []
+    if feedback and any(o.status == "graded" for o in rows):
+        if only:
+            steps += [["generate_feedback", course.assignment, "--force", f"--student={o.student}"]
+                      for o in rows if o.status == "graded"]
+        else:
+            steps.append(["generate_feedback", course.assignment, "--force"])
+    steps.append(["export", "--to", str(course.root / "grades.csv")])
+    return steps
+
+
+class _Steps:
+    """nbgrader commands run one after another in the background; `wait()` gives a message per
+    command that failed."""
+
+    def __init__(self, course: Course):
+        self.course, self.thread, self.failed = course, None, []
+
+    @property
+    def started(self) -> bool:
+        return self.thread is not None
+
+    def start(self, steps: list[list[str]]) -> None:
+        self.thread = threading.Thread(target=self._run, args=(steps,), name="nbgrader-steps", daemon=True)
+        self.thread.start()
+
+    def _run(self, steps) -> None:
+        for step in steps:
+            done = subprocess.run([_nbgrader(), *step], cwd=self.course.root, env=_env(), capture_output=True, text=True)
+            if done.returncode:
+                self.failed.append(f"nbgrader {step[0]} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+    def wait(self) -> list[str]:
+        if self.thread is not None:
+            self.thread.join()
+        return self.failed
 
 
 def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float, feedback: bool = True,
@@ -373,9 +417,15 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
             print(f"WARNING: sandbox {sandbox}", file=out, flush=True)
     stopped = None
     outcomes: dict[str, Graded] = {}
+    finishing = _Steps(course)
+
+    def all_merged(merged: dict[str, Graded]) -> None:  # nbgrader's feedback and export start while the cluster closes
+        finishing.start(_nbgrader_steps(course, [merged[s] for s in students], feedback, only))
+
     if students:
         try:
-            outcomes = grade_all(course, students, jobs, submission_timeout, out, scheduler, spare_kernels, named_by)
+            outcomes = grade_all(course, students, jobs, submission_timeout, out, scheduler, spare_kernels, named_by,
+                                 all_merged=all_merged)
         except Stopped as exc:
             stopped, outcomes = exc.why, exc.outcomes
     for student in students:
@@ -387,25 +437,17 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
     rows = [outcomes[s] for s in students]
     failures = sum(o.status != "graded" for o in rows)
 
-    steps = []
-    if stopped is None and feedback and any(o.status == "graded" for o in rows):
-        if only:  # feedback for these students alone: everyone else's stays as it was
-            steps += [["generate_feedback", assignment, "--force", f"--student={o.student}"]
-                      for o in rows if o.status == "graded"]
-        else:
-            steps.append(["generate_feedback", assignment, "--force"])
-    steps.append(["export", "--to", str(course.root / "grades.csv")])
-    for step in steps:
-        done = subprocess.run([_nbgrader(), *step], cwd=course.root, env=_env(), capture_output=True, text=True)
-        if done.returncode:
-            print(f"nbgrader {step[0]} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}", file=out)
-            failures += 1
+    if not finishing.started:  # stopped (feedback waits for a complete run), or nobody to grade
+        finishing.start(_nbgrader_steps(course, rows, feedback and stopped is None, only))
 
     analysis = None
     if any(o.status == "graded" for o in outcomes.values()) or (course.root / "autograded").is_dir():
         from course_grade.item_report import report_after_grading
 
         analysis = report_after_grading(course.root, assignment, out=out)
+    for message in finishing.wait():
+        print(message, file=out)
+        failures += 1
 
     print("\nSummary", file=out)
     print(f"{'student':<24} {'status':<9} {'score':>9} {'time':>8}  note", file=out)
