@@ -320,18 +320,22 @@ class SandboxedKernelManager(AsyncKernelManager):
             return None
         return None
 
-    async def _holder(self, timeout: float = 30.0) -> int:
-        """The placeholder process of the sandbox just launched, once bwrap has set it up."""
+    async def _holder(self, timeout: float = 30.0) -> tuple[int, int]:
+        """The placeholder process of the sandbox just launched, once bwrap has set it up: its
+        pid and start time, read while it is known to be that process."""
         import psutil
+
+        from course_grade.zygote import start_ticks
 
         deadline = time.monotonic() + timeout
         bwrap = self.provisioner.process
         while time.monotonic() < deadline and bwrap.poll() is None:
-            with contextlib.suppress(psutil.Error):
+            with contextlib.suppress(psutil.Error, OSError, ValueError, IndexError):
                 for child in psutil.Process(bwrap.pid).children(recursive=True):
-                    with contextlib.suppress(psutil.Error):
-                        if child.name() == "sleep":  # bwrap has run it: the sandbox is complete
-                            return child.pid
+                    if child.name() == "sleep":  # bwrap has run it: the sandbox is complete
+                        started = start_ticks(child.pid)
+                        if child.is_running():  # psutil: still the process it listed (same start time)
+                            return child.pid, started
             await asyncio.sleep(0.005)
         raise RuntimeError("the sandbox's placeholder did not start")
 

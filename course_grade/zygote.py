@@ -101,12 +101,13 @@ class Zygote:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def spawn(self, holder: int, cwd: str, argv: list[str], env: dict, uid: int | None, limits: dict,
+    def spawn(self, holder: tuple[int, int], cwd: str, argv: list[str], env: dict, uid: int | None, limits: dict,
               timeout: float = 60.0) -> int:
-        """Fork a kernel into the sandbox whose holder process is `holder`; returns once it has
-        entered the sandbox and dropped its rights (the pid, outside, of the child that waits
-        for it). Raises Refused."""
-        request = json.dumps({"holder": holder, "cwd": cwd, "argv": argv, "env": env, "uid": uid,
+        """Fork a kernel into the sandbox whose holder process is `holder` (its pid and start
+        time: `start_ticks`); returns once it has entered the sandbox and dropped its rights (the
+        pid, outside, of the child that waits for it). Raises Refused."""
+        holder, started = holder
+        request = json.dumps({"holder": holder, "holder_started": started, "cwd": cwd, "argv": argv, "env": env, "uid": uid,
                               "limits": limits}).encode() + b"\n"
         with self.lock:
             if not self.alive():
@@ -154,8 +155,30 @@ def _libc():
     return call
 
 
-def _namespaces(pid: int) -> dict[str, int]:
-    """The holder's namespaces, opened (from outside: /proc is the host's here)."""
+def start_ticks(pid: int) -> int:
+    """When process `pid` started (clock ticks since boot): with the pid, it names one process."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
+def _holder(pid: int, started: int) -> int:
+    """A pidfd of the holder, checked to be the process the worker found (not another that was
+    given its pid since): the pidfd's process is alive after its start time was read."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        same = start_ticks(pid) == started
+        signal.pidfd_send_signal(pidfd, 0)
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        os.close(pidfd)
+        raise Refused(f"the sandbox's placeholder (pid {pid}) is gone")
+    return pidfd
+
+
+def _namespaces(pid: int, pidfd: int) -> dict[str, int]:
+    """The holder's namespaces, opened (from outside: /proc is the host's here); still its
+    own once opened (it is alive, so the pid is still its)."""
     fds = {}
     for name in ("pid",) + tuple(n for n, _ in JOINED):
         mine, theirs = os.readlink(f"/proc/self/ns/{name}"), os.readlink(f"/proc/{pid}/ns/{name}")
@@ -164,6 +187,12 @@ def _namespaces(pid: int) -> dict[str, int]:
                 raise Refused(f"the holder shares our {name} namespace: it is not in a sandbox")
             continue
         fds[name] = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        signal.pidfd_send_signal(pidfd, 0)
+    except OSError:
+        for fd in fds.values():
+            os.close(fd)
+        raise Refused(f"the sandbox's placeholder (pid {pid}) ended while it was entered") from None
     return fds
 
 
@@ -218,7 +247,12 @@ def _become_kernel(req: dict, fds: dict[str, int], status: int) -> None:
 
 def _fork_kernel(req: dict) -> int:
     """Fork the middle child; returns its pid once the kernel reported (or raises Refused)."""
-    fds = _namespaces(int(req["holder"]))
+    holder = _holder(int(req["holder"]), int(req["holder_started"]))
+    try:
+        fds = _namespaces(int(req["holder"]), holder)
+    except BaseException:
+        os.close(holder)
+        raise
     read_end, write_end = os.pipe()
     middle = os.fork()
     if middle == 0:  # the middle child: join the PID namespace, fork the kernel, wait for it
@@ -253,13 +287,15 @@ def _fork_kernel(req: dict) -> int:
         except BaseException:  # noqa: BLE001
             pass
         finally:
-            # the kernel is gone: end its sandbox (and whatever the submission left running)
+            # the kernel is gone: end its sandbox (and whatever the submission left running); by
+            # pidfd, never a process that was given the holder's pid after it ended
             try:
-                os.kill(int(req["holder"]), signal.SIGKILL)
+                signal.pidfd_send_signal(holder, signal.SIGKILL)
             except OSError:
                 pass
             os._exit(code)
     os.close(write_end)
+    os.close(holder)
     for fd in fds.values():
         os.close(fd)
     chunks = []

@@ -207,8 +207,12 @@ def test_the_zygote_refuses_a_holder_outside_a_sandbox():
         import sys
 
         assert zygote.fits([sys.executable, "-m", "ipykernel_launcher"], dict(os.environ))
+        from course_grade.zygote import start_ticks
+
         with pytest.raises(Refused, match="not in a sandbox"):
-            zygote.spawn(os.getpid(), cwd="/", argv=[], env={}, uid=None, limits={})
+            zygote.spawn((os.getpid(), start_ticks(os.getpid())), cwd="/", argv=[], env={}, uid=None, limits={})
+        with pytest.raises(Refused, match="is gone"):  # a pid now another process's (its start time differs)
+            zygote.spawn((os.getpid(), start_ticks(os.getpid()) - 1), cwd="/", argv=[], env={}, uid=None, limits={})
         assert zygote.alive(), "one refused kernel does not end the zygote"
     finally:
         zygote.close()
