@@ -66,8 +66,12 @@ PRELOAD = (
     "sqlalchemy", "sqlalchemy.ext.asyncio", "sqlalchemy.dialects.sqlite.aiosqlite", "aiosqlite", "greenlet",
     "ipywidgets",
 )
-# what a zygote (course_grade/zygote.py) imports besides PRELOAD: the kernel itself
-ZYGOTE_IMPORTS = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel_launcher")
+# what a zygote (course_grade/zygote.py) imports besides PRELOAD: the kernel itself, and what
+# IPython imports to show the first traceback (a wrong submission's cell shows several)
+ZYGOTE_IMPORTS = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel_launcher",
+                  "stack_data", "executing", "pure_eval", "asttokens", "bdb", "IPython.core.logger",
+                  "pygments.lexers.python", "pygments.formatters.terminal256", "pygments.formatters.html",
+                  "pygments.styles", "pygments.filters", "pygments.console")
 PRELOAD_TIMEOUT = 120.0  # seconds for the kernel to boot and import them (a loaded machine is slow)
 
 
@@ -356,12 +360,10 @@ class PooledExecute(Execute):
 def use_spare_kernels(config, spare: Spare) -> type:
     """Swap nbgrader's Execute for a PooledExecute drawing on `spare`, in a loaded course
     config (in place); returns the class put in."""
-    from nbgrader.converters import Autograde
+    from course_grade.metadata_check import chain
 
     pooled = type("PooledExecute", (PooledExecute,), {"spare": spare})
-    chosen = config.Autograde.get("autograde_preprocessors") \
-        or Autograde.class_traits()["autograde_preprocessors"].default()
     config.Autograde.autograde_preprocessors = [
         pooled if p is Execute or p in ("nbgrader.preprocessors.Execute", "nbgrader.preprocessors.execute.Execute")
-        else p for p in chosen]
+        else p for p in chain(config, "autograde_preprocessors")]
     return pooled
