@@ -72,6 +72,7 @@ ZYGOTE_IMPORTS = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshe
                   "stack_data", "executing", "pure_eval", "asttokens", "bdb", "IPython.core.logger",
                   "pygments.lexers.python", "pygments.formatters.terminal256", "pygments.formatters.html",
                   "pygments.styles", "pygments.filters", "pygments.console")
+FORK_ATTEMPTS = 3  # failed forks in a row before a worker's kernels boot the usual way
 PRELOAD_TIMEOUT = 120.0  # seconds for the kernel to boot and import them (a loaded machine is slow)
 
 
@@ -157,6 +158,7 @@ class Spare:
         self.config = None
         self.zygote: Zygote | None = None  # forks sandboxed kernels ready-imported (grading as root)
         self.forking = fork  # whether to try a zygote at all
+        self.fork_failures = 0  # in a row
 
     def start(self, extra_arguments: list[str] | None = None, manager_class: type | None = None, config=None) -> None:
         """Launch the next kernel; returns as soon as its process exists (it boots by itself).
@@ -174,12 +176,16 @@ class Spare:
             run_sync(km.start_kernel)(extra_arguments=args, cwd=self.home, env=km.spare_env)
         except Exception as exc:  # no spare this time: the next submission starts its kernel itself
             stop(km)
-            if getattr(km, "forked", False):  # the zygote cannot do it here: boot kernels the usual way from now on
-                km.log.warning("forking kernels from a zygote failed, kernels boot the usual way: %s", exc)
-                self.zygote.close()
-                self.forking = False
+            if getattr(km, "forked", False):  # try the zygote again (a new one); after three failures in a row,
+                self.fork_failures += 1       # boot kernels the usual way from now on
+                if self.fork_failures >= FORK_ATTEMPTS:
+                    km.log.warning("forking kernels from a zygote failed, kernels boot the usual way: %s", exc)
+                    self.zygote.close()
+                    self.forking = False
                 return self.start()
             return
+        if getattr(km, "forked", False):
+            self.fork_failures = 0
         self.km = km
         if self.preload:
             self.preloading = _Preload(km, self.preload, self.preload_wait)

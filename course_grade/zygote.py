@@ -21,6 +21,13 @@ kernel. Each kernel still serves one submission and runs in a sandbox of its own
    everything the submission started in it, ends with the kernel, as with a kernel bwrap ran
    itself. Killing the sandbox (shutdown, time limit) kills the kernel with it.
 
+What a forked kernel shares with its zygote is code and memory layout only: the zygote is
+executed (not forked) by the worker, imports nothing but `modules`, and is sent only the
+sandbox to enter, the uid, the limits and the kernel's arguments and environment (no key:
+each kernel reads its connection file itself, inside its sandbox). A kernel can read that
+much of it (its own memory, the zygote's stack frames below the kernel's), and the path of
+this file in its command line; none of it is a secret.
+
 Only a worker grading as root uses it (setns into bwrap's namespaces needs root's rights; a
 sandbox built in a user namespace is entered the usual way). tests/test_zygote.py checks every
 protection from inside a forked kernel, and tests/test_kernel_pool.py that it looks like a
@@ -219,15 +226,16 @@ def _become_kernel(req: dict, fds: dict[str, int], status: int) -> None:
     for cap in range(last + 1):
         call("prctl", PR_CAPBSET_DROP, cap, 0, 0, 0)
     uid = req["uid"]
-    if uid is not None:
-        os.setgroups([])
-        os.setresgid(uid, uid, uid)
-        os.setresuid(uid, uid, uid)
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
     call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after setuid, which clears it
+    if os.getppid() != 0:  # the middle child (outside the PID namespace: 0 here) already ended
+        raise Refused("the process that waits for the kernel ended")
     with open("/proc/self/status") as f:
         caps = {k: int(v, 16) for k, v in (line.split(":\t") for line in f.read().splitlines() if line.startswith("Cap"))}
-    if uid is not None and any(caps.values()):
-        raise Refused(f"capabilities left after dropping to uid {uid}: {caps}")
+    if any(caps.values()) or os.getuid() != uid or os.geteuid() != uid:
+        raise Refused(f"rights left after dropping to uid {uid}: {caps}")
     os.environ.clear()
     os.environ.update(req["env"])
     for sig in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGINT, signal.SIGTERM):
@@ -243,10 +251,20 @@ def _become_kernel(req: dict, fds: dict[str, int], status: int) -> None:
     from ipykernel import kernelapp
 
     kernelapp.launch_new_instance()
+    import atexit  # a kernel that ends by itself runs what a booted one runs at exit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def _fork_kernel(req: dict) -> int:
     """Fork the middle child; returns its pid once the kernel reported (or raises Refused)."""
+    if not isinstance(req.get("uid"), int) or req["uid"] <= 0:
+        raise Refused("a kernel never keeps root's rights: give the sandbox's uid to drop to")
     holder = _holder(int(req["holder"]), int(req["holder_started"]))
     try:
         fds = _namespaces(int(req["holder"]), holder)
@@ -259,7 +277,10 @@ def _fork_kernel(req: dict) -> int:
         code = 70
         try:
             os.close(read_end)
-            _libc()("setns", fds.pop("pid"), CLONE_NEWPID)
+            _keep_only({write_end, holder, *fds.values()})  # nothing of the zygote's (its pipes) stays open
+            pid_ns = fds.pop("pid")
+            _libc()("setns", pid_ns, CLONE_NEWPID)
+            os.close(pid_ns)
             req["stdin"], stdin = os.pipe()
             kernel = os.fork()
             if kernel == 0:
@@ -311,7 +332,26 @@ def _fork_kernel(req: dict) -> int:
     return middle
 
 
+def _keep_only(keep: set[int]) -> None:
+    """Close every descriptor from 3 up but `keep`; /dev/null on 0 (the request pipe)."""
+    null = os.open("/dev/null", os.O_RDWR)
+    os.dup2(null, 0)
+    os.close(null)
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the listing's own
+
+
 def _serve(modules: list[str], answers_fd: int) -> None:
+    while True:  # 0, 1 and 2 open, so that no pipe of ours can become a kernel's stdout
+        fd = os.open("/dev/null", os.O_RDWR)
+        if fd > 2:
+            os.close(fd)
+            break
     answers = os.fdopen(answers_fd, "wb", buffering=0)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # interrupts select: children are reaped below
     for module in modules:

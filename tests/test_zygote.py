@@ -181,9 +181,12 @@ def test_killing_the_sandbox_kills_the_forked_kernel():
 
 
 def test_a_zygote_that_cannot_fork_gives_booted_kernels(tmp_path, monkeypatch):
-    """A zygote that refuses (here: told so) is closed once, with one warning, and every kernel
-    from then on boots the usual way; the notebook runs unharmed."""
+    """A zygote that refuses (here: told so) three times in a row is closed, with one warning,
+    and every kernel from then on boots the usual way; the notebook runs unharmed."""
+    asked = []
+
     def refuse(self, *args, **kwargs):
+        asked.append(1)
         raise Refused("setns: Operation not permitted")
 
     monkeypatch.setattr(Zygote, "spawn", refuse)
@@ -191,6 +194,7 @@ def test_a_zygote_that_cannot_fork_gives_booted_kernels(tmp_path, monkeypatch):
     try:
         spare.start()
         assert spare.km is not None and not spare.km.forked and spare.forking is False
+        assert len(asked) == kernel_pool.FORK_ATTEMPTS
         assert spare.zygote is not None and not spare.zygote.alive()
         out = probe(spare, tmp_path)
         assert out[5] == "cwd <folder>"
@@ -209,10 +213,15 @@ def test_the_zygote_refuses_a_holder_outside_a_sandbox():
         assert zygote.fits([sys.executable, "-m", "ipykernel_launcher"], dict(os.environ))
         from course_grade.zygote import start_ticks
 
+        me = (os.getpid(), start_ticks(os.getpid()))
+        uid = sandbox.UID_BASE + 7
         with pytest.raises(Refused, match="not in a sandbox"):
-            zygote.spawn((os.getpid(), start_ticks(os.getpid())), cwd="/", argv=[], env={}, uid=None, limits={})
+            zygote.spawn(me, cwd="/", argv=[], env={}, uid=uid, limits={})
         with pytest.raises(Refused, match="is gone"):  # a pid now another process's (its start time differs)
-            zygote.spawn((os.getpid(), start_ticks(os.getpid()) - 1), cwd="/", argv=[], env={}, uid=None, limits={})
+            zygote.spawn((me[0], me[1] - 1), cwd="/", argv=[], env={}, uid=uid, limits={})
+        for root in (None, 0):
+            with pytest.raises(Refused, match="never keeps root's rights"):
+                zygote.spawn(me, cwd="/", argv=[], env={}, uid=root, limits={})
         assert zygote.alive(), "one refused kernel does not end the zygote"
     finally:
         zygote.close()
