@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from course import ASSIGNMENT, make_course, submit_as  # noqa: E402
 from submissions import CORRECT_VARIANTS  # noqa: E402
 
-from course_grade import kernel_pool, task  # noqa: E402
+from course_grade import kernel_pool, pooled_execute, task  # noqa: E402
 
 
 class Phases:
@@ -130,7 +130,7 @@ def instrument(phases: Phases) -> None:
     phases.wrap(task, "write_files", "scratch: write the bundle's files")
     phases.wrap(sandbox, "status", "sandbox.status() (probe, cached)")
     phases.wrap(PyFileConfigLoader, "load_config", "config: load nbgrader_config.py")
-    phases.wrap(kernel_pool, "use_spare_kernels", "config: use_spare_kernels")
+    phases.wrap(pooled_execute, "use_spare_kernels", "config: use_spare_kernels")
     phases.wrap(NbGraderAPI, "__init__", "NbGraderAPI(...)")
     phases.wrap(NbGraderAPI, "autograde", "api.autograde (nbgrader)")
     phases.wrap(Autograde, "init_assignment", "nbgrader: gradebook set-up, source files (init_assignment)")
@@ -144,11 +144,11 @@ def instrument(phases: Phases) -> None:
     phases.wrap(BaseConverter, "set_permissions", "nbgrader: set_permissions")
     phases.wrap(kernel_pool.Spare, "take", "spare: take (wait for preload, sandbox admit)")
     phases.wrap(kernel_pool.Spare, "start", "spare: start the next spare")
-    phases.wrap(kernel_pool, "stop", "kernel: shut down (kernel_pool.stop)")
+    phases.wrap(pooled_execute, "stop", "kernel: shut down (kernel_pool.stop)")
     # nbclient binds its sync wrappers to the coroutines at class creation: time the wrappers
     phases.wrap(nbclient.client.NotebookClient, "start_new_kernel", "kernel: start a fresh kernel (no spare)")
     phases.wrap(nbclient.client.NotebookClient, "start_new_kernel_client", "kernel client: connect, ready (, chdir)")
-    phases.wrap(kernel_pool.PooledExecute, "start_new_kernel_client", "kernel client: connect, ready (, chdir)")
+    phases.wrap(pooled_execute.PooledExecute, "start_new_kernel_client", "kernel client: connect, ready (, chdir)")
     phases.wrap(nbclient.client.NotebookClient, "_cleanup_kernel", "kernel: shut down (fresh kernel)")
     phases.wrap(ExecutePreprocessor, "preprocess_cell", cell_label)
     phases.wrap(task, "gradebook_rows", "after: gradebook_rows")

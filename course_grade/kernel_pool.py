@@ -38,7 +38,6 @@ self-grading service use this; plain `nbgrader autograde` runs stock nbgrader.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import queue
 import shutil
@@ -49,8 +48,6 @@ import time
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
-from nbclient import NotebookClient
-from nbgrader.preprocessors import Execute
 
 from course_grade.sandbox import SandboxedKernelManager
 from course_grade.zygote import Zygote
@@ -311,65 +308,3 @@ class ReadyClient(AsyncKernelClient):
         raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
 
     wait_for_ready = _async_wait_for_ready
-
-
-class PooledExecute(Execute):
-    """nbgrader's Execute preprocessor, run in a spare kernel when there is one. `spare` is
-    set on a subclass made per worker by `use_spare_kernels` (None: start kernels as usual)."""
-
-    spare: Spare | None = None
-
-    def preprocess(self, nb, resources=None, km=None):
-        pool = type(self).spare
-        # nbgrader's Execute is made with kernel_manager_class=AsyncKernelManager, and the
-        # course config's class (the sandbox) only takes over when preprocess() initialises the
-        # notebook client again: do that first, so the spare is matched against the class used
-        NotebookClient.__init__(self, nb, km)
-        kernel_name = self.kernel_name or nb.metadata.get("kernelspec", {}).get("name", "")
-        folder = (resources or {}).get("metadata", {}).get("path") or None
-        spare = pool.take(kernel_name, self.extra_arguments, self.kernel_manager_class, folder) \
-            if pool is not None and km is None else None
-        if spare is None:
-            result = super().preprocess(nb, resources, km)
-            if pool is not None:
-                pool.start(self.extra_arguments, self.kernel_manager_class, self.config)
-            return result
-        # the next submission's kernel boots while this one runs
-        pool.start(self.extra_arguments, self.kernel_manager_class, self.config)
-        spare.client_class = f"{ReadyClient.__module__}.{ReadyClient.__qualname__}"
-        self._move_to = folder
-        try:
-            return super().preprocess(nb, resources, spare)
-        finally:
-            self._move_to = None
-            if self.kc is not None:
-                self.kc.stop_channels()
-                self.kc = None
-            stop(spare)  # one submission per kernel, as in stock nbgrader
-            self.km = None
-
-    async def async_start_new_kernel_client(self):
-        kc = await super().async_start_new_kernel_client()
-        folder = getattr(self, "_move_to", None)
-        if folder:
-            # a silent request: not in `In`, no execution count, no output, no new names
-            code = f"__import__('os').chdir({json.dumps(folder)})"
-            reply = await self.async_wait_for_reply(kc.execute(code, silent=True, store_history=False))
-            if reply is None or reply["content"].get("status") != "ok":
-                raise RuntimeError(f"could not move the pre-started kernel into {folder}")
-        return kc
-
-    # nbclient binds the sync wrapper to its own coroutine at class creation: rebind it
-    start_new_kernel_client = run_sync(async_start_new_kernel_client)
-
-
-def use_spare_kernels(config, spare: Spare) -> type:
-    """Swap nbgrader's Execute for a PooledExecute drawing on `spare`, in a loaded course
-    config (in place); returns the class put in."""
-    from course_grade.metadata_check import chain
-
-    pooled = type("PooledExecute", (PooledExecute,), {"spare": spare})
-    config.Autograde.autograde_preprocessors = [
-        pooled if p is Execute or p in ("nbgrader.preprocessors.Execute", "nbgrader.preprocessors.execute.Execute")
-        else p for p in chain(config, "autograde_preprocessors")]
-    return pooled

@@ -248,13 +248,13 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
         from nbgrader.coursedir import CourseDirectory
         from traitlets.config.loader import PyFileConfigLoader
 
-        from course_grade import kernel_pool
+        from course_grade.pooled_execute import use_spare_kernels
         from course_grade.metadata_check import use_cached_metadata_check
 
         os.chdir(scratch)
         config = PyFileConfigLoader("nbgrader_config.py", path=str(scratch)).load_config()
         if spare is not None:
-            kernel_pool.use_spare_kernels(config, spare)
+            use_spare_kernels(config, spare)
         use_cached_metadata_check(config)
         api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 

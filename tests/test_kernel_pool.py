@@ -14,7 +14,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 from nbgrader.preprocessors import Execute
 
-from course_grade import kernel_pool
+from course_grade import kernel_pool, pooled_execute
 from course_grade.sandbox import SandboxedKernelManager
 
 pytestmark = pytest.mark.slow
@@ -49,7 +49,7 @@ def probe_notebook():
 
 def pooled(spare: kernel_pool.Spare) -> type:
     """The Execute preprocessor of a grading worker whose spare kernels come from `spare`."""
-    return type("PooledExecute", (kernel_pool.PooledExecute,), {"spare": spare})
+    return type("PooledExecute", (pooled_execute.PooledExecute,), {"spare": spare})
 
 
 def run(preprocessor_class, folder) -> list[str]:
@@ -233,13 +233,13 @@ def test_worker_config_swaps_only_execute():
     try:
         config = Config()
         config.Autograde.autograde_preprocessors = [Execute, LimitOutputSize]
-        made = kernel_pool.use_spare_kernels(config, spare)
-        assert issubclass(made, kernel_pool.PooledExecute) and made.spare is spare
+        made = pooled_execute.use_spare_kernels(config, spare)
+        assert issubclass(made, pooled_execute.PooledExecute) and made.spare is spare
         assert config.Autograde.autograde_preprocessors == [made, LimitOutputSize]
         default = Config()
-        other = kernel_pool.use_spare_kernels(default, spare)
+        other = pooled_execute.use_spare_kernels(default, spare)
         assert other in default.Autograde.autograde_preprocessors
         assert Execute not in default.Autograde.autograde_preprocessors
-        assert kernel_pool.PooledExecute.spare is None, "the base class stays unbound (stock kernels)"
+        assert pooled_execute.PooledExecute.spare is None, "the base class stays unbound (stock kernels)"
     finally:
         spare.close()

@@ -16,7 +16,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 from nbgrader.utils import setenv
 
-from course_grade import kernel_pool, sandbox
+from course_grade import kernel_pool, pooled_execute, sandbox
 from course_grade.sandbox import SandboxedKernelManager
 from course_grade.zygote import Refused, Zygote
 
@@ -61,7 +61,7 @@ print('hostname', os.uname().nodename)
 
 
 def probe(spare: kernel_pool.Spare, folder) -> list[str]:
-    pooled = type("PooledExecute", (kernel_pool.PooledExecute,), {"spare": spare})
+    pooled = type("PooledExecute", (pooled_execute.PooledExecute,), {"spare": spare})
     nb = new_notebook(cells=[new_code_cell(PROBE)],
                       metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     with setenv(NBGRADER_EXECUTION="autograde"):  # as nbgrader autograde runs it
