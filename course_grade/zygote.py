@@ -33,7 +33,7 @@ sandbox built in a user namespace is entered the usual way). tests/test_zygote.p
 protection from inside a forked kernel, and tests/test_kernel_pool.py that it looks like a
 fresh kernel to the notebook.
 
-Run as a script (`python zygote.py MODULES_JSON`) so that nothing of this package is among
+Run as a script (`python zygote.py MODULES_JSON ANSWERS_FD`) so that nothing of this package is among
 the kernel's modules; `Zygote` below is the worker's side.
 """
 from __future__ import annotations
