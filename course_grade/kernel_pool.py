@@ -32,6 +32,11 @@ a spare boots in a sandbox that holds only its empty folder, and when it is take
 submission's folder is bound into that sandbox (`SandboxedKernelManager.admit`) before the
 move; if that fails the spare is dropped and the submission gets a kernel started for it.
 
+Grading as root, a spare is forked from the worker's zygote (course_grade/zygote.py: ipykernel
+and the libraries above imported once per worker) into a sandbox of its own instead of booting;
+the preload then finds everything imported. A spare boots with the environment nbgrader
+autograde gives its kernels (`kernel_env`) and is used only while that is still the notebook's.
+
 Only the grading command's workers (a Dask `WorkerPlugin`, course_grade/cluster.py) and the
 self-grading service use this; plain `nbgrader autograde` runs stock nbgrader.
 """

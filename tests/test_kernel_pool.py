@@ -69,7 +69,7 @@ def spare(request, monkeypatch):
     by bwrap as any kernel is."""
     forked = request.param == "forked"
     if forked and os.geteuid() != 0:
-        pytest.skip("kernels are forked from a zygote only when grading runs as root")
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("kernels are forked from a zygote only when grading runs as root")
     # a spare is used only by a notebook whose environment is the one it booted with: boot it
     # with the value pytest gives this variable while the test runs
     monkeypatch.setenv("PYTEST_CURRENT_TEST", f"{request.node.nodeid} (call)")
