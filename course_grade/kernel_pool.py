@@ -268,13 +268,29 @@ def own_arguments(extra_arguments) -> list[str]:
 
 
 def stop(km: AsyncKernelManager) -> None:
+    """End a kernel and everything in its sandbox; when this returns, none of them runs."""
+    import psutil
+
     process = getattr(km.provisioner, "process", None)
     if process is not None:  # jupyter_client would poll for its end every 0.1 s
+        try:
+            inside = psutil.Process(process.pid).children(recursive=True)
+        except psutil.Error:
+            inside = []
         try:
             process.kill()
             process.wait(10)
         except Exception:  # already gone, or the manager's shutdown below deals with it
             pass
+        # bwrap's --die-with-parent ends the sandbox's own processes a moment after bwrap:
+        # wait for that, so no used kernel outlives its stop (and kill any that would)
+        left = running(inside, within=5)
+        for rest in left:
+            try:
+                rest.kill()
+            except psutil.Error:
+                pass
+        running(left, within=5)
     try:
         run_sync(km.shutdown_kernel)(now=True)
     except Exception:  # already gone
@@ -283,6 +299,25 @@ def stop(km: AsyncKernelManager) -> None:
         run_sync(km.cleanup_resources)()
     except Exception:
         pass
+
+
+def running(processes: list, within: float) -> list:
+    """Those of `processes` still running after waiting up to `within` s for them to end (a
+    zombie has ended: its parent, not us, reaps it)."""
+    import psutil
+
+    def still(p) -> bool:
+        try:
+            return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    deadline = time.monotonic() + within
+    left = [p for p in processes if still(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.005)
+        left = [p for p in left if still(p)]
+    return left
 
 
 class ReadyClient(AsyncKernelClient):
