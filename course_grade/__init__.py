@@ -16,3 +16,27 @@ environments.
 
 # The grading command's per-student report (written by grading.py, read by item_analysis.py).
 REPORT_FILE = "grading-report.csv"
+
+# Modules the grading processes go without. jsonschema imports rfc3987_syntax, when installed
+# (jupyter-events asks for it), only to check the "iri" and "iri-reference" formats, and that
+# module builds its parser when imported: ~1.1 s of CPU in every process that imports nbformat
+# (the command, each Dask worker, each nbgrader step, the self-grading service). No schema
+# that grading validates (nbformat's, nbgrader's cell metadata) uses a format: jsonschema then
+# simply has no checker for those two (tests/test_repository.py checks both). Notebook kernels
+# and JupyterLab never import this package, so they keep it.
+NOT_IMPORTED = ("rfc3987_syntax",)
+
+
+def _go_without() -> None:
+    import sys
+
+    for name in NOT_IMPORTED:
+        sys.modules.setdefault(name, None)  # `import name` then raises ImportError at once
+
+
+_go_without()
+
+# `nbgrader ARGS...` as a command for this package's steps (feedback, export, generate_assignment):
+# nbgrader's own entry point, in this interpreter, without NOT_IMPORTED.
+NBGRADER_LAUNCH = ("import sys; sys.modules.update(dict.fromkeys(%r)); "
+                   "from nbgrader.apps.nbgraderapp import main; sys.exit(main())" % (NOT_IMPORTED,))

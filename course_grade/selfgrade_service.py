@@ -189,7 +189,7 @@ def build_bundle(course: Path) -> AssignmentBundle:
             target = scratch / "source" / ASSIGNMENT / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, target)
-        made = subprocess.run([_nbgrader(), "generate_assignment", ASSIGNMENT, "--force", "--log-level=ERROR"],
+        made = subprocess.run([*_nbgrader(), "generate_assignment", ASSIGNMENT, "--force", "--log-level=ERROR"],
                               cwd=scratch, env=_env(), capture_output=True, text=True)
         if made.returncode:
             raise RuntimeError(f"nbgrader generate_assignment failed:\n{made.stdout[-1500:]}{made.stderr[-1500:]}")

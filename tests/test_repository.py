@@ -159,3 +159,49 @@ def test_a_course_hub_can_install_the_kernel_side_alone(tmp_path):
     packages = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert packages == {"autograder"}, packages
     assert "autograder/checks.py" in names and "autograder/guard.py" in names and "autograder/quiz.toml" in names
+
+
+def _format_keywords(schema) -> list[str]:
+    """Every JSON-schema `format` keyword in `schema` (a property named "format" is a dict)."""
+    found = []
+    if isinstance(schema, dict):
+        if isinstance(schema.get("format"), str):
+            found.append(schema["format"])
+        for value in schema.values():
+            found += _format_keywords(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            found += _format_keywords(value)
+    return found
+
+
+def test_grading_validates_no_schema_that_needs_the_modules_it_goes_without():
+    """course_grade keeps rfc3987_syntax (jsonschema's "iri" format checker, ~1.1 s to import)
+    out of the grading processes: no schema they validate (nbformat's, nbgrader's cell
+    metadata) uses a format, so nothing they check changes."""
+    from pathlib import Path
+
+    import nbgrader.nbgraderformat
+
+    schemas = sorted(Path(nbformat.__file__).parent.glob("v*/*.schema.json"))
+    schemas += sorted(Path(nbgrader.nbgraderformat.__file__).parent.glob("v*.json"))
+    assert len(schemas) > 5, schemas
+    for path in schemas:
+        assert _format_keywords(json.loads(path.read_text())) == [], f"{path} uses a format"
+
+
+def test_grading_processes_do_without_the_iri_parser(tmp_path):
+    """The command's process and its nbgrader steps (nbgrader's own entry point, launched by
+    course_grade) import nbformat and nbgrader without rfc3987_syntax, and still work."""
+    probe = ("import sys, course_grade.task, course_grade.grading, nbformat, nbgrader.apps.api, jsonschema; "
+             "print(sys.modules.get('rfc3987_syntax', 'absent'))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "None", "course_grade must keep rfc3987_syntax out"
+    from course_grade.grading import _nbgrader
+
+    course = make_course(tmp_path / "course")
+    done = subprocess.run([*_nbgrader(), "export", "--to", str(tmp_path / "grades.csv")], cwd=course,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "grades.csv").read_text().startswith("assignment,")
+    assert "rfc3987_syntax" in _nbgrader()[-1]
