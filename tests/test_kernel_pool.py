@@ -243,3 +243,29 @@ def test_worker_config_swaps_only_execute():
         assert pooled_execute.PooledExecute.spare is None, "the base class stays unbound (stock kernels)"
     finally:
         spare.close()
+
+
+def test_stop_waits_for_processes_to_end_and_counts_a_zombie_as_ended():
+    """kernel_pool.running, which stop() uses on a sandbox's processes: a process still running
+    after the wait is returned (stop then kills it); one that ended, even unreaped, is not."""
+    import subprocess
+    import time
+
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        proc = psutil.Process(child.pid)
+        start = time.monotonic()
+        assert kernel_pool.running([proc], within=0.2) == [proc], "a running process is reported"
+        assert time.monotonic() - start >= 0.2, "it waited before saying so"
+        os.kill(child.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while proc.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc.status() == psutil.STATUS_ZOMBIE  # killed, not yet reaped by us, its parent
+        start = time.monotonic()
+        assert kernel_pool.running([proc], within=5) == [], "a zombie has ended"
+        assert time.monotonic() - start < 1, "a zombie is not waited for"
+    finally:
+        child.kill()
+        child.wait()
+    assert kernel_pool.running([proc], within=1) == [], "a reaped process has ended"
