@@ -6,18 +6,21 @@ Run on demand (not part of the test suite):
 
 From one run on the same N submissions (the gallery's honest kinds from tests/submissions.py,
 repeated: correct variants, wrong ones, quiz cases):
-  1. class wall time of stock sequential `nbgrader autograde`; of the grading command as it was
+  1. class wall time, grading only (autograded notebooks, gradebook; the command runs with
+     `--no-feedback`): stock sequential `nbgrader autograde`; the grading command as it was
      before Dask (its code taken from git revision REV, default the last one before the move,
-     with its hand-written worker pool); of `course-grade grade --jobs J` on its LocalCluster;
+     with its hand-written worker pool); `course-grade grade --jobs J` on its LocalCluster;
      with the speed-up of each over sequential, and whether all scores are identical
-     (targets: Dask >= 3x sequential, and no slower than the previous command);
+     (targets: Dask >= 3x sequential, and no slower than the previous command); then grading
+     with feedback pages: `nbgrader autograde` followed by `nbgrader generate_feedback`,
+     against the command's default (each worker makes its students' pages);
   2. per-submission cost on one worker (`--jobs 1`, wall / N, everything included: cluster
      start, bundles, merging) against a bare execution of the *same* notebooks (each
      submission's notebook as nbgrader ran it: hidden tests restored, outputs cleared) in a
      fresh kernel with nbclient, no nbgrader, one at a time;
   3. self-grading, from click to score, against a bare run (bench/selfgrade.py, run after);
   4. with `--sandbox`, the sandbox's cost: the command with and without it, alternating.
-With `--quick`, only sequential nbgrader and the Dask command (e.g. `--submissions 120 --quick`:
+With `--quick`, only sequential nbgrader and the Dask command, both ways (e.g. `--submissions 120 --quick`:
 the command's fixed cost, cluster start and the final export, spread over more submissions).
 """
 from __future__ import annotations
@@ -66,10 +69,12 @@ def graded_notebook(course: Path, student: str, into: Path) -> tuple[str, str]:
     return str(path), str(folder)
 
 
-def command(course: Path, jobs: int, *extra: str, **env: str) -> float:
+def command(course: Path, jobs: int, *extra: str, feedback: bool = False, **env: str) -> float:
+    """The grading command's wall time: grading only (as `nbgrader autograde`), or with feedback."""
     start = time.perf_counter()
     run = subprocess.run([str(BIN / "python"), "-m", "course_grade", "grade", ASSIGNMENT, "--jobs", str(jobs),
-                          "--no-feedback", *extra], cwd=course, env=tool_env(**env), capture_output=True, text=True)
+                          *([] if feedback else ["--no-feedback"]), *extra], cwd=course, env=tool_env(**env),
+                         capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return time.perf_counter() - start
 
@@ -131,6 +136,15 @@ def sandbox_side_by_side(chosen: list, jobs: int, tmp: Path, rounds: int = 2) ->
     print(f"{'best wall time / N (everything included)':<52} {wa:8.2f}s {wb:10.2f}s {wa / wb:6.2f}x")
 
 
+def with_feedback(wall: dict, n: int, jobs: int) -> None:
+    """The same class graded and given feedback pages: stock nbgrader's two commands, one after
+    the other, against the command's default (each worker makes its students' pages)."""
+    print(f"\n{'grading and feedback pages':<52} {'total':>8} {'per sub.':>9} {'speed-up':>9}")
+    for way, label in (("sequential feedback", "nbgrader autograde, then generate_feedback"),
+                       ("dask feedback", f"course-grade grade --jobs {jobs} (with feedback)")):
+        print(f"{label:<52} {wall[way]:7.1f}s {wall[way] / n:8.2f}s {wall['sequential feedback'] / wall[way]:8.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--submissions", type=int, default=40)
@@ -147,7 +161,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             sandbox_side_by_side(chosen, args.jobs, Path(tmp))
         return
-    ways = ("sequential", "dask") if args.quick else ("sequential", "previous", "dask", "dask one worker")
+    ways = ("sequential", "dask", "dask feedback") if args.quick else \
+        ("sequential", "previous", "dask", "dask one worker", "dask feedback")
 
     with tempfile.TemporaryDirectory() as tmp:
         previous = baseline_code(args.baseline, Path(tmp) / "baseline")
@@ -162,9 +177,15 @@ def main() -> None:
         wall = {}
         done, wall["sequential"] = autograde(courses["sequential"])
         assert done.returncode == 0, done.stderr[-2000:]
+        start = time.perf_counter()
+        done = subprocess.run([str(BIN / "nbgrader"), "generate_feedback", ASSIGNMENT, "--force"],
+                              cwd=courses["sequential"], env=tool_env(), capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        wall["sequential feedback"] = wall["sequential"] + time.perf_counter() - start
         if not args.quick:
             wall["previous"] = command(courses["previous"], args.jobs, PYTHONPATH=str(previous))
         wall["dask"] = command(courses["dask"], args.jobs)
+        wall["dask feedback"] = command(courses["dask feedback"], args.jobs, feedback=True)
         if not args.quick:
             wall["dask one worker"] = command(courses["dask one worker"], 1)
         reference = scores(courses["sequential"], students)
@@ -174,6 +195,7 @@ def main() -> None:
             for way, label in (("sequential", "sequential nbgrader autograde"),
                                ("dask", f"course-grade grade --jobs {args.jobs} (LocalCluster)")):
                 print(f"{label:<52} {wall[way]:7.1f}s {wall[way] / n:8.2f}s {wall['sequential'] / wall[way]:8.2f}x")
+            with_feedback(wall, n, args.jobs)
             return
 
         # the floor: each distinct submission's own notebook, bare, weighted by how often it occurs
@@ -194,6 +216,7 @@ def main() -> None:
           "   (target >= 1.0x)")
     print(f"{'Dask against sequential nbgrader':<52} {'':>8} {'':>9} {wall['sequential'] / wall['dask']:8.2f}x"
           "   (target >= 3.0x)")
+    with_feedback(wall, n, args.jobs)
     one = wall["dask one worker"] / n
     print(f"\n{'per-submission cost':<52} {'cost':>8} {'floor':>9} {'ratio':>9}")
     print(f"{'one worker (wall / N) vs bare nbclient, one at a time':<52} {one:7.2f}s {floor:8.2f}s {one / floor:8.2f}x")

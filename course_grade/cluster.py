@@ -64,13 +64,15 @@ def _import_grading() -> None:
     import course_grade.tamper_preprocessor  # noqa: F401
 
 
-def grade_on_worker(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: float) -> Graded:
-    """The Dask task: grade one submission with this worker's spare kernel, if it has one."""
+def grade_on_worker(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: float,
+                    feedback: bool = False) -> Graded:
+    """The Dask task: grade one submission with this worker's spare kernel, if it has one (and,
+    with `feedback`, make the student's feedback: task.grade)."""
     try:
         plugin = get_worker().plugins.get(PLUGIN)
     except ValueError:  # not on a worker (called directly)
         plugin = None
-    return grade(assignment, submission, timeout, spare=getattr(plugin, "spare", None))
+    return grade(assignment, submission, timeout, spare=getattr(plugin, "spare", None), feedback=feedback)
 
 
 def scheduler_address(given: str | None) -> tuple[str | None, str]:

@@ -11,13 +11,14 @@ LocalCluster started for the run (`--jobs` worker processes); `--scheduler` send
 running cluster.
 
 Only this process writes the course: each result is merged, as it arrives, into the course
-gradebook and `autograded/` (`merge`: the folder is swapped in whole, the gradebook rows are
-replaced in one transaction, Ctrl-C waits for a merge to finish). A worker that dies has its
+gradebook, `autograded/` and `feedback/` (`merge`: the folders are swapped in whole, the
+gradebook rows are replaced in one transaction, Ctrl-C waits for a merge to finish). A worker that dies has its
 submissions graded elsewhere; a merge replaces a student's earlier rows, so every student is
 graded exactly once. A lost scheduler or Ctrl-C stops the run with one line, keeping what was
 merged; `--resume` then grades only what is missing. Feedback (without hidden tests, see
-nbgrader_config.py) and the grades CSV are written with stock nbgrader. `submitted/` is only
-ever read.
+nbgrader_config.py) is made by stock nbgrader's generate_feedback on the worker that graded the
+submission, from the same grades (in this process for a student whose worker could not), and
+the grades CSV by stock nbgrader's export. `submitted/` is only ever read.
 """
 from __future__ import annotations
 
@@ -128,20 +129,24 @@ def _no_interrupt():
 
 def merge(course: Course, graded: Graded) -> None:
     """Put one graded submission into the course, whole or not at all: its autograded folder
-    is written beside the old one, its gradebook rows replace the student's earlier ones in
-    one transaction, the folder is swapped in, then the transaction is committed."""
+    (and its feedback folder, when the worker made it) is written beside the old one, its
+    gradebook rows replace the student's earlier ones in one transaction, the folders are
+    swapped in, then the transaction is committed."""
     from nbgrader.api import Gradebook, MissingEntry
 
     rows, student = graded.rows, graded.student
-    out = course.root / "autograded" / student / course.assignment
-    partial = out.with_name(f".{course.assignment}.partial-{os.getpid()}")
-    old = out.with_name(f".{course.assignment}.old-{os.getpid()}")
-    swapped = False
+    trees = [(course.root / "autograded" / student / course.assignment, graded.files, graded.modes)]
+    if graded.feedback is not None:
+        trees.append((course.root / "feedback" / student / course.assignment, graded.feedback, graded.feedback_modes))
+    places = [(out, out.with_name(f".{course.assignment}.partial-{os.getpid()}"),
+               out.with_name(f".{course.assignment}.old-{os.getpid()}")) for out, _, _ in trees]
+    swapped = []
     with _no_interrupt():
-        shutil.rmtree(partial, ignore_errors=True)
         try:
-            partial.mkdir(parents=True)
-            write_files(partial, graded.files)
+            for (_, files, modes), (_, partial, _) in zip(trees, places):
+                shutil.rmtree(partial, ignore_errors=True)
+                partial.mkdir(parents=True)
+                write_files(partial, files, modes)
             with warnings.catch_warnings(), Gradebook(f"sqlite:///{course.gradebook}") as dst:
                 warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy autoflush warnings
                 commit = dst.db.commit
@@ -166,23 +171,25 @@ def merge(course: Course, graded: Graded) -> None:
                             mine = dst.find_comment(comment["name"], nb["name"], course.assignment, student)
                             mine.auto_comment, mine.manual_comment = comment["auto_comment"], comment["manual_comment"]
                     dst.db.flush()
-                    if out.exists():
-                        out.rename(old)
-                    swapped = True
-                    partial.rename(out)
+                    for out, partial, old in places:
+                        if out.exists():
+                            out.rename(old)
+                        swapped.append((out, old))
+                        partial.rename(out)
                     del dst.db.commit
                     commit()
                 except BaseException:
                     dst.db.__dict__.pop("commit", None)
                     dst.db.rollback()
-                    if swapped:  # put the student's earlier folder (or none) back
+                    for out, old in swapped:  # put the student's earlier folders (or none) back
                         shutil.rmtree(out, ignore_errors=True)
                         if old.exists():
                             old.rename(out)
                     raise
         finally:
-            shutil.rmtree(partial, ignore_errors=True)
-            shutil.rmtree(old, ignore_errors=True)
+            for _, partial, old in places:
+                shutil.rmtree(partial, ignore_errors=True)
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def already_graded(course: Course) -> set[str]:
@@ -271,8 +278,10 @@ def _scheduler_lost(client, error: BaseException) -> bool:
 
 
 def grade_all(course: Course, students: list[str], jobs: int, timeout: float, out, scheduler: str | None,
-              spare_kernels: bool, named_by: str = "--scheduler", all_merged=None) -> dict[str, Graded]:
-    """Grade `students` on Dask, merging each result as it arrives; returns every outcome
+              spare_kernels: bool, named_by: str = "--scheduler", all_merged=None,
+              feedback: bool = False) -> dict[str, Graded]:
+    """Grade `students` on Dask (with `feedback`, each worker also makes the student's feedback
+    page), merging each result as it arrives; returns every outcome
     merged or failed, after calling `all_merged(outcomes)` once the last is merged (before the
     cluster closes: what comes next overlaps with that). Raises Stopped (with the outcomes so
     far merged) on a lost scheduler or Ctrl-C."""
@@ -299,7 +308,7 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
                 for student in itertools.islice(waiting, n):
                     bundle = SubmissionBundle.from_folder(course.root / "submitted" / student / course.assignment,
                                                           student, assignment.notebooks)
-                    future = client.submit(grade_on_worker, shared, bundle, timeout, pure=False, retries=0,
+                    future = client.submit(grade_on_worker, shared, bundle, timeout, feedback, pure=False, retries=0,
                                            key=f"grade-{student}-{time.time_ns()}")
                     owner[future.key] = student
                     running.add(future)
@@ -325,7 +334,9 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
                         raise
                     except Exception as exc:  # noqa: BLE001
                         o.status, o.note = "failed", f"could not record the grades: {type(exc).__name__}: {exc}"[:300]
-                o.files, o.rows, o.log = {}, None, ""  # merged: keep only what the report shows
+                made = o.feedback is not None
+                o.files, o.modes, o.rows, o.log = {}, {}, None, ""  # merged: keep only what the report shows
+                o.feedback, o.feedback_modes = ({} if made else None), {}
                 outcomes[student] = o
                 progress.update(o)
                 send(room())
@@ -342,16 +353,14 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
     return outcomes
 
 
-def _nbgrader_steps(course: Course, rows: list[Graded], feedback: bool, only: list[str] | None) -> list[list[str]]:
-    """The nbgrader commands that follow grading: feedback (for `only`'s students alone when
-    given: everyone else's stays as it was), then grades.csv."""
+def _nbgrader_steps(course: Course, rows: list[Graded], feedback: bool) -> list[list[str]]:
+    """The nbgrader commands that follow grading: feedback for the students graded here whose
+    worker could not make it (each worker makes its students' feedback: task.grade), then
+    grades.csv. Students not graded in this run keep their feedback as it was."""
     steps = []
-    if feedback and any(o.status == "graded" for o in rows):
-        if only:
-            steps += [["generate_feedback", course.assignment, "--force", f"--student={o.student}"]
-                      for o in rows if o.status == "graded"]
-        else:
-            steps.append(["generate_feedback", course.assignment, "--force"])
+    if feedback:
+        steps += [["generate_feedback", course.assignment, "--force", f"--student={o.student}"]
+                  for o in rows if o.status == "graded" and o.feedback is None]
     steps.append(["export", "--to", str(course.root / "grades.csv")])
     return steps
 
@@ -420,12 +429,12 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
     finishing = _Steps(course)
 
     def all_merged(merged: dict[str, Graded]) -> None:  # nbgrader's feedback and export start while the cluster closes
-        finishing.start(_nbgrader_steps(course, [merged[s] for s in students], feedback, only))
+        finishing.start(_nbgrader_steps(course, [merged[s] for s in students], feedback))
 
     if students:
         try:
             outcomes = grade_all(course, students, jobs, submission_timeout, out, scheduler, spare_kernels, named_by,
-                                 all_merged=all_merged)
+                                 all_merged=all_merged, feedback=feedback)
         except Stopped as exc:
             stopped, outcomes = exc.why, exc.outcomes
     for student in students:
@@ -438,7 +447,7 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
     failures = sum(o.status != "graded" for o in rows)
 
     if not finishing.started:  # stopped (feedback waits for a complete run), or nobody to grade
-        finishing.start(_nbgrader_steps(course, rows, feedback and stopped is None, only))
+        finishing.start(_nbgrader_steps(course, rows, feedback and stopped is None))
 
     analysis = None
     if any(o.status == "graded" for o in outcomes.values()) or (course.root / "autograded").is_dir():

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import tempfile
 import threading
 import time
@@ -98,6 +99,11 @@ class Graded:
     tampering: list[str] = field(default_factory=list)
     log: str = ""
     files: dict[str, bytes] = field(default_factory=dict)  # the autograded folder: relative path -> bytes
+    modes: dict[str, int] = field(default_factory=dict)  # their permission bits, as nbgrader set them (444)
+    # the feedback folder nbgrader's generate_feedback made from them (None: not made here, the
+    # instructor's process makes it), and its files' permission bits (644)
+    feedback: dict[str, bytes] | None = None
+    feedback_modes: dict[str, int] = field(default_factory=dict)
     rows: dict | None = None  # the gradebook rows of the submission (see gradebook_rows)
     sandbox: str = ""  # "on", or why the kernels ran without it on that worker
     worker: str = ""  # where it was graded (host and process)
@@ -110,15 +116,25 @@ def _safe(rel: str) -> PurePosixPath:
     return path
 
 
-def write_files(folder: Path, files: dict[str, bytes]) -> None:
+def write_files(folder: Path, files: dict[str, bytes], modes: dict[str, int] | None = None) -> None:
+    """Write `files` (relative path -> bytes) under `folder`, each with its permission bits in
+    `modes` if given there (a file nbgrader made read-only stays so)."""
     for rel, data in files.items():
         target = folder.joinpath(*_safe(rel).parts)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
+        if modes and rel in modes:
+            os.chmod(target, modes[rel] & 0o777)
 
 
 def read_files(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def file_modes(folder: Path) -> dict[str, int]:
+    """The permission bits of every file under `folder` (as read_files names them)."""
+    return {p.relative_to(folder).as_posix(): stat.S_IMODE(p.stat().st_mode)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def gradebook_rows(gradebook: Path, assignment: str, student: str) -> dict:
@@ -220,12 +236,29 @@ def _scratch() -> Path:
     raise OSError("no writable temporary folder for grading")
 
 
+def _make_feedback(api, assignment: str, student: str, folder: Path, out: Graded) -> None:
+    """nbgrader's generate_feedback for the student just graded, into `out.feedback` (left
+    None if nbgrader could not make it: the instructor's process then tries)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            made = api.generate_feedback(assignment, student)
+        if made.get("success") and folder.is_dir():
+            out.feedback, out.feedback_modes = read_files(folder), file_modes(folder)
+    except Exception:  # noqa: BLE001 - feedback is made again where the grades are merged
+        out.feedback = None
+
+
 def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: float = 600,
-          spare=None) -> Graded:
+          spare=None, feedback: bool = False) -> Graded:
     """Autograde one submission with stock nbgrader in a private scratch course folder.
 
     `spare` (a course_grade.kernel_pool.Spare) runs the notebook in a kernel that was started
-    before the submission arrived. Never raises for a bad submission: the result says why."""
+    before the submission arrived. With `feedback`, nbgrader's generate_feedback then makes the
+    student's feedback there too, from the same gradebook rows the course will hold (so the
+    class's feedback is made in parallel, not one student after another at the end); if it
+    fails, `feedback` stays None and the instructor's process makes it. Never raises for a bad
+    submission: the result says why."""
     from course_grade.sandbox import status as sandbox_status
 
     out = Graded(submission.student, left_out=submission.left_out, sandbox=sandbox_status(),
@@ -249,6 +282,7 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
         from traitlets.config.loader import PyFileConfigLoader
 
         from course_grade.pooled_execute import use_spare_kernels
+        from course_grade.feedback_exporter import use_cached_feedback_templates
         from course_grade.metadata_check import use_cached_metadata_check
 
         os.chdir(scratch)
@@ -256,6 +290,8 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
         if spare is not None:
             use_spare_kernels(config, spare)
         use_cached_metadata_check(config)
+        if feedback:
+            use_cached_feedback_templates(config)
         api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
         def expire():
@@ -283,7 +319,7 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
             out.note = why_it_failed(out.log)
             return out
         out.score, out.max_score = out.rows["score"], out.rows["max_score"]
-        out.files = read_files(graded)
+        out.files, out.modes = read_files(graded), file_modes(graded)
         for name in assignment.notebooks:
             try:
                 nb = json.loads(out.files.get(f"{name}.ipynb", b"{}"))
@@ -294,6 +330,9 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
                 out.note = "REVIEW: not checked for tampering (FlagTampering is not in nbgrader_config.py)"
             out.tampering += found or []
         out.status = "graded"
+        if feedback:
+            _make_feedback(api, assignment.name, submission.student, scratch / "feedback" / submission.student
+                           / assignment.name, out)
         return out
     except Exception as exc:  # noqa: BLE001 - a broken submission must never stop the others
         out.note = f"could not grade: {type(exc).__name__}: {exc}"[:300]

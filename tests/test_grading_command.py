@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +29,7 @@ from submissions import ADVERSARIAL, HONEST_LOOKALIKES
 pytestmark = pytest.mark.slow
 
 GALLERY = HONEST + ADVERSARIAL + HONEST_LOOKALIKES
+RANDOM_ID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # a short per-cell limit keeps the hanging submissions quick to grade here
 CONFIG = "c.Execute.timeout = 20"
 
@@ -156,6 +159,33 @@ def test_feedback_shows_messages_but_never_hidden_tests(gallery):
         assert secret not in html, secret
     quiz_html = (course / "feedback" / "quiz_all_wrong" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
     assert "The answer is" in quiz_html  # explanations come with feedback
+
+
+def tree_files(folder: Path) -> dict[str, tuple[str, bytes]]:
+    """Every file under `folder`: its permission bits and bytes, nbconvert's random element ids
+    (one per JavaScript or widget output, new on every export) replaced."""
+    return {str(p.relative_to(folder)): (oct(p.stat().st_mode & 0o777), RANDOM_ID.sub(b"ID", p.read_bytes()))
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_feedback_made_on_the_workers_is_what_stock_generate_feedback_makes(gallery, tmp_path):
+    """Each worker makes its students' feedback; stock `nbgrader generate_feedback` run in the
+    course afterwards (on a copy) makes the same files, with the same permissions."""
+    course, _, _ = gallery
+    graded = {s.name for s in GALLERY if s.status == "graded"} | {BLANK}
+    assert {p.name for p in (course / "feedback").iterdir()} == graded, "every graded student has feedback"
+    copy = tmp_path / "copy"
+    shutil.copytree(course, copy, symlinks=True)
+    shutil.rmtree(copy / "feedback")
+    stock = subprocess.run([str(BIN / "nbgrader"), "generate_feedback", ASSIGNMENT, "--force"], cwd=copy,
+                           env=tool_env(), capture_output=True, text=True, timeout=900)
+    assert stock.returncode == 0, stock.stderr[-2000:]
+    mine, theirs = tree_files(course / "feedback"), tree_files(copy / "feedback")
+    assert sorted(mine) == sorted(theirs)
+    different = [name for name in mine if mine[name] != theirs[name]]
+    assert not different, f"feedback differs from stock generate_feedback: {different[:5]}"
+    modes = {mode for mode, _ in tree_files(course / "autograded").values()}
+    assert modes == {"0o444"}, f"nbgrader makes autograded files read-only (0o444); merged ones are {modes}"
 
 
 def test_grades_csv_is_written(gallery):

@@ -33,7 +33,8 @@ def course(tmp_path, monkeypatch) -> Course:
     return Course(tmp_path, ASSIGNMENT, ["nb"], ["ana", "ben"])
 
 
-def graded(student: str, q1: float, q2: float, text: str = "graded", grade_names=("q1", "q2")) -> Graded:
+def graded(student: str, q1: float, q2: float, text: str = "graded", grade_names=("q1", "q2"),
+           feedback: str | None = None) -> Graded:
     scores = dict(zip(grade_names, (q1, q2)))
     rows = {"timestamp": datetime.datetime(2026, 11, 1), "extension": None, "score": q1 + q2, "max_score": 2,
             "notebooks": [{"name": "nb", "flagged": False, "late_submission_penalty": None,
@@ -41,7 +42,9 @@ def graded(student: str, q1: float, q2: float, text: str = "graded", grade_names
                                        "needs_manual_grade": False} for n, v in scores.items()],
                            "comments": []}]}
     return Graded(student, status="graded", score=q1 + q2, max_score=2, rows=rows,
-                  files={"nb.ipynb": text.encode(), "sub/extra.txt": b"x"})
+                  files={"nb.ipynb": text.encode(), "sub/extra.txt": b"x"}, modes={"nb.ipynb": 0o444},
+                  feedback=None if feedback is None else {"nb.html": feedback.encode(), "extra.txt": b"x"},
+                  feedback_modes={"nb.html": 0o644, "extra.txt": 0o640})
 
 
 def scores(course: Course) -> dict[str, float]:
@@ -76,6 +79,36 @@ def test_a_merge_that_fails_changes_nothing(course):
     with pytest.raises(MissingEntry):
         merge(course, graded("ben", 1, 1, grade_names=("q1", "no_such_cell")))
     assert "ben" not in scores(course) and not (course.root / "autograded" / "ben" / ASSIGNMENT).exists()
+
+
+def feedback_page(course: Course, student: str) -> Path:
+    return course.root / "feedback" / student / ASSIGNMENT / "nb.html"
+
+
+def test_a_merge_puts_the_workers_feedback_and_nbgraders_file_modes_in_place(course):
+    merge(course, graded("ana", 1, 0, "first", feedback="page one"))
+    assert feedback_page(course, "ana").read_text() == "page one"
+    assert oct(folder(course, "ana").joinpath("nb.ipynb").stat().st_mode & 0o777) == "0o444", \
+        "nbgrader makes autograded notebooks read-only; the merged copy must be too"
+    assert oct(feedback_page(course, "ana").with_name("extra.txt").stat().st_mode & 0o777) == "0o640"
+    merge(course, graded("ana", 1, 1, "second", feedback="page two"))  # over read-only files
+    assert feedback_page(course, "ana").read_text() == "page two"
+    assert (folder(course, "ana") / "nb.ipynb").read_text() == "second"
+    merge(course, graded("ana", 0, 0, "third"))  # a worker that made no feedback: the last page stays
+    assert feedback_page(course, "ana").read_text() == "page two"
+    assert sorted(p.name for p in (course.root / "feedback" / "ana").iterdir()) == [ASSIGNMENT]
+
+
+def test_a_merge_that_fails_keeps_the_earlier_feedback(course):
+    merge(course, graded("ana", 1, 0, "first", feedback="page one"))
+    with pytest.raises(MissingEntry):
+        merge(course, graded("ana", 1, 1, "second", grade_names=("q1", "no_such_cell"), feedback="page two"))
+    assert feedback_page(course, "ana").read_text() == "page one"
+    assert (folder(course, "ana") / "nb.ipynb").read_text() == "first"
+    assert sorted(p.name for p in (course.root / "feedback" / "ana").iterdir()) == [ASSIGNMENT]
+    with pytest.raises(MissingEntry):
+        merge(course, graded("ben", 1, 1, grade_names=("q1", "no_such_cell"), feedback="page"))
+    assert not (course.root / "feedback" / "ben" / ASSIGNMENT).exists()
 
 
 def test_resume_counts_only_students_with_grades_and_notebooks(course):
