@@ -140,15 +140,64 @@ class QuestionView:
         self.radio.value = letter
 
 
-def _radio(q: Question, value):
+class _Looks:
+    """The layouts and styles of one quiz's widgets, one of each kind, shared by all of them.
+
+    Each Layout and style is a widget of its own (a comm the kernel opens and the page or the
+    grader must handle): made per widget, as ipywidgets does by default, a quiz of 15
+    questions opened about 200 of them. CSS classes are given when a widget is made
+    (`_dom_classes`), not added after, which would send one update message each."""
+
+    # each made on first use: a quiz without buttons opens no ButtonStyle
+    @functools.cached_property
+    def plain(self):
+        import ipywidgets as w
+
+        return w.Layout()
+
+    @functools.cached_property
+    def full_width(self):
+        import ipywidgets as w
+
+        return w.Layout(width="auto")
+
+    @functools.cached_property
+    def question(self):
+        import ipywidgets as w
+
+        return w.Layout(margin="0 0 16px 0")
+
+    @functools.cached_property
+    def html(self):
+        from ipywidgets.widgets.widget_string import HTMLStyle  # not exported by ipywidgets 8
+
+        return HTMLStyle()
+
+    @functools.cached_property
+    def options(self):
+        from ipywidgets.widgets.widget_description import DescriptionStyle  # nor is this
+
+        return DescriptionStyle(description_width="0px")
+
+    @functools.cached_property
+    def button(self):
+        import ipywidgets as w
+
+        return w.ButtonStyle()
+
+    def html_widget(self, value: str = "", *classes: str):
+        import ipywidgets as w
+
+        return w.HTML(value, layout=self.plain, style=self.html, _dom_classes=classes)
+
+
+def _radio(q: Question, value, looks: _Looks):
     import ipywidgets as w
 
-    radio = w.RadioButtons(
+    return w.RadioButtons(
         options=[(f"{letter}. {_plain(text)}", letter) for letter, text in zip(LETTERS, q.options)],
-        value=value, layout=w.Layout(width="auto"), style={"description_width": "0px"},
+        value=value, layout=looks.full_width, style=looks.options, _dom_classes=("course-quiz-options",),
     )
-    radio.add_class("course-quiz-options")
-    return radio
 
 
 # ipywidgets gives every radio label one fixed line's height, so a long option that wraps
@@ -214,10 +263,10 @@ A11Y_SCRIPT = """(function () {
 })();"""
 
 
-def _styled(children: list):
+def _styled(children: list, looks: _Looks):
     import ipywidgets as w
 
-    return w.VBox([w.HTML(OPTION_STYLE), *children])
+    return w.VBox([looks.html_widget(OPTION_STYLE), *children], layout=looks.plain)
 
 
 def _show(widget) -> None:
@@ -236,21 +285,10 @@ def _header(q: Question, kind: str) -> str:
             f"<p>{_inline(q.prompt)}</p>")
 
 
-def _question_box(children: list):
+def _question_box(children: list, looks: _Looks):
     import ipywidgets as w
 
-    box = w.VBox(children, layout=w.Layout(margin="0 0 16px 0"))
-    box.add_class("course-quiz-question")
-    return box
-
-
-def _html(value: str = "", *classes: str):
-    import ipywidgets as w
-
-    widget = w.HTML(value)
-    for name in classes:
-        widget.add_class(name)
-    return widget
+    return w.VBox(children, layout=looks.question, _dom_classes=("course-quiz-question",))
 
 
 HINT = "<details class='course-quiz-hint'><summary>Hint</summary><p>{hint}</p></details>"
@@ -281,17 +319,19 @@ def practice_feedback(q: Question, letter: str | None) -> str:
     return "".join(parts)
 
 
-def build_practice(kind: str = "practice") -> list[QuestionView]:
+def build_practice(kind: str = "practice", looks: _Looks | None = None) -> list[QuestionView]:
     """Questions with instant feedback: the practice quiz, or an optional extension set of
     the same format ("server": server-side pool sizing, shown in notebooks/postgres.ipynb)."""
     import ipywidgets as w
 
+    looks = looks or _Looks()
     views = []
     for q in load(kind):
-        radio = _radio(q, None)
-        hint = w.HTML(HINT.format(hint=_inline(q.hint)))  # a native disclosure: keyboard and screen readers know it
-        check = w.Button(description="Check", button_style="primary", tooltip=f"Check your answer to practice question {q.number}")
-        feedback = _html("", "course-quiz-live", "course-quiz-feedback")  # a live region (A11Y_SCRIPT)
+        radio = _radio(q, None, looks)
+        hint = looks.html_widget(HINT.format(hint=_inline(q.hint)))  # a native disclosure: keyboard and screen readers know it
+        check = w.Button(description="Check", button_style="primary", tooltip=f"Check your answer to practice question {q.number}",
+                         layout=looks.plain, style=looks.button)
+        feedback = looks.html_widget("", "course-quiz-live", "course-quiz-feedback")  # a live region (A11Y_SCRIPT)
 
         def on_check(_button, q=q, radio=radio, feedback=feedback):
             feedback.value = practice_feedback(q, radio.value)
@@ -301,13 +341,14 @@ def build_practice(kind: str = "practice") -> list[QuestionView]:
 
         check.on_click(on_check)
         radio.observe(on_change, names="value")
-        box = _question_box([_html(_header(q, kind), "course-quiz-header"), radio, hint, check, feedback])
+        box = _question_box([looks.html_widget(_header(q, kind), "course-quiz-header"), radio, hint, check, feedback], looks)
         views.append(QuestionView(q, radio, feedback, box, check, feedback))
     return views
 
 
-def build_test(path: str = ANSWERS_FILE) -> tuple[list[QuestionView], str]:
+def build_test(path: str = ANSWERS_FILE, looks: _Looks | None = None) -> tuple[list[QuestionView], str]:
     """The graded quiz, showing any choices already saved. Rendering never writes the file."""
+    looks = looks or _Looks()
     notice = ""
     try:
         saved = read_answers(path)
@@ -316,9 +357,9 @@ def build_test(path: str = ANSWERS_FILE) -> tuple[list[QuestionView], str]:
         notice = f"{exc}: your next choice starts a new file (the old one is kept as {path}.unreadable)."
     views = []
     for q in load("test"):
-        radio = _radio(q, saved.get(q.id))
-        status = _html("<i>answer saved</i>" if q.id in saved else "<i>not answered yet</i>",
-                       "course-quiz-live", "course-quiz-status")  # a live region (A11Y_SCRIPT)
+        radio = _radio(q, saved.get(q.id), looks)
+        status = looks.html_widget("<i>answer saved</i>" if q.id in saved else "<i>not answered yet</i>",
+                                   "course-quiz-live", "course-quiz-status")  # a live region (A11Y_SCRIPT)
 
         def on_change(change, q=q, status=status):
             if change["new"] is None:
@@ -330,21 +371,21 @@ def build_test(path: str = ANSWERS_FILE) -> tuple[list[QuestionView], str]:
                 status.value = f"<b>could not save this answer</b> ({exc}): check that the notebook's folder is writable."
 
         radio.observe(on_change, names="value")
-        box = _question_box([_html(_header(q, "test"), "course-quiz-header"), radio, status])
+        box = _question_box([looks.html_widget(_header(q, "test"), "course-quiz-header"), radio, status], looks)
         views.append(QuestionView(q, radio, status, box))
     return views, notice
 
 
 def show_practice(kind: str = "practice") -> None:
-    _show(_styled([v.box for v in build_practice(kind)]))
+    looks = _Looks()
+    _show(_styled([v.box for v in build_practice(kind, looks)], looks))
 
 
 def show_test() -> None:
-    import ipywidgets as w
-
-    views, notice = build_test()
-    header = [w.HTML(f"<p><b>{html.escape(notice)}</b></p>")] if notice else []
-    _show(_styled(header + [v.box for v in views]))
+    looks = _Looks()
+    views, notice = build_test(looks=looks)
+    header = [looks.html_widget(f"<p><b>{html.escape(notice)}</b></p>")] if notice else []
+    _show(_styled(header + [v.box for v in views], looks))
 
 
 # -------------------------------------------------------------------------------- grading

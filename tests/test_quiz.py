@@ -203,6 +203,32 @@ def test_show_displays_the_script_with_an_empty_text_fallback(monkeypatch):
     assert len(widget.children) == 1 + 5
 
 
+def _tree(widget) -> list:
+    return [widget] + [w for child in getattr(widget, "children", ()) for w in _tree(child)]
+
+
+@pytest.mark.parametrize("show", [quiz.show_practice, quiz.show_test])
+def test_a_quiz_opens_one_layout_and_style_of_each_kind_and_sends_no_update(monkeypatch, show):
+    """Every Layout and style is a widget (a comm the kernel opens, the page renders and the
+    grader handles): a quiz shares one of each kind, and gives CSS classes when a widget is
+    made rather than after (each addition after is an update message)."""
+    from ipywidgets import Widget
+    from ipywidgets.widgets.widget import _instances
+
+    shown, sent = [], []
+    monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append(obj))
+    monkeypatch.setattr(Widget, "send_state", lambda self, key=None: sent.append((type(self).__name__, key)))
+    before = set(_instances)
+    show()
+    made = [_instances[k] for k in set(_instances) - before]
+    tree = _tree(shown[-1])
+    layouts = {id(w.layout) for w in tree}
+    styles = {id(w.style) for w in tree if hasattr(w, "style")}
+    assert len(layouts) <= 3 and len(styles) <= 3, (len(layouts), len(styles))
+    assert len(made) == len(tree) + len(layouts) + len(styles), "every widget made is in the quiz, or shared"
+    assert sent == [], f"widgets changed after they were made: {sent[:5]}"
+
+
 @pytest.mark.parametrize("content, words", [
     (None, "quiz_answers.json is missing"),
     ("not json", "not readable JSON"),
