@@ -127,12 +127,44 @@ def _no_interrupt():
             raise KeyboardInterrupt
 
 
-def merge(course: Course, graded: Graded) -> None:
+@contextlib.contextmanager
+def course_gradebook(course: Course):
+    """The course gradebook, open for all of a run's merges: one SQLAlchemy engine, so each of
+    nbgrader's queries is compiled once per run rather than once per merge."""
+    from nbgrader.api import Gradebook
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy warnings
+        gradebook = Gradebook(f"sqlite:///{course.gradebook}")
+    try:
+        yield gradebook
+    finally:
+        gradebook.close()
+
+
+def _set_rows(dst, course: Course, graded: Graded) -> None:
+    """Give the student's fresh submission rows in the course gradebook the worker's values."""
+    student, rows = graded.student, graded.rows
+    for nb in rows["notebooks"]:
+        target = dst.find_submission_notebook(nb["name"], course.assignment, student)
+        target.flagged = nb["flagged"] or bool(graded.tampering)
+        target.late_submission_penalty = nb["late_submission_penalty"]
+        for grade in nb["grades"]:
+            mine = dst.find_grade(grade["name"], nb["name"], course.assignment, student)
+            for key in ("auto_score", "manual_score", "extra_credit", "needs_manual_grade"):
+                setattr(mine, key, grade[key])
+        for comment in nb["comments"]:
+            mine = dst.find_comment(comment["name"], nb["name"], course.assignment, student)
+            mine.auto_comment, mine.manual_comment = comment["auto_comment"], comment["manual_comment"]
+
+
+def merge(course: Course, graded: Graded, gradebook=None) -> None:
     """Put one graded submission into the course, whole or not at all: its autograded folder
     (and its feedback folder, when the worker made it) is written beside the old one, its
     gradebook rows replace the student's earlier ones in one transaction, the folders are
-    swapped in, then the transaction is committed."""
-    from nbgrader.api import Gradebook, MissingEntry
+    swapped in, then the transaction is committed. `gradebook`: the course gradebook already
+    open (`course_gradebook`), else it is opened for this merge."""
+    from nbgrader.api import MissingEntry
 
     rows, student = graded.rows, graded.student
     trees = [(course.root / "autograded" / student / course.assignment, graded.files, graded.modes)]
@@ -147,8 +179,9 @@ def merge(course: Course, graded: Graded) -> None:
                 shutil.rmtree(partial, ignore_errors=True)
                 partial.mkdir(parents=True)
                 write_files(partial, files, modes)
-            with warnings.catch_warnings(), Gradebook(f"sqlite:///{course.gradebook}") as dst:
+            with warnings.catch_warnings(), contextlib.ExitStack() as opened:
                 warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy autoflush warnings
+                dst = gradebook if gradebook is not None else opened.enter_context(course_gradebook(course))
                 commit = dst.db.commit
                 dst.db.commit = dst.db.flush  # nbgrader's calls commit each step: hold them in one transaction
                 try:
@@ -159,17 +192,8 @@ def merge(course: Course, graded: Graded) -> None:
                         pass
                     dst.add_submission(course.assignment, student, timestamp=rows["timestamp"],
                                        extension=rows["extension"])
-                    for nb in rows["notebooks"]:
-                        target = dst.find_submission_notebook(nb["name"], course.assignment, student)
-                        target.flagged = nb["flagged"] or bool(graded.tampering)
-                        target.late_submission_penalty = nb["late_submission_penalty"]
-                        for grade in nb["grades"]:
-                            mine = dst.find_grade(grade["name"], nb["name"], course.assignment, student)
-                            for key in ("auto_score", "manual_score", "extra_credit", "needs_manual_grade"):
-                                setattr(mine, key, grade[key])
-                        for comment in nb["comments"]:
-                            mine = dst.find_comment(comment["name"], nb["name"], course.assignment, student)
-                            mine.auto_comment, mine.manual_comment = comment["auto_comment"], comment["manual_comment"]
+                    with dst.db.no_autoflush:  # the changes are flushed once below, not before each lookup
+                        _set_rows(dst, course, graded)
                     dst.db.flush()
                     for out, partial, old in places:
                         if out.exists():
@@ -317,29 +341,30 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
                 return max(IN_FLIGHT_PER_THREAD * sum(client.nthreads().values()), MIN_IN_FLIGHT) - running.count()
 
             send(room())
-            for future in running:
-                student = owner.pop(future.key)
-                try:
-                    o = future.result()
-                except (CancelledError, Exception) as exc:  # noqa: BLE001
-                    if _scheduler_lost(client, exc):
-                        raise Stopped(lost, outcomes) from None
-                    o = Graded(student, note=f"could not grade: {type(exc).__name__}: {exc}"[:300])
-                future.release()
-                if o.status == "graded":
+            with course_gradebook(course) as gradebook:  # closed before nbgrader's steps read it
+                for future in running:
+                    student = owner.pop(future.key)
                     try:
-                        merge(course, o)
-                    except KeyboardInterrupt:
-                        outcomes[student] = o
-                        raise
-                    except Exception as exc:  # noqa: BLE001
-                        o.status, o.note = "failed", f"could not record the grades: {type(exc).__name__}: {exc}"[:300]
-                made = o.feedback is not None
-                o.files, o.modes, o.rows, o.log = {}, {}, None, ""  # merged: keep only what the report shows
-                o.feedback, o.feedback_modes = ({} if made else None), {}
-                outcomes[student] = o
-                progress.update(o)
-                send(room())
+                        o = future.result()
+                    except (CancelledError, Exception) as exc:  # noqa: BLE001
+                        if _scheduler_lost(client, exc):
+                            raise Stopped(lost, outcomes) from None
+                        o = Graded(student, note=f"could not grade: {type(exc).__name__}: {exc}"[:300])
+                    future.release()
+                    if o.status == "graded":
+                        try:
+                            merge(course, o, gradebook)
+                        except KeyboardInterrupt:
+                            outcomes[student] = o
+                            raise
+                        except Exception as exc:  # noqa: BLE001
+                            o.status, o.note = "failed", f"could not record the grades: {type(exc).__name__}: {exc}"[:300]
+                    made = o.feedback is not None
+                    o.files, o.modes, o.rows, o.log = {}, {}, None, ""  # merged: keep only what the report shows
+                    o.feedback, o.feedback_modes = ({} if made else None), {}
+                    outcomes[student] = o
+                    progress.update(o)
+                    send(room())
             if all_merged is not None:
                 all_merged(outcomes)
     except KeyboardInterrupt:

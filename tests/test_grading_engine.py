@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook, MissingEntry
 
-from course_grade.grading import REPORT_FILE, Course, Progress, _write_report, already_graded, merge
+from course_grade.grading import REPORT_FILE, Course, Progress, _write_report, already_graded, course_gradebook, merge
 from course_grade.task import Graded, write_files
 
 ASSIGNMENT = "hw"
@@ -79,6 +79,21 @@ def test_a_merge_that_fails_changes_nothing(course):
     with pytest.raises(MissingEntry):
         merge(course, graded("ben", 1, 1, grade_names=("q1", "no_such_cell")))
     assert "ben" not in scores(course) and not (course.root / "autograded" / "ben" / ASSIGNMENT).exists()
+
+
+def test_merges_into_one_open_gradebook_commit_each_and_survive_a_failed_one(course):
+    """The command keeps the gradebook open for the run: each merge is still its own
+    transaction, visible to other readers at once, and one that fails leaves it usable."""
+    with course_gradebook(course) as gradebook:
+        merge(course, graded("ana", 1, 0, "first"), gradebook)
+        assert scores(course) == {"ana": 1}, "committed when the merge returns"
+        with pytest.raises(MissingEntry):
+            merge(course, graded("ana", 1, 1, "second", grade_names=("q1", "no_such_cell")), gradebook)
+        merge(course, graded("ben", 1, 1), gradebook)
+        merge(course, graded("ana", 0, 1, "third"), gradebook)
+        assert scores(course) == {"ana": 1, "ben": 2}
+    assert (folder(course, "ana") / "nb.ipynb").read_text() == "third"
+    assert already_graded(course) == {"ana", "ben"}
 
 
 def feedback_page(course: Course, student: str) -> Path:
