@@ -182,6 +182,27 @@ def test_each_kernel_serves_one_notebook(tmp_path, spare):
     assert kernels[0] != kernels[1]
 
 
+def test_stopping_a_used_kernel_never_waits_to_send_it_anything(tmp_path, spare, monkeypatch):
+    """Its kernel has ended when the manager's sockets close: what they have not sent (the
+    shutdown's interrupt on the control socket) is dropped, linger 0, not waited for
+    (jupyter_client's cleanup would wait 0.1 s for it, after every submission)."""
+    import zmq
+
+    used = spare.km
+    closed = []
+    close = zmq.Socket.close
+
+    def recording(self, linger=None):
+        if not self.closed and self.context is used.context:
+            closed.append(self.linger if linger is None else linger)
+        return close(self, linger=linger)
+
+    monkeypatch.setattr(zmq.Socket, "close", recording)
+    run(pooled(spare), tmp_path)
+    assert used.context.closed, "the used kernel's sockets are closed"
+    assert closed and not any(closed), f"the ended kernel's sockets were closed with a linger (ms): {closed}"
+
+
 def test_a_dead_spare_is_replaced_by_a_fresh_kernel(tmp_path, spare):
     """A spare kernel that died while waiting is not used: the notebook runs in a new kernel."""
     dead, dead_file = spare.km.provisioner.process.pid, spare.km.connection_file
