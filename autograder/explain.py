@@ -205,7 +205,25 @@ AT_REQUEST: list[Mistake] = [
             lambda c: c.says("async_generator", "'async_generator' object"),
             "`Depends(get_connection())` calls the dependency yourself: pass the function itself, "
             "`Depends(get_connection)`, and FastAPI calls it for every request."),
+    Mistake("sync_engine_at_request", lambda c: c.named("MissingGreenlet") and not c.through("sqlalchemy/ext/asyncio"),
+            "the connection came from a synchronous engine (made by `create_engine`), which cannot run queries "
+            "inside async code (MissingGreenlet): make `engine` with `create_async_engine` from "
+            "sqlalchemy.ext.asyncio (step 3) and take connections with `async with engine.connect() as conn:`."),
+    Mistake("name_not_defined_at_request", lambda c: c.any(NameError) and _missing_name(c) is not None,
+            lambda c: _name_at_request(c)),
 ]
+
+
+def _name_at_request(c: Clue) -> str:
+    name = _missing_name(c) or "?"
+    if name in ("DATABASE_URL", "POOL_SIZE", "engine"):
+        earlier = {"DATABASE_URL": 1, "POOL_SIZE": 2, "engine": 3}[name]
+        return (f"`{name}` was not defined when GET /items ran: run your step {earlier} cell until it runs without "
+                "an error, then the cells after it again.")
+    if name in IMPORTS:
+        return f"`{name}` is not defined where your route or `get_connection` uses it: import it, `{IMPORTS[name]}`, and run that cell again."
+    return (f"`{name}` is not defined where your route or `get_connection` uses it: check its spelling "
+            "(Python is case-sensitive) and run that cell again.")
 
 
 def _sa_timeout():
@@ -214,14 +232,37 @@ def _sa_timeout():
     return PoolTimeout
 
 
-def at_request(exc: BaseException) -> str:
-    """One sentence for an error raised while the app answered GET /items."""
+def named_at_request(exc: BaseException) -> str | None:
+    """The sentence of the named mistake an error raised while the app answered GET /items
+    shows, or None when it is none of them."""
     c = clue(exc)
     for mistake in AT_REQUEST:
         if mistake.matches(c):
             return mistake.say(c)
-    return (f"GET /items failed with {raw(exc)}: run your cell that calls /items to see the whole error, "
-            "and compare your route and `get_connection` with the hint of step 4.")
+    return None
+
+
+def at_request(exc: BaseException) -> str:
+    """One sentence for an error raised while the app answered GET /items."""
+    return named_at_request(exc) or (
+        f"GET /items failed with {raw(exc)}: run your cell that calls /items to see the whole error, "
+        "and compare your route and `get_connection` with the hint of step 4.")
+
+
+class RequestFailed(Exception):
+    """GET /items failed inside the student's app with a named mistake: the message says what
+    is wrong and how to fix it, then the raw error."""
+
+
+def request_failed(exc: BaseException):
+    """For the lesson's cell that calls GET /items: raise a named mistake as RequestFailed, one
+    sentence and the raw error, without the framework's frames in between (httpx, Starlette,
+    FastAPI: forty and more, none of them the student's); any other error is raised again
+    whole, every frame shown."""
+    said = named_at_request(exc)
+    if said is None:
+        raise exc
+    raise RequestFailed(f"GET /items failed: {said} ({raw(exc)})") from None
 
 
 # ------------------------------------------------------------------- errors in a step cell

@@ -308,6 +308,23 @@ async def get_connection():
     Mistake("returns_result_object", 4, step4(route(returns="result")), each(REQUESTS, ".all()")),
     Mistake("returns_a_dict", 4, step4(route(returns='{"items": [dict(row) for row in result.mappings()]}')),
             each(REQUESTS, "list")),
+    Mistake("engine_name_typo_in_dependency", 4, step4(dependency='''
+
+async def get_connection():
+    async with engin.connect() as conn:
+        yield conn
+'''), each(REQUESTS, "`engin` is not defined"), note="a name the dependency uses at request time only"),
+    Mistake("sync_engine_made_in_step4", 4, step4(dependency='''
+
+from sqlalchemy import create_engine
+
+sync_engine = create_engine(DATABASE_URL)
+
+
+async def get_connection():
+    async with sync_engine.connect() as conn:
+        yield conn
+'''), each(REQUESTS, "create_async_engine"), note="MissingGreenlet: a synchronous engine with the async driver"),
     Mistake("asyncio_run_in_step_cell", 4, {STEP4: step4()[STEP4] + '''
 
 

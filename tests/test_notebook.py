@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 
@@ -160,3 +161,45 @@ def test_progress_of_a_half_done_notebook(tmp_path):
     assert _panel(cells["progress_show"]) == "Progress: 2/4 steps done. Next: step 3, the pooled async engine."
     html = cells["progress_show_again"].outputs[0].data["text/html"]
     assert html.count("course-progress-done") == 2 and html.count("course-progress-next") == 1
+
+
+def _step4_with(dependency: str, route_body: str = "result = await conn.execute(text(\"SELECT * FROM items\"))\n"
+                "    return result.mappings().all()") -> str:
+    return f'''
+from fastapi import Depends, FastAPI
+from sqlalchemy import text
+
+app = FastAPI()
+{dependency}
+
+@app.get("/items")
+async def read_items(conn=Depends(get_connection)):
+    {route_body}
+'''
+
+
+@pytest.mark.parametrize("dependency, route_body, shown, hidden", [
+    ("async def get_connection():\n    async with engine.connect() as conn:\n        return conn\n", None,
+     ("RequestFailed: GET /items failed", "closed connection", "`yield conn`", "ResourceClosedError: This Connection is closed"),
+     ("starlette", "fastapi/routing.py", "httpx/_client.py")),
+    ("async def get_connection():\n    async with engin.connect() as conn:\n        yield conn\n", None,
+     ("RequestFailed: GET /items failed", "`engin` is not defined", "NameError: name 'engin' is not defined"),
+     ("starlette", "fastapi/routing.py")),
+    ("async def get_connection():\n    async with engine.connect() as conn:\n        yield conn\n",
+     "return 1 / 0",  # a mistake the lesson does not name: shown whole, every frame
+     ("ZeroDivisionError: division by zero", "starlette", "1 / 0"), ("RequestFailed:",)),
+], ids=["closed connection", "name not defined", "not a named mistake"])
+def test_the_request_cell_names_a_common_mistake_in_one_sentence(tmp_path, dependency, route_body, shown, hidden):
+    """The lesson's cell that calls GET /items: for a named mistake, one sentence and the raw
+    error, without the forty frames of httpx, Starlette and FastAPI; any other error whole."""
+    from course import solutions, student_notebook
+
+    answers = dict(solutions())
+    answers["step4_app_solution"] = _step4_with(dependency, *([route_body] if route_body else []))
+    cells = execute(student_notebook(answers), tmp_path)
+    (error,) = [o for o in cells["step4_call_items"].outputs if o.output_type == "error"]
+    text = re.sub(r"\x1b\[[0-9;]*m", "", f"{error.ename}: {error.evalue}\n" + "\n".join(error.traceback))
+    for words in shown:
+        assert words in text, f"{words!r} not shown:\n{text[-3000:]}"
+    for words in hidden:
+        assert words not in text, f"{words!r} shown:\n{text[-3000:]}"

@@ -51,7 +51,7 @@ def test_every_correct_variant_mistake_and_the_solution_pass_unflagged():
 def test_the_notebooks_own_unlocked_cells_pass():
     nb = nbformat.read(RELEASE_NB, as_version=4)
     unlocked = [c.source for c in nb.cells if c.cell_type == "code" and not c.metadata.get("nbgrader", {}).get("locked")]
-    assert len(unlocked) >= 6
+    assert len(unlocked) >= 5  # the four solution cells and the pool exploration
     assert [tamper.analyse(code) for code in unlocked if tamper.analyse(code)] == []
 
 

@@ -421,12 +421,22 @@ kernel. The cell uses `await` at the top level because the notebook already runs
 loop (`asyncio.run()` would fail here). Then it reads the pool: `engine.pool.checkedout()`
 counts connections lent out, `engine.pool.checkedin()` those idle in the pool. Once a
 request is done, a connection still checked out is a leak.
+
+If the request fails inside your app, the error passes through dozens of httpx, Starlette
+and FastAPI frames before it reaches you. For a common mistake, `request_failed` says in one
+sentence what is wrong and how to fix it, followed by the original error; any other error is
+shown whole.
 """),
-    plain("step4_call_items", '''
+    readonly("step4_call_items", '''
+# Read-only: run it to call your app (nbgrader restores this cell when it grades).
 import httpx
+from autograder.explain import request_failed
 
 async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lesson") as client:
-    response = await client.get("/items")
+    try:
+        response = await client.get("/items")
+    except Exception as error:
+        request_failed(error)  # a common mistake in one sentence; any other error in full
 
 print("status:", response.status_code)
 print("checked out:", engine.pool.checkedout())  # healthy after a request: 0
