@@ -6,7 +6,8 @@ Run on demand (not part of the test suite):
 
 From one run on the same N submissions (the gallery's honest kinds from tests/submissions.py,
 repeated: correct variants, wrong ones, quiz cases):
-  1. class wall time, grading only (autograded notebooks, gradebook; the command runs with
+  1. class wall time, grading only (best of `--rounds` alternating runs of sequential nbgrader
+     and the Dask command, each round's figure printed too) (autograded notebooks, gradebook; the command runs with
      `--no-feedback`): stock sequential `nbgrader autograde`; the grading command as it was
      before Dask (its code taken from git revision REV, default the last one before the move,
      with its hand-written worker pool); `course-grade grade --jobs J` on its LocalCluster;
@@ -152,6 +153,8 @@ def main() -> None:
     parser.add_argument("--baseline", default=BASELINE, help="git revision of the previous grading command")
     parser.add_argument("--sandbox", action="store_true", help="also compare with and without the sandbox")
     parser.add_argument("--sandbox-only", action="store_true", help="only the sandbox / no-sandbox comparison")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="alternating runs of sequential nbgrader and the Dask command (best of each is shown)")
     parser.add_argument("--quick", action="store_true",
                         help="only sequential nbgrader and the Dask command (e.g. with more submissions: fixed costs amortised)")
     args = parser.parse_args()
@@ -175,23 +178,31 @@ def main() -> None:
         n = len(students)
 
         wall = {}
-        done, wall["sequential"] = autograde(courses["sequential"])
-        assert done.returncode == 0, done.stderr[-2000:]
+        # the two headline runs alternate, `--rounds` times (the same regrading each time): this
+        # machine's speed drifts by 10% from minute to minute, and each figure is its best round
+        rounds: dict[str, list[float]] = {"sequential": [], "dask": []}
+        for _ in range(args.rounds):
+            done, seconds = autograde(courses["sequential"])
+            assert done.returncode == 0, done.stderr[-2000:]
+            rounds["sequential"].append(seconds)
+            rounds["dask"].append(command(courses["dask"], args.jobs))
+        wall["sequential"], wall["dask"] = min(rounds["sequential"]), min(rounds["dask"])
         start = time.perf_counter()
         done = subprocess.run([str(BIN / "nbgrader"), "generate_feedback", ASSIGNMENT, "--force"],
                               cwd=courses["sequential"], env=tool_env(), capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]
-        wall["sequential feedback"] = wall["sequential"] + time.perf_counter() - start
+        wall["sequential feedback"] = rounds["sequential"][-1] + time.perf_counter() - start
         if not args.quick:
             wall["previous"] = command(courses["previous"], args.jobs, PYTHONPATH=str(previous))
-        wall["dask"] = command(courses["dask"], args.jobs)
         wall["dask feedback"] = command(courses["dask feedback"], args.jobs, feedback=True)
         if not args.quick:
             wall["dask one worker"] = command(courses["dask one worker"], 1)
         reference = scores(courses["sequential"], students)
         identical = all(scores(courses[w], students) == reference for w in ways[1:])
+        spread = "; ".join(f"{way}: " + ", ".join(f"{t:.1f}s" for t in times) for way, times in rounds.items())
         if args.quick:
             print(f"{n} submissions, {args.jobs} jobs, {os.cpu_count()} cores; scores identical: {identical}")
+            print(f"rounds ({spread}); best of each below")
             for way, label in (("sequential", "sequential nbgrader autograde"),
                                ("dask", f"course-grade grade --jobs {args.jobs} (LocalCluster)")):
                 print(f"{label:<52} {wall[way]:7.1f}s {wall[way] / n:8.2f}s {wall['sequential'] / wall[way]:8.2f}x")
@@ -206,7 +217,8 @@ def main() -> None:
         floor = sum(alone[k] * c for k, c in kinds.items()) / n
 
     print(f"{n} submissions ({len(kinds)} different notebooks), {args.jobs} jobs, {os.cpu_count()} cores, "
-          f"{len(graded_cells())} graded cells each; scores identical in all four runs: {identical}")
+          f"{len(graded_cells())} graded cells each; scores identical in all runs: {identical}")
+    print(f"alternating rounds ({spread}); best of each below")
     print(f"\n{'class wall time':<52} {'total':>8} {'per sub.':>9} {'speed-up':>9}")
     for way, label in (("sequential", "sequential nbgrader autograde"),
                        ("previous", f"previous command ({args.baseline}) --jobs {args.jobs}"),
