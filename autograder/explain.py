@@ -216,8 +216,8 @@ AT_REQUEST: list[Mistake] = [
 
 def _name_at_request(c: Clue) -> str:
     name = _missing_name(c) or "?"
-    if name in ("DATABASE_URL", "POOL_SIZE", "engine"):
-        earlier = {"DATABASE_URL": 1, "POOL_SIZE": 2, "engine": 3}[name]
+    if name in DEFINED_IN_STEP:
+        earlier = DEFINED_IN_STEP[name]
         return (f"`{name}` was not defined when GET /items ran: run your step {earlier} cell until it runs without "
                 "an error, then the cells after it again.")
     if name in IMPORTS:
@@ -281,6 +281,9 @@ IMPORTS = {
 }
 
 
+DEFINED_IN_STEP = {"DATABASE_URL": 1, "POOL_SIZE": 2, "engine": 3}  # the names the lesson's steps define
+
+
 def _missing_name(c: Clue) -> str | None:
     found = re.search(r"name '(\w+)' is not defined", c.text)
     return found.group(1) if found else None
@@ -295,8 +298,8 @@ def _name_error(c: Clue) -> str:
     if c.source and re.search(rf"^\s*(async\s+def|def|class)\s+{name}\b|^\s*{name}\s*=", c.source, re.M):
         return (f"`{name}` was used before your step {c.step} cell defined it: Python runs a cell from top to "
                 f"bottom, so define `{name}` above the code that uses it (the dependency above the route).")
-    if name in ("DATABASE_URL", "POOL_SIZE", "engine") and c.step > 1:
-        earlier = {"DATABASE_URL": 1, "POOL_SIZE": 2, "engine": 3}[name]
+    if name in DEFINED_IN_STEP and c.step > 1:
+        earlier = DEFINED_IN_STEP[name]
         return f"`{name}` was not defined when your step {c.step} cell ran: run the step {earlier} cell first, then this one."
     return f"`{name}` is not defined in your step {c.step} cell: check its spelling (Python is case-sensitive)."
 

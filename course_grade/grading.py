@@ -471,7 +471,7 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
     rows = [outcomes[s] for s in students]
     failures = sum(o.status != "graded" for o in rows)
 
-    if not finishing.started:  # stopped (feedback waits for a complete run), or nobody to grade
+    if not finishing.started:  # stopped (merged students have their workers' pages; no fallback feedback), or nobody to grade
         finishing.start(_nbgrader_steps(course, rows, feedback and stopped is None))
 
     analysis = None

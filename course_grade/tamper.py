@@ -58,6 +58,11 @@ ALLOWED_MODULES = {
     "pathlib": "Path('test.db') in a URL (paths are checked as for open())",
 }
 
+# Names a cell may import from the lesson's own package, exactly so (`from M import NAME`): what
+# the lesson's read-only cells use, which a student may copy into a cell of their own. Nothing
+# else of `autograder` (its checks, their state) is importable.
+LESSON_IMPORTS = {"autograder.explain": {"request_failed"}}
+
 # Restricted modules: only these attributes (and the names `from M import ...` may take).
 MODULE_ALLOWS = {
     "os": {"environ", "getenv", "path", "getcwd", "sep", "linesep", "pathsep", "curdir", "name", "cpu_count"},
@@ -229,6 +234,10 @@ class _Visitor(ast.NodeVisitor):
         module = node.module or ""
         if node.level:
             self.flag(node, f"from {'.' * node.level}{module} import ...", "a relative import (there is no package here)")
+            return
+        if module in LESSON_IMPORTS and all(a.name in LESSON_IMPORTS[module] for a in node.names):
+            for alias in node.names:
+                self._binds(node, alias.asname or alias.name)
             return
         if self._check_module(node, module):
             root, *rest = module.split(".")

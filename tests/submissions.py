@@ -345,7 +345,18 @@ def _lookalikes() -> list[Submission]:
             "help_on_a_name": STEP2, "decimal_and_dataclass": STEP2, "sqlalchemy_inspect_and_event": STEP3,
             "sqlite_peek": STEP1, "super_init": STEP2}
     assert set(cell) == set(HONEST)
-    return [Submission(f"honest_{name}", {cell[name]: code}) for name, code in HONEST.items()]
+    return [Submission(f"honest_{name}", {cell[name]: code}) for name, code in HONEST.items()] + [
+        # the lesson's read-only cell that calls GET /items, copied under the student's route
+        Submission("honest_copied_request_cell", {STEP4: solutions()[STEP4] + "\n\n" + _lesson_cell("step4_call_items")}),
+    ]
+
+
+def _lesson_cell(cell_id: str) -> str:
+    import nbformat
+
+    from course import RELEASE_NB
+
+    return next(c.source for c in nbformat.read(RELEASE_NB, as_version=4).cells if c.id == cell_id)
 
 
 HONEST_LOOKALIKES = _lookalikes()

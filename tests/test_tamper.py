@@ -48,11 +48,30 @@ def test_every_correct_variant_mistake_and_the_solution_pass_unflagged():
     assert len(cells) > 40
 
 
-def test_the_notebooks_own_unlocked_cells_pass():
+# read-only lesson cells that run code a student may copy into a cell of their own (to call
+# GET /items again after a fix, to rerun the demo); the others show the course's own panels
+COPYABLE = ("step4_call_items", "step4_demo_return_mistake")
+
+
+def test_the_notebooks_own_cells_pass_in_a_students_cell():
+    """Its unlocked cells, and the read-only lesson cells a student may copy."""
     nb = nbformat.read(RELEASE_NB, as_version=4)
-    unlocked = [c.source for c in nb.cells if c.cell_type == "code" and not c.metadata.get("nbgrader", {}).get("locked")]
-    assert len(unlocked) >= 5  # the four solution cells and the pool exploration
-    assert [tamper.analyse(code) for code in unlocked if tamper.analyse(code)] == []
+    copyable = {c.id: c.source for c in nb.cells if c.cell_type == "code"
+                and (c.id in COPYABLE or not c.metadata.get("nbgrader", {}).get("locked"))}
+    assert set(COPYABLE) <= set(copyable) and len(copyable) >= 7  # and the four solution cells, the pool exploration
+    assert {cid: [str(f) for f in tamper.analyse(code)] for cid, code in copyable.items() if tamper.analyse(code)} == {}
+
+
+@pytest.mark.parametrize("code", [
+    "from autograder.explain import request_failed, at_request",
+    "from autograder.explain import clue",
+    "from autograder import explain",
+    "import autograder.explain",
+    "from autograder.checks import step4_connections_returned",
+    "from autograder.explain import *",
+])
+def test_only_the_lessons_own_helper_may_be_imported_from_its_package(code):
+    assert tamper.analyse(code), code
 
 
 def test_the_existing_attack_cells_are_flagged_as_expected():
