@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook, MissingEntry
 
-from course_grade.grading import REPORT_FILE, Course, Progress, _write_report, already_graded, course_gradebook, merge
+from course_grade.grading import (REPORT_FILE, Course, Progress, _nbgrader_steps, _write_report, already_graded,
+                                  course_gradebook, merge)
 from course_grade.task import Graded, write_files
 
 ASSIGNMENT = "hw"
@@ -124,6 +125,17 @@ def test_a_merge_that_fails_keeps_the_earlier_feedback(course):
     with pytest.raises(MissingEntry):
         merge(course, graded("ben", 1, 1, grade_names=("q1", "no_such_cell"), feedback="page"))
     assert not (course.root / "feedback" / "ben" / ASSIGNMENT).exists()
+
+
+def test_nbgrader_makes_only_the_feedback_a_worker_could_not(course):
+    """After grading: `generate_feedback` for each graded student whose worker made no page,
+    then the grades CSV; with --no-feedback, the CSV alone."""
+    rows = [Graded("ana", status="graded", feedback={}), Graded("ben", status="graded"),
+            Graded("cy", note="the kernel died")]
+    steps = _nbgrader_steps(course, rows, feedback=True)
+    assert steps[:-1] == [["generate_feedback", ASSIGNMENT, "--force", "--student=ben"]]
+    assert steps[-1][0] == "export"
+    assert _nbgrader_steps(course, rows, feedback=False) == [steps[-1]]
 
 
 def test_resume_counts_only_students_with_grades_and_notebooks(course):
