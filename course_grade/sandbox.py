@@ -38,6 +38,7 @@ import logging
 import os
 import random
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -109,47 +110,88 @@ def _sandbox_uid(base: int) -> int | None:
     return base + random.SystemRandom().randrange(1_000_000)
 
 
+def _under(path: str, folders) -> bool:
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
+
+
+def _entries(workdir: str) -> list[str]:
+    """The regular files and folders already in the working folder (nbgrader's copy of the
+    submission), never following a link: each is shown read-only inside the sandbox."""
+    found = []
+    for top, dirs, files in os.walk(workdir):
+        for name in dirs + files:
+            path = os.path.join(top, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+                found.append(path)
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(top, d))]
+    return found
+
+
 def bwrap_command(workdir: str, private: str, python: str = sys.executable, *, uid: int | None = None,
                   memory: int = 4 * GIB, processes: int = 512, file_size: int = 100 * MIB,
-                  cpu_seconds: int = 600) -> list[str]:
-    """The command prefix that runs a command in a sandbox with `workdir` (and `private`, the
-    kernel's connection folder) writable. As root (`uid` given) bwrap sets the sandbox up
-    with root's rights and `setpriv` then becomes `uid` with no capabilities; otherwise bwrap
-    runs unprivileged in a user namespace."""
+                  cpu_seconds: int = 600, scratch: int = 256 * MIB) -> list[str]:
+    """The command prefix that runs a command in a sandbox whose working folder is `workdir`
+    and `private` (the kernel's connection folder) writable. As root (`uid` given) bwrap sets
+    the sandbox up with root's rights and `setpriv` then becomes `uid` with no capabilities;
+    otherwise bwrap runs unprivileged in a user namespace.
+
+    The working folder inside is a tmpfs of `scratch` bytes holding the files already there,
+    read-only: what the kernel writes (test.db, links, anything) stays in the sandbox and is
+    gone with it, so nothing the grader later reads or writes on the host was made by the
+    submission. /tmp is another such tmpfs; the address space gets `memory` less both, so
+    the three together stay within `memory`."""
     tools = {name: shutil.which(name) for name in ("bwrap", "prlimit", "setpriv")}
     if tools["bwrap"] is None:
         raise Unavailable("bwrap is not installed (apt-get install bubblewrap)")
     if tools["prlimit"] is None or (uid is not None and tools["setpriv"] is None):
         raise Unavailable("prlimit/setpriv (util-linux) are not installed")
+    if memory <= 2 * scratch:
+        raise ValueError(f"the sandbox's memory ({memory} bytes) must exceed twice its scratch size ({scratch})")
+    workdir, private = os.path.realpath(workdir), os.path.realpath(private)
     cmd = [tools["bwrap"]]
     cmd += ["--unshare-user"] if uid is None else ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     cmd += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--hostname", "sandbox", "--die-with-parent", "--new-session",
-            "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+            "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(scratch), "--tmpfs", "/tmp"]
     for path in SYSTEM:
         if os.path.islink(path):
             cmd += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             cmd += ["--ro-bind", path, path]
-    made: list[str] = list(SYSTEM)  # parents inside /tmp too: bwrap would copy 0700 from the host
+    # Folders that exist inside: host folders bound there (with everything below them) and
+    # folders made here. Any other parent of a mount point is made here, mode 0755: bwrap
+    # would make it itself as root with mode 0700, which the kernel's uid cannot traverse.
+    bound: list[str] = list(SYSTEM)
+    made: list[str] = ["/", "/tmp"]
 
-    def bind(option: str, path: str) -> None:
-        # bwrap copies the modes of the parents it creates (/root is 0700): open them up
-        parents = []
-        parent = os.path.dirname(path)
-        while parent not in ("/", "/tmp") and not any(parent == m or parent.startswith(m + "/") for m in made):
-            parents.append(parent)
+    def parents(path: str) -> None:
+        missing, parent = [], os.path.dirname(path)
+        while parent not in made and not _under(parent, bound):
+            missing.append(parent)
             parent = os.path.dirname(parent)
-        for folder in reversed(parents):
+        for folder in reversed(missing):
             cmd.extend(["--perms", "0755", "--dir", folder])
             made.append(folder)
+
+    def bind(option: str, path: str) -> None:
+        parents(path)
         cmd.extend([option, path, path])
-        made.append(path)
+        bound.append(path)
 
     for path in _readable(python):
-        bind("--ro-bind", path)
-    for path in dict.fromkeys([private, workdir]):
-        bind("--bind", path)
+        if not _under(workdir, [path]) and not _under(private, [path]):  # never a folder holding the course
+            bind("--ro-bind", path)
+    bind("--bind", private)
+    if workdir != private:
+        parents(workdir)
+        cmd.extend(["--perms", "0777", "--size", str(scratch), "--tmpfs", workdir])
+        made.append(workdir)
+        for path in _entries(workdir):
+            if os.path.isdir(path) and not os.path.islink(path):
+                cmd.extend(["--perms", "0777", "--dir", path])
+            else:
+                cmd.extend(["--ro-bind", path, path])
     cmd += ["--chdir", workdir, "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
             # the kernel's parent inside is bwrap's init (pid 1): ipykernel must not watch it
             # (bwrap --die-with-parent ends the sandbox with its parent instead)
@@ -157,7 +199,7 @@ def bwrap_command(workdir: str, private: str, python: str = sys.executable, *, u
     if uid is not None:
         cmd += [tools["setpriv"], f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
                 "--bounding-set=-all", "--"]
-    cmd += [tools["prlimit"], f"--as={memory}", f"--nproc={processes}", f"--fsize={file_size}",
+    cmd += [tools["prlimit"], f"--as={memory - 2 * scratch}", f"--nproc={processes}", f"--fsize={file_size}",
             f"--cpu={cpu_seconds}", "--"]
     return cmd
 
@@ -181,10 +223,13 @@ def _probe() -> str | None:
     if os.environ.get(SWITCH, "").lower() in ("off", "0", "no", "false"):
         return f"{SWITCH}=off"
     private = tempfile.mkdtemp(prefix="sandbox-probe-")
+    work = os.path.join(private, "work")
     uid = _sandbox_uid(UID_BASE)
     try:
+        os.mkdir(work)
         _hand_over(private, uid)
-        cmd = bwrap_command(private, private, uid=uid) + [sys.executable, "-c", "open('ok', 'w')"]
+        cmd = bwrap_command(work, private, uid=uid) + [
+            sys.executable, "-c", f"open('test.db', 'w'); open({os.path.join(private, 'ok')!r}, 'w')"]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd="/")
         if done.returncode or not os.path.exists(os.path.join(private, "ok")):
             return f"bwrap could not start a sandbox ({(done.stderr.strip() or f'exit {done.returncode}')[:160]})"
@@ -221,6 +266,8 @@ class SandboxedKernelManager(AsyncKernelManager):
     processes = Integer(512, config=True, help="RLIMIT_NPROC inside the sandbox (processes and threads).")
     file_size = Integer(100 * MIB, config=True, help="RLIMIT_FSIZE: the largest file a submission can write (bytes).")
     cpu_seconds = Integer(600, config=True, help="RLIMIT_CPU of each process in the sandbox (seconds).")
+    scratch = Integer(256 * MIB, config=True, help="Size of each of the sandbox's two memory-backed folders, /tmp and "
+                      "the working folder (bytes); the address space gets `memory` less both.")
     guard = Bool(True, config=True, help="Install the runtime guard (autograder/guard.py) before the first cell; "
                  "off only to test the sandbox itself.")
     uid_base = Integer(UID_BASE, config=True, help="Grading as root, each sandbox runs as a fresh uid from uid_base to uid_base + 10**6.")
@@ -231,7 +278,6 @@ class SandboxedKernelManager(AsyncKernelManager):
     forked = False  # whether the running kernel was forked from the zygote
     uid: int | None = None  # the uid it runs as (grading as root), else None
     _private: str | None = None
-    _owners: dict  # folder handed to the sandbox's uid -> its (uid, gid) before
 
     async def _async_pre_start_kernel(self, **kw):
         self.sandboxed = bool(self.enabled) and _probe() is None
@@ -245,16 +291,18 @@ class SandboxedKernelManager(AsyncKernelManager):
             self.connection_file = os.path.join(self._private, "kernel.json")
             self.ip = os.path.join(self._private, "kernel-ipc")
             self.uid = _sandbox_uid(self.uid_base)
-            self._owners = {}
         workdir = os.path.realpath(kw.get("cwd") or os.getcwd())
         cmd, kw = await super()._async_pre_start_kernel(**kw)
-        self._hand_over(self._private)
-        self._hand_over(workdir)
+        _hand_over(self._private, self.uid)
         self.kernel_spec.interrupt_mode = "message"  # a signal would reach bwrap, not the kernel
         python = cmd[0] if os.path.isabs(cmd[0]) else (shutil.which(cmd[0]) or sys.executable)
+        # the interpreter by its folder's real path (a course reached through a link is bound
+        # at its real path), keeping its own name: a venv's python is a link to the base one
+        python = os.path.join(os.path.realpath(os.path.dirname(python)), os.path.basename(python))
         prefix = bwrap_command(workdir, self._private, python, uid=self.uid, memory=self.memory,
-                               processes=self.processes, file_size=self.file_size, cpu_seconds=self.cpu_seconds)
-        kernel = cmd + ([GUARD] if self.guard else [])
+                               processes=self.processes, file_size=self.file_size, cpu_seconds=self.cpu_seconds,
+                               scratch=self.scratch)
+        kernel = [python, *cmd[1:]] + ([GUARD] if self.guard else [])
         self._forked, self.forked = None, False
         setenv = {prefix[i + 1]: prefix[i + 2] for i, arg in enumerate(prefix[:prefix.index("--")]) if arg == "--setenv"}
         env = {**(kw.get("env") or os.environ), **setenv, "PWD": workdir}  # inside, as bwrap --chdir sets it
@@ -262,7 +310,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             # the sandbox holds a placeholder; the zygote forks the kernel into it (_async_launch_kernel)
             self.forked = True
             self._forked = {"cwd": workdir, "argv": kernel[3:], "env": env, "uid": self.uid,
-                            "limits": {"as": self.memory, "nproc": self.processes, "fsize": self.file_size,
+                            "limits": {"as": self.memory - 2 * self.scratch, "nproc": self.processes, "fsize": self.file_size,
                                        "cpu": self.cpu_seconds}}
             return prefix + [shutil.which("sleep") or "/bin/sleep", "infinity"], kw
         return prefix + kernel, kw
@@ -274,28 +322,12 @@ class SandboxedKernelManager(AsyncKernelManager):
             holder = await self._holder()
             await asyncio.get_running_loop().run_in_executor(None, lambda: self.zygote.spawn(holder, **forked))
 
-    def _hand_over(self, folder: str) -> None:
-        if self.uid is not None and folder not in self._owners:
-            st = os.stat(folder)
-            self._owners[folder] = (st.st_uid, st.st_gid)
-            _hand_over(folder, self.uid)
-
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
         if restart or self._private is None:
             return
-        shutil.rmtree(self._private, ignore_errors=True)
+        shutil.rmtree(self._private, ignore_errors=True)  # the only host folder the kernel could write
         self._private = None
-        for folder, (uid, gid) in self._owners.items():  # what the kernel wrote goes back to the grader
-            if folder != self._private and os.path.isdir(folder):
-                for top, dirs, files in os.walk(folder):
-                    for name in [top] + [os.path.join(top, f) for f in files]:
-                        try:
-                            if os.lstat(name).st_uid == self.uid:
-                                os.chown(name, uid, gid, follow_symlinks=False)
-                        except OSError:
-                            pass
-        self._owners = {}
 
     # AsyncKernelManager binds these names to KernelManager's coroutines: point them at ours
     pre_start_kernel = _async_pre_start_kernel
@@ -349,18 +381,20 @@ class SandboxedKernelManager(AsyncKernelManager):
         if pid is None:
             raise OSError("the sandbox is not running")
         folder = os.path.realpath(folder)
-        self._hand_over(folder)
-        done = subprocess.run([sys.executable, "-S", "-c", _INJECT, str(pid), folder],
+        done = subprocess.run([sys.executable, "-S", "-c", _INJECT, str(pid), folder, str(self.scratch),
+                               *_entries(folder)],
                               capture_output=True, text=True, timeout=30)
         if done.returncode:
             raise OSError(f"could not bind {folder} into the sandbox: {done.stderr.strip()[-300:]}")
 
 
-# Run in a single-threaded helper (setns refuses a threaded process): clone the folder's mount
-# here, enter the sandbox's mount namespace, and attach the clone at the same path there.
+# Run in a single-threaded helper (setns refuses a threaded process): clone each file already in
+# the folder here (never following a link) and make the clone read-only, enter the sandbox's
+# mount namespace, mount a tmpfs of the given size at the folder's path there, and attach the
+# clones in it: the kernel sees the folder's files and writes only into its own memory.
 _INJECT = r"""
-import ctypes, os, sys
-pid, src = int(sys.argv[1]), sys.argv[2]
+import ctypes, os, stat, sys
+pid, folder, size, entries = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4:]
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 def ok(r, what):
@@ -369,9 +403,30 @@ def ok(r, what):
         raise SystemExit(f"{what}: {os.strerror(e)}")
     return r
 AT_FDCWD, OPEN_TREE_CLONE, O_CLOEXEC, MOVE_MOUNT_F_EMPTY_PATH = -100, 1, 0o2000000, 4
-tree = ok(libc.syscall(428, ctypes.c_int(AT_FDCWD), src.encode(), ctypes.c_uint(OPEN_TREE_CLONE | O_CLOEXEC)), "open_tree")
+AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH, MOUNT_ATTR_RDONLY, MS_NOSUID, MS_NODEV = 0x100, 0x1000, 1, 2, 4
+class Attr(ctypes.Structure):
+    _fields_ = [("set", ctypes.c_uint64), ("clr", ctypes.c_uint64), ("prop", ctypes.c_uint64), ("userns", ctypes.c_uint64)]
+trees = {}
+for path in entries:
+    if stat.S_ISREG(os.lstat(path).st_mode):
+        tree = ok(libc.syscall(428, ctypes.c_int(AT_FDCWD), path.encode(),
+                               ctypes.c_uint(OPEN_TREE_CLONE | O_CLOEXEC | AT_SYMLINK_NOFOLLOW)), "open_tree")
+        attr = Attr(MOUNT_ATTR_RDONLY, 0, 0, 0)
+        ok(libc.syscall(442, ctypes.c_int(tree), b"", ctypes.c_uint(AT_EMPTY_PATH), ctypes.byref(attr),
+                        ctypes.c_size_t(ctypes.sizeof(attr))), "mount_setattr")
+        trees[path] = tree
 ns = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
 ok(libc.setns(ns, 0x00020000), "setns")
-os.makedirs(src, exist_ok=True)
-ok(libc.syscall(429, ctypes.c_int(tree), b"", ctypes.c_int(AT_FDCWD), src.encode(), ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)), "move_mount")
+os.umask(0o022)
+os.makedirs(folder, exist_ok=True)
+ok(libc.mount(b"tmpfs", folder.encode(), b"tmpfs", ctypes.c_ulong(MS_NOSUID | MS_NODEV),
+              f"size={size},mode=0777".encode()), "mount")
+for path in entries:
+    if path not in trees:
+        os.mkdir(path, 0o777)
+        os.chmod(path, 0o777)
+        continue
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444))
+    ok(libc.syscall(429, ctypes.c_int(trees[path]), b"", ctypes.c_int(AT_FDCWD), path.encode(),
+                    ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)), "move_mount")
 """

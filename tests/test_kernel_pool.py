@@ -102,7 +102,9 @@ def test_spare_kernel_looks_like_a_fresh_one(tmp_path, spare):
     assert used[1].strip() == "<folder>"
     # In holds '' and the three cells run so far: the move and the preload left no entry and took no count
     assert stock[2].strip() == "4 4 ['In', 'Out', 'exit', 'get_ipython', 'open', 'os', 'quit', 'sys']"
-    assert (tmp_path / "pooled" / "made-here.txt").exists()
+    assert "'made-here.txt'" in used[PROBE.index(next(c for c in PROBE if 'made-here' in c))], "the kernel sees what it wrote in its working folder"
+    assert os.listdir(tmp_path / "pooled") == os.listdir(tmp_path / "stock") == [], \
+        "what a kernel writes stays in its sandbox (course_grade/sandbox.py), spare or not"
     assert os.listdir(booted_in) == [], "the spare kernel's own folder must stay empty"
 
 

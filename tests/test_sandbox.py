@@ -108,6 +108,9 @@ def test_no_network_beyond_its_own_loopback(tmp_path):
 
 
 def test_filesystem_read_only_but_the_working_folder_and_a_private_tmp(tmp_path, course_like):
+    """Only the working folder and /tmp are writable, and both are the sandbox's own: what the
+    kernel writes there (files, links) never reaches the host, the files the grader put in the
+    folder are there read-only, and nothing of the host's /tmp is visible."""
     root, work = course_like
     outside = Path("/tmp") / f"outside-{uuid.uuid4().hex}"
     outside.write_text("x")
@@ -121,11 +124,21 @@ def test_filesystem_read_only_but_the_working_folder_and_a_private_tmp(tmp_path,
                    "    try:\n        open(t, 'w').write('x'); print('WROTE', t)\n"
                    "    except OSError as e:\n        print('refused', t, e.errno)",
                    f"open('here.txt', 'w').write('ok'); open('/tmp/{inside}', 'w').write('ok')\n"
-                   f"print(os.path.exists({str(outside)!r}), sorted(os.listdir('/tmp')))"], work)
+                   "os.symlink('/etc/passwd', 'link.txt'); os.mkdir('made')\n"
+                   f"print(os.path.exists({str(outside)!r}), sorted(os.listdir('/tmp')))",
+                   "print(open('here.txt').read(), open('quiz_answers.json').read())\n"
+                   "for name in ('quiz_answers.json', 'a.ipynb'):\n"
+                   "    for how in (lambda: open(name, 'w'), lambda: os.remove(name), lambda: os.rename(name, 'x')):\n"
+                   "        try:\n            how(); print('CHANGED', name)\n"
+                   "        except OSError as e:\n            print('refused', name, e.errno)"], work)
     finally:
         outside.unlink()
     assert "WROTE" not in out[0], out[0]
-    assert (work / "here.txt").read_text() == "ok"
+    assert out[2].startswith("ok {}"), "the kernel reads back what it wrote and the files the grader put there"
+    assert "CHANGED" not in out[2], out[2]
+    assert sorted(p.name for p in work.iterdir()) == ["a.ipynb", "quiz_answers.json"], \
+        "nothing the kernel wrote (a file, a link, a folder) may reach the host's folder"
+    assert (work / "quiz_answers.json").read_text() == "{}" and (work / "a.ipynb").read_text() == "{}"
     assert out[1].startswith("False"), "the host's /tmp must not be visible"
     assert not (Path("/tmp") / inside).exists(), "the sandbox's /tmp must be private"
     assert (root / "gradebook.db").read_text() == "secret"
@@ -158,10 +171,17 @@ def test_limits_on_memory_processes_file_size_and_cpu(tmp_path):
                "try:\n    b = bytearray(3 << 30); print('allocated')\nexcept MemoryError:\n    print('MemoryError')",
                "try:\n    open('big', 'wb').write(b'x' * (40 << 20)); print('written')\nexcept OSError as e:\n    print('refused', e.errno)",
                "import subprocess\nps = []\ntry:\n    for _ in range(200): ps.append(subprocess.Popen(['sleep', '30']))\n"
-               "except OSError as e:\n    print('refused', len(ps))\nfor p in ps: p.kill()"],
-              tmp_path, memory=2 << 30, processes=64, file_size=20 << 20, cpu_seconds=300)
+               "except OSError as e:\n    print('refused', len(ps))\nfor p in ps: p.kill()",
+               # the two memory-backed folders hold `scratch` bytes each, counted in `memory`
+               "for folder in ('/tmp', '.'):\n    n = 0\n    try:\n"
+               "        while n < 100:\n            open(f'{folder}/f{n}', 'wb').write(b'x' * (10 << 20)); n += 1\n"
+               "    except OSError as e:\n        print(folder, 'full', e.errno, n)"],
+              tmp_path, memory=2 << 30, processes=64, file_size=20 << 20, cpu_seconds=300, scratch=64 << 20)
     limits, uid = out[0].rsplit(maxsplit=1)
-    assert limits == f"[{2 << 30}, 64, {20 << 20}, 300]"
+    assert limits == f"[{(2 << 30) - 2 * (64 << 20)}, 64, {20 << 20}, 300]"
+    full = [line.split() for line in out[4].splitlines()]  # ENOSPC by 64 MiB ('.' holds 'big' already)
+    assert [(f, what, errno) for f, what, errno, _ in full] == [("/tmp", "full", "28"), (".", "full", "28")], out[4]
+    assert all(int(n) <= 6 for *_, n in full), out[4]
     if os.geteuid() == 0:
         assert int(uid) >= sandbox.UID_BASE, "as root, the sandbox runs as an unprivileged uid"
     assert out[1].strip() == "MemoryError"
