@@ -15,7 +15,15 @@ run time:
   opening the grader's files anywhere: a gradebook, `nbgrader_config.py`, and any notebook,
   the one being graded too (it holds the restored hidden tests);
 - changing the working folder once the first cell has run (the grader may move a spare
-  kernel into the submission's folder before that).
+  kernel into the submission's folder before that);
+- making links (`os.symlink`, `os.link`), which the grader could follow later; and renaming,
+  removing, truncating or changing the modes or times of anything outside the notebook's
+  folder and `/tmp`, or of the grader's files anywhere (the notebook, the quiz answers,
+  nbgrader's timestamp); paths relative to an open folder (`dir_fd`), and opening a folder
+  outside the notebook's, which could carry a write past these checks.
+
+The sandbox (course_grade/sandbox.py) is the boundary; this hook is the same rule inside the
+kernel, so a sandboxed or unsandboxed kernel is refused the same things, with a sentence.
 
 It never runs in a student's own kernel: only grading kernels install it.
 """
@@ -38,6 +46,17 @@ REFUSED_EVENTS = {
     "gc.get_referents": "walking the garbage collector's references",
 }
 GRADERS_FILES = ("gradebook.db", "nbgrader_config.py")
+# what nbgrader and the quiz read from the notebook's folder: readable, never changed
+SUBMISSION_FILES = ("quiz_answers.json", "timestamp.txt", "submission_secret.txt")
+# path events: the event's arguments that name paths, and what the event does
+PATH_EVENTS = {
+    "os.rename": ((0, 1), "renaming"), "os.remove": ((0,), "removing"), "os.rmdir": ((0,), "removing"),
+    "os.truncate": ((0,), "truncating"), "os.chmod": ((0,), "changing the modes of"),
+    "os.chown": ((0,), "changing the owner of"), "os.utime": ((0,), "changing the times of"),
+    "os.mkdir": ((0,), "making a folder at"), "os.chflags": ((0,), "changing the flags of"),
+}
+DIR_FD = {"os.rename": (2, 3), "os.remove": (1,), "os.rmdir": (1,), "os.chmod": (2,), "os.chown": (3,),
+          "os.utime": (3,), "os.mkdir": (2,), "os.symlink": (2,), "os.link": (2, 3)}
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 _state = {"installed": False, "sealed": False}
 
@@ -54,6 +73,38 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
+def _where(path) -> tuple[str, str] | None:
+    """(the path as given, its real path) or None for a file descriptor or an unreadable name."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        return None
+    try:
+        path = os.fsdecode(path)
+        return path, os.path.realpath(path)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _check_path_event(event: str, args: tuple) -> None:
+    if any(i < len(args) and args[i] not in (None, -1, -100) for i in DIR_FD.get(event, ())):
+        _refuse(f"{event.split('.')[1]} relative to an open folder (dir_fd)")
+    if event in ("os.symlink", "os.link"):
+        _refuse("making a link")
+    indexes, what = PATH_EVENTS[event]
+    here = os.path.realpath(os.getcwd())
+    for i in indexes:
+        found = _where(args[i]) if i < len(args) else None
+        if found is None:
+            continue
+        path, full = found
+        # a link itself, not what it points to, is what rename/remove change
+        full = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(path))), os.path.basename(path))
+        name = os.path.basename(full)
+        if name in GRADERS_FILES + SUBMISSION_FILES or name.endswith(".ipynb"):
+            _refuse(f"{what} the grader's file {path}")
+        if not (_inside(full, here) or _inside(full, "/tmp")):
+            _refuse(f"{what} {path} outside the notebook's folder")
+
+
 def _check_open(path, mode, flags) -> None:
     if not isinstance(path, (str, bytes, os.PathLike)):
         return  # a file descriptor
@@ -68,10 +119,14 @@ def _check_open(path, mode, flags) -> None:
     name = os.path.basename(full)
     if name in GRADERS_FILES or name.endswith(".ipynb"):  # the notebook being graded holds the hidden tests
         _refuse(f"opening the grader's file {path}")
+    if writing and name in SUBMISSION_FILES:
+        _refuse(f"writing the grader's file {path}")
     if _inside(full, here):
         return
     if writing and not (_inside(full, "/tmp") or full.startswith("/dev/")):
         _refuse(f"writing {path} outside the notebook's folder")
+    if not isinstance(mode, str) and not _inside(full, "/tmp") and os.path.isdir(full):
+        _refuse(f"opening the folder {path} outside the notebook's folder")  # a dir_fd for os.open
 
 
 def _hook(event: str, args: tuple) -> None:
@@ -85,6 +140,8 @@ def _hook(event: str, args: tuple) -> None:
         sock = args[0]
         if getattr(sock, "family", None) != getattr(__import__("socket"), "AF_UNIX", None):
             _refuse("a network connection")
+    elif event in PATH_EVENTS or event in ("os.symlink", "os.link"):
+        _check_path_event(event, args)
     elif event == "os.chdir" and _state["sealed"]:
         _refuse("changing the working folder")
 

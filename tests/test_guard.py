@@ -40,6 +40,22 @@ PROBE = textwrap.dedent('''
         "network": attempt(lambda: socket.create_connection(("127.0.0.1", 9), timeout=1)),
         "gc objects": attempt(lambda: gc.get_objects()),
         "ctypes": attempt(lambda: __import__("ctypes").CDLL(None)),
+        "symlink here": attempt(lambda: os.symlink("/etc/hostname", "link.txt")),
+        "hard link here": attempt(lambda: os.link("answers.txt", "hard.txt")),
+        "rename here": attempt(lambda: os.rename("answers.txt", "renamed.txt")),
+        "remove here": attempt(lambda: os.remove("renamed.txt")),
+        "mkdir here": attempt(lambda: os.mkdir("sub")),
+        "rename outside": attempt(lambda: os.rename("../outside-probe.txt", "stolen.txt")),
+        "remove outside": attempt(lambda: os.remove("../outside-probe.txt")),
+        "chmod outside": attempt(lambda: os.chmod("../outside-probe.txt", 0o777)),
+        "utime outside": attempt(lambda: os.utime("../outside-probe.txt")),
+        "remove the answers": attempt(lambda: os.remove("quiz_answers.json")),
+        "rename the notebook": attempt(lambda: os.replace("quiz_answers.json", "connection-pooling.ipynb")),
+        "write the answers": attempt(lambda: open("quiz_answers.json", "w")),
+        "read the answers": attempt(lambda: open("quiz_answers.json").read()),
+        "write timestamp": attempt(lambda: open("timestamp.txt", "a")),
+        "open a folder outside": attempt(lambda: os.open("..", os.O_RDONLY)),
+        "dir_fd": attempt(lambda: os.remove("x", dir_fd=os.open(".", os.O_RDONLY))),
         "chdir": attempt(lambda: os.chdir("..")),
     })
 ''')
@@ -48,7 +64,13 @@ EXPECTED = {"write here": "allowed", "read here": "allowed", "write /tmp": "allo
             "write outside": "refused", "open the gradebook": "refused", "open a notebook outside": "refused",
             "open the graded notebook": "refused", "sqlite outside": "refused", "sqlite here": "allowed",
             "start a process": "refused", "shell command": "refused", "network": "refused",
-            "gc objects": "refused", "ctypes": "refused", "chdir": "refused"}
+            "gc objects": "refused", "ctypes": "refused", "chdir": "refused",
+            "symlink here": "refused", "hard link here": "refused", "rename here": "allowed",
+            "remove here": "allowed", "mkdir here": "allowed", "rename outside": "refused",
+            "remove outside": "refused", "chmod outside": "refused", "utime outside": "refused",
+            "remove the answers": "refused", "rename the notebook": "refused", "write the answers": "refused",
+            "read the answers": "allowed", "write timestamp": "refused", "open a folder outside": "refused",
+            "dir_fd": "refused"}
 
 LESSON = textwrap.dedent('''
     import asyncio, os, sqlite3, sys
@@ -82,9 +104,18 @@ def folder(tmp_path_factory):
 
 
 def test_the_guard_refuses_what_no_solution_does(folder):
+    (folder / "quiz_answers.json").write_text("{}")
+    outside = folder.parent / "outside-probe.txt"
+    outside.write_text("canary")
+    outside.chmod(0o600)
+    before = outside.stat()
     done = subprocess.run([sys.executable, "-c", PROBE, str(folder)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert ast.literal_eval(done.stdout) == EXPECTED
+    after = outside.stat()
+    assert outside.read_text() == "canary" and (after.st_mode, after.st_mtime_ns) == (before.st_mode, before.st_mtime_ns)
+    assert (folder / "quiz_answers.json").read_text() == "{}"
+    assert not (folder / "link.txt").exists() and not (folder / "hard.txt").exists()
 
 
 def test_the_lessons_app_runs_under_the_guard(folder):
