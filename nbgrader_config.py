@@ -67,3 +67,12 @@ c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPr
 from course_grade.tamper_preprocessor import FlagTampering  # noqa: E402
 
 c.Autograde.autograde_preprocessors.insert(c.Autograde.autograde_preprocessors.index(Execute), FlagTampering)
+
+# Nothing a submission leaves in its folder is followed or published (course_grade/sweep_folder.py):
+# in the sanitize pass, the copies nbgrader made of links in the submission are removed; right
+# after the kernel ends, links, special files and hard links are removed (and flagged), then
+# every file but the notebooks and nbgrader's own, so only those reach feedback/.
+from course_grade.sweep_folder import SweepWorkingFolder  # noqa: E402
+
+c.Autograde.sanitize_preprocessors.append(SweepWorkingFolder)
+c.Autograde.autograde_preprocessors.insert(c.Autograde.autograde_preprocessors.index(Execute) + 1, SweepWorkingFolder)

@@ -94,6 +94,20 @@ def protected_names(nb) -> frozenset[str]:
     return frozenset(names)
 
 
+def flag_in_gradebook(resources, log) -> None:
+    """Flag the notebook being graded for review in the gradebook (the formgrader's flag)."""
+    info = resources.get("nbgrader", {})
+    if not info.get("db_url"):
+        return
+    try:
+        with Gradebook(info["db_url"]) as gb:
+            nb = gb.find_submission_notebook(info["notebook"], info["assignment"], info["student"])
+            nb.flagged = True
+            gb.db.commit()
+    except (MissingEntry, KeyError) as exc:
+        log.warning("Could not flag the submission in the gradebook: %s", exc)
+
+
 class FlagTampering(NbGraderPreprocessor):
     """Remove and flag student cells that reach for the grading machinery."""
 
@@ -106,7 +120,7 @@ class FlagTampering(NbGraderPreprocessor):
         nb.metadata.setdefault("course", {})[SCANNED] = True
         if self.found:
             resources.setdefault("course", {})["flagged"] = self.found
-            self._flag_in_gradebook(resources)
+            flag_in_gradebook(resources, self.log)
         return nb, resources
 
     def preprocess_cell(self, cell, resources, index):
@@ -126,15 +140,3 @@ class FlagTampering(NbGraderPreprocessor):
             cell.source = without_flagged_statements(findings, cell.source)
             cell.outputs, cell.execution_count = [], None
         return cell, resources
-
-    def _flag_in_gradebook(self, resources) -> None:
-        info = resources.get("nbgrader", {})
-        if not info.get("db_url"):
-            return
-        try:
-            with Gradebook(info["db_url"]) as gb:
-                nb = gb.find_submission_notebook(info["notebook"], info["assignment"], info["student"])
-                nb.flagged = True
-                gb.db.commit()
-        except (MissingEntry, KeyError) as exc:
-            self.log.warning("Could not flag the submission in the gradebook: %s", exc)

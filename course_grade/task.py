@@ -80,8 +80,9 @@ class SubmissionBundle:
         kept = {f"{name}.ipynb" for name in notebooks} | set(KEPT_FILES)
         files, left_out = {}, []
         for item in sorted(folder.iterdir()):
-            if item.name in kept and item.is_file():
-                files[item.name] = item.read_bytes()
+            data = read_regular(item) if item.name in kept else None
+            if data is not None:
+                files[item.name] = data
             else:
                 left_out.append(item.name)
         return cls(student, files, tuple(left_out))
@@ -127,14 +128,45 @@ def write_files(folder: Path, files: dict[str, bytes], modes: dict[str, int] | N
             os.chmod(target, modes[rel] & 0o777)
 
 
+def read_regular(path: Path) -> bytes | None:
+    """The bytes of `path` if it is a regular file with no other name; None for a link (never
+    followed), a pipe, a device, a folder or a hard link."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def _regular_files(folder: Path) -> list[Path]:
+    """The regular files below `folder`, found without following a link."""
+    found = []
+    for top, dirs, files in os.walk(folder):
+        found += [Path(top, name) for name in files if stat.S_ISREG(os.lstat(os.path.join(top, name)).st_mode)]
+    return sorted(found)
+
+
 def read_files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every regular file below `folder` (relative path -> bytes); links and special files are
+    never followed or read."""
+    out = {}
+    for path in _regular_files(folder):
+        data = read_regular(path)
+        if data is not None:
+            out[path.relative_to(folder).as_posix()] = data
+    return out
 
 
 def file_modes(folder: Path) -> dict[str, int]:
     """The permission bits of every file under `folder` (as read_files names them)."""
-    return {p.relative_to(folder).as_posix(): stat.S_IMODE(p.stat().st_mode)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {p.relative_to(folder).as_posix(): stat.S_IMODE(os.lstat(p).st_mode) for p in _regular_files(folder)}
 
 
 def gradebook_rows(gradebook: Path, assignment: str, student: str) -> dict:
@@ -163,9 +195,12 @@ def flagged_cells(nb: dict) -> list[str] | None:
     or None when the analysis did not run on it (FlagTampering missing from the config)."""
     from course_grade.tamper_preprocessor import SCANNED
 
-    if not nb.get("metadata", {}).get("course", {}).get(SCANNED):
+    from course_grade.sweep_folder import SWEPT
+
+    course = nb.get("metadata", {}).get("course", {})
+    if not course.get(SCANNED):
         return None
-    found = []
+    found = [f"left in the folder: {line}" for line in course.get(SWEPT, [])]
     for number, cell in enumerate(nb.get("cells", []), start=1):
         flags = cell.get("metadata", {}).get("course", {}).get("flagged")
         if flags:
