@@ -25,12 +25,17 @@ env: $(VENV)/.installed
 # compiled at install: grading kernels run as other users on a read-only environment and
 # cannot write .pyc files, so without it every kernel compiles FastAPI, SQLAlchemy, IPython...
 # from source (~0.5 s of CPU per submission).
+# Where no uv is on the PATH, it goes into .tools/, a venv of its own: a system Python that
+# refuses `pip install` outside a venv (Debian's, PEP 668) works for an ordinary user too.
+UV = $(shell command -v uv || echo .tools/bin/uv)
+
 $(VENV)/.installed: environment.yml pyproject.toml
-	@command -v uv >/dev/null || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	uv venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV)
+	@command -v uv >/dev/null || [ -x .tools/bin/uv ] || \
+	  { python3 -m venv .tools && .tools/bin/python -m pip install --quiet "uv==$(UV_VERSION)"; }
+	$(UV) venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV)
 	python3 tools/pins.py requirements > $(VENV)/pins.txt
-	uv pip install --quiet --compile-bytecode --python $(PY) -r $(VENV)/pins.txt
-	uv pip install --quiet --python $(PY) --no-deps -e .
+	$(UV) pip install --quiet --compile-bytecode --python $(PY) -r $(VENV)/pins.txt
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	$(PY) -m compileall -q autograder course_grade
 	touch $@
 
@@ -82,4 +87,4 @@ export: env
 	$(BIN)/nbgrader export
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .tools .pytest_cache
