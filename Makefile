@@ -16,7 +16,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 # nbgrader runs tools (alembic) from the environment by name
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: env lab selfgrade reset test system-deps release lock grade autograde feedback export clean
+.PHONY: env lab selfgrade reset test system-deps release lock assignment grade autograde feedback export clean
 
 env: $(VENV)/.installed
 
@@ -74,16 +74,34 @@ release: env
 lock:
 	python3 tools/pins.py lock
 
-grade: env
+# A fresh clone has no gradebook (or one that a failed first command made, without the
+# assignment): nbgrader generate_assignment records the assignment's cells there (and writes
+# release/, which is committed as exactly what it makes).
+HAS_ASSIGNMENT := import sqlite3, sys; db = sqlite3.connect("file:gradebook.db?mode=ro", uri=True); \
+  sys.exit(not db.execute("select 1 from assignment where name = ?", (sys.argv[1],)).fetchone())
+assignment: env
+	@$(PY) -c '$(HAS_ASSIGNMENT)' $(ASSIGNMENT) 2>/dev/null || \
+	  $(BIN)/nbgrader generate_assignment $(ASSIGNMENT) --force --log-level=WARN
+
+grade: env assignment
 	$(PY) -m course_grade grade $(ASSIGNMENT)
 
-autograde: env
+auto# A fresh clone has no gradebook (or one that a failed first command made, without the
+# assignment): nbgrader generate_assignment records the assignment's cells there (and writes
+# release/, which is committed as exactly what it makes).
+HAS_ASSIGNMENT := import sqlite3, sys; db = sqlite3.connect("file:gradebook.db?mode=ro", uri=True); \
+  sys.exit(not db.execute("select 1 from assignment where name = ?", (sys.argv[1],)).fetchone())
+assignment: env
+	@$(PY) -c '$(HAS_ASSIGNMENT)' $(ASSIGNMENT) 2>/dev/null || \
+	  $(BIN)/nbgrader generate_assignment $(ASSIGNMENT) --force --log-level=WARN
+
+grade: env assignment
 	$(BIN)/nbgrader autograde $(ASSIGNMENT)
 
-feedback: env
+feedback: env assignment
 	$(BIN)/nbgrader generate_feedback $(ASSIGNMENT)
 
-export: env
+export: env assignment
 	$(BIN)/nbgrader export
 
 clean:
