@@ -86,16 +86,7 @@ assignment: env
 grade: env assignment
 	$(PY) -m course_grade grade $(ASSIGNMENT)
 
-auto# A fresh clone has no gradebook (or one that a failed first command made, without the
-# assignment): nbgrader generate_assignment records the assignment's cells there (and writes
-# release/, which is committed as exactly what it makes).
-HAS_ASSIGNMENT := import sqlite3, sys; db = sqlite3.connect("file:gradebook.db?mode=ro", uri=True); \
-  sys.exit(not db.execute("select 1 from assignment where name = ?", (sys.argv[1],)).fetchone())
-assignment: env
-	@$(PY) -c '$(HAS_ASSIGNMENT)' $(ASSIGNMENT) 2>/dev/null || \
-	  $(BIN)/nbgrader generate_assignment $(ASSIGNMENT) --force --log-level=WARN
-
-grade: env assignment
+autograde: env assignment
 	$(BIN)/nbgrader autograde $(ASSIGNMENT)
 
 feedback: env assignment
