@@ -50,19 +50,20 @@ def restore(text: str) -> str:
     return text
 
 
+def _check_line_end(dialect: str | csv.Dialect, fmtparams: Mapping[str, Any]) -> None:
+    # the csv module quotes a cell holding CR or LF only when the line end holds it too
+    named = csv.get_dialect(dialect) if isinstance(dialect, str) else dialect
+    if not {"\r", "\n"} <= set(fmtparams.get("lineterminator", named.lineterminator)):
+        raise ValueError("a safe CSV writer needs a line end with both CR and LF, "
+                         "or a cell holding one would split its row")
+
+
 class Writer:
     """`csv.writer`, every cell neutralised; same arguments, same `writerow`/`writerows`."""
 
     def __init__(self, f, dialect: str | csv.Dialect = "excel", **fmtparams):
+        _check_line_end(dialect, fmtparams)
         self._writer = csv.writer(f, dialect, **fmtparams)
-        if not {"\r", "\n"} <= set(self._writer.dialect.lineterminator):
-            # the csv module quotes a cell holding CR or LF only when the line end holds it too
-            raise ValueError("a safe CSV writer needs a line end with both CR and LF, "
-                             "or a cell holding one would split its row")
-
-    @property
-    def dialect(self):
-        return self._writer.dialect
 
     def writerow(self, row: Iterable[Any]):
         return self._writer.writerow([neutralise(cell) for cell in row])
@@ -74,6 +75,11 @@ class Writer:
 
 class DictWriter(csv.DictWriter):
     """`csv.DictWriter`, every cell (the header's too) neutralised."""
+
+    def __init__(self, f, fieldnames, restval="", extrasaction="raise", dialect: str | csv.Dialect = "excel",
+                 **fmtparams):
+        _check_line_end(dialect, fmtparams)
+        super().__init__(f, fieldnames, restval, extrasaction, dialect, **fmtparams)
 
     def writerow(self, rowdict: Mapping[str, Any]):
         return super().writerow({key: neutralise(value) for key, value in rowdict.items()})

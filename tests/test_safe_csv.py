@@ -63,6 +63,14 @@ def test_a_line_end_without_cr_is_refused():
         safe_csv.Writer(io.StringIO(), lineterminator="\n")
 
 
+def test_a_line_end_without_cr_is_refused():
+    """With '\n' line ends the csv module leaves a cell holding a CR unquoted: its row would split."""
+    with pytest.raises(ValueError, match="both CR and LF"):
+        safe_csv.Writer(io.StringIO(), lineterminator="\n")
+    with pytest.raises(ValueError, match="both CR and LF"):
+        safe_csv.DictWriter(io.StringIO(), ["a"], dialect="unix")
+
+
 def test_the_dict_writer_neutralises_every_cell_and_the_header():
     out = io.StringIO()
     writer = safe_csv.DictWriter(out, fieldnames=["=name", "score"], restval="")
