@@ -76,3 +76,10 @@ from course_grade.sweep_folder import SweepWorkingFolder  # noqa: E402
 
 c.Autograde.sanitize_preprocessors.append(SweepWorkingFolder)
 c.Autograde.autograde_preprocessors.insert(c.Autograde.autograde_preprocessors.index(Execute) + 1, SweepWorkingFolder)
+
+# `nbgrader export` (make export, and the grading command's grades.csv) writes stock's columns
+# through the csv module, quoting what needs it, and with a leading ' on any cell a spreadsheet
+# would run as a formula (a student id or name starting with = + - @): course_grade/safe_csv.py.
+from course_grade.safe_csv_export_plugin import SafeCsvExportPlugin  # noqa: E402
+
+c.ExportApp.plugin_class = SafeCsvExportPlugin

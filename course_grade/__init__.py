@@ -7,7 +7,9 @@
 - `tamper.py`, `tamper_preprocessor.py`: the syntax-tree analysis of student cells;
 - `quiz_collect.py`, `quiz_grading.py`: the graded quiz scored outside the kernel;
 - `nbgrader_plugins.py`: `LimitOutputSize`;
-- `selfgrade.py`: a self-learner's grading of their own notebook.
+- `selfgrade.py`: a self-learner's grading of their own notebook;
+- `safe_csv.py`, `safe_csv_export_plugin.py`: every CSV file written with no cell a
+  spreadsheet would run as a formula (`nbgrader export` too).
 
 It may import the kernel side (`autograder`); the kernel side never imports it
 (tests/test_repository.py checks). A course hub installs only `autograder` into students'

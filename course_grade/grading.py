@@ -23,7 +23,6 @@ the grades CSV by stock nbgrader's export. `submitted/` is only ever read.
 from __future__ import annotations
 
 import contextlib
-import csv
 import itertools
 import os
 import shutil
@@ -36,7 +35,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_grade import NBGRADER_LAUNCH, REPORT_FILE
+from course_grade import NBGRADER_LAUNCH, REPORT_FILE, safe_csv
 from course_grade.task import Graded, write_files
 
 # Submissions read and sent ahead of the workers: enough to keep every worker busy, few
@@ -267,7 +266,7 @@ def _read_report(course: Course) -> dict[str, list[str]]:
     """The rows of the last report, by student (kept for students this run does not grade)."""
     try:
         with open(course.root / REPORT_FILE, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
+            rows = list(safe_csv.reader(f))
     except OSError:
         return {}
     if not rows or rows[0][:len(REPORT_COLUMNS) - 2] != REPORT_COLUMNS[:len(REPORT_COLUMNS) - 2]:
@@ -285,7 +284,7 @@ def _write_report(course: Course, outcomes: dict[str, Graded]) -> None:
     path = course.root / REPORT_FILE
     partial = path.with_name(f".{REPORT_FILE}.partial")
     with open(partial, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
+        writer = safe_csv.Writer(f)
         writer.writerow(REPORT_COLUMNS)
         for student in sorted(rows):
             writer.writerow(rows[student])

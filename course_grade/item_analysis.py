@@ -52,7 +52,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from course_grade import REPORT_FILE
+from course_grade import REPORT_FILE, safe_csv
 
 log = logging.getLogger(__name__)
 
@@ -377,7 +377,8 @@ def read_grading_report(course_root: Path) -> dict[str, dict[str, str]] | None:
     """student -> row of grading-report.csv (column -> text); None when there is none."""
     try:
         with open(course_root / REPORT_FILE, newline="", encoding="utf-8") as f:
-            return {row["student"]: {k: (v or "") for k, v in row.items() if k} for row in csv.DictReader(f) if row.get("student")}
+            rows = [{k: safe_csv.restore(v or "") for k, v in row.items() if k} for row in csv.DictReader(f)]
+        return {row["student"]: row for row in rows if row.get("student")}
     except (OSError, KeyError, csv.Error, UnicodeDecodeError):
         return None
 

@@ -4,11 +4,11 @@ course_grade/item_analysis_html.py (`render`); this module puts them on disk, re
 file in one step, and is what the grading command calls at the end of every run."""
 from __future__ import annotations
 
-import csv
 import logging
 import sys
 from pathlib import Path
 
+from course_grade import safe_csv
 from course_grade.item_analysis import CSV_COLUMNS, REPORTS_DIR, Analysis, ReportError, build, csv_rows
 from course_grade.item_analysis_html import render
 
@@ -27,7 +27,7 @@ def write(analysis: Analysis, out_dir: Path | None = None) -> tuple[Path, Path]:
     tmp.replace(html_path)
     tmp = csv_path.with_name(f".{csv_path.name}.partial")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, restval="")
+        writer = safe_csv.DictWriter(f, fieldnames=CSV_COLUMNS, restval="")
         writer.writeheader()
         writer.writerows(csv_rows(analysis))
     tmp.replace(csv_path)

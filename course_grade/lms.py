@@ -84,6 +84,9 @@ Everyone is accounted for: a roster student without a submission is listed and g
 empty cell (0 with --missing-as-zero); a graded student missing from the roster cannot be
 put in the file, so they are listed, the file is still written for the others, and the exit
 status is 1. The file is written atomically (a temporary file in the same folder, renamed).
+A cell that a spreadsheet would run as a formula (it starts with =, +, -, @, TAB or CR) is
+written with a leading ' (course_grade/safe_csv.py); an LMS identity written so would not
+match its user, so each one is listed.
 """
 from __future__ import annotations
 
@@ -99,6 +102,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Iterable, Mapping, TextIO
+
+from course_grade import safe_csv
 
 LMS_CHOICES = ("canvas", "moodle")
 NBGRADER_ID = "nbgrader_id"
@@ -378,13 +383,14 @@ def moodle_rows(roster: Roster, scores: Mapping[str, object], *, title: str,
 
 
 def write_csv_atomic(path: str | os.PathLike, rows: Iterable[Iterable[str]]) -> None:
-    """Write rows to a temporary file beside `path`, then rename it over `path`: never a partial file."""
+    """Write rows to a temporary file beside `path`, then rename it over `path`: never a partial file.
+    A cell a spreadsheet would run as a formula is written with a leading ' (course_grade/safe_csv.py)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh)  # RFC 4180: ',' separated, quotes only where needed, CRLF
+            writer = safe_csv.Writer(fh)  # RFC 4180: ',' separated, quotes only where needed, CRLF
             for row in rows:
                 writer.writerow(row)
             fh.flush()
@@ -483,6 +489,12 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     for g in found.unrostered:
         print(f"not in roster: {g.student} (graded {format_score(g.score)}/{format_score(grades.max_score)}) "
               f"is NOT in the file: add them to {roster.path} and run again", file=out)
+    for e in roster.entries:
+        for column in (CANVAS_IDS if lms == "canvas" else (roster.match,)):
+            value = e.fields.get(column, "")
+            if safe_csv.neutralise(value) != value:
+                print(f"written with a leading ': {e.nbgrader_id}'s {column} {value!r} starts like a spreadsheet "
+                      f"formula; {lms} will not match it until that ' is removed", file=out)
     manual = [g for s, g in sorted(grades.by_student.items()) if g.needs_manual_grade]
     for g in manual:
         print(f"needs manual grading: {g.student}: its score may change after manual grading", file=out)

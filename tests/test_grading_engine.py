@@ -17,6 +17,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from course_grade.grading import (REPORT_FILE, Course, Progress, _nbgrader_steps, _write_report, already_graded,
                                   course_gradebook, merge)
 from course_grade.task import Graded, write_files
+from hostile_cells import HOSTILE, cells, raw_formulas
 
 ASSIGNMENT = "hw"
 
@@ -153,6 +154,26 @@ def test_the_report_keeps_the_rows_of_students_this_run_did_not_grade(course):
         rows = {r["student"]: r for r in csv.DictReader(f)}
     assert rows["ana"]["status"] == "graded" and rows["ana"]["sandbox"] == "on"
     assert rows["ben"]["status"] == "graded" and rows["ben"]["score"] == "1" and rows["ben"]["worker"] == "w1:7"
+
+
+def test_the_report_holds_no_formula_and_reads_hostile_ids_back(course):
+    """A student id (or a note) a spreadsheet would run is written with a leading ', and read
+    back as it was: by the next run, which keeps the row once, and by the item analysis."""
+    from course_grade.item_analysis import read_grading_report
+
+    _write_report(course, {sid: Graded(sid, status="graded", score=1.5, max_score=2, note=sid, tampering=[sid],
+                                       worker="-w1") for sid in HOSTILE})
+    path = course.root / REPORT_FILE
+    assert raw_formulas(path) == []
+    first = cells(path)
+    assert len(first) == 1 + len(HOSTILE)  # no row split by a comma, a quote or a newline
+    _write_report(course, {"ana": Graded("ana", status="graded", score=2, max_score=2)})
+    assert [row for row in cells(path) if row[0] != "ana"] == first  # kept as they were: no second quote
+    report = read_grading_report(course.root)
+    assert set(report) == {*HOSTILE, "ana"}
+    for sid in HOSTILE:
+        assert (report[sid]["status"], report[sid]["score"], report[sid]["note"], report[sid]["removed_cells"],
+                report[sid]["worker"]) == ("graded", "1.5", sid, sid, "-w1")
 
 
 class Terminal(io.StringIO):

@@ -369,6 +369,30 @@ def synthetic_class(n: int, seed: int = 1) -> tuple[dict, dict]:
     return students, report
 
 
+def test_the_csv_holds_no_formula_and_reads_back_as_the_analysis(course):
+    """A failure message a submission wrote (its first clause names the mistake in the CSV's
+    `mistakes` column) that a spreadsheet would run is written with a leading ', and every
+    cell reads back (safe_csv.restore) as the analysis has it; a negative discrimination stays
+    a number."""
+    from course_grade import safe_csv
+    from hostile_cells import HOSTILE, raw_formulas
+
+    build_cells = [gid for gid in graded_cells() if not gid.startswith("quiz")]
+    students = {f"s{k}": {"cells": {gid: (0.0, "CheckFailed", f"{text} {k}", "")}, "answers": right_answers()}
+                for k, (gid, text) in enumerate(zip(build_cells, HOSTILE))}
+    students["all"] = {"cells": {}, "answers": right_answers()}
+    fabricate(course, students)
+    a = ia.build(course, ASSIGNMENT)
+    expected = [{column: row.get(column, "") for column in ia.CSV_COLUMNS} for row in ia.csv_rows(a)]
+    mistakes = [row["mistakes"] for row in expected if row["mistakes"]]
+    assert sum(m.startswith(("=", "+", "-", "@")) for m in mistakes) >= 5, mistakes  # the test has teeth
+    assert any(row["discrimination"].startswith("-") for row in expected)
+    _html, csv_path = item_report.write(a, course / "reports")
+    assert raw_formulas(csv_path) == []
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        assert [dict(zip(ia.CSV_COLUMNS, row)) for row in list(safe_csv.reader(f))[1:]] == expected
+
+
 def test_html_is_self_contained_and_small_for_500_submissions(course):
     students, report = synthetic_class(500)
     fabricate(course, students, report)

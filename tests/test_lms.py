@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from course_grade import lms
+from course_grade import lms, safe_csv
+from hostile_cells import HOSTILE, raw_formulas
 
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "ps1"
@@ -297,6 +298,59 @@ def test_bad_course_or_assignment_is_refused_and_nothing_is_written(course, tmp_
     code, _, err = run([ASSIGNMENT, "--lms", "canvas", "--roster", roster, "--course", course, "--moodle-match", "email"], capsys)
     assert code == 2 and "--moodle-match works only with --lms moodle: drop it" in err
     assert not (course / "exports").exists()
+
+
+# ------------------------------------------------------------------------------- no formula
+
+def roster_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    """A roster as a spreadsheet saves it: every value quoted where it needs to be."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([header, *rows])
+    return path
+
+
+def test_canvas_file_writes_hostile_names_and_ids_as_text_that_reads_back(course, tmp_path, capsys):
+    rows = [["alice", HOSTILE[0], "101", "S-1", "alice@uni.example", "@SUM(A1)"]]
+    rows += [[f"x{k}", text, str(200 + k), "", f"{text}{k}", text] for k, text in enumerate(HOSTILE)]
+    path = roster_csv(tmp_path / "roster.csv", ["nbgrader_id", "name", "canvas_id", "sis_user_id", "sis_login_id",
+                                                "section"], rows)
+    roster = lms.read_roster(path, "canvas")
+    code, out, err = run([ASSIGNMENT, "--lms", "canvas", "--roster", path, "--course", course], capsys)
+    target = course / "exports" / "ps1-canvas.csv"
+    assert err == "" and code == 1  # bob, carol and dave are not in this roster
+    assert raw_formulas(target) == []
+    with open(target, newline="", encoding="utf-8") as fh:
+        back = list(safe_csv.reader(fh))
+    assert len(back) == 2 + len(roster.entries)  # no row split by a comma, a quote or a newline
+    written = [[e.fields.get(c, "") for c in ("name", "canvas_id", "sis_user_id", "sis_login_id", "section")]
+               for e in roster.entries]
+    assert [row[:5] for row in back[2:]] == written
+    assert back[2][5] == "22.5" and all(row[5] == "" for row in back[3:])
+    # an identity written with a leading ' will not match in Canvas: each is named
+    quoted = [e for e in roster.entries if e.fields["sis_login_id"].startswith(("=", "+", "-", "@"))]
+    assert len(quoted) >= 5
+    for e in quoted:
+        assert (f"written with a leading ': {e.nbgrader_id}'s sis_login_id {e.fields['sis_login_id']!r} starts like "
+                f"a spreadsheet formula; canvas will not match it until that ' is removed") in out.splitlines()
+    assert "alice's" not in out
+
+
+def test_moodle_file_writes_a_hostile_identity_as_text_that_reads_back(course, tmp_path, capsys):
+    rows = [["alice", "-alice"], ["bob", "bob"], ["carol", "@carol"], ["dave", "a,b"]]
+    path = roster_csv(tmp_path / "roster.csv", ["nbgrader_id", "username"], rows)
+    code, out, err = run([ASSIGNMENT, "--lms", "moodle", "--roster", path, "--course", course, "--title", "=1+1"],
+                         capsys)
+    target = course / "exports" / "ps1-moodle.csv"
+    assert (code, err) == (0, "")
+    assert raw_formulas(target) == []
+    assert target.read_text(encoding="utf-8").splitlines() == ["username,'=1+1", "'-alice,22.5", "bob,5",
+                                                                "'@carol,0", '"a,b",0.3333']
+    with open(target, newline="", encoding="utf-8") as fh:
+        assert list(safe_csv.reader(fh)) == [["username", "=1+1"], ["-alice", "22.5"], ["bob", "5"], ["@carol", "0"],
+                                             ["a,b", "0.3333"]]
+    assert [line.split(":")[1] for line in out.splitlines() if line.startswith("written with")] == \
+        [" alice's username '-alice' starts like a spreadsheet formula; moodle will not match it until that ' is removed",
+         " carol's username '@carol' starts like a spreadsheet formula; moodle will not match it until that ' is removed"]
 
 
 # ------------------------------------------------------------------------------- atomic write
