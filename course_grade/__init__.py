@@ -6,7 +6,7 @@
 - `sandbox.py`: every grading kernel in a bubblewrap sandbox;
 - `tamper.py`, `tamper_preprocessor.py`: the syntax-tree analysis of student cells;
 - `quiz_collect.py`, `quiz_grading.py`: the graded quiz scored outside the kernel;
-- `nbgrader_plugins.py`: `LimitOutputSize`;
+- `nbgrader_plugins.py`: `LimitOutputSize` (every output cut by size, per cell and per notebook);
 - `selfgrade.py`: a self-learner's grading of their own notebook.
 
 It may import the kernel side (`autograder`); the kernel side never imports it
