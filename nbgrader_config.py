@@ -30,8 +30,11 @@ c.NotebookClient.kernel_manager_class = SandboxedKernelManager
 # set NBGRADER_EXCHANGE to use another place, e.g. in tests.
 c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", "/srv/nbgrader/exchange")
 
-# nbgrader's LimitOutput counts lines; also cut outputs by size, so one huge line printed by
-# a student cannot bloat the graded notebook and the feedback page (course_grade/nbgrader_plugins.py).
+# nbgrader's LimitOutput counts lines; also cut outputs by size, every kind (streams, errors and
+# their tracebacks, rich outputs of any mime type, output metadata, many small outputs), so one
+# cell cannot bloat the graded notebook and the feedback page: 20,000 characters per text,
+# 60,000 bytes of output per cell, 500,000 per notebook, and the output a cell is graded by is
+# always kept, shortened (course_grade/nbgrader_plugins.py; c.LimitOutputSize.max_chars, etc.).
 from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
 from nbgrader.preprocessors import (  # noqa: E402
     AssignLatePenalties, CheckCellMetadata, Execute, IgnorePattern, LimitOutput, SaveAutoGrades)

@@ -7,11 +7,14 @@ only the instructor's source notebook holds.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import html
 import json
+import math
 import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -73,29 +76,103 @@ class AnswersFileError(Exception):
     """quiz_answers.json exists but cannot be used; the message says why."""
 
 
-def read_answers(path: str = ANSWERS_FILE) -> dict[str, str]:
-    """Saved choices, question id -> letter. {} when nothing was saved yet."""
-    if not os.path.exists(path):
-        return {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AnswersFileError(f"{path} is not readable JSON ({exc})") from None
-    return parse_answers(text, path)
+# The answers file's shape: {"format": 1, "answers": {question id: letter}} (what save_answer
+# writes; other top-level keys are ignored). No honest file is nested deeper than this, so the
+# text is refused before the JSON parser, which recurses once per level, ever sees it.
+_DEPTH = 4
+_QUESTION_ID = re.compile(r"[A-Za-z0-9_]{1,100}")
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
 
 
-def parse_answers(text: str, path: str = ANSWERS_FILE) -> dict[str, str]:
-    """The choices in the text of an answers file (`path` names it in messages)."""
+def read_answers(path: str = ANSWERS_FILE, max_bytes: int = 65_536) -> dict[str, str] | None:
+    """The choices saved in the answers file at `path` (question id -> letter); None when there
+    is no file. The one reader of the file, in the kernel and when grading: it never follows a
+    link, never waits (a pipe or device is refused), reads at most `max_bytes`, and turns any
+    content it cannot use into an AnswersFileError whose message names `path`'s file."""
+    name = os.path.basename(path)
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise AnswersFileError(f"{path} is not readable JSON ({exc})") from None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise AnswersFileError(f"{name} is a link, not the file the quiz saves") from None
+        raise AnswersFileError(f"{name} cannot be opened ({exc.strerror})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "not a regular file"
+            raise AnswersFileError(f"{name} is {kind}, not the file the quiz saves")
+        chunks, size = [], 0
+        while size <= max_bytes:
+            chunk = os.read(fd, max_bytes + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise AnswersFileError(f"{name} cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > max_bytes:
+        raise AnswersFileError(f"{name} is larger than {max_bytes:,} bytes, far more than the quiz saves")
+    return _parse_answers(data, name)
+
+
+def _refuse_constant(text: str):
+    raise AnswersFileError(f"holds {text}, which is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise AnswersFileError(f"holds the number {text[:20]}, too large for JSON")
+    return value
+
+
+def _small_int(text: str) -> int:
+    if len(text) > 20:
+        raise AnswersFileError(f"holds a number of {len(text):,} digits")
+    return int(text)
+
+
+def _no_duplicates(pairs: list[tuple]) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        twice = next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i]))
+        raise AnswersFileError(f"names {twice[:40]!r} twice")
+    return out
+
+
+def _parse_answers(data: bytes, name: str) -> dict[str, str]:
+    """The choices in the bytes of an answers file (`name` names it in messages)."""
+    unreadable = f"{name} is not readable JSON"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AnswersFileError(f"{unreadable} (its bytes are not UTF-8 text: {exc.reason} at byte {exc.start})") from None
+    if not text.strip():
+        raise AnswersFileError(f"{name} is empty")
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_STRING.sub('""', text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    if deepest > _DEPTH:
+        raise AnswersFileError(f"{unreadable} (it is nested {deepest:,} levels deep; the quiz saves 2)")
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant,
+                          parse_float=_finite_float, parse_int=_small_int)
+    except AnswersFileError as exc:
+        raise AnswersFileError(f"{unreadable} (it {exc})") from None
+    except (ValueError, RecursionError) as exc:  # json.JSONDecodeError is a ValueError
+        raise AnswersFileError(f"{unreadable} ({exc})") from None
     answers = data.get("answers") if isinstance(data, dict) else None
-    if not isinstance(answers, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and v in LETTERS for k, v in answers.items()
-    ):
-        raise AnswersFileError(f'{path} does not hold {{"answers": {{question id: "A"-"D"}}}}')
+    if (not isinstance(answers, dict) or data.get("format", 1) != 1 or isinstance(data.get("format"), bool)
+            or not all(isinstance(k, str) and _QUESTION_ID.fullmatch(k) and isinstance(v, str) and v in LETTERS
+                       for k, v in answers.items())):
+        raise AnswersFileError(f'{name} does not hold {{"format": 1, "answers": {{question id: "A"-"D"}}}}')
     return answers
 
 
@@ -104,7 +181,7 @@ def save_answer(qid: str, letter: str, path: str = ANSWERS_FILE) -> None:
     if letter not in LETTERS:
         raise ValueError(f"an answer is one of {', '.join(LETTERS)}, not {letter!r}")
     try:
-        answers = read_answers(path)
+        answers = read_answers(path) or {}
     except AnswersFileError:
         os.replace(path, path + ".unreadable")  # keep the damaged file, start afresh
         answers = {}
@@ -351,7 +428,7 @@ def build_test(path: str = ANSWERS_FILE, looks: _Looks | None = None) -> tuple[l
     looks = looks or _Looks()
     notice = ""
     try:
-        saved = read_answers(path)
+        saved = read_answers(path) or {}
     except AnswersFileError as exc:
         saved = {}
         notice = f"{exc}: your next choice starts a new file (the old one is kept as {path}.unreadable)."
@@ -398,7 +475,7 @@ def verdict(qid: str, correct: str, explanation: str, why: dict[str, str], answe
     (course_grade/quiz_grading.py)."""
     q = question("test", qid)
     if damaged:
-        return f"Question {q.number}: {damaged}; answer the quiz again in the notebook (each click rewrites the file)."
+        return f"Question {q.number}: {damaged}; {REANSWER}."
     if missing:
         return (
             f"Question {q.number}: no quiz answers were saved ({ANSWERS_FILE} is missing beside the "
@@ -415,6 +492,8 @@ def verdict(qid: str, correct: str, explanation: str, why: dict[str, str], answe
     return None
 
 
+# how a damaged answers file is fixed (the end of its message; course_grade/item_analysis.py finds it)
+REANSWER = "answer the quiz again in the notebook (each click rewrites the file)"
 UNANSWERED = "Question {number} is not answered yet: choose an answer above; each click saves it."
 
 
@@ -425,7 +504,7 @@ def check_answered(qid: str) -> None:
     nothing of right or wrong. The hidden part (check_answer) grades: 0 when unanswered."""
     q = question("test", qid)
     try:
-        answers = read_answers()
+        answers = read_answers() or {}
     except AnswersFileError as exc:
         print(UNANSWERED.format(number=q.number), f"({exc}; your next click starts a new file.)")
         return
@@ -443,7 +522,6 @@ def check_answer(qid: str, correct: str, explanation: str, why: dict[str, str]) 
         answers, damaged = read_answers(), ""
     except AnswersFileError as exc:
         answers, damaged = {}, str(exc)
-    message = verdict(qid, correct, explanation, why, answers,
-                      missing=not damaged and not os.path.exists(ANSWERS_FILE), damaged=damaged)
+    message = verdict(qid, correct, explanation, why, answers or {}, missing=answers is None, damaged=damaged)
     if message:
         fail(message)

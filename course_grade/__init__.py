@@ -6,7 +6,7 @@
 - `sandbox.py`: every grading kernel in a bubblewrap sandbox;
 - `tamper.py`, `tamper_preprocessor.py`: the syntax-tree analysis of student cells;
 - `quiz_collect.py`, `quiz_grading.py`: the graded quiz scored outside the kernel;
-- `nbgrader_plugins.py`: `LimitOutputSize`;
+- `nbgrader_plugins.py`: `LimitOutputSize` (every output cut by size, per cell and per notebook);
 - `selfgrade.py`: a self-learner's grading of their own notebook;
 - `safe_csv.py`, `safe_csv_export_plugin.py`: every CSV file written with no cell a
   spreadsheet would run as a formula (`nbgrader export` too).

@@ -316,7 +316,9 @@ def classify(message: str, stderr: bool = False, quiz: bool = False) -> tuple[st
             return "quiz:unanswered", "quiz", "not answered"
         if "no quiz answers were saved" in message:
             return "quiz:missing", "quiz", "no quiz_answers.json submitted"
-        if "readable JSON" in message or "does not hold" in message:
+        from autograder.quiz import REANSWER
+
+        if REANSWER in message or "readable JSON" in message or "does not hold" in message:
             return "quiz:damaged", "quiz", "quiz_answers.json damaged"
     best = None
     for fragment, key, label in _named_mistakes():
@@ -364,12 +366,11 @@ def cell_messages(notebook_path: Path) -> dict[str, tuple[str, bool]]:
 
 def quiz_answers(folder: Path) -> dict[str, str] | None:
     """The collected answers (question id -> letter); None when the file is missing or damaged."""
-    from autograder.quiz import ANSWERS_FILE, AnswersFileError, parse_answers
+    from autograder.quiz import ANSWERS_FILE, AnswersFileError, read_answers
 
     try:
-        text = (folder / ANSWERS_FILE).read_text(encoding="utf-8")
-        return parse_answers(text, ANSWERS_FILE)
-    except (OSError, UnicodeDecodeError, AnswersFileError):
+        return read_answers(str(folder / ANSWERS_FILE))
+    except AnswersFileError:
         return None
 
 

@@ -12,12 +12,11 @@ quiz from it after execution.
 from __future__ import annotations
 
 import os
-import stat
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Integer
 
-from autograder.quiz import ANSWERS_FILE, AnswersFileError, parse_answers
+from autograder.quiz import ANSWERS_FILE, AnswersFileError, read_answers
 
 # notebook metadata key of the record: {"state": "saved" | "missing" | "damaged",
 # "answers": {question id: letter}, "error": the damaged file's message}
@@ -25,28 +24,14 @@ METADATA_KEY = "course_quiz_collected"
 
 
 def read_collected(folder: str, max_bytes: int) -> dict:
-    """The record of `folder`'s answers file. Only a regular file is read (never a link, a
-    pipe or a device), and at most `max_bytes` of it."""
-    path = os.path.join(folder, ANSWERS_FILE)
-    if not os.path.lexists(path):
-        return {"state": "missing", "answers": {}, "error": ""}
+    """The record of `folder`'s answers file, read by the quiz's one reader
+    (`autograder.quiz.read_answers`: a regular file only, at most `max_bytes`, any content)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise OSError("not a regular file")
-            with os.fdopen(fd, "rb", closefd=False) as f:
-                data = f.read(max_bytes + 1)
-        finally:
-            os.close(fd)
-        if len(data) > max_bytes:
-            raise OSError(f"larger than {max_bytes:,} bytes")
-        answers = parse_answers(data.decode("utf-8"), ANSWERS_FILE)
-    except (OSError, UnicodeDecodeError) as exc:
-        error = f"{ANSWERS_FILE} is not readable JSON ({exc})"
-        return {"state": "damaged", "answers": {}, "error": error}
+        answers = read_answers(os.path.join(folder, ANSWERS_FILE), max_bytes)
     except AnswersFileError as exc:
         return {"state": "damaged", "answers": {}, "error": str(exc)}
+    if answers is None:
+        return {"state": "missing", "answers": {}, "error": ""}
     return {"state": "saved", "answers": answers, "error": ""}
 
 

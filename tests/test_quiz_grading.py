@@ -184,14 +184,15 @@ def test_only_a_regular_file_is_read(tmp_path):
     (tmp_path / quiz.ANSWERS_FILE).symlink_to(target)
     nb, _ = collect(quiz_notebook(), tmp_path)
     assert nb.metadata[METADATA_KEY]["state"] == "damaged"
-    assert all(score == 0 and "not readable JSON" in message for score, message in grade(nb).values())
+    assert all(score == 0 and "quiz_answers.json is a link, not the file the quiz saves" in message
+               for score, message in grade(nb).values())
 
     pipe = tmp_path / "pipe"
     pipe.mkdir()
     os.mkfifo(pipe / quiz.ANSWERS_FILE)
     nb, _ = collect(quiz_notebook(), pipe)
     assert nb.metadata[METADATA_KEY] == {"state": "damaged", "answers": {},
-                                         "error": "quiz_answers.json is not readable JSON (not a regular file)"}
+                                         "error": "quiz_answers.json is a pipe, not the file the quiz saves"}
 
 
 def test_an_oversized_file_counts_as_damaged(tmp_path):
