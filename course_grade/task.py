@@ -269,7 +269,7 @@ def _timeout_ename(config) -> str:
     from nbgrader.preprocessors import Execute
 
     given = config.Execute.get("error_on_timeout") if "Execute" in config else None
-    return (given or Execute.class_traits()["error_on_timeout"].default_value).get("ename", "CellTimeoutError")
+    return (given or Execute.class_traits()["error_on_timeout"].default()).get("ename", "CellTimeoutError")
 
 
 def _look_at(out: "Graded", nb: dict, name: str, ename: str) -> None:

@@ -320,3 +320,14 @@ def test_feedback_is_made_in_the_course_for_a_student_whose_grades_were_kept_pas
     late = Graded("ana", status="timed out", grades_kept=True)
     steps = _nbgrader_steps(course, [late, Graded("ben", status="timed out")], feedback=True)
     assert steps[:-1] == [["generate_feedback", ASSIGNMENT, "--force", "--student=ana"]]
+
+
+def test_the_name_of_a_cell_timeout_is_nbgraders_unless_the_config_changes_it():
+    from traitlets.config import Config
+
+    from course_grade.task import _timeout_ename
+
+    assert _timeout_ename(Config()) == "CellTimeoutError"
+    config = Config()
+    config.Execute.error_on_timeout = {"ename": "TooSlow", "evalue": "", "traceback": []}
+    assert _timeout_ename(config) == "TooSlow"
