@@ -376,7 +376,7 @@ def _keep_log(course: Course, o: Graded) -> str:
 
 
 def _seconds(n: float) -> str:
-    return f"{n:.0f} s" if n < 120 else f"{n / 60:.0f} min" if n < 7200 else f"{n / 3600:.1f} h"
+    return f"{n:.0f} s" if n < 120 else f"{n / 60:.0f} min" if n < 7200 else f"{round(n / 3600, 1):g} h"
 
 
 def _scheduler_lost(client, error: BaseException) -> bool:
@@ -588,7 +588,7 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
         return 3
     logs = sum(bool(o.log_file) for o in rows)
     print(f"\n{graded}/{len(rows)} graded; grades: grades.csv; per-student status: {REPORT_FILE}"
-          + (f"; the log of each of the {logs} not graded: {LOGS}/{assignment}/" if logs else "")
+          + (f"; logs of the {logs} submission(s) not graded: {LOGS}/{assignment}/" if logs else "")
           + ("; feedback: feedback/" if feedback else "")
           + (f"; item analysis: {analysis.relative_to(course.root)}" if analysis else ""), file=out)
     return 0 if failures == 0 else 1
