@@ -15,7 +15,10 @@ gradebook, `autograded/` and `feedback/` (`merge`: the folders are swapped in wh
 gradebook rows are replaced in one transaction, Ctrl-C waits for a merge to finish). A worker that dies has its
 submissions graded elsewhere; a merge replaces a student's earlier rows, so every student is
 graded exactly once. A lost scheduler or Ctrl-C stops the run with one line, keeping what was
-merged; `--resume` then grades only what is missing. Feedback (without hidden tests, see
+merged; `--resume` then grades only what is missing or was submitted again since (as stock
+`nbgrader autograde` decides). Every submission is on record in the gradebook: one that could
+not be graded has its submission row with 0 points, flagged, and the report's reason column
+and note say why, with the task's log kept in reports/logs/. Feedback (without hidden tests, see
 nbgrader_config.py) is made by stock nbgrader's generate_feedback on the worker that graded the
 submission, from the same grades (in this process for a student whose worker could not), and
 the grades CSV by stock nbgrader's export. `submitted/` is only ever read.
@@ -31,18 +34,20 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from course_grade import NBGRADER_LAUNCH, REPORT_FILE, safe_csv
-from course_grade.task import Graded, write_files
+from course_grade.task import ERROR, LATE, Graded, write_files
 
 # Submissions read and sent ahead of the workers: enough to keep every worker busy, few
 # enough that the instructor's process and the scheduler never hold a whole class at once.
 IN_FLIGHT_PER_THREAD, MIN_IN_FLIGHT = 4, 8
 REPORT_COLUMNS = ["student", "status", "score", "max_score", "seconds", "note", "left_out", "removed_cells",
-                  "sandbox", "worker"]
+                  "sandbox", "worker", "reason", "log"]
+LOGS = "reports/logs"  # the log of every task that failed: LOGS/ASSIGNMENT/STUDENT.log
 
 # Student cells that reach for the grading machinery are found by the FlagTampering
 # preprocessor (course_grade/tamper.py, an analysis of each cell's syntax tree, configured in
@@ -84,6 +89,30 @@ class Course:
     @property
     def gradebook(self) -> Path:
         return self.root / "gradebook.db"
+
+    def submitted(self, student: str) -> Path:
+        return self.root / "submitted" / student / self.assignment
+
+
+def timestamp_in(folder: Path):
+    """The time in `folder`'s timestamp.txt (nbgrader's, UTC), or None when there is none or it
+    cannot be read: what nbgrader's CourseDirectory.get_existing_timestamp reads."""
+    from nbgrader.utils import parse_utc
+
+    try:
+        fd = os.open(folder / "timestamp.txt", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        text = os.read(fd, 200).decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    try:
+        return parse_utc(text) if text else None
+    except ValueError:
+        return None
 
 
 def open_course(root: Path, assignment: str) -> Course:
@@ -146,7 +175,7 @@ def _set_rows(dst, course: Course, graded: Graded) -> None:
     student, rows = graded.student, graded.rows
     for nb in rows["notebooks"]:
         target = dst.find_submission_notebook(nb["name"], course.assignment, student)
-        target.flagged = nb["flagged"] or bool(graded.tampering)
+        target.flagged = nb["flagged"] or graded.flagged
         target.late_submission_penalty = nb["late_submission_penalty"]
         for grade in nb["grades"]:
             mine = dst.find_grade(grade["name"], nb["name"], course.assignment, student)
@@ -157,18 +186,38 @@ def _set_rows(dst, course: Course, graded: Graded) -> None:
             mine.auto_comment, mine.manual_comment = comment["auto_comment"], comment["manual_comment"]
 
 
-def merge(course: Course, graded: Graded, gradebook=None) -> None:
+def _record_without_grades(dst, course: Course, student: str) -> None:
+    """The submission that could not be graded, as nbgrader records a missing notebook: every
+    grade 0 (nothing was graded), no manual grading asked, and each notebook flagged."""
+    for nb in dst.find_submission(course.assignment, student).notebooks:
+        nb.flagged = True
+        for grade in nb.grades:
+            grade.auto_score, grade.needs_manual_grade = 0, False
+
+
+def merge(course: Course, graded: Graded, gradebook=None) -> float:
     """Put one graded submission into the course, whole or not at all: its autograded folder
     (and its feedback folder, when the worker made it) is written beside the old one, its
     gradebook rows replace the student's earlier ones in one transaction, the folders are
-    swapped in, then the transaction is committed. `gradebook`: the course gradebook already
-    open (`course_gradebook`), else it is opened for this merge."""
+    swapped in, then the transaction is committed. A submission without grades
+    (`graded.merged` false: it could not be graded, or timed out before its grades were whole)
+    is recorded all the same: its submission row with the submitted timestamp, 0 points,
+    flagged (`_record_without_grades`), and the student's earlier autograded and feedback
+    folders are removed, so nothing stale of an earlier submission stays. `gradebook`: the
+    course gradebook already open (`course_gradebook`), else it is opened for this merge.
+    Returns how many seconds after the due date the submission came (nbgrader's count)."""
     from nbgrader.api import MissingEntry
 
     rows, student = graded.rows, graded.student
-    trees = [(course.root / "autograded" / student / course.assignment, graded.files, graded.modes)]
-    if graded.feedback is not None:
-        trees.append((course.root / "feedback" / student / course.assignment, graded.feedback, graded.feedback_modes))
+    whole = graded.merged and rows is not None
+    autograded = course.root / "autograded" / student / course.assignment
+    feedback = course.root / "feedback" / student / course.assignment
+    if whole:
+        trees = [(autograded, graded.files, graded.modes)]
+        if graded.feedback is not None:
+            trees.append((feedback, graded.feedback, graded.feedback_modes))
+    else:  # None: the folder is removed
+        trees = [(autograded, None, None), (feedback, None, None)]
     places = [(out, out.with_name(f".{course.assignment}.partial-{os.getpid()}"),
                out.with_name(f".{course.assignment}.old-{os.getpid()}")) for out, _, _ in trees]
     swapped = []
@@ -176,8 +225,9 @@ def merge(course: Course, graded: Graded, gradebook=None) -> None:
         try:
             for (_, files, modes), (_, partial, _) in zip(trees, places):
                 shutil.rmtree(partial, ignore_errors=True)
-                partial.mkdir(parents=True)
-                write_files(partial, files, modes)
+                if files is not None:
+                    partial.mkdir(parents=True)
+                    write_files(partial, files, modes)
             with warnings.catch_warnings(), contextlib.ExitStack() as opened:
                 warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy autoflush warnings
                 dst = gradebook if gradebook is not None else opened.enter_context(course_gradebook(course))
@@ -189,18 +239,26 @@ def merge(course: Course, graded: Graded, gradebook=None) -> None:
                         dst.remove_submission(course.assignment, student)
                     except MissingEntry:
                         pass
-                    dst.add_submission(course.assignment, student, timestamp=rows["timestamp"],
-                                       extension=rows["extension"])
-                    with dst.db.no_autoflush:  # the changes are flushed once below, not before each lookup
-                        _set_rows(dst, course, graded)
+                    if whole:
+                        dst.add_submission(course.assignment, student, timestamp=rows["timestamp"],
+                                           extension=rows["extension"])
+                        with dst.db.no_autoflush:  # the changes are flushed once below, not before each lookup
+                            _set_rows(dst, course, graded)
+                    else:
+                        stamp = timestamp_in(course.submitted(student))
+                        dst.add_submission(course.assignment, student, **({"timestamp": stamp} if stamp else {}))
+                        _record_without_grades(dst, course, student)
                     dst.db.flush()
+                    late = dst.find_submission(course.assignment, student).total_seconds_late
                     for out, partial, old in places:
                         if out.exists():
                             out.rename(old)
                         swapped.append((out, old))
-                        partial.rename(out)
+                        if partial.exists():
+                            partial.rename(out)
                     del dst.db.commit
                     commit()
+                    return late
                 except BaseException:
                     dst.db.__dict__.pop("commit", None)
                     dst.db.rollback()
@@ -216,7 +274,12 @@ def merge(course: Course, graded: Graded, gradebook=None) -> None:
 
 
 def already_graded(course: Course) -> set[str]:
-    """Students with a graded submission in the gradebook and their autograded notebooks."""
+    """Students with a graded submission in the gradebook and their autograded notebooks, not
+    submitted again since. As stock `nbgrader autograde` (without --force) decides: a
+    submission is graded again when the timestamp.txt in submitted/ is newer than the one of
+    its autograded copy (here, else the gradebook's), as after `nbgrader collect --update`;
+    without a timestamp on either side it is not, as in stock nbgrader (`--student` regrades
+    it). A submission recorded without grades has no autograded notebook: graded again."""
     from nbgrader.api import Gradebook
 
     done = set()
@@ -224,17 +287,22 @@ def already_graded(course: Course) -> set[str]:
         warnings.simplefilter("ignore")
         for sub in gb.find_assignment(course.assignment).submissions:
             folder = course.root / "autograded" / sub.student_id / course.assignment
-            if all((folder / f"{name}.ipynb").is_file() for name in course.notebooks):
-                done.add(sub.student_id)
+            if not all((folder / f"{name}.ipynb").is_file() for name in course.notebooks):
+                continue
+            new, old = timestamp_in(course.submitted(sub.student_id)), timestamp_in(folder) or sub.timestamp
+            if new is not None and old is not None and new > old:
+                continue
+            done.add(sub.student_id)
     return done
 
 
 # ----------------------------------------------------------------------------- the command
 
 def _line(o: Graded) -> str:
-    score = f"{o.score:g}/{o.max_score:g}" if o.score is not None and o.status == "graded" else "-"
+    score = f"{o.score:g}/{o.max_score:g}" if o.score is not None and o.merged else "-"
     note = o.note + (f" (left out: {', '.join(o.left_out)})" if o.left_out else "")
     note += f" REVIEW: removed {len(o.tampering)} cell(s) that reached for the grader" if o.tampering else ""
+    note += f" (log: {o.log_file})" if o.log_file else ""
     return f"{o.student:<24} {o.status:<9} {score:>9} {o.seconds:7.1f}s  {note}".rstrip()
 
 
@@ -280,7 +348,8 @@ def _write_report(course: Course, outcomes: dict[str, Graded]) -> None:
     for o in outcomes.values():
         rows[o.student] = [o.student, o.status, "" if o.score is None else o.score,
                            "" if o.max_score is None else o.max_score, f"{o.seconds:.1f}", o.note,
-                           " ".join(o.left_out), "; ".join(o.tampering), o.sandbox, o.worker]
+                           " ".join(o.left_out), "; ".join(o.tampering), o.sandbox, o.worker, "; ".join(o.reasons),
+                           o.log_file]
     path = course.root / REPORT_FILE
     partial = path.with_name(f".{REPORT_FILE}.partial")
     with open(partial, "w", newline="", encoding="utf-8") as f:
@@ -289,6 +358,24 @@ def _write_report(course: Course, outcomes: dict[str, Graded]) -> None:
         for student in sorted(rows):
             writer.writerow(rows[student])
     partial.replace(path)
+
+
+def _keep_log(course: Course, o: Graded) -> str:
+    """The log of a task that did not grade its submission (nbgrader's log and the traceback)
+    in LOGS/ASSIGNMENT/STUDENT.log; returns its course-relative path. A student graded now has
+    the log of an earlier failure removed."""
+    path = course.root / LOGS / course.assignment / f"{o.student}.log"
+    if o.status == "graded":
+        path.unlink(missing_ok=True)
+        return ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{o.student}: {o.status}: {o.note}\n\n{o.log or '(no log: the task itself failed)'}\n",
+                    encoding="utf-8")
+    return str(path.relative_to(course.root))
+
+
+def _seconds(n: float) -> str:
+    return f"{n:.0f} s" if n < 120 else f"{n / 60:.0f} min" if n < 7200 else f"{round(n / 3600, 1):g} h"
 
 
 def _scheduler_lost(client, error: BaseException) -> bool:
@@ -348,16 +435,23 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
                     except (CancelledError, Exception) as exc:  # noqa: BLE001
                         if _scheduler_lost(client, exc):
                             raise Stopped(lost, outcomes) from None
-                        o = Graded(student, note=f"could not grade: {type(exc).__name__}: {exc}"[:300])
+                        o = Graded(student)
+                        o.add(ERROR, f"could not grade: {type(exc).__name__}: {exc}"[:300])
+                        o.log = "".join(traceback.format_exception(exc))
                     future.release()
-                    if o.status == "graded":
-                        try:
-                            merge(course, o, gradebook)
-                        except KeyboardInterrupt:
-                            outcomes[student] = o
-                            raise
-                        except Exception as exc:  # noqa: BLE001
-                            o.status, o.note = "failed", f"could not record the grades: {type(exc).__name__}: {exc}"[:300]
+                    try:
+                        late = merge(course, o, gradebook)  # without grades, the submission is recorded
+                    except KeyboardInterrupt:
+                        outcomes[student] = o
+                        raise
+                    except Exception as exc:  # noqa: BLE001
+                        o.status, o.grades_kept = "failed", False
+                        o.add(ERROR, f"could not record the grades: {type(exc).__name__}: {exc}"[:300])
+                        o.log += "\n" + traceback.format_exc()
+                    else:
+                        if late > 0:
+                            o.add(LATE, f"submitted {_seconds(late)} after the due date: nbgrader's late penalty applies")
+                    o.log_file = _keep_log(course, o)
                     made = o.feedback is not None
                     o.files, o.modes, o.rows, o.log = {}, {}, None, ""  # merged: keep only what the report shows
                     o.feedback, o.feedback_modes = ({} if made else None), {}
@@ -384,7 +478,7 @@ def _nbgrader_steps(course: Course, rows: list[Graded], feedback: bool) -> list[
     steps = []
     if feedback:
         steps += [["generate_feedback", course.assignment, "--force", f"--student={o.student}"]
-                  for o in rows if o.status == "graded" and o.feedback is None]
+                  for o in rows if o.merged and o.feedback is None]
     steps.append(["export", "--to", str(course.root / "grades.csv")])
     return steps
 
@@ -491,7 +585,9 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
         print(f"\nStopped: {stopped}. {graded}/{len(rows)} graded and kept in the gradebook; run the same command "
               f"with --resume to grade the rest.", file=out)
         return 3
+    logs = sum(bool(o.log_file) for o in rows)
     print(f"\n{graded}/{len(rows)} graded; grades: grades.csv; per-student status: {REPORT_FILE}"
+          + (f"; logs of the {logs} submission(s) not graded: {LOGS}/{assignment}/" if logs else "")
           + ("; feedback: feedback/" if feedback else "")
           + (f"; item analysis: {analysis.relative_to(course.root)}" if analysis else ""), file=out)
     return 0 if failures == 0 else 1

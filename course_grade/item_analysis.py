@@ -479,7 +479,12 @@ def build(course_root: Path, assignment: str) -> Analysis:
         raise ReportError(f"no gradebook.db in {course_root}: run this in the course folder (or pass --course DIR) "
                           f"after grading with `course-grade grade {assignment}`")
     cells, sources, subs = _gradebook_rows(gradebook, assignment)
-    graded = sorted(s for s, row in subs.items() if any(v is not None for v in row["grades"].values()))
+    report = read_grading_report(course_root)
+    # a submission the grading command recorded without grades (0 points, flagged) is listed
+    # with its reason below, and left out of the statistics: nothing of it was graded
+    unscored = {s for s, row in (report or {}).items() if row.get("status") not in ("", "graded") and not row.get("score")}
+    graded = sorted(s for s, row in subs.items()
+                    if s not in unscored and any(v is not None for v in row["grades"].values()))
     if not graded:
         raise ReportError(f"nothing of {assignment!r} is graded yet: grade it first with `course-grade grade {assignment}` "
                           f"(or `nbgrader autograde {assignment}`)")
@@ -489,7 +494,6 @@ def build(course_root: Path, assignment: str) -> Analysis:
     source = course_root / "source" / assignment / f"{assignment}.ipynb"
     lesson = release if release.is_file() else None
     headings = _headings(lesson or (source if source.is_file() else None))
-    report = read_grading_report(course_root)
 
     # scores: student -> grade_id -> score (None: not graded counts 0)
     scores = {s: {gid: subs[s]["grades"].get(gid) or 0.0 for gid, _, _ in cells} for s in graded}

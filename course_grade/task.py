@@ -12,9 +12,13 @@ stock nbgrader's autograde there (our preprocessors included: nbgrader_config.py
 a `Graded`: the autograded folder's files, the gradebook rows and the log. Only the
 instructor's process writes the course gradebook (`course_grade.grading.merge`).
 
-A submission that takes longer than its time limit has its kernel killed (the notebook ends
-with a dead kernel) and is reported "timed out"; one that cannot be graded is "failed" with a
-one-line reason. Neither stops the worker.
+One deadline bounds everything done for a submission (autograde, collecting its results, its
+feedback page): past it, a kernel still running is killed and the submission is "timed out",
+or, when only the feedback was left to make, the child process making it is killed and the
+grades are kept (the instructor's process makes that page with nbgrader afterwards). One that
+cannot be graded is "failed". Every outcome carries its `reasons` (codes below, as data) and a
+`note` (one sentence each) and, when it failed, nbgrader's log and the traceback; neither
+stops the worker.
 """
 from __future__ import annotations
 
@@ -34,6 +38,23 @@ from pathlib import Path, PurePosixPath
 # timestamp and feedback secret. Anything else is left out of grading and reported.
 KEPT_FILES = ("quiz_answers.json", "timestamp.txt", "submission_secret.txt")
 SOURCE_IGNORED = ("*.ipynb", ".ipynb_checkpoints", "*.db", "*.db-journal", "__pycache__")
+
+# Why a submission needs a look, as data (`Graded.reasons`, the report's reason column).
+CORRUPT = "corrupt"  # the notebook is not a readable .ipynb
+BLANK = "blank"  # an empty file, or a notebook without cells
+NO_NOTEBOOK = "no notebook"  # no file named as the assignment's notebook
+TIMED_OUT = "timed out"  # past --submission-timeout (the whole task's deadline)
+CELL_TIME_LIMIT = "cell time limit"  # a cell stopped at the per-cell limit (c.Execute.timeout)
+KERNEL_DIED = "kernel died"
+ERROR = "error"  # nbgrader or the course's configuration failed: the log has the traceback
+LATE = "late"  # submitted after the due date (nbgrader's late penalty applies)
+ANSWERS_MISSING = "answers missing"  # no quiz_answers.json: the quiz scored 0
+ANSWERS_DAMAGED = "answers damaged"  # an unreadable quiz_answers.json: the quiz scored 0
+TAMPERING = "tampering"  # the tampering analysis removed statements
+# Reasons that flag the submitted notebook in the gradebook (the formgrader's flag, as
+# tampering does). Late and the quiz's answers file are not flagged: nbgrader applies the late
+# penalty itself, and the quiz cells' own message says the file is missing or damaged.
+FLAGGED_REASONS = frozenset({CORRUPT, BLANK, NO_NOTEBOOK, TIMED_OUT, CELL_TIME_LIMIT, KERNEL_DIED, ERROR, TAMPERING})
 
 
 @dataclass(frozen=True)
@@ -108,6 +129,26 @@ class Graded:
     rows: dict | None = None  # the gradebook rows of the submission (see gradebook_rows)
     sandbox: str = ""  # "on", or why the kernels ran without it on that worker
     worker: str = ""  # where it was graded (host and process)
+    reasons: list[str] = field(default_factory=list)  # why it needs a look: the codes above
+    grades_kept: bool = False  # timed out after autograde finished: its grades are merged
+    log_file: str = ""  # where the instructor's process kept the log of a failed task (course-relative)
+
+    @property
+    def flagged(self) -> bool:
+        """Whether the gradebook flags the submitted notebook for the instructor's review."""
+        return bool(self.tampering) or any(r in FLAGGED_REASONS for r in self.reasons)
+
+    @property
+    def merged(self) -> bool:
+        """Whether its grades go into the course gradebook (else its submission is recorded with
+        0 points, flagged: course_grade.grading.merge)."""
+        return self.status == "graded" or self.grades_kept
+
+    def add(self, reason: str, note: str) -> None:
+        """Record a reason (a code above) and its sentence."""
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+        self.note = f"{self.note}; {note}" if self.note else note
 
 
 def _safe(rel: str) -> PurePosixPath:
@@ -178,7 +219,7 @@ def gradebook_rows(gradebook: Path, assignment: str, student: str) -> dict:
         sub = gb.find_submission(assignment, student)
         return {
             "timestamp": sub.timestamp, "extension": sub.extension,
-            "score": sub.score, "max_score": sub.max_score,
+            "score": sub.score, "max_score": sub.max_score, "seconds_late": sub.total_seconds_late,
             "notebooks": [{
                 "name": nb.name, "flagged": nb.flagged, "late_submission_penalty": nb.late_submission_penalty,
                 "grades": [{"name": g.name, "auto_score": g.auto_score, "manual_score": g.manual_score,
@@ -209,16 +250,77 @@ def flagged_cells(nb: dict) -> list[str] | None:
     return found
 
 
-def why_it_failed(log: str) -> str:
+def why_it_failed(log: str) -> tuple[str, str]:
+    """(reason code, one sentence) for an autograde that failed, from nbgrader's log: the only
+    account nbgrader's API gives of an error it caught."""
     text = log.lower()
     if "deadkernelerror" in text or "kernel died" in text:
-        return "the kernel died while running the notebook (os._exit, a crash, or out of memory)"
+        return KERNEL_DIED, "the kernel died while running the notebook (os._exit, a crash, or out of memory)"
     if "notjsonerror" in text or "unreadable notebook" in text or "not appear to be json" in text:
-        return "the notebook file is not a readable .ipynb (corrupt or not JSON)"
+        return CORRUPT, NOTES[CORRUPT]
     if "no such file or directory" in text and ".ipynb" in text:
-        return "the submission has no notebook named as the assignment's"
+        return NO_NOTEBOOK, NOTES[NO_NOTEBOOK]
     errors = [line.strip() for line in log.splitlines() if "ERROR" in line or "Error" in line]
-    return (errors[-1] if errors else "nbgrader autograde failed")[:300]
+    return ERROR, (errors[-1] if errors else "nbgrader autograde failed")[:300]
+
+
+NOTES = {
+    CORRUPT: "the notebook file is not a readable .ipynb (corrupt or not JSON): ask the student to submit it again",
+    BLANK: "the notebook is empty (no cells): ask the student to submit their work again",
+    NO_NOTEBOOK: "the submission has no notebook named as the assignment's: ask the student to submit it again",
+}
+
+
+def notebook_problem(data: bytes | None) -> str | None:
+    """Why a submitted notebook cannot be graded at all, before nbgrader reads it (a reason
+    code), or None: missing, an empty file, not a readable notebook, or no cells."""
+    import nbformat
+
+    if data is None:
+        return NO_NOTEBOOK
+    if not data.strip():
+        return BLANK
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+    except Exception:  # noqa: BLE001 - whatever nbformat cannot read, nbgrader cannot grade
+        return CORRUPT
+    return BLANK if not nb.get("cells") else None
+
+
+def timed_out_cells(nb: dict, ename: str) -> list[str]:
+    """The cells of a graded notebook that nbgrader's Execute stopped at the per-cell time
+    limit: nbclient's CellTimeoutError, recorded as an error output named `ename`."""
+    found = []
+    for number, cell in enumerate(nb.get("cells", []), start=1):
+        if any(o.get("output_type") == "error" and o.get("ename") == ename for o in cell.get("outputs", [])):
+            found.append(cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {number}")
+    return found
+
+
+def _timeout_ename(config) -> str:
+    """The error name nbgrader's Execute gives a cell stopped at its time limit."""
+    from nbgrader.preprocessors import Execute
+
+    given = config.Execute.get("error_on_timeout") if "Execute" in config else None
+    return (given or Execute.class_traits()["error_on_timeout"].default()).get("ename", "CellTimeoutError")
+
+
+def _look_at(out: "Graded", nb: dict, name: str, ename: str) -> None:
+    """The reasons a graded notebook needs a look: cells stopped at the per-cell limit, the
+    quiz's answers file missing or damaged (as CollectQuizAnswers recorded it)."""
+    from course_grade.quiz_collect import METADATA_KEY
+
+    cells = timed_out_cells(nb, ename)
+    if cells:
+        out.add(CELL_TIME_LIMIT, f"{', '.join(cells)} stopped at the per-cell time limit (c.Execute.timeout) and "
+                                 f"lost its points: look at the notebook, or raise the limit and regrade")
+    state = nb.get("metadata", {}).get(METADATA_KEY, {}).get("state")
+    if state == "missing":
+        out.add(ANSWERS_MISSING, f"{name}.ipynb came without quiz_answers.json, so the quiz scored 0")
+    elif state == "damaged":
+        out.add(ANSWERS_DAMAGED, f"{name}.ipynb came with an unreadable quiz_answers.json, so the quiz scored 0")
 
 
 def _kernels() -> list:
@@ -271,17 +373,80 @@ def _scratch() -> Path:
     raise OSError("no writable temporary folder for grading")
 
 
-def _make_feedback(api, assignment: str, student: str, folder: Path, out: Graded) -> None:
-    """nbgrader's generate_feedback for the student just graded, into `out.feedback` (left
-    None if nbgrader could not make it: the instructor's process then tries)."""
+def _wait(pid: int, seconds: float) -> int | None:
+    """The exit status of child `pid` once it ends, or None if it is still running after
+    `seconds` (it is then killed and reaped)."""
+    import select
+    import signal
+
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            made = api.generate_feedback(assignment, student)
-        if made.get("success") and folder.is_dir():
-            out.feedback, out.feedback_modes = read_files(folder), file_modes(folder)
-    except Exception:  # noqa: BLE001 - feedback is made again where the grades are merged
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd (old kernel): poll
+        fd = None
+    try:
+        end = time.monotonic() + seconds
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            if fd is not None:
+                select.select([fd], [], [], left)
+            else:
+                time.sleep(min(left, 0.02))
+    finally:
+        if fd is not None:
+            os.close(fd)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
+
+
+def _make_feedback(api, assignment: str, student: str, folder: Path, out: Graded, deadline: float) -> bool:
+    """nbgrader's generate_feedback for the student just graded, into `out.feedback` (left
+    None if nbgrader could not make it: the instructor's process then tries). It runs in a
+    child process forked for it, killed at `deadline` (time.monotonic()): rendering a page is
+    pure Python that no timer can stop in a thread. Returns False when the deadline came first.
+    The child sends back the templates it compiled, so this process's cache stays warm
+    (course_grade/feedback_exporter.py)."""
+    import base64
+
+    from course_grade import feedback_exporter
+
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return False
+    compiled = folder.parents[2] / ".compiled-templates.json"  # in the scratch course, beside feedback/
+    pid = os.fork()
+    if pid == 0:  # the child: make the page, send the compiled templates, never return
+        code = 1
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                made = api.generate_feedback(assignment, student)
+            if made.get("success"):
+                store = {k: base64.b64encode(v).decode() for k, v in feedback_exporter._CACHE.store.items()}
+                compiled.write_text(json.dumps(store))
+                code = 0
+        except BaseException:  # noqa: BLE001 - the exit status says it failed
+            pass
+        finally:
+            os._exit(code)
+    status = _wait(pid, left)
+    if status is None:
         out.feedback = None
+        return False
+    if status == 0 and folder.is_dir():
+        out.feedback, out.feedback_modes = read_files(folder), file_modes(folder)
+        try:
+            store = json.loads(compiled.read_text())
+            with feedback_exporter._CACHE.lock:
+                feedback_exporter._CACHE.store.update({k: base64.b64decode(v) for k, v in store.items()})
+        except (OSError, ValueError):
+            pass
+    return True
 
 
 def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: float = 600,
@@ -292,18 +457,31 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
     before the submission arrived. With `feedback`, nbgrader's generate_feedback then makes the
     student's feedback there too, from the same gradebook rows the course will hold (so the
     class's feedback is made in parallel, not one student after another at the end); if it
-    fails, `feedback` stays None and the instructor's process makes it. Never raises for a bad
-    submission: the result says why."""
+    fails, `feedback` stays None and the instructor's process makes it. `timeout` bounds all
+    of it from the moment the task starts: past it during autograde, the kernel is killed and
+    the submission is "timed out" with no grades; past it later, it is "timed out" with its
+    grades kept (`grades_kept`) and no feedback here. Never raises for a bad submission: the
+    result says why (`reasons`, `note`, and nbgrader's `log` with the traceback)."""
     from course_grade.sandbox import status as sandbox_status
 
     out = Graded(submission.student, left_out=submission.left_out, sandbox=sandbox_status(),
                  worker=f"{socket.gethostname()}:{os.getpid()}")
     start = time.perf_counter()
+    deadline = time.monotonic() + timeout
     scratch = _scratch()
     timer = None
     expired = threading.Event()
     cwd = os.getcwd()
+    late_note = f"grading took longer than the {timeout:g} s limit and was stopped: look at the notebook, " \
+                f"or give --submission-timeout more seconds"
     try:
+        for name in assignment.notebooks:
+            problem = notebook_problem(submission.files.get(f"{name}.ipynb"))
+            if problem is not None:
+                out.add(problem, NOTES[problem])
+        if out.reasons:
+            return out
+
         (scratch / "nbgrader_config.py").write_bytes(assignment.config)
         (scratch / "gradebook.db").write_bytes(assignment.gradebook)
         (scratch / "source" / assignment.name).mkdir(parents=True)
@@ -333,7 +511,7 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
             expired.set()
             kill_tree(_kernels())
 
-        timer = threading.Timer(timeout, expire)
+        timer = threading.Timer(max(deadline - time.monotonic(), 0), expire)
         timer.daemon = True
         timer.start()
         with warnings.catch_warnings():
@@ -342,19 +520,22 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
         timer.cancel()
         out.log = (result.get("log") or "") + (result.get("error") or "")
         if expired.is_set():
-            out.status, out.note = "timed out", f"grading took longer than {timeout:g} s and was stopped"
+            out.status = "timed out"
+            out.add(TIMED_OUT, late_note)
             return out
         graded = scratch / "autograded" / submission.student / assignment.name
         if not result.get("success") or not graded.is_dir():
-            out.note = why_it_failed(out.log)
+            out.add(*why_it_failed(out.log))
             return out
         try:
             out.rows = gradebook_rows(scratch / "gradebook.db", assignment.name, submission.student)
         except Exception:  # noqa: BLE001 - nbgrader wrote no grades: say why from its log
-            out.note = why_it_failed(out.log)
+            out.add(*why_it_failed(out.log))
+            out.rows = None
             return out
         out.score, out.max_score = out.rows["score"], out.rows["max_score"]
         out.files, out.modes = read_files(graded), file_modes(graded)
+        ename = _timeout_ename(config)
         for name in assignment.notebooks:
             try:
                 nb = json.loads(out.files.get(f"{name}.ipynb", b"{}"))
@@ -362,15 +543,27 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
                 nb = {}
             found = flagged_cells(nb)
             if found is None:
-                out.note = "REVIEW: not checked for tampering (FlagTampering is not in nbgrader_config.py)"
+                out.note = "; ".join(filter(None, [out.note, "REVIEW: not checked for tampering "
+                                                   "(FlagTampering is not in nbgrader_config.py)"]))
             out.tampering += found or []
+            _look_at(out, nb, name, ename)
+        if out.tampering and TAMPERING not in out.reasons:
+            out.reasons.append(TAMPERING)
         out.status = "graded"
-        if feedback:
-            _make_feedback(api, assignment.name, submission.student, scratch / "feedback" / submission.student
-                           / assignment.name, out)
+        if feedback and not _make_feedback(api, assignment.name, submission.student,
+                                           scratch / "feedback" / submission.student / assignment.name, out, deadline):
+            expired.set()
+        if expired.is_set() or time.monotonic() > deadline:  # the grades are whole: keep them
+            out.status, out.grades_kept = "timed out", True
+            out.add(TIMED_OUT, f"grading took longer than the {timeout:g} s limit: its grades are kept, and nbgrader "
+                               f"makes its feedback in the course afterwards")
         return out
     except Exception as exc:  # noqa: BLE001 - a broken submission must never stop the others
-        out.note = f"could not grade: {type(exc).__name__}: {exc}"[:300]
+        import traceback
+
+        out.status, out.grades_kept, out.rows = "failed", False, None
+        out.add(ERROR, f"could not grade: {type(exc).__name__}: {exc}"[:300])
+        out.log += "\n" + traceback.format_exc()
         return out
     finally:
         if timer is not None:

@@ -44,6 +44,7 @@ class Submission:
     status: str = "graded"  # what the grading command must report
     note: str = ""  # words of its note, for a submission that cannot be graded
     flagged: bool = False  # the grading command must remove a tampering cell and flag it
+    reason: str = ""  # a reason the grading command's report must give (course_grade/task.py's codes)
 
     def answers(self) -> dict[str, str]:
         return {**solutions(), **self.changes}
@@ -254,15 +255,15 @@ for path in glob.glob("../../../**/*.ipynb", recursive=True):   # the instructor
     Submission("attack_stderr_writer", {STEP2: 'import sys\nprint("a warning of my own", file=sys.stderr)\nPOOL_SIZE = 5'}),
     Submission("attack_os_exit", {STEP2: "import os\nos._exit(1)"}, status="failed", note="kernel died"),
     Submission("attack_infinite_loop", {STEP2: "while True:\n    pass\nPOOL_SIZE = 5"},
-               {"step2_pool_size": "was stopped before it finished"}),
+               {"step2_pool_size": "was stopped before it finished"}, reason="cell time limit"),
     Submission("attack_sleep_past_the_cell_limit", {STEP1: "import time\ntime.sleep(10_000)\n" + solutions()[STEP1]},
-               {"step1_database_url": "was stopped before it finished"}),
+               {"step1_database_url": "was stopped before it finished"}, reason="cell time limit"),
     Submission("attack_delete_test_db", {STEP4: solutions()[STEP4] + '\n\nimport os\nos.remove("test.db")'},
                {"step4_items_returns_all_rows": "run the setup cell", "step4_connections_returned": SEE_ABOVE,
                 "step4_items_reads_the_table": GATED, "step4_concurrent_requests_share_the_pool": GATED}),
     Submission("attack_huge_output", {STEP2: 'print("x" * 20_000_000)\nPOOL_SIZE = 5'}),
     Submission("attack_corrupt_notebook", {}, status="failed", note="not a readable .ipynb",
-               edit=lambda nb: "{this is not json"),
+               edit=lambda nb: "{this is not json", reason="corrupt"),
 ]
 # the read-from-disk attack's step 4 cell is removed whole (so step 4 is lost), and no quiz answers were given
 next(a for a in ADVERSARIAL if a.name == "attack_read_hidden_tests_from_disk").loses.update(_quiz_missing())

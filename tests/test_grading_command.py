@@ -13,18 +13,20 @@ inside nbgrader's in-kernel model, see the README's instructor section):
 from __future__ import annotations
 
 import csv
+import datetime
 import hashlib
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from conftest import BLANK, HONEST, submit_honest
-from course import ASSIGNMENT, BIN, graded_cells, make_course, results, submit, submit_as, tool_env
-from submissions import ADVERSARIAL, HONEST_LOOKALIKES
+from course import ASSIGNMENT, BIN, graded_cells, make_course, results, solutions, submit, submit_as, tool_env
+from submissions import ADVERSARIAL, HONEST_LOOKALIKES, STEP1
 
 pytestmark = pytest.mark.slow
 
@@ -89,6 +91,7 @@ def test_no_attack_earns_a_point_or_breaks_the_grader(gallery, sub):
     course, _, _ = gallery
     row = report(course)[sub.name]
     assert row["status"] == sub.status, row
+    assert sub.reason in row["reason"].split("; ") if sub.reason else "time limit" not in row["reason"], row
     if sub.status != "graded":
         assert sub.note in row["note"]
         return
@@ -125,12 +128,13 @@ def test_a_flagged_cell_is_listed_with_its_findings(gallery):
 def test_tampering_is_flagged_for_review_in_the_gradebook(gallery):
     from nbgrader.api import Gradebook
 
+    from course_grade.task import FLAGGED_REASONS
+
     course, _, _ = gallery
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        for sub in GALLERY:
-            if sub.status == "graded":
-                nb = gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, sub.name)
-                assert nb.flagged == sub.flagged, sub.name
+        for sub in GALLERY:  # a submission that could not be graded is on record too, flagged
+            nb = gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, sub.name)
+            assert nb.flagged == (sub.flagged or sub.reason in FLAGGED_REASONS or sub.status != "graded"), sub.name
 
 
 def test_files_beside_the_notebook_are_left_out_and_reported(gallery):
@@ -274,3 +278,186 @@ def test_regrading_one_student_leaves_everyone_else_untouched(tmp_path):
     assert set(report(course)) == {"solution", "leaking_connections", "quiz_all_wrong"}
     unknown = grade_command(course, ASSIGNMENT, "--student", "nobody")
     assert unknown.returncode == 2 and "--student nobody" in unknown.stderr and unknown.stderr.count("\n") == 1
+
+
+# ------------------------------------------------------------ every student on record, never stale
+
+TOTAL = 23  # the lesson's points: 13 in the build steps, 10 for the graded quiz
+DUE = datetime.datetime(2026, 11, 1, 12)
+
+
+def renamed(sub, name: str, **changes):
+    return type(sub)(**{**sub.__dict__, "name": name, **changes})
+
+
+def stamp(course: Path, student: str, when: datetime.datetime) -> None:
+    """nbgrader's timestamp.txt in the student's submission, as `nbgrader collect` writes it."""
+    (course / "submitted" / student / ASSIGNMENT / "timestamp.txt").write_text(when.strftime("%Y-%m-%d %H:%M:%S.%f UTC"))
+
+
+def submission(course: Path, student: str) -> dict:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        sub = gb.find_submission(ASSIGNMENT, student)
+        return {"id": sub.id, "timestamp": sub.timestamp, "score": sub.score, "max_score": sub.max_score,
+                "flagged": any(nb.flagged for nb in sub.notebooks),
+                "grades": {(nb.name, g.name): (g.auto_score, g.manual_score) for nb in sub.notebooks for g in nb.grades}}
+
+
+def test_resume_grades_a_resubmission_again_and_leaves_the_rest(tmp_path):
+    """`nbgrader collect --update` replaces a submission with a newer one: `--resume` grades it
+    again, as stock `nbgrader autograde` would (its timestamp.txt is newer than the graded
+    copy's), and leaves a student who did not resubmit as they were."""
+    course = make_course(tmp_path / "course", CONFIG)
+    pick = {s.name: s for s in HONEST}
+    submit_as(course, renamed(pick["leaking_connections"], "resubmits"))
+    submit_as(course, renamed(pick["solution"], "unchanged"))
+    first_time = datetime.datetime(2026, 11, 1, 9)
+    for student in ("resubmits", "unchanged"):
+        stamp(course, student, first_time)
+    first = grade_command(course, ASSIGNMENT, "--jobs", "2", "--no-feedback")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert not all(c.full for c in results(course, "resubmits").values())
+    before = submission(course, "unchanged"), tree_digest(course / "autograded" / "unchanged")
+
+    shutil.rmtree(course / "submitted" / "resubmits" / ASSIGNMENT)  # what collect --update does
+    submit_as(course, renamed(pick["solution"], "resubmits"))
+    stamp(course, "resubmits", first_time + datetime.timedelta(hours=5))
+    again = grade_command(course, ASSIGNMENT, "--resume", "--no-feedback")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Resuming: 1 already graded, 1 to grade." in again.stdout
+    assert all(c.full for c in results(course, "resubmits").values()), "the new submission's grades"
+    assert submission(course, "resubmits")["timestamp"] == first_time + datetime.timedelta(hours=5)
+    assert (course / "autograded" / "resubmits" / ASSIGNMENT / "timestamp.txt").read_text().startswith("2026-11-01 14:")
+    assert (submission(course, "unchanged"), tree_digest(course / "autograded" / "unchanged")) == before
+    still = grade_command(course, ASSIGNMENT, "--resume", "--no-feedback")
+    assert "Resuming: 2 already graded, 0 to grade." in still.stdout
+
+
+@pytest.fixture(scope="module")
+def on_record(tmp_path_factory):
+    """A class with a submission of each kind that needs a look, graded by the command (with
+    feedback), the due date set in the gradebook; then `sleeper` again, past a short
+    --submission-timeout."""
+    from nbgrader.api import Gradebook
+
+    course = make_course(tmp_path_factory.mktemp("on-record") / "course", CONFIG)
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        gb.update_or_create_assignment(ASSIGNMENT, duedate=DUE)
+    solution = {s.name: s for s in HONEST}["solution"]
+    submit_as(course, renamed(solution, "on_time"))
+    submit_as(course, renamed(solution, "late"))
+    submit_as(course, renamed(solution, "no_answers", quiz=""))
+    submit_as(course, renamed(solution, "sleeper", changes={STEP1: "import time\ntime.sleep(10_000)\n" + solutions()[STEP1]}))
+    submit(course, "corrupt", "{this is not json")
+    submit(course, "blank", "")
+    for student in ("on_time", "no_answers", "sleeper", "corrupt", "blank"):
+        stamp(course, student, DUE - datetime.timedelta(hours=1))
+    stamp(course, "late", DUE + datetime.timedelta(hours=3))
+    first = grade_command(course, ASSIGNMENT, "--jobs", "2")
+    first_report = report(course)
+    again = grade_command(course, ASSIGNMENT, "--student", "sleeper", "--submission-timeout", "10", "--no-feedback")
+    return course, first, first_report, again
+
+
+def test_a_submission_that_cannot_be_graded_is_on_record_flagged_with_its_reason(on_record):
+    course, first, rows, _ = on_record
+    assert first.returncode == 1, "two submissions could not be graded"
+    for student, reason in (("corrupt", "corrupt"), ("blank", "blank")):
+        row = rows[student]
+        assert (row["status"], row["reason"]) == ("failed", reason), row
+        sub = submission(course, student)
+        assert (sub["score"], sub["max_score"], sub["flagged"]) == (0, TOTAL, True), student
+        assert sub["timestamp"] == DUE - datetime.timedelta(hours=1)
+        assert not (course / "autograded" / student).exists()
+        assert (course / row["log"]).is_file(), row
+    assert "not a readable .ipynb" in rows["corrupt"]["note"] and "empty" in rows["blank"]["note"]
+    assert f"logs of the 2 submission(s) not graded: reports/logs/{ASSIGNMENT}/" in first.stdout
+    assert (course / "feedback" / "on_time" / ASSIGNMENT / f"{ASSIGNMENT}.html").is_file(), "made on a worker"
+    assert not (course / "feedback" / "corrupt").exists()
+    with open(course / "grades.csv") as f:
+        exported = {row["student_id"]: row for row in csv.DictReader(f)}
+    assert float(exported["corrupt"]["raw_score"]) == 0 and float(exported["corrupt"]["max_score"]) == TOTAL
+
+
+def test_late_and_missing_answers_are_graded_and_reported(on_record):
+    course, _, rows, _ = on_record
+    assert (rows["late"]["status"], rows["late"]["reason"]) == ("graded", "late")
+    assert "submitted 3 h after the due date" in rows["late"]["note"]
+    assert submission(course, "late")["timestamp"] == DUE + datetime.timedelta(hours=3)
+    assert (rows["no_answers"]["status"], rows["no_answers"]["reason"]) == ("graded", "answers missing")
+    assert "quiz_answers.json" in rows["no_answers"]["note"]
+    assert submission(course, "no_answers")["score"] == TOTAL - 10
+    for student in ("late", "no_answers"):
+        assert submission(course, student)["max_score"] == TOTAL
+        assert not submission(course, student)["flagged"] and rows[student]["log"] == ""
+    assert rows["on_time"]["reason"] == "" and rows["on_time"]["status"] == "graded"
+    assert submission(course, "on_time")["score"] == TOTAL
+
+
+def test_a_cell_stopped_at_its_time_limit_is_named_and_flagged(on_record):
+    course, _, rows, _ = on_record
+    row = rows["sleeper"]
+    assert (row["status"], row["reason"]) == ("graded", "cell time limit"), row
+    assert "step1_database_url_solution stopped at the per-cell time limit" in row["note"]
+    sub = submission(course, "sleeper")
+    assert sub["flagged"] and sub["max_score"] == TOTAL and sub["score"] < TOTAL
+
+
+def test_a_submission_past_its_deadline_is_recorded_and_nothing_stale_stays(on_record):
+    course, _, _, again = on_record
+    assert again.returncode == 1, again.stdout
+    row = report(course)["sleeper"]
+    assert (row["status"], row["reason"]) == ("timed out", "timed out"), row
+    assert "10 s limit" in row["note"] and (course / row["log"]).is_file()
+    sub = submission(course, "sleeper")
+    assert (sub["score"], sub["max_score"], sub["flagged"]) == (0, TOTAL, True)
+    assert not (course / "autograded" / "sleeper" / ASSIGNMENT).exists(), "the earlier grading of it is gone"
+    assert not (course / "feedback" / "sleeper" / ASSIGNMENT).exists()
+
+
+BROKEN_CONFIG = CONFIG + '''
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+
+class BrokenOnPurpose(NbGraderPreprocessor):
+    def preprocess(self, nb, resources):
+        raise RuntimeError("a preprocessor broken on purpose")
+
+
+c.Autograde.autograde_preprocessors.insert(0, BrokenOnPurpose)
+'''
+
+
+def test_a_broken_configuration_keeps_each_tasks_traceback_in_a_log(tmp_path):
+    course = make_course(tmp_path / "course", BROKEN_CONFIG)
+    submit_as(course, {s.name: s for s in HONEST}["solution"])
+    done = grade_command(course, ASSIGNMENT, "--jobs", "1", "--no-feedback")
+    assert done.returncode == 1, done.stdout + done.stderr
+    row = report(course)["solution"]
+    assert (row["status"], row["reason"]) == ("failed", "error"), row
+    log = (course / row["log"]).read_text()
+    assert "Traceback (most recent call last)" in log and "RuntimeError: a preprocessor broken on purpose" in log
+    assert f"reports/logs/{ASSIGNMENT}/" in done.stdout and row["log"] in done.stdout
+    assert submission(course, "solution")["flagged"]
+
+
+def test_the_submission_timeout_bounds_the_feedback_step_too(tmp_path, monkeypatch):
+    """task.grade with a feedback step that never ends: stopped at the one deadline of the
+    whole task, the grades kept, the page left to nbgrader in the course."""
+    from nbgrader.apps.api import NbGraderAPI
+
+    from course_grade.task import TIMED_OUT, AssignmentBundle, SubmissionBundle, grade
+
+    course = make_course(tmp_path / "course", CONFIG)
+    submit_as(course, {s.name: s for s in HONEST}["solution"])
+    monkeypatch.setattr(NbGraderAPI, "generate_feedback", lambda self, *a, **k: time.sleep(3600))
+    monkeypatch.chdir(tmp_path)
+    bundle = AssignmentBundle.from_course(course, ASSIGNMENT)
+    given = SubmissionBundle.from_folder(course / "submitted" / "solution" / ASSIGNMENT, "solution", bundle.notebooks)
+    limit = 90
+    out = grade(bundle, given, limit, feedback=True)
+    assert (out.status, out.reasons, out.grades_kept, out.feedback) == ("timed out", [TIMED_OUT], True, None), out.note
+    assert out.score == TOTAL and out.rows is not None and out.files
+    assert limit <= out.seconds < limit + 15

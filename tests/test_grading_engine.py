@@ -8,15 +8,18 @@ import datetime
 import io
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 
+import nbformat
 import pytest
 from nbgrader.api import Gradebook, MissingEntry
 
-from course_grade.grading import (REPORT_FILE, Course, Progress, _nbgrader_steps, _write_report, already_graded,
-                                  course_gradebook, merge)
-from course_grade.task import Graded, write_files
+from course_grade.grading import (REPORT_FILE, Course, Progress, _keep_log, _nbgrader_steps, _write_report,
+                                  already_graded, course_gradebook, merge)
+from course_grade.task import (BLANK, CORRUPT, ERROR, LATE, NO_NOTEBOOK, NOTES, TIMED_OUT, AssignmentBundle, Graded,
+                               SubmissionBundle, _make_feedback, grade, timed_out_cells, write_files)
 from hostile_cells import HOSTILE, cells, raw_formulas
 
 ASSIGNMENT = "hw"
@@ -201,3 +204,151 @@ def test_a_task_never_writes_outside_its_folder(tmp_path, name):
         write_files(tmp_path / "inside", {"fine.txt": b"ok", name: b"x"})
     assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()] == ["inside/fine.txt"]
     assert not Path("/etc/evil").exists()
+
+
+# ------------------------------------------------------------ every student on record, never stale
+
+def submitted_at(course: Course, student: str, when: datetime.datetime) -> Path:
+    """A submission folder with nbgrader's timestamp.txt, as `nbgrader collect` leaves it."""
+    folder = course.root / "submitted" / student / ASSIGNMENT
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "timestamp.txt").write_text(when.strftime("%Y-%m-%d %H:%M:%S.%f UTC"))
+    return folder
+
+
+def test_a_submission_that_could_not_be_graded_is_recorded_with_no_points_and_flagged(course):
+    """A corrupt notebook still has its submission row (with its timestamp) and 0 points, so an
+    export never calls the student's work "no submission"; nothing stale of an earlier
+    submission stays: its grades, autograded notebook and feedback go."""
+    merge(course, graded("ana", 1, 1, "first", feedback="page one"))
+    submitted_at(course, "ana", datetime.datetime(2026, 11, 2, 10))
+    failed = Graded("ana")
+    failed.add(CORRUPT, NOTES[CORRUPT])
+    assert merge(course, failed) == 0
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{course.gradebook}") as gb:
+        warnings.simplefilter("ignore")
+        sub = gb.find_submission(ASSIGNMENT, "ana")
+        assert sub.timestamp == datetime.datetime(2026, 11, 2, 10)
+        assert (sub.score, sub.max_score) == (0, 2)
+        assert [(g.auto_score, g.needs_manual_grade) for nb in sub.notebooks for g in nb.grades] == [(0, False)] * 2
+        assert all(nb.flagged for nb in sub.notebooks), "the formgrader's flag, as tampering sets it"
+    assert not folder(course, "ana").exists() and not feedback_page(course, "ana").exists()
+    assert already_graded(course) == set(), "--resume grades it again"
+    merge(course, graded("ana", 1, 0, "second"))
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{course.gradebook}") as gb:
+        warnings.simplefilter("ignore")
+        assert not any(nb.flagged for nb in gb.find_submission(ASSIGNMENT, "ana").notebooks)
+
+
+def test_merge_says_how_late_a_submission_came(course):
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{course.gradebook}") as gb:
+        warnings.simplefilter("ignore")
+        gb.update_or_create_assignment(ASSIGNMENT, duedate=datetime.datetime(2026, 10, 31))
+    assert merge(course, graded("ana", 1, 1)) == 24 * 3600, "graded() submits on 2026-11-01"
+    submitted_at(course, "ben", datetime.datetime(2026, 10, 30))
+    assert merge(course, Graded("ben")) == 0
+
+
+def test_resume_grades_again_what_was_submitted_again(course):
+    """As stock `nbgrader autograde`: a submission whose timestamp.txt is newer than its grades'
+    (after `nbgrader collect --update`) is graded again; without a timestamp it is not."""
+    merge(course, graded("ana", 1, 0))
+    merge(course, graded("ben", 1, 0))
+    assert already_graded(course) == {"ana", "ben"}, "no timestamp in submitted/: as stock nbgrader, not regraded"
+    submitted_at(course, "ben", datetime.datetime(2026, 11, 1))
+    assert already_graded(course) == {"ana", "ben"}, "the graded submission itself"
+    submitted_at(course, "ben", datetime.datetime(2026, 11, 3))
+    assert already_graded(course) == {"ana"}
+    stamped = graded("ben", 1, 1)
+    stamped.files["timestamp.txt"] = b"2026-11-04 00:00:00.000000 UTC"
+    merge(course, stamped)
+    assert already_graded(course) == {"ana", "ben"}, "the autograded copy's timestamp.txt, as stock reads it"
+
+
+@pytest.mark.parametrize("data, reason", [
+    (None, NO_NOTEBOOK), (b"", BLANK), (b"  \n", BLANK), (b"{this is not json", CORRUPT),
+    (b'{"cells": 3}', CORRUPT), (nbformat.writes(nbformat.v4.new_notebook()).encode(), BLANK),
+])
+def test_a_notebook_that_cannot_be_graded_is_named_before_nbgrader_runs(data, reason):
+    files = {} if data is None else {"nb.ipynb": data}
+    out = grade(AssignmentBundle(ASSIGNMENT, ("nb",), b"", b""), SubmissionBundle("ana", files))
+    assert (out.status, out.reasons, out.rows, out.files) == ("failed", [reason], None, {})
+    assert out.flagged and not out.merged and out.note == NOTES[reason]
+
+
+def test_cells_stopped_at_the_per_cell_limit_are_named():
+    stopped = {"output_type": "error", "ename": "CellTimeoutError", "evalue": "", "traceback": []}
+    other = {"output_type": "error", "ename": "KeyboardInterrupt", "evalue": "", "traceback": []}
+    nb = {"cells": [{"metadata": {"nbgrader": {"grade_id": "step1"}}, "outputs": [other, stopped]},
+                    {"metadata": {}, "outputs": [other]},
+                    {"metadata": {}, "outputs": [stopped]},
+                    {"metadata": {}, "cell_type": "markdown"}]}
+    assert timed_out_cells(nb, "CellTimeoutError") == ["step1", "cell 3"]
+
+
+class _SlowFeedback:
+    def generate_feedback(self, assignment, student):
+        time.sleep(3600)  # a page that would take an hour to render
+
+
+class _QuickFeedback:
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def generate_feedback(self, assignment, student):
+        self.folder.mkdir(parents=True)
+        (self.folder / "nb.html").write_text("page")
+        return {"success": True}
+
+
+def test_the_feedback_step_is_stopped_at_the_submissions_deadline(tmp_path):
+    """generate_feedback runs in a child process killed at the task's deadline: a page that
+    takes too long costs its feedback (made later in the course), never the worker."""
+    import psutil
+
+    page = tmp_path / "feedback" / "ana" / ASSIGNMENT
+    out = Graded("ana", status="graded")
+    start = time.monotonic()
+    assert _make_feedback(_SlowFeedback(), ASSIGNMENT, "ana", page, out, start + 1) is False
+    assert 1 <= time.monotonic() - start < 10
+    assert out.feedback is None and psutil.Process().children() == [], "the child is killed and reaped"
+    assert _make_feedback(_QuickFeedback(page), ASSIGNMENT, "ana", page, out, time.monotonic() + 60) is True
+    assert out.feedback == {"nb.html": b"page"}
+    assert _make_feedback(_QuickFeedback(page), ASSIGNMENT, "ana", page, Graded("ana"), time.monotonic() - 1) is False
+
+
+def test_a_failed_task_keeps_its_log_and_a_graded_one_removes_it(course):
+    failed = Graded("ana", log="Traceback (most recent call last):\nRuntimeError: broken")
+    failed.add(ERROR, "could not grade: RuntimeError: broken")
+    where = _keep_log(course, failed)
+    assert where == f"reports/logs/{ASSIGNMENT}/ana.log"
+    assert "RuntimeError: broken" in (course.root / where).read_text()
+    assert _keep_log(course, Graded("ana", status="graded")) == "" and not (course.root / where).exists()
+
+
+def test_the_report_carries_each_reason_and_the_log(course):
+    o = Graded("ana", log_file="reports/logs/hw/ana.log")
+    o.add(CORRUPT, NOTES[CORRUPT])
+    o.add(LATE, "submitted 2 h after the due date")
+    _write_report(course, {"ana": o})
+    with open(course.root / REPORT_FILE) as f:
+        row = next(csv.DictReader(f))
+    assert row["reason"] == "corrupt; late" and row["log"] == "reports/logs/hw/ana.log"
+    assert row["note"] == NOTES[CORRUPT] + "; submitted 2 h after the due date"
+
+
+def test_feedback_is_made_in_the_course_for_a_student_whose_grades_were_kept_past_the_deadline(course):
+    late = Graded("ana", status="timed out", grades_kept=True)
+    steps = _nbgrader_steps(course, [late, Graded("ben", status="timed out")], feedback=True)
+    assert steps[:-1] == [["generate_feedback", ASSIGNMENT, "--force", "--student=ana"]]
+
+
+def test_the_name_of_a_cell_timeout_is_nbgraders_unless_the_config_changes_it():
+    from traitlets.config import Config
+
+    from course_grade.task import _timeout_ename
+
+    assert _timeout_ename(Config()) == "CellTimeoutError"
+    config = Config()
+    config.Execute.error_on_timeout = {"ename": "TooSlow", "evalue": "", "traceback": []}
+    assert _timeout_ename(config) == "TooSlow"
