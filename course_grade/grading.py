@@ -235,18 +235,21 @@ def merge(course: Course, graded: Graded, gradebook=None) -> float:
                 dst.db.commit = dst.db.flush  # nbgrader's calls commit each step: hold them in one transaction
                 try:
                     dst.update_or_create_student(student)
+                    extension = None  # the instructor's, kept: a worker's gradebook has no students
                     try:
+                        extension = dst.find_submission(course.assignment, student).extension
                         dst.remove_submission(course.assignment, student)
                     except MissingEntry:
                         pass
                     if whole:
                         dst.add_submission(course.assignment, student, timestamp=rows["timestamp"],
-                                           extension=rows["extension"])
+                                           extension=extension if extension is not None else rows["extension"])
                         with dst.db.no_autoflush:  # the changes are flushed once below, not before each lookup
                             _set_rows(dst, course, graded)
                     else:
                         stamp = timestamp_in(course.submitted(student))
-                        dst.add_submission(course.assignment, student, **({"timestamp": stamp} if stamp else {}))
+                        dst.add_submission(course.assignment, student, extension=extension,
+                                           **({"timestamp": stamp} if stamp else {}))
                         _record_without_grades(dst, course, student)
                     dst.db.flush()
                     late = dst.find_submission(course.assignment, student).total_seconds_late
@@ -360,6 +363,19 @@ def _write_report(course: Course, outcomes: dict[str, Graded]) -> None:
     partial.replace(path)
 
 
+def _extensions(course: Course) -> dict:
+    """The extensions the instructor gave in the course gradebook: student -> timedelta."""
+    from nbgrader.api import MissingEntry
+
+    with warnings.catch_warnings(), course_gradebook(course) as gb:
+        warnings.simplefilter("ignore")
+        try:
+            return {s.student_id: s.extension for s in gb.find_assignment(course.assignment).submissions
+                    if s.extension is not None}
+        except MissingEntry:
+            return {}
+
+
 def _keep_log(course: Course, o: Graded) -> str:
     """The log of a task that did not grade its submission (nbgrader's log and the traceback)
     in LOGS/ASSIGNMENT/STUDENT.log; returns its course-relative path. A student graded now has
@@ -403,6 +419,7 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
     from course_grade.task import AssignmentBundle, SubmissionBundle
 
     assignment = AssignmentBundle.from_course(course.root, course.assignment)
+    extensions = _extensions(course)
     outcomes: dict[str, Graded] = {}
     progress = Progress(len(students), out)
     lost = f"lost the connection to the Dask scheduler{f' at {scheduler}' if scheduler else ''}"
@@ -417,7 +434,7 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
                 """Read and send the next n submissions: a class of 75,000 is never all in memory."""
                 for student in itertools.islice(waiting, n):
                     bundle = SubmissionBundle.from_folder(course.root / "submitted" / student / course.assignment,
-                                                          student, assignment.notebooks)
+                                                          student, assignment.notebooks, extensions.get(student))
                     future = client.submit(grade_on_worker, shared, bundle, timeout, feedback, pure=False, retries=0,
                                            key=f"grade-{student}-{time.time_ns()}")
                     owner[future.key] = student

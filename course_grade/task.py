@@ -22,6 +22,7 @@ stops the worker.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -95,9 +96,11 @@ class SubmissionBundle:
     student: str
     files: dict[str, bytes]
     left_out: tuple[str, ...] = ()
+    extension: datetime.timedelta | None = None  # the instructor's extension in the course gradebook
 
     @classmethod
-    def from_folder(cls, folder: Path, student: str, notebooks: tuple[str, ...]) -> "SubmissionBundle":
+    def from_folder(cls, folder: Path, student: str, notebooks: tuple[str, ...],
+                    extension: datetime.timedelta | None = None) -> "SubmissionBundle":
         kept = {f"{name}.ipynb" for name in notebooks} | set(KEPT_FILES)
         files, left_out = {}, []
         for item in sorted(folder.iterdir()):
@@ -106,7 +109,7 @@ class SubmissionBundle:
                 files[item.name] = data
             else:
                 left_out.append(item.name)
-        return cls(student, files, tuple(left_out))
+        return cls(student, files, tuple(left_out), extension)
 
 
 @dataclass
@@ -516,6 +519,12 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
         timer.start()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy autoflush warnings
+            if submission.extension is not None:  # late penalties count it, as in the course
+                from nbgrader.api import Gradebook
+
+                with Gradebook(f"sqlite:///{scratch / 'gradebook.db'}") as gb:
+                    gb.update_or_create_student(submission.student)
+                    gb.update_or_create_submission(assignment.name, submission.student, extension=submission.extension)
             result = api.autograde(assignment.name, submission.student, force=True, create=True)
         timer.cancel()
         out.log = (result.get("log") or "") + (result.get("error") or "")

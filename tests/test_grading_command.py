@@ -335,6 +335,9 @@ def test_resume_grades_a_resubmission_again_and_leaves_the_rest(tmp_path):
     assert "Resuming: 2 already graded, 0 to grade." in still.stdout
 
 
+EXTENSION = datetime.timedelta(hours=5)
+
+
 @pytest.fixture(scope="module")
 def on_record(tmp_path_factory):
     """A class with a submission of each kind that needs a look, graded by the command (with
@@ -350,11 +353,16 @@ def on_record(tmp_path_factory):
     submit_as(course, renamed(solution, "late"))
     submit_as(course, renamed(solution, "no_answers", quiz=""))
     submit_as(course, renamed(solution, "sleeper", changes={STEP1: "import time\ntime.sleep(10_000)\n" + solutions()[STEP1]}))
+    submit_as(course, renamed(solution, "extended"))
     submit(course, "corrupt", "{this is not json")
     submit(course, "blank", "")
     for student in ("on_time", "no_answers", "sleeper", "corrupt", "blank"):
         stamp(course, student, DUE - datetime.timedelta(hours=1))
     stamp(course, "late", DUE + datetime.timedelta(hours=3))
+    stamp(course, "extended", DUE + datetime.timedelta(hours=3))
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:  # as the formgrader records one
+        gb.update_or_create_student("extended")
+        gb.update_or_create_submission(ASSIGNMENT, "extended", extension=EXTENSION)
     first = grade_command(course, ASSIGNMENT, "--jobs", "2")
     first_report = report(course)
     again = grade_command(course, ASSIGNMENT, "--student", "sleeper", "--submission-timeout", "10", "--no-feedback")
@@ -394,6 +402,19 @@ def test_late_and_missing_answers_are_graded_and_reported(on_record):
         assert not submission(course, student)["flagged"] and rows[student]["log"] == ""
     assert rows["on_time"]["reason"] == "" and rows["on_time"]["status"] == "graded"
     assert submission(course, "on_time")["score"] == TOTAL
+
+
+def test_an_extension_the_instructor_gave_is_kept_and_counted(on_record):
+    """A worker's gradebook has no students: the extension travels with the submission, and the
+    merge keeps the course's."""
+    from nbgrader.api import Gradebook
+
+    course, _, rows, _ = on_record
+    assert (rows["extended"]["status"], rows["extended"]["reason"]) == ("graded", ""), rows["extended"]
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        sub = gb.find_submission(ASSIGNMENT, "extended")
+        assert sub.extension == EXTENSION and sub.total_seconds_late == 0
+        assert sub.score == pytest.approx(TOTAL)
 
 
 def test_a_cell_stopped_at_its_time_limit_is_named_and_flagged(on_record):
