@@ -13,9 +13,12 @@ several (a student who fetches and submits through the exchange, an instructor w
 - The test process is root here, as in CI: it creates the users it needs (`useradd -m`,
   kept if they exist) and runs their commands as them, with the environment of a login
   (HOME, USER, PATH of the system, plus the machine's certificate and proxy settings).
-- The students' environment is the one the README describes for a course hub: the pins and
-  the kernel package (`tools/kernel-package`), installed by the administrator (root) with the
-  system's Python, so nbgrader's student commands run from it.
+- Students run nbgrader's fetch/submit/fetch_feedback from an environment made as the README
+  says for an instructor's environment outside the course (the pins, then `pip install
+  --no-deps .`), with the system's Python so every user can run it.
+- On a fresh clone the gradebook (never committed) does not know the assignment, and nbgrader
+  cannot grade until `nbgrader generate_assignment` has run: each journey runs `make release`
+  (the README's table does not say so; `make_release` checks it leaves the clone unchanged).
 
 Marked slow; they are part of `make test`. Root is needed to create users: without it they
 skip, except under CI (`CI` set), where they fail.
@@ -328,20 +331,27 @@ def course_b(public_tmp):
 
 
 @pytest.fixture(scope="session")
-def students_env(public_tmp, course_a):
-    """The students' environment of a course hub, as the README says to install it: the pins,
-    then the kernel package alone; made by the administrator with the system's Python."""
-    venv = public_tmp / "students-env"
-    env = root_env()
-    uv = real_uv()
-    run([uv, "venv", "--quiet", "--python", system_python(), venv], public_tmp, env, timeout=300)
-    pins = run(["python3", "tools/pins.py", "requirements"], course_a, env, timeout=60).stdout
-    (public_tmp / "pins.txt").write_text(pins)
-    run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", venv / "bin" / "python", "-r",
-         public_tmp / "pins.txt"], public_tmp, env, timeout=900)
-    run([uv, "pip", "install", "--quiet", "--python", venv / "bin" / "python", "--no-deps",
-         course_a / "tools" / "kernel-package"], public_tmp, env, timeout=300)
-    return venv
+def outside(public_tmp):
+    """A clone without .venv, and an environment outside it made as the README says (the pins,
+    then `pip install --no-deps .`, here with uv) with the system's Python, so that every user
+    can run it: the venv-outside layout, and the students' nbgrader (the course's own .venv
+    may use an interpreter only root can reach, e.g. pyenv's under /root)."""
+    base = public_tmp / "outside"
+    course = fresh_clone(base / "course", root_env(), make_env=False)
+    venv, uv, env = base / "env", real_uv(), root_env()
+    run([uv, "venv", "--quiet", "--python", system_python(), venv], base, env, timeout=300)
+    (base / "pins.txt").write_text(run(["python3", "tools/pins.py", "requirements"], course, env, timeout=60).stdout)
+    run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", venv / "bin" / "python",
+         "-r", base / "pins.txt"], base, env, timeout=900)
+    run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", venv / "bin" / "python",
+         "--no-deps", course], base, env, timeout=300)
+    return course, venv
+
+
+@pytest.fixture(scope="session")
+def students_env(outside):
+    """The environment students run nbgrader's fetch/submit commands from."""
+    return outside[1]
 
 
 def test_a_fresh_clone_builds_the_readme_environment(course_a):
@@ -543,15 +553,7 @@ def layout(request, public_tmp):
         make_release(course, root_env())
         return course, activated(root_env(), course / ".venv")
     if kind == "venv-outside":  # README: the pins, then `pip install --no-deps .` into an environment elsewhere
-        base = public_tmp / "outside"
-        course = fresh_clone(base / "course", root_env(), make_env=False)
-        venv, uv, env = base / "env", real_uv(), root_env()
-        run([uv, "venv", "--quiet", "--python", "3.11", venv], base, env, timeout=300)
-        (base / "pins.txt").write_text(run(["python3", "tools/pins.py", "requirements"], course, env, timeout=60).stdout)
-        run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", venv / "bin" / "python",
-             "-r", base / "pins.txt"], base, env, timeout=900)
-        run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", venv / "bin" / "python",
-             "--no-deps", course], base, env, timeout=300)
+        course, venv = request.getfixturevalue("outside")
         env = activated(root_env(), venv)
         # `make release` would build .venv: its nbgrader step, with this environment
         run(["nbgrader", "generate_assignment", ASSIGNMENT, "--force", "--log-level=WARN"], course,
