@@ -16,9 +16,10 @@ several (a student who fetches and submits through the exchange, an instructor w
 - Students run nbgrader's fetch/submit/fetch_feedback from an environment made as the README
   says for an instructor's environment outside the course (the pins, then `pip install
   --no-deps .`), with the system's Python so every user can run it.
-- On a fresh clone the gradebook (never committed) does not know the assignment, and nbgrader
-  cannot grade until `nbgrader generate_assignment` has run: each journey runs `make release`
-  (the README's table does not say so; `make_release` checks it leaves the clone unchanged).
+- On a fresh clone the gradebook (never committed) does not know the assignment: the make
+  targets record it themselves (`make assignment`), and the journeys check that this leaves
+  the clone as committed; the layouts that call `nbgrader autograde` directly run
+  `make assignment` first, as the README's table says.
 
 Marked slow; they are part of `make test`. Root is needed to create users: without it they
 skip, except under CI (`CI` set), where they fail.
@@ -300,20 +301,17 @@ def fresh_clone(dest: Path, env: dict, user: pwd.struct_passwd | None = None, ma
     return dest
 
 
-RELEASED: set[Path] = set()
-
-
-def make_release(course: Path, env: dict, user: pwd.struct_passwd | None = None) -> None:
-    """`make release` once per clone: on a fresh clone the gradebook (never committed) does not
-    know the assignment until `nbgrader generate_assignment` has run, and nbgrader cannot grade
-    without it. It rebuilds exactly the committed notebooks: the clone stays clean."""
-    if course.resolve() in RELEASED:
-        return
-    run(["make", "release"], course, {**env, "PWD": str(course)}, user=user, timeout=600)
+def assert_unchanged(course: Path) -> None:
+    """The clone is as committed: recording the assignment rebuilt exactly release/."""
     changed = run(["git", "status", "--porcelain"], course, {**root_env(), "GIT_CONFIG_COUNT": "1",
                   "GIT_CONFIG_KEY_0": "safe.directory", "GIT_CONFIG_VALUE_0": "*"}, timeout=60).stdout
-    assert not changed.strip(), f"make release changed committed files in a fresh clone:\n{changed}"
-    RELEASED.add(course.resolve())
+    assert not changed.strip(), f"the README's commands changed committed files in a fresh clone:\n{changed}"
+
+
+def record_assignment(course: Path, env: dict, user: pwd.struct_passwd | None = None) -> None:
+    """`make assignment`, before calling nbgrader directly on a fresh clone (README's table)."""
+    run(["make", "assignment"], course, {**env, "PWD": str(course)}, user=user, timeout=600)
+    assert_unchanged(course)
 
 
 @pytest.fixture(scope="session")
@@ -438,12 +436,12 @@ def test_instructor_as_root_with_make_autograde(public_tmp, course_a, students_e
     student resubmits with a wrong step 2 and `make autograde` regrades the newer submission."""
     x = Exchange(public_tmp, course_a, students_env, "autograde")
     student = x.student.pw_name
-    make_release(x.course, x.instructor)
     x.teacher("nbgrader", "release_assignment", ASSIGNMENT)
     x.fetch()
     x.submit(solutions())
     x.collect()
     graded = x.teacher("make", "autograde")
+    assert_unchanged(course_a)
     assert_sandboxed(graded, "make autograde")
     assert_score(course_a, student, FULL, "make autograde of the solution")
 
@@ -470,12 +468,12 @@ def test_instructor_as_root_with_make_grade(public_tmp, course_b, students_env):
     which must grade the newer submission."""
     x = Exchange(public_tmp, course_b, students_env, "grade")
     student = x.student.pw_name
-    make_release(x.course, x.instructor)
     x.teacher("nbgrader", "release_assignment", ASSIGNMENT)
     x.fetch()
     x.submit(solutions())
     x.collect()
     x.teacher("make", "grade")
+    assert_unchanged(course_b)
     assert_score(course_b, student, FULL, "make grade of the solution")
     assert grades_csv_score(course_b, student) == (FULL, FULL)
     with open(course_b / "grading-report.csv", newline="") as f:
@@ -504,18 +502,13 @@ def test_instructor_as_root_with_make_grade(public_tmp, course_b, students_env):
 
 @pytest.fixture(scope="module")
 def own_course():
-    """The non-root instructor's clone in their home (mode 0700), their own `make env` (uv from
-    ~/.local/bin, where uv's installer puts it: the Makefile's fallback, pip into the system's
-    Python, is refused by Debian's PEP 668 for a user)."""
+    """The non-root instructor's clone in their home (mode 0700) and their own `make env`, which
+    installs uv into the clone's .tools/ (Debian's Python refuses pip installs outside a venv)."""
     need_root()
     user = unix_user(INSTRUCTOR)
     home = Path(user.pw_dir)
     home.chmod(0o700)
     env = login_env(user)
-    if not shutil.which("uv", path=env["PATH"]):
-        write_as(user, home / ".local" / "bin" / "uv", "")
-        shutil.copy(real_uv(), home / ".local" / "bin" / "uv")
-        (home / ".local" / "bin" / "uv").chmod(0o755)
     course = home / "course-journeys"
     remove(course)
     fresh_clone(course, env, user=user)
@@ -527,7 +520,6 @@ def test_instructor_not_root_in_a_0700_home(own_course):
     """`make autograde` and `make grade` run by an unprivileged instructor (the sandbox in a user
     namespace) give the solution full marks."""
     user, course, env = own_course
-    make_release(course, env, user)
     hand_in(course, "alice", owner=user)
     graded = run(["make", "autograde"], course, {**env, "PWD": str(course)}, user=user, timeout=900)
     assert_sandboxed(graded, "make autograde (not root)")
@@ -550,7 +542,7 @@ def layout(request, public_tmp):
     kind = request.param
     if kind == "readme":  # .venv inside the course, make env (shared with the make autograde journey)
         course = request.getfixturevalue("course_a")
-        make_release(course, root_env())
+        record_assignment(course, root_env())
         return course, activated(root_env(), course / ".venv")
     if kind == "venv-outside":  # README: the pins, then `pip install --no-deps .` into an environment elsewhere
         course, venv = request.getfixturevalue("outside")
@@ -562,12 +554,12 @@ def layout(request, public_tmp):
         return course, env
     if kind == "spaces-non-ascii":  # the make grade journey's clone
         course = request.getfixturevalue("course_b")
-        make_release(course, root_env())
+        record_assignment(course, root_env())
         return course, activated(root_env(), course / ".venv")
     if kind == "symlink":  # the course reached through a symlink, every command run from the link
         link = public_tmp / "current-course"
         link.symlink_to(request.getfixturevalue("course_a"), target_is_directory=True)
-        make_release(link, root_env())
+        record_assignment(link, root_env())
         return link, activated(root_env(), link / ".venv")
     raise AssertionError(kind)
 
