@@ -80,6 +80,12 @@ from course_grade.sweep_folder import SweepWorkingFolder  # noqa: E402
 c.Autograde.sanitize_preprocessors.append(SweepWorkingFolder)
 c.Autograde.autograde_preprocessors.insert(c.Autograde.autograde_preprocessors.index(Execute) + 1, SweepWorkingFolder)
 
+# A cell stopped at the per-cell time limit is named in the log and flagged for review in the
+# gradebook (course_grade/cell_timeouts.py): otherwise it only loses its points.
+from course_grade.cell_timeouts import FlagCellTimeouts  # noqa: E402
+
+c.Autograde.autograde_preprocessors.insert(c.Autograde.autograde_preprocessors.index(Execute) + 1, FlagCellTimeouts)
+
 # `nbgrader export` (make export, and the grading command's grades.csv) writes stock's columns
 # through the csv module, quoting what needs it, and with a leading ' on any cell a spreadsheet
 # would run as a formula (a student id or name starting with = + - @): course_grade/safe_csv.py.

@@ -292,27 +292,10 @@ def notebook_problem(data: bytes | None) -> str | None:
     return BLANK if not nb.get("cells") else None
 
 
-def timed_out_cells(nb: dict, ename: str) -> list[str]:
-    """The cells of a graded notebook that nbgrader's Execute stopped at the per-cell time
-    limit: nbclient's CellTimeoutError, recorded as an error output named `ename`."""
-    found = []
-    for number, cell in enumerate(nb.get("cells", []), start=1):
-        if any(o.get("output_type") == "error" and o.get("ename") == ename for o in cell.get("outputs", [])):
-            found.append(cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {number}")
-    return found
-
-
-def _timeout_ename(config) -> str:
-    """The error name nbgrader's Execute gives a cell stopped at its time limit."""
-    from nbgrader.preprocessors import Execute
-
-    given = config.Execute.get("error_on_timeout") if "Execute" in config else None
-    return (given or Execute.class_traits()["error_on_timeout"].default()).get("ename", "CellTimeoutError")
-
-
 def _look_at(out: "Graded", nb: dict, name: str, ename: str) -> None:
     """The reasons a graded notebook needs a look: cells stopped at the per-cell limit, the
     quiz's answers file missing or damaged (as CollectQuizAnswers recorded it)."""
+    from course_grade.cell_timeouts import timed_out_cells
     from course_grade.quiz_collect import METADATA_KEY
 
     cells = timed_out_cells(nb, ename)
@@ -544,7 +527,9 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
             return out
         out.score, out.max_score = out.rows["score"], out.rows["max_score"]
         out.files, out.modes = read_files(graded), file_modes(graded)
-        ename = _timeout_ename(config)
+        from course_grade.cell_timeouts import timeout_ename
+
+        ename = timeout_ename(config)
         for name in assignment.notebooks:
             try:
                 nb = json.loads(out.files.get(f"{name}.ipynb", b"{}"))

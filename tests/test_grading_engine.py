@@ -19,7 +19,8 @@ from nbgrader.api import Gradebook, MissingEntry
 from course_grade.grading import (REPORT_FILE, Course, Progress, _keep_log, _nbgrader_steps, _write_report,
                                   already_graded, course_gradebook, merge)
 from course_grade.task import (BLANK, CORRUPT, ERROR, LATE, NO_NOTEBOOK, NOTES, TIMED_OUT, AssignmentBundle, Graded,
-                               SubmissionBundle, _make_feedback, grade, timed_out_cells, write_files)
+                               SubmissionBundle, _make_feedback, grade, write_files)
+from course_grade.cell_timeouts import timed_out_cells, timeout_ename
 from hostile_cells import HOSTILE, cells, raw_formulas
 
 ASSIGNMENT = "hw"
@@ -346,9 +347,8 @@ def test_feedback_is_made_in_the_course_for_a_student_whose_grades_were_kept_pas
 def test_the_name_of_a_cell_timeout_is_nbgraders_unless_the_config_changes_it():
     from traitlets.config import Config
 
-    from course_grade.task import _timeout_ename
 
-    assert _timeout_ename(Config()) == "CellTimeoutError"
+    assert timeout_ename(Config()) == "CellTimeoutError"
     config = Config()
     config.Execute.error_on_timeout = {"ename": "TooSlow", "evalue": "", "traceback": []}
-    assert _timeout_ename(config) == "TooSlow"
+    assert timeout_ename(config) == "TooSlow"
