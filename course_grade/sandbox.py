@@ -10,19 +10,24 @@ their kernels through it. Each kernel gets a sandbox of its own:
 - its own network namespace: only its own loopback; the client reaches the kernel over the
   `ipc` transport (Unix sockets in a private folder bound into the sandbox);
 - a filesystem built from an allow-list: the system (`/usr`, `/etc`, ...), the Python
-  environment and the `autograder` package read-only, the submission's working folder
-  writable, a private `/tmp`. Nothing else exists inside: not the course folder (source/,
-  gradebook.db, other students' folders), not the exchange, not /root or /home;
+  environment and the `autograder` package read-only. The working folder, at its own path, is
+  a memory-backed folder of `scratch` bytes holding the files the grader put there read-only,
+  and `/tmp` another: what the kernel writes stays in the sandbox and goes with it, so nothing
+  the grader later reads, writes or copies on the host was made by the submission. Nothing
+  else exists inside: not the course folder (source/, gradebook.db, other students' folders),
+  not the exchange, not /root or /home. Every folder above a mount point exists inside, mode
+  0755 (bwrap would make a missing one 0700, owned by root, which the kernel's user could not
+  traverse), and no folder that holds the working folder is bound;
 - an unprivileged user with no capabilities. Grading as root, bwrap sets the sandbox up as
   root and `setpriv` then becomes a fresh uid (`uid_base` + random, one per sandbox: root is
-  exempt from RLIMIT_NPROC, and a uid shared by two sandboxes would share their count); the
-  working folder is handed to that uid while the kernel runs and given back after. Grading
-  as another user, bwrap runs unprivileged in a user namespace of its own (the count is then
-  per namespace);
-- a pre-started (spare) kernel learns its folder only when it is taken: `admit()` binds the
-  folder into its running sandbox (open_tree + setns + move_mount, in a helper process);
-- limits (`prlimit`): address space (`memory`), processes (`processes`), file size
-  (`file_size`) and CPU seconds (`cpu_seconds`).
+  exempt from RLIMIT_NPROC, and a uid shared by two sandboxes would share their count).
+  Grading as another user, bwrap runs unprivileged in a user namespace of its own (the count
+  is then per namespace);
+- a pre-started (spare) kernel learns its folder only when it is taken: `admit()` mounts the
+  same memory-backed folder with the grader's files into its running sandbox (open_tree +
+  setns + mount + move_mount, in a helper process);
+- limits (`prlimit`): address space (`memory` less both scratch folders), processes
+  (`processes`), file size (`file_size`) and CPU seconds (`cpu_seconds`).
 
 Where the sandbox cannot start (no bwrap, user namespaces refused, or `COURSE_SANDBOX=off`
 in the environment), kernels start as usual and ONE line says which protections are missing
