@@ -86,6 +86,10 @@ from course_grade.cell_timeouts import FlagCellTimeouts  # noqa: E402
 
 c.Autograde.autograde_preprocessors.insert(c.Autograde.autograde_preprocessors.index(Execute) + 1, FlagCellTimeouts)
 
+# A submitted notebook nbgrader cannot read (empty, corrupt, no cells) is flagged for review in
+# the gradebook with one line in the log saying why (course_grade/flag_unreadable.py).
+c.Autograde.pre_convert_hook = "course_grade.flag_unreadable.flag_unreadable"
+
 # `nbgrader export` (make export, and the grading command's grades.csv) writes stock's columns
 # through the csv module, quoting what needs it, and with a leading ' on any cell a spreadsheet
 # would run as a formula (a student id or name starting with = + - @): course_grade/safe_csv.py.
