@@ -80,9 +80,12 @@ class SweepWorkingFolder(NbGraderPreprocessor):
         coursedir = CourseDirectory(config=self.config)
         graded = coursedir.format_path(coursedir.autograded_directory, info.get("student", "."),
                                        info.get("assignment", "."))
-        if not os.path.isdir(graded) or os.path.islink(graded):
-            raise RuntimeError(f"the autograded folder {graded} is not a folder: grade this submission again")
-        if os.path.realpath(here) == os.path.realpath(graded):  # after Execute: the kernel has ended
+        if os.path.islink(graded) or (os.path.lexists(graded) and not os.path.isdir(graded)):
+            raise RuntimeError(f"the autograded folder {graded} is not a folder: remove it and grade this "
+                               "submission again")
+        if not os.path.isdir(graded):  # sanitize pass of a lone notebook: nbgrader has copied nothing yet
+            found = special_entries(here)
+        elif os.path.realpath(here) == os.path.realpath(graded):  # after Execute: the kernel has ended
             found = special_entries(graded)
             for rel, _ in found:
                 if os.path.lexists(os.path.join(graded, rel)):
