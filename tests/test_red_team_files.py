@@ -1,13 +1,14 @@
 """The red-team gallery of files (tests/red_team_files.py) under both runners.
 
-One course; every entry, the blank submissions under formula-like ids and the two honest
-submissions graded in one stock `nbgrader autograde` run (then stock generate_feedback, export,
+One course; every entry, the blank submissions under formula-like ids and the honest solution
+graded in one stock `nbgrader autograde` run (then stock generate_feedback, export,
 `course-grade report` and the LMS export) and one `python -m course_grade grade` run with
 feedback (then the LMS export), each in its own copy of the course. Canaries sit in a folder
 beside the courses. For each runner: every entry's scores (or its reason for not being
 graded), what stopped it (the added cell's own output), the canaries unchanged, only the
 notebook and nbgrader's files in autograded/ and only the feedback page (and nbgrader's
-files) in feedback/, the honest students' grades intact, no CSV cell starting a formula.
+files) in feedback/, the honest student's grades intact, no CSV cell starting a formula.
+Known gaps are strict xfails whose reason says what happens and where the fix lands.
 """
 from __future__ import annotations
 
