@@ -11,7 +11,8 @@ run time:
 - network connections to anything but a Unix socket;
 - `ctypes` (which could do anything) and the garbage collector's object lists
   (`gc.get_objects`, `get_referrers`, `get_referents`: a way to find the checks' functions);
-- writing a file outside the notebook's folder and `/tmp` (SQLite databases included), and
+- writing a file outside the notebook's folder and `/tmp` (SQLite databases included, by a
+  URI file name or ATTACH too; of `/dev`, only `/dev/null` and the standard streams), and
   opening the grader's files anywhere: a gradebook, `nbgrader_config.py`, and any notebook,
   the one being graded too (it holds the restored hidden tests);
 - changing the working folder once the first cell has run (the grader may move a spare
@@ -57,6 +58,7 @@ PATH_EVENTS = {
 }
 DIR_FD = {"os.rename": (2, 3), "os.remove": (1,), "os.rmdir": (1,), "os.chmod": (2,), "os.chown": (3,),
           "os.utime": (3,), "os.mkdir": (2,), "os.symlink": (2,), "os.link": (2, 3)}
+DEVICES = ("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty")  # written outside the folder
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 _state = {"installed": False, "sealed": False}
 
@@ -105,6 +107,52 @@ def _check_path_event(event: str, args: tuple) -> None:
             _refuse(f"{what} {path} outside the notebook's folder")
 
 
+def _sqlite_path(database):
+    """The file an SQLite database name opens: a URI file name (`file:PATH?mode=rwc`) by its
+    path, anything else as given."""
+    if isinstance(database, bytes):
+        database = os.fsdecode(database)
+    if not isinstance(database, str) or not database.startswith("file:"):
+        return database
+    from urllib.parse import unquote
+
+    path = database[len("file:"):].split("?", 1)[0].split("#", 1)[0]
+    if path.startswith("//"):  # file://HOST/PATH: the host is empty or localhost
+        path = "/" + path[2:].partition("/")[2]
+    return unquote(path) or ":memory:"
+
+
+def _sqlite_authorizer(action, first, *_):
+    """SQLite opens an ATTACHed database itself: the same rule as any file it opens."""
+    import sqlite3
+
+    if action == sqlite3.SQLITE_ATTACH and first not in ("", ":memory:"):
+        if first is None:  # a file name bound as a parameter: unknown until it runs
+            return sqlite3.SQLITE_DENY
+        try:
+            _check_open(_sqlite_path(first), "r+", None)
+        except Refused:
+            return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def _authorize_sqlite() -> None:
+    """Every SQLite connection gets the authorizer (the audit event comes before the
+    connection can take one): sqlite3.connect, as aiosqlite and SQLAlchemy call it, is wrapped."""
+    import functools
+    import sqlite3
+
+    connect = sqlite3.connect
+
+    @functools.wraps(connect)
+    def guarded(*args, **kwargs):
+        connection = connect(*args, **kwargs)
+        connection.set_authorizer(_sqlite_authorizer)
+        return connection
+
+    sqlite3.connect = guarded
+
+
 def _check_open(path, mode, flags) -> None:
     if not isinstance(path, (str, bytes, os.PathLike)):
         return  # a file descriptor
@@ -123,7 +171,7 @@ def _check_open(path, mode, flags) -> None:
         _refuse(f"writing the grader's file {path}")
     if _inside(full, here):
         return
-    if writing and not (_inside(full, "/tmp") or full.startswith("/dev/")):
+    if writing and not (_inside(full, "/tmp") or full in DEVICES):
         _refuse(f"writing {path} outside the notebook's folder")
     if not isinstance(mode, str) and not _inside(full, "/tmp") and os.path.isdir(full):
         _refuse(f"opening the folder {path} outside the notebook's folder")  # a dir_fd for os.open
@@ -135,7 +183,7 @@ def _hook(event: str, args: tuple) -> None:
     if event == "open" and args:
         _check_open(*(tuple(args) + (None, None))[:3])
     elif event == "sqlite3.connect" and args:  # SQLite opens its file itself, unseen by "open"
-        _check_open(args[0], "r+", None)
+        _check_open(_sqlite_path(args[0]), "r+", None)
     elif event == "socket.connect" and args:
         sock = args[0]
         if getattr(sock, "family", None) != getattr(__import__("socket"), "AF_UNIX", None):
@@ -156,6 +204,7 @@ def install() -> None:
         return
     _state["installed"] = True
     sys.addaudithook(_hook)
+    _authorize_sqlite()
     try:
         from IPython import get_ipython
 

@@ -23,6 +23,9 @@ PROBE = textwrap.dedent('''
         except PermissionError as error:
             assert str(error).startswith("blocked while grading: "), error
             return "refused"
+        except __import__("sqlite3").DatabaseError as error:  # the authorizer's refusal
+            assert "not authorized" in str(error), error
+            return "refused"
     import socket, subprocess, gc
     print({
         "write here": attempt(lambda: open("answers.txt", "w").write("x")),
@@ -56,6 +59,17 @@ PROBE = textwrap.dedent('''
         "write timestamp": attempt(lambda: open("timestamp.txt", "a")),
         "open a folder outside": attempt(lambda: os.open("..", os.O_RDONLY)),
         "dir_fd": attempt(lambda: os.remove("x", dir_fd=os.open(".", os.O_RDONLY))),
+        "sqlite uri outside": attempt(lambda: __import__("sqlite3").connect(
+            "file:" + os.path.abspath("../uri.db") + "?mode=rwc", uri=True).execute("create table t(x)")),
+        "sqlite uri here": attempt(lambda: __import__("sqlite3").connect("file:uri.db?mode=rwc", uri=True).close()),
+        "sqlite attach outside": attempt(lambda: __import__("sqlite3").connect("test.db").execute(
+            "ATTACH ? AS o", (os.path.abspath("../attached.db"),))),
+        "sqlite attach outside, literal": attempt(lambda: __import__("sqlite3").connect("test.db").execute(
+            f"ATTACH '{os.path.abspath('../attached.db')}' AS o")),
+        "sqlite attach here": attempt(lambda: __import__("sqlite3").connect("test.db").execute(
+            "ATTACH 'here.db' AS h")),
+        "write /dev/null": attempt(lambda: open("/dev/null", "w").write("x")),
+        "write /dev/shm": attempt(lambda: open("/dev/shm/guard-probe", "w")),
         "chdir": attempt(lambda: os.chdir("..")),
     })
 ''')
@@ -70,7 +84,9 @@ EXPECTED = {"write here": "allowed", "read here": "allowed", "write /tmp": "allo
             "remove outside": "refused", "chmod outside": "refused", "utime outside": "refused",
             "remove the answers": "refused", "rename the notebook": "refused", "write the answers": "refused",
             "read the answers": "allowed", "write timestamp": "refused", "open a folder outside": "refused",
-            "dir_fd": "refused"}
+            "dir_fd": "refused", "sqlite uri outside": "refused", "sqlite uri here": "allowed",
+            "sqlite attach outside": "refused", "sqlite attach outside, literal": "refused", "sqlite attach here": "allowed", "write /dev/null": "allowed",
+            "write /dev/shm": "refused"}
 
 LESSON = textwrap.dedent('''
     import asyncio, os, sqlite3, sys
@@ -116,6 +132,7 @@ def test_the_guard_refuses_what_no_solution_does(folder):
     assert outside.read_text() == "canary" and (after.st_mode, after.st_mtime_ns) == (before.st_mode, before.st_mtime_ns)
     assert (folder / "quiz_answers.json").read_text() == "{}"
     assert not (folder / "link.txt").exists() and not (folder / "hard.txt").exists()
+    assert not (folder.parent / "uri.db").exists() and not (folder.parent / "attached.db").exists()
 
 
 def test_the_lessons_app_runs_under_the_guard(folder):
