@@ -44,6 +44,7 @@ SOURCE_IGNORED = ("*.ipynb", ".ipynb_checkpoints", "*.db", "*.db-journal", "__py
 CORRUPT = "corrupt"  # the notebook is not a readable .ipynb
 BLANK = "blank"  # an empty file, or a notebook without cells
 NO_NOTEBOOK = "no notebook"  # no file named as the assignment's notebook
+BAD_TIMESTAMP = "bad timestamp"  # timestamp.txt holds no time nbgrader can read
 TIMED_OUT = "timed out"  # past --submission-timeout (the whole task's deadline)
 CELL_TIME_LIMIT = "cell time limit"  # a cell stopped at the per-cell limit (c.Execute.timeout)
 KERNEL_DIED = "kernel died"
@@ -55,7 +56,7 @@ TAMPERING = "tampering"  # the tampering analysis removed statements
 # Reasons that flag the submitted notebook in the gradebook (the formgrader's flag, as
 # tampering does). Late and the quiz's answers file are not flagged: nbgrader applies the late
 # penalty itself, and the quiz cells' own message says the file is missing or damaged.
-FLAGGED_REASONS = frozenset({CORRUPT, BLANK, NO_NOTEBOOK, TIMED_OUT, CELL_TIME_LIMIT, KERNEL_DIED, ERROR, TAMPERING})
+FLAGGED_REASONS = frozenset({CORRUPT, BLANK, NO_NOTEBOOK, BAD_TIMESTAMP, TIMED_OUT, CELL_TIME_LIMIT, KERNEL_DIED, ERROR, TAMPERING})
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,28 @@ NOTES = {
     CORRUPT: "the notebook file is not a readable .ipynb (corrupt or not JSON): ask the student to submit it again",
     BLANK: "the notebook is empty (no cells): ask the student to submit their work again",
     NO_NOTEBOOK: "the submission has no notebook named as the assignment's: ask the student to submit it again",
+    BAD_TIMESTAMP: "timestamp.txt holds no time nbgrader can read (nbgrader submit writes one): collect the "
+                   "submission again",
 }
+TIMESTAMP_BYTES = 200  # nbgrader writes ~30; its date parser is quadratic in a run of digits
+
+
+def timestamp_problem(data: bytes | None) -> str | None:
+    """BAD_TIMESTAMP when a timestamp.txt is there but holds no time (read before nbgrader,
+    whose parse of a long run of digits takes minutes), else None."""
+    if data is None:
+        return None
+    from nbgrader.utils import parse_utc
+
+    try:
+        if len(data) > TIMESTAMP_BYTES:
+            raise ValueError("too long")
+        text = data.decode("utf-8").strip()
+        if text:
+            parse_utc(text)
+    except (ValueError, OverflowError, UnicodeDecodeError):
+        return BAD_TIMESTAMP
+    return None
 
 
 def notebook_problem(data: bytes | None) -> str | None:
@@ -465,6 +487,9 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
             problem = notebook_problem(submission.files.get(f"{name}.ipynb"))
             if problem is not None:
                 out.add(problem, NOTES[problem])
+        problem = timestamp_problem(submission.files.get("timestamp.txt"))
+        if problem is not None:
+            out.add(problem, NOTES[problem])
         if out.reasons:
             return out
 

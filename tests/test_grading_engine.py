@@ -352,3 +352,14 @@ def test_the_name_of_a_cell_timeout_is_nbgraders_unless_the_config_changes_it():
     config = Config()
     config.Execute.error_on_timeout = {"ename": "TooSlow", "evalue": "", "traceback": []}
     assert timeout_ename(config) == "TooSlow"
+
+
+def test_a_timestamp_that_holds_no_time_is_caught_before_nbgrader_parses_it():
+    """nbgrader's date parser takes minutes on a long run of digits: the task reads timestamp.txt
+    first, and a file that holds no time is the submission's reason, not the worker's time."""
+    from course_grade.task import BAD_TIMESTAMP, timestamp_problem
+
+    for honest in (None, b"", b"2026-12-01 10:00:00.000000 UTC", b"2026-12-01T10:00:00Z", b" 2026-12-01 10:00 \n"):
+        assert timestamp_problem(honest) is None, honest
+    for bad in (b"9" * 150_000, b"handed in whenever", b"\xff\xfe", b"2026-13-45 99:99"):
+        assert timestamp_problem(bad) == BAD_TIMESTAMP, bad[:20]
