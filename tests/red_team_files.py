@@ -215,8 +215,7 @@ print("folder:", fill(Path(".")))
         FileEntry(Submission("rf_bomb_nested_quiz_answers", {}, _quiz_lost("quiz_answers.json"),
                              quiz='{"format": 1, "answers": ' + "[" * 30_000 + "]" * 30_000 + "}"),
                   (PARSER,), "quiz_answers.json nested 30,000 deep (60 KB, under the size limit)",
-                  unflagged=True, known_gap="the answers file's JSON parser is unbounded (RecursionError escapes "
-                  "CollectQuizAnswers, the whole submission fails): bounded parsing lands with branch limits"),
+                  unflagged=True),
         FileEntry(Submission("rf_bomb_huge_quiz_answers", {}, _quiz_lost("larger than 65,536 bytes"),
                              quiz='{"format": 1, "answers": {}, "pad": "' + " " * (10 << 20) + '"}'),
                   (PARSER,), "a 10 MB quiz_answers.json", unflagged=True),
@@ -232,9 +231,7 @@ print("folder:", fill(Path(".")))
                   (), "a 20 MB submission_secret.txt", unflagged=True),
         FileEntry(Submission("rf_notebook_only", {}, _quiz_lost("quiz_answers.json is missing"), quiz=""), (),
                   "the notebook alone (the quiz never answered, no timestamp): not an attack, the plainest submission",
-                  unflagged=True, known_gap="SweepWorkingFolder's sanitize pass raises 'the autograded folder ... is not "
-                  "a folder' when nbgrader has copied no file there yet (a submission of the notebook alone): the "
-                  "whole submission fails to grade under both runners"),
+                  unflagged=True),
         # ------------------------------------------------------------- an unlisted class: nbgrader's own read
         FileEntry(Submission("rf_timestamp_link_in_submission", {}), (SWEEP,),
                   "timestamp.txt in submitted/ a link to a host file (a canary holding a timestamp)", unflagged=True),

@@ -166,12 +166,8 @@ def test_scores(request, runner, name):
     expect_cells(run["course"], entry.sub, entry.sub.loses)
 
 
-REASONS_GAP = ("the grading command's note for a submission nbgrader could not grade is nbgrader's last ERROR line "
-               "('Please see the the above traceback ...'), not the reason: reasons land with branch records")
-
-
 @pytest.mark.parametrize("name", sorted(FAILED))
-@pytest.mark.parametrize("runner", ["stock", pytest.param("command", marks=pytest.mark.xfail(strict=True, reason=REASONS_GAP))])
+@pytest.mark.parametrize("runner", RUNNERS)
 def test_a_bomb_says_why(request, runner, name):
     """A bomb that cannot be graded says why: stock nbgrader's log names the error, the
     command's report row names the file."""
@@ -272,10 +268,7 @@ def test_a_linked_timestamp_is_not_read(request, runner):
     assert when is None or when.date() != datetime.date(2001, 2, 3), when
 
 
-@pytest.mark.parametrize("runner", [pytest.param(r, marks=pytest.mark.xfail(
-    strict=True, reason="the item report (course-grade report, run after every grading run) reads "
-    "submitted/<student>/<assignment>/quiz_answers.json with Path.read_text: it follows a link to a host file "
-    "(and reads a FIFO or /dev/zero without end), and counts what it finds as the student's choices")) for r in RUNNERS])
+@pytest.mark.parametrize("runner", RUNNERS)
 def test_the_item_report_reads_no_linked_answers(request, runner):
     """The canary answers file (a wrong letter for every question, linked from one submission)
     is never counted: no graded student chose those letters."""
@@ -293,9 +286,6 @@ READ_ANSWERS = "import sys\nfrom pathlib import Path\nfrom course_grade.item_ana
                "print(quiz_answers(Path(sys.argv[1])))\n"
 
 
-@pytest.mark.xfail(strict=True, reason="the item report reads submitted/<student>/<assignment>/quiz_answers.json with "
-                   "Path.read_text: a FIFO there (or a link to one, or to /dev/zero) stops `course-grade report`, and so "
-                   "the end of every grading run, for good")
 def test_the_item_report_never_waits_on_a_fifo(tmp_path):
     """A submission folder whose quiz_answers.json is a FIFO nobody writes: the report's reader
     returns (no answers) at once."""
@@ -320,15 +310,9 @@ def _csv_files(course: Path, runner: str) -> dict[str, Path]:
 
 CSV_CASES = [(r, f) for r in RUNNERS for f in ("grades.csv", "reports", "lms", "grading-report.csv")
              if not (r == "stock" and f == "grading-report.csv")]
-CSV_GAP = "CSV neutralisation lands with branch csv"
-# (runner, file) whose cells no student id reaches: the item analysis has a row per item, the LMS
-# file the roster's names and LMS ids (an nbgrader id only maps a roster row to its score)
-NEUTRAL_ALREADY = {(r, f) for r in RUNNERS for f in ("reports", "lms")}
 
 
-@pytest.mark.parametrize("runner,which", [
-    pytest.param(r, f, id=f"{r}-{f}", marks=[] if (r, f) in NEUTRAL_ALREADY else [pytest.mark.xfail(strict=True, reason=CSV_GAP)])
-    for r, f in CSV_CASES])
+@pytest.mark.parametrize("runner,which", [pytest.param(r, f, id=f"{r}-{f}") for r, f in CSV_CASES])
 def test_no_cell_starts_a_formula(request, runner, which):
     """Read back with csv.reader, no cell of any CSV the course writes starts with a formula
     character (the ids in rtf.CSV_STUDENTS are graded under both runners)."""
@@ -385,9 +369,6 @@ except (sqlite3.Error, PermissionError) as exc:
 '''
 
 
-@pytest.mark.xfail(strict=True, reason="the runtime guard checks the path given to sqlite3.connect, but SQLite opens "
-                   "ATTACHed files and URI file names itself: without the sandbox a submission writes outside its folder "
-                   "(README: 'nothing outside the notebook's folder can be written')")
 def test_without_the_sandbox_sqlite_cannot_write_outside(tmp_path):
     canaries = rtf.make_canaries(tmp_path / "canaries")
     before = rtf.canary_state(canaries)
@@ -401,10 +382,9 @@ def test_without_the_sandbox_sqlite_cannot_write_outside(tmp_path):
 
 # ------------------------------------------------------------------ the timestamp's parse time
 
-@pytest.mark.xfail(strict=True, reason="nbgrader reads timestamp.txt whole (stock autograde and the command's "
-                   "workers) and dateutil parses a run of digits in quadratic time: 150 KB take over a second, 2 MB about four "
-                   "minutes of the grader (stock: the whole run waits; the command: a worker, past "
-                   "--submission-timeout, whose timer only kills kernels, and none has started yet)")
+@pytest.mark.xfail(strict=True, reason="stock nbgrader reads timestamp.txt whole and dateutil parses a run of digits "
+                   "in quadratic time: 150 KB take over a second, 2 MB about four minutes of the whole run (the grading "
+                   "command refuses such a file before nbgrader: task.timestamp_problem, 'bad timestamp')")
 def test_a_huge_timestamp_costs_the_grader_little(tmp_path):
     from nbgrader.coursedir import CourseDirectory
 
