@@ -179,7 +179,7 @@ signal.signal(signal.SIGINT, signal.SIG_IGN)
 time.sleep(3600)   # {TOKEN}
 '''), {"step1_database_url": "was stopped before it finished"}, flagged=True), (STATIC, NBGRADER),
             "signal.signal(SIGINT, SIG_IGN) then time.sleep past the cell limit"),
-        Entry(_pick(ADVERSARIAL, "attack_sleep_past_the_cell_limit"), (NBGRADER,), "time.sleep(10_000) before the step-1 code"),
+        Entry(_pick(ADVERSARIAL, "attack_sleep_past_the_cell_limit", flagged=True), (NBGRADER,), "time.sleep(10_000) before the step-1 code"),
         Entry(Submission("rt_uninterruptible_sleep_through_the_event_loop", _after(STEP1, f'''
 import asyncio, time
 asyncio.get_running_loop().add_signal_handler(2, print)   # SIGINT by number: an interrupt now does nothing

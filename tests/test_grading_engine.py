@@ -7,6 +7,7 @@ import csv
 import datetime
 import io
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -26,16 +27,25 @@ from hostile_cells import HOSTILE, cells, raw_formulas
 ASSIGNMENT = "hw"
 
 
+@pytest.fixture(scope="module")
+def template_gradebook(tmp_path_factory) -> Path:
+    """A gradebook with the assignment, made once (nbgrader runs alembic to make one: seconds)."""
+    path = tmp_path_factory.mktemp("gradebook") / "gradebook.db"
+    with pytest.MonkeyPatch.context() as patch:  # nbgrader creates a gradebook with alembic, found on PATH
+        patch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        with warnings.catch_warnings(), Gradebook(f"sqlite:///{path}") as gb:
+            warnings.simplefilter("ignore")
+            gb.update_or_create_assignment(ASSIGNMENT)
+            gb.update_or_create_notebook("nb", ASSIGNMENT)
+            for name in ("q1", "q2"):
+                gb.update_or_create_grade_cell(name, "nb", ASSIGNMENT, max_score=1, cell_type="code")
+    return path
+
+
 @pytest.fixture
-def course(tmp_path, monkeypatch) -> Course:
-    # nbgrader creates a gradebook with alembic, found on PATH
+def course(tmp_path, monkeypatch, template_gradebook) -> Course:
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    with warnings.catch_warnings(), Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gb:
-        warnings.simplefilter("ignore")
-        gb.update_or_create_assignment(ASSIGNMENT)
-        gb.update_or_create_notebook("nb", ASSIGNMENT)
-        for name in ("q1", "q2"):
-            gb.update_or_create_grade_cell(name, "nb", ASSIGNMENT, max_score=1, cell_type="code")
+    shutil.copy(template_gradebook, tmp_path / "gradebook.db")
     return Course(tmp_path, ASSIGNMENT, ["nb"], ["ana", "ben"])
 
 

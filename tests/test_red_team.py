@@ -201,8 +201,10 @@ def test_stock_flags_what_the_analysis_catches(stock, gallery):
 
 
 def test_stock_disk_fill_stopped_at_the_file_size_limit(stock):
-    big = stock[0] / "autograded" / "rt_disk_fill" / ASSIGNMENT / "big.bin"
-    assert big.exists() and big.stat().st_size <= red_team.FILE_SIZE
+    """The file-size limit stops the loop ("File too large", in the entry's expected messages),
+    and the file stays in the sandbox's own working folder: nothing of it reaches the host."""
+    folder = stock[0] / "autograded" / "rt_disk_fill" / ASSIGNMENT
+    assert folder.is_dir() and not (folder / "big.bin").exists(), sorted(p.name for p in folder.iterdir())
 
 
 def test_stock_fork_bomb_never_started(stock):

@@ -19,6 +19,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -344,8 +345,10 @@ def test_formula_ids_are_graded(request, runner):
     assert CSV_IDS <= _graded(run)
     with Gradebook(f"sqlite:///{run['course'] / 'gradebook.db'}") as gb:
         assert CSV_IDS <= {s.id for s in gb.students}
-    if runner == "command":
-        assert CSV_IDS <= set(run["rows"])
+    if runner == "command":  # the report's ids as the course reads them back (safe_csv.restore)
+        from course_grade.safe_csv import restore
+
+        assert CSV_IDS <= {restore(student) for student in run["rows"]}
 
 
 # ------------------------------------------------------------------ the guard alone (the fallback)
@@ -369,15 +372,24 @@ except (sqlite3.Error, PermissionError) as exc:
 '''
 
 
-def test_without_the_sandbox_sqlite_cannot_write_outside(tmp_path):
-    canaries = rtf.make_canaries(tmp_path / "canaries")
+@pytest.fixture
+def outside_tmp():
+    """A folder outside /tmp: the guard lets a kernel write its own /tmp (the sandbox's private one)."""
+    folder = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_without_the_sandbox_sqlite_cannot_write_outside(outside_tmp):
+    canaries = rtf.make_canaries(outside_tmp / "canaries")
     before = rtf.canary_state(canaries)
-    work = tmp_path / "work"
+    work = outside_tmp / "work"
     work.mkdir()
     done = subprocess.run([sys.executable, "-c", GUARD_BYPASS, str(canaries)], cwd=work, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert rtf.canary_state(canaries) == before, done.stdout
+    assert done.stdout.count("refused") == 3, done.stdout
 
 
 # ------------------------------------------------------------------ the timestamp's parse time
