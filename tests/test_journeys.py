@@ -412,6 +412,14 @@ class Exchange:
         self.as_student("nbgrader", "submit", ASSIGNMENT)
         self.submissions += 1
 
+    def release_and_hand_in(self, answers: dict[str, str]) -> None:
+        """The README's first round: the instructor releases, the student fetches and submits,
+        the instructor collects."""
+        self.teacher("nbgrader", "release_assignment", ASSIGNMENT)
+        self.fetch()
+        self.submit(answers)
+        self.collect()
+
     def collect(self) -> None:
         self.teacher("nbgrader", "collect", *(["--update"] if self.submissions > 1 else []), ASSIGNMENT)
         got = self.course / "submitted" / self.student.pw_name / ASSIGNMENT
@@ -436,10 +444,7 @@ def test_instructor_as_root_with_make_autograde(public_tmp, course_a, students_e
     student resubmits with a wrong step 2 and `make autograde` regrades the newer submission."""
     x = Exchange(public_tmp, course_a, students_env, "autograde")
     student = x.student.pw_name
-    x.teacher("nbgrader", "release_assignment", ASSIGNMENT)
-    x.fetch()
-    x.submit(solutions())
-    x.collect()
+    x.release_and_hand_in(solutions())
     graded = x.teacher("make", "autograde")
     assert_unchanged(course_a)
     assert_sandboxed(graded, "make autograde")
@@ -468,10 +473,7 @@ def test_instructor_as_root_with_make_grade(public_tmp, course_b, students_env):
     which must grade the newer submission."""
     x = Exchange(public_tmp, course_b, students_env, "grade")
     student = x.student.pw_name
-    x.teacher("nbgrader", "release_assignment", ASSIGNMENT)
-    x.fetch()
-    x.submit(solutions())
-    x.collect()
+    x.release_and_hand_in(solutions())
     x.teacher("make", "grade")
     assert_unchanged(course_b)
     assert_score(course_b, student, FULL, "make grade of the solution")
