@@ -17,12 +17,12 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 # SQLAlchemy's 30-second pool_timeout); 60 s leaves room on a busy grading machine.
 c.Execute.timeout = 60
 
-# Every kernel that runs a submission runs in a sandbox of its own (course_grade/sandbox.py):
+# Every kernel that runs a submission runs in a sandbox of its own (course_grade/kernels/sandbox.py):
 # own PID namespace and network, read-only system, only its working folder writable, no view
 # of the course folder, limits on memory, processes, file size and CPU. Where bwrap cannot
 # start (or COURSE_SANDBOX=off), kernels run unsandboxed and one log line says what is missing.
 # NotebookClient's trait: nbgrader's Execute (autograde, validate) and the grading workers'.
-from course_grade.sandbox import SandboxedKernelManager  # noqa: E402
+from course_grade.kernels.sandbox import SandboxedKernelManager  # noqa: E402
 
 c.NotebookClient.kernel_manager_class = SandboxedKernelManager
 
@@ -34,12 +34,12 @@ c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", "/srv/nbgrader/exchange")
 # their tracebacks, rich outputs of any mime type, output metadata, many small outputs), so one
 # cell cannot bloat the graded notebook and the feedback page: 20,000 characters per text,
 # 60,000 bytes of output per cell, 500,000 per notebook, and the output a cell is graded by is
-# always kept, shortened (course_grade/nbgrader_plugins.py; c.LimitOutputSize.max_chars, etc.).
+# always kept, shortened (course_grade/nbgrader_ext/limit_output_size.py; c.LimitOutputSize.max_chars, etc.).
 from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
 from nbgrader.preprocessors import (  # noqa: E402
     AssignLatePenalties, CheckCellMetadata, Execute, IgnorePattern, LimitOutput, SaveAutoGrades)
 
-from course_grade.nbgrader_plugins import LimitOutputSize  # noqa: E402
+from course_grade.nbgrader_ext.limit_output_size import LimitOutputSize  # noqa: E402
 
 c.Autograde.autograde_preprocessors = [
     Execute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, LimitOutputSize,
@@ -49,8 +49,8 @@ c.Autograde.autograde_preprocessors = [
 # The graded quiz is scored outside the kernel: its answers file is read as collected, before
 # any student code runs (sanitize pass), and each quiz cell's outputs are set from those
 # answers and the key in its restored hidden test just before SaveAutoGrades reads them.
-from course_grade.quiz_collect import CollectQuizAnswers  # noqa: E402
-from course_grade.quiz_grading import GradeQuizAnswers  # noqa: E402
+from course_grade.nbgrader_ext.collect_quiz_answers import CollectQuizAnswers  # noqa: E402
+from course_grade.nbgrader_ext.grade_quiz_answers import GradeQuizAnswers  # noqa: E402
 
 c.Autograde.sanitize_preprocessors.append(CollectQuizAnswers)
 c.Autograde.autograde_preprocessors.insert(c.Autograde.autograde_preprocessors.index(SaveAutoGrades), GradeQuizAnswers)
@@ -62,37 +62,37 @@ from nbgrader.preprocessors import ClearHiddenTests, GetGrades  # noqa: E402
 
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
 
-# Tampering detected by meaning (course_grade/tamper.py): before any student code runs, each
+# Tampering detected by meaning (course_grade/nbgrader_ext/tamper_analysis.py): before any student code runs, each
 # student-written cell's syntax tree is checked against the lesson's allow-list; a statement
 # that reaches for the grading machinery (and any statement that needs it) is commented out,
 # the honest rest of the cell still runs, and the notebook is flagged for review in the
 # gradebook (the formgrader's flag; REVIEW in the grading command's report).
-from course_grade.tamper_preprocessor import FlagTampering  # noqa: E402
+from course_grade.nbgrader_ext.flag_tampering import FlagTampering  # noqa: E402
 
 c.Autograde.autograde_preprocessors.insert(c.Autograde.autograde_preprocessors.index(Execute), FlagTampering)
 
-# Nothing a submission leaves in its folder is followed or published (course_grade/sweep_folder.py):
+# Nothing a submission leaves in its folder is followed or published (course_grade/nbgrader_ext/sweep_working_folder.py):
 # in the sanitize pass, the copies nbgrader made of links in the submission are removed; right
 # after the kernel ends, links, special files and hard links are removed (and flagged), then
 # every file but the notebooks and nbgrader's own, so only those reach feedback/.
-from course_grade.sweep_folder import SweepWorkingFolder  # noqa: E402
+from course_grade.nbgrader_ext.sweep_working_folder import SweepWorkingFolder  # noqa: E402
 
 c.Autograde.sanitize_preprocessors.append(SweepWorkingFolder)
 c.Autograde.autograde_preprocessors.insert(c.Autograde.autograde_preprocessors.index(Execute) + 1, SweepWorkingFolder)
 
 # A cell stopped at the per-cell time limit is named in the log and flagged for review in the
-# gradebook (course_grade/cell_timeouts.py): otherwise it only loses its points.
-from course_grade.cell_timeouts import FlagCellTimeouts  # noqa: E402
+# gradebook (course_grade/nbgrader_ext/flag_cell_timeouts.py): otherwise it only loses its points.
+from course_grade.nbgrader_ext.flag_cell_timeouts import FlagCellTimeouts  # noqa: E402
 
 c.Autograde.autograde_preprocessors.insert(c.Autograde.autograde_preprocessors.index(Execute) + 1, FlagCellTimeouts)
 
 # A submitted notebook nbgrader cannot read (empty, corrupt, no cells) is flagged for review in
-# the gradebook with one line in the log saying why (course_grade/flag_unreadable.py).
-c.Autograde.pre_convert_hook = "course_grade.flag_unreadable.flag_unreadable"
+# the gradebook with one line in the log saying why (course_grade/nbgrader_ext/flag_unreadable.py).
+c.Autograde.pre_convert_hook = "course_grade.nbgrader_ext.flag_unreadable.flag_unreadable"
 
 # `nbgrader export` (make export, and the grading command's grades.csv) writes stock's columns
 # through the csv module, quoting what needs it, and with a leading ' on any cell a spreadsheet
 # would run as a formula (a student id or name starting with = + - @): course_grade/safe_csv.py.
-from course_grade.safe_csv_export_plugin import SafeCsvExportPlugin  # noqa: E402
+from course_grade.nbgrader_ext.safe_csv_export_plugin import SafeCsvExportPlugin  # noqa: E402
 
 c.ExportApp.plugin_class = SafeCsvExportPlugin

@@ -1,10 +1,10 @@
 """A runtime guard for grading kernels: a PEP 578 audit hook, installed before any student code.
 
-The grading kernel manager (course_grade/sandbox.py) starts every grading kernel with
+The grading kernel manager (course_grade/kernels/sandbox.py) starts every grading kernel with
 `import autograder.guard; autograder.guard.install()` among IPython's startup lines, so the
 hook is in place before the first cell, sandbox or not. An audit hook cannot be removed. It
 refuses, with a PermissionError that says so, what no solution of this lesson does and what
-the syntax-tree analysis (course_grade/tamper.py) may have missed because it was reached at
+the syntax-tree analysis (course_grade/nbgrader_ext/tamper_analysis.py) may have missed because it was reached at
 run time:
 
 - starting processes (`subprocess`, `os.system`, `os.exec*`, `os.posix_spawn*`, `os.fork`);
@@ -23,7 +23,7 @@ run time:
   nbgrader's timestamp); paths relative to an open folder (`dir_fd`), and opening a folder
   outside the notebook's, which could carry a write past these checks.
 
-The sandbox (course_grade/sandbox.py) is the boundary; this hook is the same rule inside the
+The sandbox (course_grade/kernels/sandbox.py) is the boundary; this hook is the same rule inside the
 kernel, so a sandboxed or unsandboxed kernel is refused the same things, with a sentence.
 
 It never runs in a student's own kernel: only grading kernels install it.

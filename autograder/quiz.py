@@ -472,7 +472,7 @@ def verdict(qid: str, correct: str, explanation: str, why: dict[str, str], answe
     """What the hidden check says of question `qid` given the saved `answers` (None: right).
     `missing`: no answers file; `damaged`: the AnswersFileError message of an unusable one.
     The graded quiz is scored outside the kernel with these same sentences
-    (course_grade/quiz_grading.py)."""
+    (course_grade/nbgrader_ext/grade_quiz_answers.py)."""
     q = question("test", qid)
     if damaged:
         return f"Question {q.number}: {damaged}; {REANSWER}."
@@ -492,7 +492,7 @@ def verdict(qid: str, correct: str, explanation: str, why: dict[str, str], answe
     return None
 
 
-# how a damaged answers file is fixed (the end of its message; course_grade/item_analysis.py finds it)
+# how a damaged answers file is fixed (the end of its message; course_grade/reports/item_analysis.py finds it)
 REANSWER = "answer the quiz again in the notebook (each click rewrites the file)"
 UNANSWERED = "Question {number} is not answered yet: choose an answer above; each click saves it."
 
@@ -515,7 +515,7 @@ def check_answered(qid: str) -> None:
 @guarded
 def check_answer(qid: str, correct: str, explanation: str, why: dict[str, str]) -> None:
     """Hidden part: the saved answer is the key's. The key is passed in from the hidden test.
-    (When nbgrader grades, course_grade/quiz_grading.py replaces what this prints with its own
+    (When nbgrader grades, course_grade/nbgrader_ext/grade_quiz_answers.py replaces what this prints with its own
     verdict on the answers file as collected: nothing the kernel does changes a quiz score.)"""
     question("test", qid)
     try:

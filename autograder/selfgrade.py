@@ -1,7 +1,7 @@
 """The lesson's **Grade my notebook** button (kernel side).
 
 Clicking it runs the instructor-side self-grading command in a separate process,
-`python -m course_grade selfgrade NOTEBOOK` (course_grade/selfgrade.py), which grades a copy of
+`python -m course_grade selfgrade NOTEBOOK` (course_grade/selfgrade/client.py), which grades a copy of
 the saved notebook with the hidden tests on the course's warm self-grading service. Showing
 the button starts that service in the background (`selfgrade NOTEBOOK --warm`, detached,
 output discarded), so its kernel is booted by the time the learner clicks; not in a grading

@@ -1,4 +1,4 @@
-"""Where one submission's grading time goes, through `course_grade.task.grade` (a Dask task's body).
+"""Where one submission's grading time goes, through `course_grade.engine.task.grade` (a Dask task's body).
 
 Run on demand (not part of the test suite):
     .venv/bin/python bench/profile_submission.py [--runs 5] [--spare warm|none] [--no-preload] [--top 30]
@@ -35,7 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from course import ASSIGNMENT, make_course, submit_as  # noqa: E402
 from submissions import CORRECT_VARIANTS  # noqa: E402
 
-from course_grade import kernel_pool, pooled_execute, task  # noqa: E402
+from course_grade.kernels import spares as kernel_pool
+from course_grade.nbgrader_ext import pooled_execute
+from course_grade.engine import task  # noqa: E402
 
 
 class Phases:
@@ -107,7 +109,7 @@ def instrument(phases: Phases) -> None:
     from nbgrader.converters.base import BaseConverter
     from traitlets.config.loader import PyFileConfigLoader
 
-    from course_grade import sandbox
+    from course_grade.kernels import sandbox
 
     seen_checks = {"done": False}
 
@@ -233,7 +235,7 @@ def main() -> None:
 
             mode = "no spare (kernel started per submission)" if spare is None else \
                 f"warm spare kernel, {'no preload' if args.no_preload else 'preloaded'}"
-            print(f"\n== one correct submission through course_grade.task.grade: {mode}")
+            print(f"\n== one correct submission through course_grade.engine.task.grade: {mode}")
             print(table(phases, runs, total_label))
             if preloads:
                 print(f"(the spare's boot + preload, in the background: median {statistics.median(preloads):.2f} s)")

@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 from course import ASSIGNMENT, make_course  # noqa: E402
 from test_item_analysis import fabricate, synthetic_class  # noqa: E402
 
-from course_grade import item_analysis as ia  # noqa: E402
-from course_grade import item_report  # noqa: E402
+from course_grade.reports import item_analysis as ia  # noqa: E402
+from course_grade.reports import item_report  # noqa: E402
 
 
 def main() -> int:

@@ -45,7 +45,7 @@ def click(notebook: Path, **env: str) -> float:
 
 
 def wait_for_spare(course: Path) -> dict:
-    from course_grade import selfgrade_service as service
+    from course_grade.selfgrade import service
 
     for _ in range(600):
         found = service.status(course)
@@ -71,7 +71,8 @@ def main() -> None:
         nbformat.write(student_notebook(solutions()), notebook)
         (learner / "quiz_answers.json").write_text(answers_file(right_answers()))
 
-        from course_grade import selfgrade, selfgrade_service as service
+        from course_grade.selfgrade import client as selfgrade
+        from course_grade.selfgrade import service
 
         try:
             cold = click(notebook)

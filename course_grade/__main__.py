@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     report = commands.add_parser("report", help="the item analysis of a graded assignment: reports/ASSIGNMENT.html and .csv")
     report.add_argument("assignment", help="the assignment's name, e.g. connection-pooling")
     report.add_argument("--course", type=Path, default=Path("."), help="the course folder (where gradebook.db is); default: here")
-    from course_grade import lms
+    from course_grade.commands import export as lms
 
     lms.add_arguments(commands.add_parser("export", help=lms.HELP))
     workspace.add_commands(commands)
@@ -51,14 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export":
         return lms.main(args)
     if args.command == "report":
-        from course_grade import item_report
+        from course_grade.reports import item_report
 
         return item_report.main(args.course, args.assignment)
 
-    from course_grade.grading import UsageError, run
+    from course_grade.commands.grade import UsageError, run
 
     if args.command == "selfgrade":
-        from course_grade import selfgrade as sg
+        from course_grade.selfgrade import client as sg
 
         return sg.main(args.notebook, args.course, warm=args.warm)
     if args.command in ("workspace", "reset"):

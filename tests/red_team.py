@@ -6,8 +6,8 @@ Every entry is the lesson's solution with an attack beside it (in a step cell, o
 student added at the end). No attack may earn a point the honest code beside it would not earn,
 and where the analysis removes only the attack's statements the honest code keeps its points.
 Some attacks use only allowed code on purpose (the analysis passes them), so that what stops
-them is the sandbox (course_grade/sandbox.py) or the quiz being scored outside the kernel
-(course_grade/quiz_collect.py, quiz_grading.py). `stopped_by` says which.
+them is the sandbox (course_grade/kernels/sandbox.py) or the quiz being scored outside the kernel
+(course_grade/nbgrader_ext/collect_quiz_answers.py, quiz_grading.py). `stopped_by` says which.
 
 Attacks that already live in tests/submissions.py are imported, not copied. Everything a
 submission starts carries `TOKEN` in its command line, so the test can look for it in the

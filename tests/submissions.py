@@ -44,7 +44,7 @@ class Submission:
     status: str = "graded"  # what the grading command must report
     note: str = ""  # words of its note, for a submission that cannot be graded
     flagged: bool = False  # the grading command must remove a tampering cell and flag it
-    reason: str = ""  # a reason the grading command's report must give (course_grade/task.py's codes)
+    reason: str = ""  # a reason the grading command's report must give (course_grade/engine/task.py's codes)
 
     def answers(self) -> dict[str, str]:
         return {**solutions(), **self.changes}
@@ -272,7 +272,7 @@ next(a for a in ADVERSARIAL if a.name == "attack_read_hidden_tests_from_disk").l
 # ------------------------------------------------- attacks on the graded quiz at grading time
 # Each runs in the step-4 cell (after the solution), while nbgrader grades, in a submission
 # that never answered the quiz (no quiz_answers.json) or answered it all wrong. The quiz is
-# scored outside the kernel from the file as collected (course_grade/quiz_collect.py,
+# scored outside the kernel from the file as collected (course_grade/nbgrader_ext/collect_quiz_answers.py,
 # quiz_grading.py), so each must score 0 on the quiz, even under stock `nbgrader autograde`.
 
 def _quiz_attack(name: str, code: str, quiz: str = "") -> Submission:
@@ -332,7 +332,7 @@ QUIZ_ATTACKS = [
 ]
 
 
-# ------------------------------------------- tampering found by meaning (course_grade/tamper.py)
+# ------------------------------------------- tampering found by meaning (course_grade/nbgrader_ext/tamper_analysis.py)
 # Honest cells that merely use the words or calls a text scan would catch: full marks, never
 # flagged (the same cells are unit-tested in tests/test_tamper.py).
 

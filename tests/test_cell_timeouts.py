@@ -1,4 +1,4 @@
-"""course_grade/cell_timeouts.py: under stock `nbgrader autograde`, a cell stopped at the per-cell
+"""course_grade/nbgrader_ext/flag_cell_timeouts.py: under stock `nbgrader autograde`, a cell stopped at the per-cell
 time limit is named and the notebook flagged for review (the formgrader's flag)."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""course_grade/flag_unreadable.py: under stock `nbgrader autograde`, a submitted notebook that
+"""course_grade/nbgrader_ext/flag_unreadable.py: under stock `nbgrader autograde`, a submitted notebook that
 cannot be graded (empty, corrupt, no cells) is in the gradebook with 0, flagged, and the log
 says why; an honest student in the same run is graded as usual."""
 from __future__ import annotations

@@ -17,11 +17,11 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook, MissingEntry
 
-from course_grade.grading import (REPORT_FILE, Course, Progress, _keep_log, _nbgrader_steps, _write_report,
+from course_grade.commands.grade import (REPORT_FILE, Course, Progress, _keep_log, _nbgrader_steps, _write_report,
                                   already_graded, course_gradebook, merge)
-from course_grade.task import (BLANK, CORRUPT, ERROR, LATE, NO_NOTEBOOK, NOTES, TIMED_OUT, AssignmentBundle, Graded,
+from course_grade.engine.task import (BLANK, CORRUPT, ERROR, LATE, NO_NOTEBOOK, NOTES, TIMED_OUT, AssignmentBundle, Graded,
                                SubmissionBundle, _make_feedback, grade, write_files)
-from course_grade.cell_timeouts import timed_out_cells, timeout_ename
+from course_grade.nbgrader_ext.flag_cell_timeouts import timed_out_cells, timeout_ename
 from hostile_cells import HOSTILE, cells, raw_formulas
 
 ASSIGNMENT = "hw"
@@ -173,7 +173,7 @@ def test_the_report_keeps_the_rows_of_students_this_run_did_not_grade(course):
 def test_the_report_holds_no_formula_and_reads_hostile_ids_back(course):
     """A student id (or a note) a spreadsheet would run is written with a leading ', and read
     back as it was: by the next run, which keeps the row once, and by the item analysis."""
-    from course_grade.item_analysis import read_grading_report
+    from course_grade.reports.item_analysis import read_grading_report
 
     _write_report(course, {sid: Graded(sid, status="graded", score=1.5, max_score=2, note=sid, tampering=[sid],
                                        worker="-w1") for sid in HOSTILE})
@@ -367,7 +367,7 @@ def test_the_name_of_a_cell_timeout_is_nbgraders_unless_the_config_changes_it():
 def test_a_timestamp_that_holds_no_time_is_caught_before_nbgrader_parses_it():
     """nbgrader's date parser takes minutes on a long run of digits: the task reads timestamp.txt
     first, and a file that holds no time is the submission's reason, not the worker's time."""
-    from course_grade.task import BAD_TIMESTAMP, timestamp_problem
+    from course_grade.engine.task import BAD_TIMESTAMP, timestamp_problem
 
     for honest in (None, b"", b"2026-12-01 10:00:00.000000 UTC", b"2026-12-01T10:00:00Z", b" 2026-12-01 10:00 \n"):
         assert timestamp_problem(honest) is None, honest

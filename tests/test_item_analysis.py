@@ -1,4 +1,4 @@
-"""The item-analysis report (course_grade/item_analysis.py): its numbers on classes whose
+"""The item-analysis report (course_grade/reports/item_analysis.py): its numbers on classes whose
 answers are known.
 
 Fast tier: a course folder with the real assignment (make_course runs generate_assignment,
@@ -25,8 +25,8 @@ import pytest
 
 from course import ASSIGNMENT, RELEASE_NB, ROOT, graded_cells, make_course, quiz_key, right_answers, tool_env
 
-from course_grade import item_analysis as ia
-from course_grade import item_report
+from course_grade.reports import item_analysis as ia
+from course_grade.reports import item_report
 
 # ------------------------------------------------------------------------- fabricating a class
 
@@ -108,7 +108,7 @@ def fabricate(course: Path, students: dict[str, dict], report: dict[str, dict] |
 
 def quiz_cells(answers: dict[str, str] | None) -> dict[str, tuple]:
     """The quiz cells' results for `answers` (None: no file), with the very sentences
-    course_grade.quiz_grading writes (autograder.quiz.verdict)."""
+    course_grade.nbgrader_ext.grade_quiz_answers writes (autograder.quiz.verdict)."""
     out = {}
     for gid, qid, key in _quiz_cells():
         said = _verdict(qid, key["correct"], key["explanation"], json.dumps(key["why"]),

@@ -1,7 +1,7 @@
-"""The grading workers' pre-started kernels (course_grade/kernel_pool.py): a notebook run in a
+"""The grading workers' pre-started kernels (course_grade/kernels/spares.py): a notebook run in a
 spare kernel sees exactly what it would see in a kernel started for it, except that the
 lesson's libraries are already imported (the preload), and no kernel ever serves two
-submissions; a spare whose preload fails is dropped and the notebook gets a fresh kernel. Both kinds run in the course's sandbox (course_grade/sandbox.py), as
+submissions; a spare whose preload fails is dropped and the notebook gets a fresh kernel. Both kinds run in the course's sandbox (course_grade/kernels/sandbox.py), as
 nbgrader_config.py has it; a kernel is told apart by its connection file (inside its own PID
 namespace every kernel has the same small pid)."""
 from __future__ import annotations
@@ -14,8 +14,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 from nbgrader.preprocessors import Execute
 
-from course_grade import kernel_pool, pooled_execute
-from course_grade.sandbox import SandboxedKernelManager
+from course_grade.kernels import spares as kernel_pool
+from course_grade.nbgrader_ext import pooled_execute
+from course_grade.kernels.sandbox import SandboxedKernelManager
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +66,7 @@ def run(preprocessor_class, folder) -> list[str]:
 
 @pytest.fixture(params=["forked", "booted"])
 def spare(request, monkeypatch):
-    """A spare kernel forked from a zygote (course_grade/zygote.py: grading as root), or booted
+    """A spare kernel forked from a zygote (course_grade/kernels/zygote.py: grading as root), or booted
     by bwrap as any kernel is."""
     forked = request.param == "forked"
     if forked and os.geteuid() != 0:
@@ -104,7 +105,7 @@ def test_spare_kernel_looks_like_a_fresh_one(tmp_path, spare):
     assert stock[2].strip() == "4 4 ['In', 'Out', 'exit', 'get_ipython', 'open', 'os', 'quit', 'sys']"
     assert "'made-here.txt'" in used[PROBE.index(next(c for c in PROBE if 'made-here' in c))], "the kernel sees what it wrote in its working folder"
     assert os.listdir(tmp_path / "pooled") == os.listdir(tmp_path / "stock") == [], \
-        "what a kernel writes stays in its sandbox (course_grade/sandbox.py), spare or not"
+        "what a kernel writes stays in its sandbox (course_grade/kernels/sandbox.py), spare or not"
     assert os.listdir(booted_in) == [], "the spare kernel's own folder must stay empty"
 
 
@@ -250,7 +251,7 @@ def test_worker_config_swaps_only_execute():
     """The grading workers replace nbgrader's Execute and keep every other preprocessor in place."""
     from traitlets.config import Config
 
-    from course_grade.nbgrader_plugins import LimitOutputSize
+    from course_grade.nbgrader_ext.limit_output_size import LimitOutputSize
 
     spare = kernel_pool.Spare()
     try:

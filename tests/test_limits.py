@@ -1,6 +1,6 @@
 """Limits that hold (issue 19): the quiz answers file is read by one bounded reader
 (`autograder.quiz.read_answers`), and every kind of cell output is cut to a size
-(`course_grade.nbgrader_plugins.LimitOutputSize`) without changing a score.
+(`course_grade.nbgrader_ext.limit_output_size.LimitOutputSize`) without changing a score.
 
 Fast: the reader on every kind of bad content and on honest files; the output limiter on
 outputs a kernel could leave, scored by nbgrader's own `determine_grade`. Slow: stock
@@ -20,8 +20,8 @@ from nbgrader.utils import determine_grade
 
 from autograder import quiz
 from course import answers_file, right_answers
-from course_grade.nbgrader_plugins import LimitOutputSize
-from course_grade.quiz_collect import METADATA_KEY, CollectQuizAnswers
+from course_grade.nbgrader_ext.limit_output_size import LimitOutputSize
+from course_grade.nbgrader_ext.collect_quiz_answers import METADATA_KEY, CollectQuizAnswers
 
 HONEST = right_answers()
 
@@ -139,7 +139,7 @@ def test_the_collector_the_kernel_and_the_item_analysis_use_the_one_reader(tmp_p
     """Each reader of the file gives the same result for the same bomb: the collector records
     the message, the in-kernel check fails with it, the item analysis counts no answers."""
     from autograder.report import CheckFailed
-    from course_grade import item_analysis
+    from course_grade.reports import item_analysis
 
     write(tmp_path, DEPTH_BOMB)
     nb, _ = CollectQuizAnswers().preprocess(new_notebook(), {"metadata": {"path": str(tmp_path)}})

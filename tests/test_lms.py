@@ -1,4 +1,4 @@
-"""`course-grade export --lms canvas|moodle` (course_grade/lms.py): the files Canvas's and Moodle's
+"""`course-grade export --lms canvas|moodle` (course_grade/commands/export.py): the files Canvas's and Moodle's
 gradebook imports read, built from a small gradebook made directly with nbgrader's API (no
 kernels, no autograde). Fast tier."""
 import argparse
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from course_grade import lms, safe_csv
+from course_grade.commands import export as lms
+from course_grade import safe_csv
 from hostile_cells import HOSTILE, raw_formulas
 
 REPO = Path(__file__).resolve().parents[1]
@@ -412,7 +413,7 @@ def test_written_file_has_a_normal_mode(tmp_path):
 
 def test_the_command_runs_as_a_program(course, tmp_path):
     roster = write(tmp_path / "roster.csv", CANVAS_ROSTER)
-    done = subprocess.run([sys.executable, "-m", "course_grade.lms", ASSIGNMENT, "--lms", "canvas",
+    done = subprocess.run([sys.executable, "-m", "course_grade.commands.export", ASSIGNMENT, "--lms", "canvas",
                            "--roster", str(roster)], cwd=course, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr

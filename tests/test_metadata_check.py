@@ -1,4 +1,4 @@
-"""course_grade/metadata_check.py: the grading workers' CheckCellMetadata decides exactly as
+"""course_grade/nbgrader_ext/cached_check_cell_metadata.py: the grading workers' CheckCellMetadata decides exactly as
 nbgrader's on the lesson's notebook and on corrupted copies of it (same exception, same
 message, same jsonschema error logged), and it replaces nbgrader's only where the course
 config has it."""
@@ -15,7 +15,7 @@ from nbgrader.preprocessors import CheckCellMetadata
 from traitlets.config.loader import PyFileConfigLoader
 
 from course import ROOT, SOURCE_NB
-from course_grade.metadata_check import STOCK, CachedCheckCellMetadata, chain, use_cached_metadata_check
+from course_grade.nbgrader_ext.cached_check_cell_metadata import STOCK, CachedCheckCellMetadata, chain, use_cached_metadata_check
 
 
 COUNTER = itertools.count()

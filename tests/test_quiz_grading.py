@@ -1,4 +1,4 @@
-"""The graded quiz is scored outside the kernel (course_grade/quiz_collect.py, quiz_grading.py).
+"""The graded quiz is scored outside the kernel (course_grade/nbgrader_ext/collect_quiz_answers.py, quiz_grading.py).
 
 Unit tests, as nbgrader tests its own preprocessors: the source notebook's quiz cells (hidden
 tests included, as nbgrader restores them), the collector run on a submission folder, then
@@ -17,8 +17,8 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from nbgrader.utils import determine_grade
 
 from autograder import quiz
-from course_grade.quiz_collect import METADATA_KEY, CollectQuizAnswers
-from course_grade.quiz_grading import GradeQuizAnswers, QuizKeyError, read_key
+from course_grade.nbgrader_ext.collect_quiz_answers import METADATA_KEY, CollectQuizAnswers
+from course_grade.nbgrader_ext.grade_quiz_answers import GradeQuizAnswers, QuizKeyError, read_key
 from autograder.report import CheckFailed
 from course import SOURCE_NB, answers_file, quiz_key, right_answers
 

@@ -24,7 +24,7 @@ import pytest
 import red_team
 from course import ASSIGNMENT, BIN, autograde, graded_cells, make_course, results, submit_as, tool_env
 
-from course_grade import sandbox
+from course_grade.kernels import sandbox
 
 COMMAND = "course_grade"
 

@@ -13,8 +13,8 @@ from browser import CHROMIUM, CHROMIUM_ARGS, OFFLINE_ARGS
 from course import ASSIGNMENT, ROOT, make_course
 from test_item_analysis import fabricate, synthetic_class
 
-from course_grade import item_analysis as ia
-from course_grade import item_report
+from course_grade.reports import item_analysis as ia
+from course_grade.reports import item_report
 
 pytestmark = pytest.mark.slow
 

@@ -193,11 +193,11 @@ def test_grading_validates_no_schema_that_needs_the_modules_it_goes_without():
 def test_grading_processes_do_without_the_iri_parser(tmp_path):
     """The command's process and its nbgrader steps (nbgrader's own entry point, launched by
     course_grade) import nbformat and nbgrader without rfc3987_syntax, and still work."""
-    probe = ("import sys, course_grade.task, course_grade.grading, nbformat, nbgrader.apps.api, jsonschema; "
+    probe = ("import sys, course_grade.engine.task, course_grade.commands.grade, nbformat, nbgrader.apps.api, jsonschema; "
              "print(sys.modules.get('rfc3987_syntax', 'absent'))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "None", "course_grade must keep rfc3987_syntax out"
-    from course_grade.grading import _nbgrader
+    from course_grade.commands.grade import _nbgrader
 
     course = make_course(tmp_path / "course")
     python, *launch = _nbgrader()

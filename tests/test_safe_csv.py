@@ -12,7 +12,7 @@ import pytest
 
 from course import ROOT, nbgrader, tool_env
 from course_grade import safe_csv
-from course_grade.safe_csv_export_plugin import COLUMNS
+from course_grade.nbgrader_ext.safe_csv_export_plugin import COLUMNS
 from hostile_cells import HOSTILE, cells, raw_formulas
 
 

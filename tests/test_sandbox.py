@@ -1,4 +1,4 @@
-"""The kernel sandbox (course_grade/sandbox.py): a probe notebook run through nbclient with the
+"""The kernel sandbox (course_grade/kernels/sandbox.py): a probe notebook run through nbclient with the
 sandboxed kernel manager checks each protection from inside and outside; a real
 `nbgrader autograde` of the solution scores full marks inside it; and the fallback
 (COURSE_SANDBOX=off) grades the same, with one line saying what is missing.
@@ -19,7 +19,7 @@ import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
-from course_grade import sandbox
+from course_grade.kernels import sandbox
 from course import ASSIGNMENT, BIN, autograde, graded_cells, make_course, results, submit_as, tool_env
 from submissions import CORRECT_VARIANTS
 

@@ -18,7 +18,7 @@ import psutil
 import pytest
 from nbclient import NotebookClient
 
-from course_grade import selfgrade
+from course_grade.selfgrade import client as selfgrade
 
 from course import (ANSWERS_FILE, ASSIGNMENT, RELEASE_NB, ROOT, answers_file, make_course, results, right_answers,
                     solutions, student_notebook, submit, tool_env)
@@ -35,7 +35,7 @@ def command(*args, cwd, **env) -> subprocess.CompletedProcess:
 def private_service(monkeypatch):
     """Every test gets its own runtime folder (services, sockets) and cache, and its services
     are stopped after it: the user's own self-grading service is never touched."""
-    from course_grade import selfgrade_service as service
+    from course_grade.selfgrade import service
 
     home = tempfile.mkdtemp(prefix="cg-")  # short: a Unix socket's path has at most 107 bytes
     for name in ("run", "cache"):
@@ -49,7 +49,7 @@ def private_service(monkeypatch):
     for lock in (service.runtime_folder()).glob("*.lock"):
         try:
             left = psutil.Process(int(lock.read_text()))
-            if "course_grade.selfgrade_service" in " ".join(left.cmdline()):  # only a service of this test
+            if "course_grade.selfgrade.service" in " ".join(left.cmdline()):  # only a service of this test
                 left.kill()
         except (ValueError, psutil.Error):
             pass
@@ -103,7 +103,7 @@ def test_selfgrade_shows_score_and_messages_and_changes_nothing(learner):
 
 
 def private_service_status():
-    from course_grade import selfgrade_service as service
+    from course_grade.selfgrade import service
 
     return service.status(ROOT)
 
@@ -135,7 +135,7 @@ def test_second_click_reuses_the_warm_service_and_a_new_service_the_cached_assig
 def test_service_grades_exactly_as_the_instructors_grading(learner, tmp_path):
     """The same submission: scores per cell and messages from the service, and from
     `course-grade grade` in an instructor's course."""
-    from course_grade import selfgrade
+    from course_grade.selfgrade import client as selfgrade
 
     graded, where = selfgrade.grade_notebook(learner / f"{ASSIGNMENT}.ipynb", ROOT)
     assert where == "service"

@@ -1,4 +1,4 @@
-"""course_grade/sweep_folder.py: nothing a submission leaves in its folder is followed or published.
+"""course_grade/nbgrader_ext/sweep_working_folder.py: nothing a submission leaves in its folder is followed or published.
 
 The in-kernel layers (the syntax-tree analysis and the runtime guard) refuse links, and the
 sandbox gives a kernel a working folder of its own, so to test the sweep itself the slow tests
@@ -16,7 +16,7 @@ import pytest
 from course import ASSIGNMENT, answers_file, autograde, make_course, nbgrader, right_answers, solutions, \
     student_notebook, submit
 
-from course_grade.sweep_folder import _remove, special_entries
+from course_grade.nbgrader_ext.sweep_working_folder import _remove, special_entries
 
 
 def _canary(folder):

@@ -1,4 +1,4 @@
-"""The tampering analysis (course_grade/tamper.py) and its nbgrader preprocessor, fast.
+"""The tampering analysis (course_grade/nbgrader_ext/tamper_analysis.py) and its nbgrader preprocessor, fast.
 
 Every attack class is flagged; every correct variant, the lesson's solution, the notebook's
 own unlocked cells and a gallery of honest look-alikes are not. The preprocessor is tested
@@ -12,8 +12,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from course_grade import tamper
-from course_grade.tamper_preprocessor import SCANNED, FlagTampering
+from course_grade.nbgrader_ext import tamper_analysis as tamper
+from course_grade.nbgrader_ext.flag_tampering import SCANNED, FlagTampering
 from course import RELEASE_NB, solutions, tool_env
 from mistakes import MISTAKES
 from submissions import ADVERSARIAL, HONEST_LOOKALIKES

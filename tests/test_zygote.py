@@ -1,4 +1,4 @@
-"""Kernels forked from a zygote (course_grade/zygote.py) against kernels bwrap booted: the same
+"""Kernels forked from a zygote (course_grade/kernels/zygote.py) against kernels bwrap booted: the same
 sandbox seen from inside (namespaces, uid, capabilities, no_new_privs, limits, session,
 environment, open files), the sandbox ends with the kernel and the kernel with the sandbox,
 and a zygote that cannot fork gives kernels booted the usual way.
@@ -17,9 +17,11 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 from nbgrader.utils import setenv
 
-from course_grade import kernel_pool, pooled_execute, sandbox
-from course_grade.sandbox import SandboxedKernelManager
-from course_grade.zygote import Refused, Zygote
+from course_grade.kernels import spares as kernel_pool
+from course_grade.nbgrader_ext import pooled_execute
+from course_grade.kernels import sandbox
+from course_grade.kernels.sandbox import SandboxedKernelManager
+from course_grade.kernels.zygote import Refused, Zygote
 
 pytestmark = pytest.mark.slow
 
@@ -212,7 +214,7 @@ def test_the_zygote_refuses_a_holder_outside_a_sandbox():
         import sys
 
         assert zygote.fits([sys.executable, "-m", "ipykernel_launcher"], dict(os.environ))
-        from course_grade.zygote import start_ticks
+        from course_grade.kernels.zygote import start_ticks
 
         me = (os.getpid(), start_ticks(os.getpid()))
         uid = sandbox.UID_BASE + 7

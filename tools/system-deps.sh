@@ -7,7 +7,7 @@
 #                those tests fail rather than skip when it is missing)
 #   npm          installs axe-core (tests/package-lock.json), which the browser test runs in
 #                the page to check accessibility (`make test` runs `npm ci --prefix tests`)
-#   bubblewrap   every grading kernel runs in a bwrap sandbox (course_grade/sandbox.py); under
+#   bubblewrap   every grading kernel runs in a bwrap sandbox (course_grade/kernels/sandbox.py); under
 #                CI the sandbox tests fail rather than skip when it is missing
 # Needs root (or sudo) to install; otherwise says what to run.
 set -euo pipefail

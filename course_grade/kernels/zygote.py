@@ -6,7 +6,7 @@ plain Python process that imports ipykernel, IPython and the libraries of `PRELO
 else: no course file, no key, no student's data ever reaches it) and then forks one child per
 kernel. Each kernel still serves one submission and runs in a sandbox of its own:
 
-1. the kernel manager (course_grade/sandbox.py) starts the sandbox as usual with bwrap, but
+1. the kernel manager (course_grade/kernels/sandbox.py) starts the sandbox as usual with bwrap, but
    with a placeholder (`sleep infinity`, the *holder*) where the kernel would be: namespaces,
    filesystem allow-list, uid and limits are bwrap's, built by the same `bwrap_command`;
 2. the zygote forks; the child joins the holder's PID namespace and forks again; that

@@ -3,9 +3,9 @@
     course-grade grade connection-pooling [--jobs N] [--scheduler tcp://HOST:PORT]
                                           [--resume] [--submission-timeout S]
 
-Each submission is a Dask task (course_grade/cluster.py) that receives the submission and
+Each submission is a Dask task (course_grade/commands/cluster.py) that receives the submission and
 what it needs of the assignment as bytes, and grades it with `nbgrader autograde` in a
-scratch course folder of its own (course_grade/task.py): a submission that hangs, crashes
+scratch course folder of its own (course_grade/engine/task.py): a submission that hangs, crashes
 its kernel or floods its output affects only its own row. By default the tasks run on a
 LocalCluster started for the run (`--jobs` worker processes); `--scheduler` sends them to a
 running cluster.
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from course_grade import NBGRADER_LAUNCH, REPORT_FILE, safe_csv
-from course_grade.task import ERROR, LATE, Graded, write_files
+from course_grade.engine.task import ERROR, LATE, Graded, write_files
 
 # Submissions read and sent ahead of the workers: enough to keep every worker busy, few
 # enough that the instructor's process and the scheduler never hold a whole class at once.
@@ -50,7 +50,7 @@ REPORT_COLUMNS = ["student", "status", "score", "max_score", "seconds", "note", 
 LOGS = "reports/logs"  # the log of every task that failed: LOGS/ASSIGNMENT/STUDENT.log
 
 # Student cells that reach for the grading machinery are found by the FlagTampering
-# preprocessor (course_grade/tamper.py, an analysis of each cell's syntax tree, configured in
+# preprocessor (course_grade/nbgrader_ext/tamper_analysis.py, an analysis of each cell's syntax tree, configured in
 # nbgrader_config.py so stock `nbgrader autograde` runs it too): it removes the offending
 # statements before anything runs and flags the notebook; the command reports what it found.
 
@@ -415,8 +415,8 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
 
     from distributed import as_completed
 
-    from course_grade.cluster import connect, grade_on_worker
-    from course_grade.task import AssignmentBundle, SubmissionBundle
+    from course_grade.commands.cluster import connect, grade_on_worker
+    from course_grade.engine.task import AssignmentBundle, SubmissionBundle
 
     assignment = AssignmentBundle.from_course(course.root, course.assignment)
     extensions = _extensions(course)
@@ -533,7 +533,7 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
     """Grade everything (or only the students in `only`; with `resume`, only what is not graded
     yet); returns the exit status: 0 all graded, 1 some failed, 3 stopped before the end (what
     was merged is kept). Everyone else's grades, feedback and report rows stay as they were."""
-    from course_grade.cluster import scheduler_address
+    from course_grade.commands.cluster import scheduler_address
 
     course = open_course(course_dir, assignment)
     try:
@@ -554,7 +554,7 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
     where = f"the Dask cluster at {scheduler}" if scheduler else f"{jobs} local worker(s)"
     print(f"Grading {len(students)} submission(s) of {assignment} on {where}...", file=out, flush=True)
     if not scheduler:
-        from course_grade.sandbox import status as sandbox_status
+        from course_grade.kernels.sandbox import status as sandbox_status
 
         sandbox = sandbox_status()  # "on", or one line saying why it is off and which protections are missing
         if sandbox != "on":
@@ -586,7 +586,7 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
 
     analysis = None
     if any(o.status == "graded" for o in outcomes.values()) or (course.root / "autograded").is_dir():
-        from course_grade.item_report import report_after_grading
+        from course_grade.reports.item_report import report_after_grading
 
         analysis = report_after_grading(course.root, assignment, out=out)
     for message in finishing.wait():

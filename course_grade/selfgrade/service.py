@@ -3,7 +3,7 @@
 One long-lived local process per user and per course folder (and Python environment) has
 nbgrader imported, holds the assignment (`task.AssignmentBundle`) in memory and keeps one
 kernel booted (`kernel_pool.Spare`, sandboxed like every grading kernel). A client
-(`python -m course_grade selfgrade`, course_grade/selfgrade.py) sends the notebook's bytes and
+(`python -m course_grade selfgrade`, course_grade/selfgrade/client.py) sends the notebook's bytes and
 its quiz answers; the service grades them with `task.grade`, exactly what the instructor's
 Dask workers run, and sends back the `Graded` result. The learner's folder is never written:
 the service only ever sees bytes, and grades in a scratch folder of its own.
@@ -22,7 +22,7 @@ the service only ever sees bytes, and grades in a scratch folder of its own.
   without one, skips generate_assignment when nothing changed.
 - COURSE_SELFGRADE_SERVICE=off: no service; the client grades in its own process (cold).
 
-    python -m course_grade.selfgrade_service --course DIR    # run the service (clients start it)
+    python -m course_grade.selfgrade.service --course DIR    # run the service (clients start it)
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Client, Listener
 from pathlib import Path
 
-from course_grade.task import AssignmentBundle, Graded, SubmissionBundle
+from course_grade.engine.task import AssignmentBundle, Graded, SubmissionBundle
 
 ASSIGNMENT = "connection-pooling"
 SWITCH = "COURSE_SELFGRADE_SERVICE"  # =off: no service, grade in the client's process
@@ -180,7 +180,7 @@ def source_key(course: Path) -> str:
 def build_bundle(course: Path) -> AssignmentBundle:
     """Make the assignment with `nbgrader generate_assignment` in a temporary copy of the
     course (the course folder is only read)."""
-    from course_grade.grading import _env, _nbgrader
+    from course_grade.commands.grade import _env, _nbgrader
 
     with tempfile.TemporaryDirectory(prefix="selfgrade-assignment-") as tmp:
         scratch = Path(tmp)
@@ -242,7 +242,7 @@ def load_bundle(course: Path) -> tuple[AssignmentBundle, str, bool]:
 
 def grade_here(course: Path, submission: SubmissionBundle, timeout: float) -> Graded:
     """Grading without a service: the same task, in this process, with a kernel started for it."""
-    from course_grade.task import grade
+    from course_grade.engine.task import grade
 
     bundle, _key, _made = load_bundle(course)
     return grade(bundle, submission, timeout)
@@ -251,7 +251,7 @@ def grade_here(course: Path, submission: SubmissionBundle, timeout: float) -> Gr
 # ------------------------------------------------------------------------------ the service
 
 def _spare_class():
-    from course_grade.kernel_pool import Spare
+    from course_grade.kernels.spares import Spare
 
     class LaterSpare(Spare):
         """A Spare whose next kernel boots after the answer is sent (`boot`), not while the
@@ -297,7 +297,7 @@ class Service:
         """Grade the course's own source notebook once and throw the result away: the first
         grading in a process loads much (nbconvert, nbgrader's preprocessors, the database
         layer) that a learner's first click would otherwise wait for."""
-        from course_grade.task import grade
+        from course_grade.engine.task import grade
 
         source = self.place.course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
         if self.bundle is not None and source.is_file():
@@ -312,7 +312,7 @@ class Service:
         if op == "stop":
             return {"ok": True, **self.status()}, True
         if op == "grade":
-            from course_grade.task import grade
+            from course_grade.engine.task import grade
 
             self.refresh()
             graded = grade(self.bundle, message["submission"], float(message.get("timeout", 600)), spare=self.spare)
@@ -441,7 +441,7 @@ def _prime(service: Service) -> None:
         from nbgrader.converters import Autograde  # noqa: F401
         from traitlets.config.loader import PyFileConfigLoader
 
-        from course_grade.sandbox import status
+        from course_grade.kernels.sandbox import status
 
         status()
         if service.bundle is not None:
@@ -493,7 +493,7 @@ def _ping(place: Place) -> dict | None:
 
 
 def _service_env() -> dict:
-    from course_grade.grading import _env
+    from course_grade.commands.grade import _env
 
     # not the learner's kernel's own variables (the session's notebook, its parent process)
     return {k: v for k, v in _env().items() if not k.startswith("JPY_")}
@@ -506,7 +506,7 @@ def spawn(place: Place) -> subprocess.Popen:
             place.log.unlink()
     log = os.open(place.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        return subprocess.Popen([sys.executable, "-m", "course_grade.selfgrade_service", "--course", str(place.course)],
+        return subprocess.Popen([sys.executable, "-m", "course_grade.selfgrade.service", "--course", str(place.course)],
                                 cwd=place.folder, env=_service_env(), stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=log, start_new_session=True, close_fds=True)
     finally:
@@ -584,7 +584,7 @@ def grade(course: Path, submission: SubmissionBundle, timeout: float = 600) -> t
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_grade.selfgrade_service",
+    parser = argparse.ArgumentParser(prog="python -m course_grade.selfgrade.service",
                                      description="Run the self-grading service of a course (clients start it).")
     parser.add_argument("--course", type=Path, required=True)
     args = parser.parse_args(argv)

@@ -9,7 +9,7 @@ process-wide in-memory Jinja bytecode cache: Jinja still reads each template's s
 reuses the compiled code only when the source is the same (its checksum), so the page is the
 one HTMLExporter renders (tests/test_grading_engine.py compares them).
 
-`use_cached_feedback_templates` puts it in a loaded course config (course_grade/task.py) when
+`use_cached_feedback_templates` puts it in a loaded course config (course_grade/engine/task.py) when
 the course leaves nbgrader's exporter for feedback as it is; stock `nbgrader` commands keep
 nbconvert's own.
 """

@@ -27,17 +27,17 @@ before the submission's first cell runs. What differs from a fresh kernel is onl
 import leaves behind: the modules in `sys.modules` (and ipywidgets' comm targets, which the
 lesson's quiz cells register anyway).
 
-Spare kernels are sandboxed like any other (course_grade/sandbox.py), one sandbox per kernel:
+Spare kernels are sandboxed like any other (course_grade/kernels/sandbox.py), one sandbox per kernel:
 a spare boots in a sandbox that holds only its empty folder, and when it is taken the
 submission's folder is bound into that sandbox (`SandboxedKernelManager.admit`) before the
 move; if that fails the spare is dropped and the submission gets a kernel started for it.
 
-Grading as root, a spare is forked from the worker's zygote (course_grade/zygote.py: ipykernel
+Grading as root, a spare is forked from the worker's zygote (course_grade/kernels/zygote.py: ipykernel
 and the libraries above imported once per worker) into a sandbox of its own instead of booting;
 the preload then finds everything imported. A spare boots with the environment nbgrader
 autograde gives its kernels (`kernel_env`) and is used only while that is still the notebook's.
 
-Only the grading command's workers (a Dask `WorkerPlugin`, course_grade/cluster.py) and the
+Only the grading command's workers (a Dask `WorkerPlugin`, course_grade/commands/cluster.py) and the
 self-grading service use this; plain `nbgrader autograde` runs stock nbgrader.
 """
 from __future__ import annotations
@@ -54,8 +54,8 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
-from course_grade.sandbox import SandboxedKernelManager
-from course_grade.zygote import Zygote
+from course_grade.kernels.sandbox import SandboxedKernelManager
+from course_grade.kernels.zygote import Zygote
 
 # what nbclient passes to every IPython kernel it starts (NotebookClient.ipython_hist_file)
 HISTORY = "--HistoryManager.hist_file=:memory:"
@@ -68,7 +68,7 @@ PRELOAD = (
     "sqlalchemy", "sqlalchemy.ext.asyncio", "sqlalchemy.dialects.sqlite.aiosqlite", "aiosqlite", "greenlet",
     "ipywidgets",
 )
-# what a zygote (course_grade/zygote.py) imports besides PRELOAD: the kernel itself, and what
+# what a zygote (course_grade/kernels/zygote.py) imports besides PRELOAD: the kernel itself, and what
 # IPython imports to show the first traceback (a wrong submission's cell shows several)
 ZYGOTE_IMPORTS = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel_launcher",
                   "stack_data", "executing", "pure_eval", "asttokens", "bdb", "IPython.core.logger",

@@ -1,6 +1,6 @@
 """`course-grade report ASSIGNMENT`: the item analysis written to reports/ASSIGNMENT.html and
-.csv. The numbers come from course_grade/item_analysis.py (`build`), the page from
-course_grade/item_analysis_html.py (`render`); this module puts them on disk, replacing each
+.csv. The numbers come from course_grade/reports/item_analysis.py (`build`), the page from
+course_grade/reports/item_analysis_html.py (`render`); this module puts them on disk, replacing each
 file in one step, and is what the grading command calls at the end of every run."""
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from course_grade import safe_csv
-from course_grade.item_analysis import CSV_COLUMNS, REPORTS_DIR, Analysis, ReportError, build, csv_rows
-from course_grade.item_analysis_html import render
+from course_grade.reports.item_analysis import CSV_COLUMNS, REPORTS_DIR, Analysis, ReportError, build, csv_rows
+from course_grade.reports.item_analysis_html import render
 
-log = logging.getLogger("course_grade.item_analysis")
+log = logging.getLogger("course_grade.reports.item_analysis")
 
 
 def write(analysis: Analysis, out_dir: Path | None = None) -> tuple[Path, Path]:

@@ -16,13 +16,13 @@ import os
 import warnings
 from pathlib import Path
 
-log = logging.getLogger("course_grade.flag_unreadable")
+log = logging.getLogger("course_grade.nbgrader_ext.flag_unreadable")
 
 
 def flag_unreadable(assignment: str, student: str, notebooks: list[str], **_) -> None:
     from nbgrader.api import Gradebook
 
-    from course_grade.task import NOTES, notebook_problem, read_regular
+    from course_grade.engine.task import NOTES, notebook_problem, read_regular
 
     for path in map(Path, notebooks):
         problem = notebook_problem(read_regular(path))

@@ -1,4 +1,4 @@
-"""The item-analysis page (course_grade/item_analysis.py): one self-contained HTML file.
+"""The item-analysis page (course_grade/reports/item_analysis.py): one self-contained HTML file.
 
 No script, no external stylesheet, font or image: the style is inline and every plot is an
 SVG drawn here, with a <title> and <desc> for screen readers (role="img"). Colours keep a
@@ -14,7 +14,7 @@ import re
 import statistics
 from pathlib import Path
 
-from course_grade.item_analysis import QUIZ_STEP, UNANSWERED, Analysis, Item, LETTERS
+from course_grade.reports.item_analysis import QUIZ_STEP, UNANSWERED, Analysis, Item, LETTERS
 
 INK, MUTED, BAR, AXIS = "#1a1a1a", "#4a4a4a", "#1f4e79", "#333333"
 DASH = "—"

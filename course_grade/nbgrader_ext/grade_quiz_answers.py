@@ -21,7 +21,7 @@ from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from autograder import quiz
-from course_grade.quiz_collect import METADATA_KEY
+from course_grade.nbgrader_ext.collect_quiz_answers import METADATA_KEY
 from autograder.report import CheckFailed
 
 QUIZ_CELL = re.compile(r"quiz\d+_(?P<qid>\w+)")
@@ -69,7 +69,7 @@ class GradeQuizAnswers(NbGraderPreprocessor):
         record = nb.metadata.get(METADATA_KEY)
         if not isinstance(record, dict) or record.get("state") not in ("saved", "missing", "damaged"):
             raise RuntimeError(
-                "no record of the quiz answers as collected: add course_grade.quiz_collect.CollectQuizAnswers "
+                "no record of the quiz answers as collected: add course_grade.nbgrader_ext.collect_quiz_answers.CollectQuizAnswers "
                 "to c.Autograde.sanitize_preprocessors (see nbgrader_config.py)")
         self.record = record
         return super().preprocess(nb, resources)

@@ -62,7 +62,7 @@ MISSING = ("no PID namespace (processes a submission starts can outlive grading)
            "gradebook and hidden tests included), no memory/process/file-size/CPU limits")
 UID_BASE = 2_000_000_000  # sandboxes run as uids from here (when grading runs as root)
 SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-log = logging.getLogger("course_grade.sandbox")
+log = logging.getLogger("course_grade.kernels.sandbox")
 
 
 class Unavailable(RuntimeError):
@@ -278,7 +278,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     uid_base = Integer(UID_BASE, config=True, help="Grading as root, each sandbox runs as a fresh uid from uid_base to uid_base + 10**6.")
 
     sandboxed = False  # whether the running kernel is in a sandbox
-    zygote = None  # a course_grade.zygote.Zygote to fork the kernel from (a grading worker's), or None
+    zygote = None  # a course_grade.kernels.zygote.Zygote to fork the kernel from (a grading worker's), or None
     _forked: dict | None = None  # what the zygote needs to start the kernel being launched
     forked = False  # whether the running kernel was forked from the zygote
     uid: int | None = None  # the uid it runs as (grading as root), else None
@@ -362,7 +362,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         pid and start time, read while it is known to be that process."""
         import psutil
 
-        from course_grade.zygote import start_ticks
+        from course_grade.kernels.zygote import start_ticks
 
         deadline = time.monotonic() + timeout
         bwrap = self.provisioner.process

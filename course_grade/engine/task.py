@@ -10,7 +10,7 @@ A task shares no filesystem with the instructor. It receives, as bytes:
 `grade()` lays them out as a one-student nbgrader course in a private scratch folder, runs
 stock nbgrader's autograde there (our preprocessors included: nbgrader_config.py), and returns
 a `Graded`: the autograded folder's files, the gradebook rows and the log. Only the
-instructor's process writes the course gradebook (`course_grade.grading.merge`).
+instructor's process writes the course gradebook (`course_grade.commands.grade.merge`).
 
 One deadline bounds everything done for a submission (autograde, collecting its results, its
 feedback page): past it, a kernel still running is killed and the submission is "timed out",
@@ -145,7 +145,7 @@ class Graded:
     @property
     def merged(self) -> bool:
         """Whether its grades go into the course gradebook (else its submission is recorded with
-        0 points, flagged: course_grade.grading.merge)."""
+        0 points, flagged: course_grade.commands.grade.merge)."""
         return self.status == "graded" or self.grades_kept
 
     def add(self, reason: str, note: str) -> None:
@@ -238,9 +238,9 @@ def gradebook_rows(gradebook: Path, assignment: str, student: str) -> dict:
 def flagged_cells(nb: dict) -> list[str] | None:
     """What the tampering analysis flagged in a graded notebook (one line per changed cell),
     or None when the analysis did not run on it (FlagTampering missing from the config)."""
-    from course_grade.tamper_preprocessor import SCANNED
+    from course_grade.nbgrader_ext.flag_tampering import SCANNED
 
-    from course_grade.sweep_folder import SWEPT
+    from course_grade.nbgrader_ext.sweep_working_folder import SWEPT
 
     course = nb.get("metadata", {}).get("course", {})
     if not course.get(SCANNED):
@@ -317,8 +317,8 @@ def notebook_problem(data: bytes | None) -> str | None:
 def _look_at(out: "Graded", nb: dict, name: str, ename: str) -> None:
     """The reasons a graded notebook needs a look: cells stopped at the per-cell limit, the
     quiz's answers file missing or damaged (as CollectQuizAnswers recorded it)."""
-    from course_grade.cell_timeouts import timed_out_cells
-    from course_grade.quiz_collect import METADATA_KEY
+    from course_grade.nbgrader_ext.flag_cell_timeouts import timed_out_cells
+    from course_grade.nbgrader_ext.collect_quiz_answers import METADATA_KEY
 
     cells = timed_out_cells(nb, ename)
     if cells:
@@ -418,10 +418,10 @@ def _make_feedback(api, assignment: str, student: str, folder: Path, out: Graded
     child process forked for it, killed at `deadline` (time.monotonic()): rendering a page is
     pure Python that no timer can stop in a thread. Returns False when the deadline came first.
     The child sends back the templates it compiled, so this process's cache stays warm
-    (course_grade/feedback_exporter.py)."""
+    (course_grade/nbgrader_ext/cached_templates_html_exporter.py)."""
     import base64
 
-    from course_grade import feedback_exporter
+    from course_grade.nbgrader_ext import cached_templates_html_exporter as feedback_exporter
 
     left = deadline - time.monotonic()
     if left <= 0:
@@ -461,7 +461,7 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
           spare=None, feedback: bool = False) -> Graded:
     """Autograde one submission with stock nbgrader in a private scratch course folder.
 
-    `spare` (a course_grade.kernel_pool.Spare) runs the notebook in a kernel that was started
+    `spare` (a course_grade.kernels.spares.Spare) runs the notebook in a kernel that was started
     before the submission arrived. With `feedback`, nbgrader's generate_feedback then makes the
     student's feedback there too, from the same gradebook rows the course will hold (so the
     class's feedback is made in parallel, not one student after another at the end); if it
@@ -470,7 +470,7 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
     the submission is "timed out" with no grades; past it later, it is "timed out" with its
     grades kept (`grades_kept`) and no feedback here. Never raises for a bad submission: the
     result says why (`reasons`, `note`, and nbgrader's `log` with the traceback)."""
-    from course_grade.sandbox import status as sandbox_status
+    from course_grade.kernels.sandbox import status as sandbox_status
 
     out = Graded(submission.student, left_out=submission.left_out, sandbox=sandbox_status(),
                  worker=f"{socket.gethostname()}:{os.getpid()}")
@@ -505,9 +505,9 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
         from nbgrader.coursedir import CourseDirectory
         from traitlets.config.loader import PyFileConfigLoader
 
-        from course_grade.pooled_execute import use_spare_kernels
-        from course_grade.feedback_exporter import use_cached_feedback_templates
-        from course_grade.metadata_check import use_cached_metadata_check
+        from course_grade.nbgrader_ext.pooled_execute import use_spare_kernels
+        from course_grade.nbgrader_ext.cached_templates_html_exporter import use_cached_feedback_templates
+        from course_grade.nbgrader_ext.cached_check_cell_metadata import use_cached_metadata_check
 
         os.chdir(scratch)
         config = PyFileConfigLoader("nbgrader_config.py", path=str(scratch)).load_config()
@@ -552,7 +552,7 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
             return out
         out.score, out.max_score = out.rows["score"], out.rows["max_score"]
         out.files, out.modes = read_files(graded), file_modes(graded)
-        from course_grade.cell_timeouts import timeout_ename
+        from course_grade.nbgrader_ext.flag_cell_timeouts import timeout_ename
 
         ename = timeout_ename(config)
         for name in assignment.notebooks:

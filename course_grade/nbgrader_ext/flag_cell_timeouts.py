@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
-from course_grade.tamper_preprocessor import flag_in_gradebook
+from course_grade.nbgrader_ext.flag_tampering import flag_in_gradebook
 
 TIMED_OUT = "timed_out"  # notebook metadata: course.timed_out, the cells stopped at the limit
 

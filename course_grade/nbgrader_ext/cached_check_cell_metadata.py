@@ -6,7 +6,7 @@ autograde passes), most of the time CheckCellMetadata takes. `CachedCheckCellMet
 the same checks in the same order (schema version too old / too new, then the schema, the
 error jsonschema.validate would raise: `best_match`), with the schema's validator built once.
 `tests/test_metadata_check.py` compares both on valid and corrupted metadata.
-`use_cached_metadata_check` swaps it into a loaded course config (course_grade/task.py);
+`use_cached_metadata_check` swaps it into a loaded course config (course_grade/engine/task.py);
 stock `nbgrader` commands keep nbgrader's own.
 """
 from __future__ import annotations

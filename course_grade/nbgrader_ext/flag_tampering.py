@@ -1,4 +1,4 @@
-"""An nbgrader preprocessor that runs the tampering analysis (course_grade/tamper.py) before any
+"""An nbgrader preprocessor that runs the tampering analysis (course_grade/nbgrader_ext/tamper_analysis.py) before any
 student code does: configured first in `c.Autograde.autograde_preprocessors`, so stock
 `nbgrader autograde` and the grading command both run it.
 
@@ -18,7 +18,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool
 
-from course_grade import tamper
+from course_grade.nbgrader_ext import tamper_analysis as tamper
 
 # the notebook-level stamp: the analysis ran (the grading command checks it)
 SCANNED = "tampering_scanned"

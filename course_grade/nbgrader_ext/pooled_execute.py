@@ -1,6 +1,6 @@
-"""nbgrader's Execute preprocessor, run in a grading worker's spare kernel (course_grade/kernel_pool.py).
+"""nbgrader's Execute preprocessor, run in a grading worker's spare kernel (course_grade/kernels/spares.py).
 
-`use_spare_kernels` swaps it into a loaded course config (course_grade/task.py). Kept apart from
+`use_spare_kernels` swaps it into a loaded course config (course_grade/engine/task.py). Kept apart from
 kernel_pool.py so that a worker starts its first spare kernel (and its zygote) without waiting
 for nbgrader's own import.
 """
@@ -12,7 +12,7 @@ from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbgrader.preprocessors import Execute
 
-from course_grade.kernel_pool import ReadyClient, Spare, stop
+from course_grade.kernels.spares import ReadyClient, Spare, stop
 
 
 class PooledExecute(Execute):
@@ -68,7 +68,7 @@ class PooledExecute(Execute):
 def use_spare_kernels(config, spare: Spare) -> type:
     """Swap nbgrader's Execute for a PooledExecute drawing on `spare`, in a loaded course
     config (in place); returns the class put in."""
-    from course_grade.metadata_check import chain
+    from course_grade.nbgrader_ext.cached_check_cell_metadata import chain
 
     pooled = type("PooledExecute", (PooledExecute,), {"spare": spare})
     config.Autograde.autograde_preprocessors = [

@@ -13,7 +13,7 @@
 - `grading-report.csv` of the grading command (seconds, status, note, removed cells,
   sandbox), when there is one (after plain `nbgrader autograde` those columns stay empty).
 
-`course_grade.item_report.write(analysis, out_dir)` writes `ASSIGNMENT.html` (one self-contained page: inline SVG
+`course_grade.reports.item_report.write(analysis, out_dir)` writes `ASSIGNMENT.html` (one self-contained page: inline SVG
 plots, no script, no external file) and `ASSIGNMENT.csv` (one row per item).
 
 Failure messages are grouped by the mistake they name: `autograder.explain`'s tables
@@ -447,7 +447,7 @@ def _gradebook_rows(gradebook: Path, assignment: str):
 
 
 def _quiz_keys(sources: dict[str, str]) -> dict[str, dict]:
-    from course_grade.quiz_grading import QuizKeyError, read_key
+    from course_grade.nbgrader_ext.grade_quiz_answers import QuizKeyError, read_key
 
     keys = {}
     for gid, source in sources.items():

@@ -7,10 +7,10 @@
 Every worker runs one submission at a time (one thread per worker process: nbgrader changes
 the working folder) and needs this package installed (`pip install` the course repository, or
 its wheel) with the pinned environment and, for the sandbox, Debian's `bubblewrap`. A worker
-receives everything as bytes (course_grade/task.py) and shares no folder with the instructor.
+receives everything as bytes (course_grade/engine/task.py) and shares no folder with the instructor.
 
 `SpareKernels` is a `WorkerPlugin`: each worker keeps one pre-started kernel booting while it
-grades (course_grade/kernel_pool.py), registered by the grading command on every worker,
+grades (course_grade/kernels/spares.py), registered by the grading command on every worker,
 including workers that join later or are restarted.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ import dask
 from distributed import Client, LocalCluster, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from course_grade.task import AssignmentBundle, Graded, SubmissionBundle, grade
+from course_grade.engine.task import AssignmentBundle, Graded, SubmissionBundle, grade
 
 SCHEDULER_VARIABLE = "COURSE_GRADE_SCHEDULER"
 PLUGIN = "course-grade-spare-kernels"
@@ -39,7 +39,7 @@ class SpareKernels(WorkerPlugin):
         self.spare = None
 
     def setup(self, worker) -> None:
-        from course_grade.kernel_pool import Spare
+        from course_grade.kernels.spares import Spare
 
         self.spare = Spare()
         # booted in the thread that runs the tasks (one per worker), before the first arrives;
@@ -60,8 +60,8 @@ def _import_grading() -> None:
     import nbgrader.converters.autograde  # noqa: F401
     import nbgrader.preprocessors  # noqa: F401
 
-    import course_grade.quiz_grading  # noqa: F401
-    import course_grade.tamper_preprocessor  # noqa: F401
+    import course_grade.nbgrader_ext.grade_quiz_answers  # noqa: F401
+    import course_grade.nbgrader_ext.flag_tampering  # noqa: F401
 
 
 def grade_on_worker(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: float,

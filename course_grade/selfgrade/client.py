@@ -7,9 +7,9 @@ NOTEBOOK defaults to connection-pooling.ipynb in the current folder, else the wo
 `make lab` made (workspace/connection-pooling/). The course repository (found by walking up
 from the notebook, or given with --course) supplies the source notebook with the hidden
 tests. The notebook's bytes and its quiz_answers.json are graded by the course's warm
-self-grading service (course_grade/selfgrade_service.py: nbgrader loaded, the assignment in
+self-grading service (course_grade/selfgrade/service.py: nbgrader loaded, the assignment in
 memory, a kernel booted), started in the background if it is not running, with the very task
-the instructor's grading runs (course_grade.task.grade); where the service cannot start, the
+the instructor's grading runs (course_grade.engine.task.grade); where the service cannot start, the
 same task runs in this process. Your files are only read. Prints the score and every graded
 cell's result and message. `--warm` only starts the service and returns at once (the lesson's
 button does so when it is shown).
@@ -24,9 +24,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_grade import selfgrade_service as service
-from course_grade.grading import UsageError
-from course_grade.task import Graded, SubmissionBundle
+from course_grade.selfgrade import service
+from course_grade.commands.grade import UsageError
+from course_grade.engine.task import Graded, SubmissionBundle
 
 ASSIGNMENT = "connection-pooling"
 STUDENT = "me"  # the one student of a self-grading

@@ -17,7 +17,7 @@ autograde`, the grading command and self-grading all run it:
 Links, special files and hard links are tampering: each is named in the notebook's metadata
 (`course.swept`, which the grading command's report lists), a warning in the log, and the
 notebook is flagged in the gradebook. A sandboxed kernel writes into a folder of its own
-(course_grade/sandbox.py), so this finds them only where a kernel ran without the sandbox.
+(course_grade/kernels/sandbox.py), so this finds them only where a kernel ran without the sandbox.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import stat
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from course_grade.tamper_preprocessor import flag_in_gradebook
+from course_grade.nbgrader_ext.flag_tampering import flag_in_gradebook
 
 # nbgrader's files in a submission folder, kept beside the notebooks
 NBGRADER_FILES = ("timestamp.txt", "submission_secret.txt")

@@ -1,0 +1,1 @@
+"""The `course-grade` commands: each has `add_arguments(parser)` and `main(args)`."""

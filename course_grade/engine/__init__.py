@@ -1,0 +1,1 @@
+"""One submission graded from bytes, anywhere: the bundles and `grade()`."""

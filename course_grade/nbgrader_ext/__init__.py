@@ -1,0 +1,1 @@
+"""nbgrader's plugins: everything nbgrader_config.py names, one per file, named after its class."""
