@@ -3,7 +3,7 @@
 #   make test   build the environment (and install chromium, postgresql, npm, bubblewrap and axe-core
 #               if missing) and run every test
 SHELL := /bin/bash
-ASSIGNMENT := connection-pooling
+ASSIGNMENT := $(shell sed -n 's/^ASSIGNMENT = "\(.*\)".*/\1/p' autograder/course.py)
 VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin

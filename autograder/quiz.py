@@ -19,6 +19,7 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 
+from autograder.course import atomic_write
 from autograder.report import fail, guarded
 
 ANSWERS_FILE = "quiz_answers.json"
@@ -186,10 +187,8 @@ def save_answer(qid: str, letter: str, path: str = ANSWERS_FILE) -> None:
         os.replace(path, path + ".unreadable")  # keep the damaged file, start afresh
         answers = {}
     answers[qid] = letter
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(path) as f:
         json.dump({"format": 1, "answers": dict(sorted(answers.items()))}, f, indent=1)
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------ rendering

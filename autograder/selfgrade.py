@@ -18,13 +18,9 @@ import sys
 import threading
 from pathlib import Path
 
-ASSIGNMENT = "connection-pooling"
+from autograder.course import ASSIGNMENT, tool_env
+
 SERVICE_SWITCH = "COURSE_SELFGRADE_SERVICE"  # =off: no background service (grading then takes longer)
-
-
-def _env() -> dict:
-    """This interpreter's tools (nbgrader) first on PATH, for the grading process."""
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 def _this_notebook() -> Path:
@@ -51,7 +47,7 @@ def warm_up() -> bool:
     notebook = _this_notebook()
     try:
         proc = subprocess.Popen([sys.executable, "-m", "course_grade", "selfgrade", str(notebook), "--warm"],
-                                cwd=notebook.parent if notebook.parent.is_dir() else None, env=_env(),
+                                cwd=notebook.parent if notebook.parent.is_dir() else None, env=tool_env(),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
     except Exception:  # noqa: BLE001 - never in the way of the lesson: a click still grades, only slower
@@ -89,7 +85,7 @@ def make_button():
         out.append_stdout("Grading a copy of the saved notebook with every hidden test (a few seconds; "
                           "the first time, up to a minute)...\n")
         done = subprocess.run([sys.executable, "-m", "course_grade", "selfgrade", str(_this_notebook())],
-                              capture_output=True, text=True, env=_env())
+                              capture_output=True, text=True, env=tool_env())
         out.outputs = ()
         out.append_stdout(done.stdout if done.returncode == 0 else (done.stderr.strip() or done.stdout) + "\n")
         go.disabled = False

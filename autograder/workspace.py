@@ -13,12 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
-
-class UsageError(Exception):
-    """The course folder is not what it should be: one line saying what to do."""
-
-
-ASSIGNMENT = "connection-pooling"
+from autograder.course import ASSIGNMENT, UsageError
 
 
 def paths(course: Path, folder: Path | None = None) -> tuple[Path, Path]:

@@ -16,9 +16,6 @@ It may import the kernel side (`autograder`); the kernel side never imports it
 environments.
 """
 
-# The grading command's per-student report (written by grading.py, read by item_analysis.py).
-REPORT_FILE = "grading-report.csv"
-
 # Modules the grading processes go without. jsonschema imports rfc3987_syntax, when installed
 # (jupyter-events asks for it), only to check the "iri" and "iri-reference" formats, and that
 # module builds its parser when imported: ~1.1 s of CPU in every process that imports nbformat
@@ -37,8 +34,3 @@ def _go_without() -> None:
 
 
 _go_without()
-
-# `nbgrader ARGS...` as a command for this package's steps (feedback, export, generate_assignment):
-# nbgrader's own entry point, in this interpreter, without NOT_IMPORTED.
-NBGRADER_LAUNCH = ("import sys; sys.modules.update(dict.fromkeys(%r)); "
-                   "from nbgrader.apps.nbgraderapp import main; sys.exit(main())" % (NOT_IMPORTED,))

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import nbformat
 
+from autograder.course import ASSIGNMENT
+
 ROOT = Path(__file__).resolve().parents[1]
-ASSIGNMENT = "connection-pooling"
 SOURCE_NB = ROOT / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 RELEASE_NB = ROOT / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 BIN = Path(sys.executable).parent

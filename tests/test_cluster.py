@@ -28,7 +28,7 @@ import pytest
 
 from conftest import BLANK, HONEST, submit_honest
 from course import ASSIGNMENT, BIN, make_course, results, submit_as, tool_env
-from course_grade.engine.task import kill_tree
+from course_grade.kernels.processes import kill_tree
 
 pytestmark = pytest.mark.slow
 

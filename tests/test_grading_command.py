@@ -128,7 +128,7 @@ def test_a_flagged_cell_is_listed_with_its_findings(gallery):
 def test_tampering_is_flagged_for_review_in_the_gradebook(gallery):
     from nbgrader.api import Gradebook
 
-    from course_grade.engine.task import FLAGGED_REASONS
+    from course_grade.reasons import FLAGGED_REASONS
 
     course, _, _ = gallery
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
@@ -469,7 +469,9 @@ def test_the_submission_timeout_bounds_the_feedback_step_too(tmp_path, monkeypat
     whole task, the grades kept, the page left to nbgrader in the course."""
     from nbgrader.apps.api import NbGraderAPI
 
-    from course_grade.engine.task import TIMED_OUT, AssignmentBundle, SubmissionBundle, grade
+    from course_grade.engine.bundles import AssignmentBundle, SubmissionBundle
+    from course_grade.engine.task import grade
+    from course_grade.reasons import TIMED_OUT
 
     course = make_course(tmp_path / "course", CONFIG)
     submit_as(course, {s.name: s for s in HONEST}["solution"])

@@ -17,10 +17,15 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook, MissingEntry
 
-from course_grade.commands.grade import (REPORT_FILE, Course, Progress, _keep_log, _nbgrader_steps, _write_report,
-                                  already_graded, course_gradebook, merge)
-from course_grade.engine.task import (BLANK, CORRUPT, ERROR, LATE, NO_NOTEBOOK, NOTES, TIMED_OUT, AssignmentBundle, Graded,
-                               SubmissionBundle, _make_feedback, grade, write_files)
+from course_grade.commands.merge import already_graded, merge
+from course_grade.commands.nbgrader_steps import after_grading
+from course_grade.commands.progress import Progress
+from course_grade.course import Course, REPORT_FILE, open_gradebook
+from course_grade.reports.grading_report import keep_log, write_report
+from course_grade.engine.bundles import AssignmentBundle, Graded, SubmissionBundle
+from course_grade.engine.task import _make_feedback, grade
+from course_grade.files import write_files
+from course_grade.reasons import BLANK, CORRUPT, ERROR, LATE, NOTES, NO_NOTEBOOK, TIMED_OUT
 from course_grade.nbgrader_ext.flag_cell_timeouts import timed_out_cells, timeout_ename
 from hostile_cells import HOSTILE, cells, raw_formulas
 
@@ -100,7 +105,7 @@ def test_a_merge_that_fails_changes_nothing(course):
 def test_merges_into_one_open_gradebook_commit_each_and_survive_a_failed_one(course):
     """The command keeps the gradebook open for the run: each merge is still its own
     transaction, visible to other readers at once, and one that fails leaves it usable."""
-    with course_gradebook(course) as gradebook:
+    with open_gradebook(course.gradebook) as gradebook:
         merge(course, graded("ana", 1, 0, "first"), gradebook)
         assert scores(course) == {"ana": 1}, "committed when the merge returns"
         with pytest.raises(MissingEntry):
@@ -147,10 +152,10 @@ def test_nbgrader_makes_only_the_feedback_a_worker_could_not(course):
     then the grades CSV; with --no-feedback, the CSV alone."""
     rows = [Graded("ana", status="graded", feedback={}), Graded("ben", status="graded"),
             Graded("cy", note="the kernel died")]
-    steps = _nbgrader_steps(course, rows, feedback=True)
+    steps = after_grading(course, rows, feedback=True)
     assert steps[:-1] == [["generate_feedback", ASSIGNMENT, "--force", "--student=ben"]]
     assert steps[-1][0] == "export"
-    assert _nbgrader_steps(course, rows, feedback=False) == [steps[-1]]
+    assert after_grading(course, rows, feedback=False) == [steps[-1]]
 
 
 def test_resume_counts_only_students_with_grades_and_notebooks(course):
@@ -161,9 +166,9 @@ def test_resume_counts_only_students_with_grades_and_notebooks(course):
 
 
 def test_the_report_keeps_the_rows_of_students_this_run_did_not_grade(course):
-    _write_report(course, {"ana": Graded("ana", status="graded", score=2, max_score=2, sandbox="on"),
+    write_report(course, {"ana": Graded("ana", status="graded", score=2, max_score=2, sandbox="on"),
                            "ben": Graded("ben", note="the kernel died")})
-    _write_report(course, {"ben": Graded("ben", status="graded", score=1, max_score=2, worker="w1:7")})
+    write_report(course, {"ben": Graded("ben", status="graded", score=1, max_score=2, worker="w1:7")})
     with open(course.root / REPORT_FILE) as f:
         rows = {r["student"]: r for r in csv.DictReader(f)}
     assert rows["ana"]["status"] == "graded" and rows["ana"]["sandbox"] == "on"
@@ -175,13 +180,13 @@ def test_the_report_holds_no_formula_and_reads_hostile_ids_back(course):
     back as it was: by the next run, which keeps the row once, and by the item analysis."""
     from course_grade.reports.item_analysis import read_grading_report
 
-    _write_report(course, {sid: Graded(sid, status="graded", score=1.5, max_score=2, note=sid, tampering=[sid],
+    write_report(course, {sid: Graded(sid, status="graded", score=1.5, max_score=2, note=sid, tampering=[sid],
                                        worker="-w1") for sid in HOSTILE})
     path = course.root / REPORT_FILE
     assert raw_formulas(path) == []
     first = cells(path)
     assert len(first) == 1 + len(HOSTILE)  # no row split by a comma, a quote or a newline
-    _write_report(course, {"ana": Graded("ana", status="graded", score=2, max_score=2)})
+    write_report(course, {"ana": Graded("ana", status="graded", score=2, max_score=2)})
     assert [row for row in cells(path) if row[0] != "ana"] == first  # kept as they were: no second quote
     report = read_grading_report(course.root)
     assert set(report) == {*HOSTILE, "ana"}
@@ -331,17 +336,17 @@ def test_the_feedback_step_is_stopped_at_the_submissions_deadline(tmp_path):
 def test_a_failed_task_keeps_its_log_and_a_graded_one_removes_it(course):
     failed = Graded("ana", log="Traceback (most recent call last):\nRuntimeError: broken")
     failed.add(ERROR, "could not grade: RuntimeError: broken")
-    where = _keep_log(course, failed)
+    where = keep_log(course, failed)
     assert where == f"reports/logs/{ASSIGNMENT}/ana.log"
     assert "RuntimeError: broken" in (course.root / where).read_text()
-    assert _keep_log(course, Graded("ana", status="graded")) == "" and not (course.root / where).exists()
+    assert keep_log(course, Graded("ana", status="graded")) == "" and not (course.root / where).exists()
 
 
 def test_the_report_carries_each_reason_and_the_log(course):
     o = Graded("ana", log_file="reports/logs/hw/ana.log")
     o.add(CORRUPT, NOTES[CORRUPT])
     o.add(LATE, "submitted 2 h after the due date")
-    _write_report(course, {"ana": o})
+    write_report(course, {"ana": o})
     with open(course.root / REPORT_FILE) as f:
         row = next(csv.DictReader(f))
     assert row["reason"] == "corrupt; late" and row["log"] == "reports/logs/hw/ana.log"
@@ -350,7 +355,7 @@ def test_the_report_carries_each_reason_and_the_log(course):
 
 def test_feedback_is_made_in_the_course_for_a_student_whose_grades_were_kept_past_the_deadline(course):
     late = Graded("ana", status="timed out", grades_kept=True)
-    steps = _nbgrader_steps(course, [late, Graded("ben", status="timed out")], feedback=True)
+    steps = after_grading(course, [late, Graded("ben", status="timed out")], feedback=True)
     assert steps[:-1] == [["generate_feedback", ASSIGNMENT, "--force", "--student=ana"]]
 
 
@@ -367,7 +372,7 @@ def test_the_name_of_a_cell_timeout_is_nbgraders_unless_the_config_changes_it():
 def test_a_timestamp_that_holds_no_time_is_caught_before_nbgrader_parses_it():
     """nbgrader's date parser takes minutes on a long run of digits: the task reads timestamp.txt
     first, and a file that holds no time is the submission's reason, not the worker's time."""
-    from course_grade.engine.task import BAD_TIMESTAMP, timestamp_problem
+    from course_grade.reasons import BAD_TIMESTAMP, timestamp_problem
 
     for honest in (None, b"", b"2026-12-01 10:00:00.000000 UTC", b"2026-12-01T10:00:00Z", b" 2026-12-01 10:00 \n"):
         assert timestamp_problem(honest) is None, honest

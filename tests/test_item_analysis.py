@@ -26,6 +26,7 @@ import pytest
 from course import ASSIGNMENT, RELEASE_NB, ROOT, graded_cells, make_course, quiz_key, right_answers, tool_env
 
 from course_grade.reports import item_analysis as ia
+from course_grade.__main__ import main as cli
 from course_grade.reports import item_report
 
 # ------------------------------------------------------------------------- fabricating a class
@@ -411,24 +412,28 @@ def test_html_is_self_contained_and_small_for_500_submissions(course):
     assert len(list(csv.DictReader(io.StringIO(csv_path.read_text())))) == len(graded_cells()) + 5
 
 
-def test_main_prints_both_paths_and_bad_input_exits_2_writing_nothing(course, tmp_path, catalogue_results):
-    out, err = io.StringIO(), io.StringIO()
+def test_main_prints_both_paths_and_bad_input_exits_2_writing_nothing(course, tmp_path, catalogue_results, capsys):
+    def report(root, assignment):
+        code = cli(["report", assignment, "--course", str(root)])
+        return code, capsys.readouterr()
+
     # nothing graded yet
-    assert item_report.main(course, ASSIGNMENT, out=out, err=err) == 2
-    assert "nothing" in err.getvalue() and "course-grade grade" in err.getvalue() and err.getvalue().count("\n") == 1
+    code, said = report(course, ASSIGNMENT)
+    assert code == 2 and "nothing" in said.err and "course-grade grade" in said.err and said.err.count("\n") == 1
     assert not (course / "reports").exists()
     # unknown assignment
-    err = io.StringIO()
-    assert item_report.main(course, "no-such-thing", out=out, err=err) == 2 and "unknown assignment" in err.getvalue()
+    code, said = report(course, "no-such-thing")
+    assert code == 2 and "unknown assignment" in said.err
     # no gradebook
-    err = io.StringIO()
-    assert item_report.main(tmp_path / "nowhere", ASSIGNMENT, out=out, err=err) == 2 and "no gradebook.db" in err.getvalue()
+    code, said = report(tmp_path / "nowhere", ASSIGNMENT)
+    assert code == 2 and "no gradebook.db" in said.err
     assert item_report.report_after_grading(tmp_path / "nowhere", ASSIGNMENT) is None
     # a graded class (no grading-report.csv: stock nbgrader): both paths on one line
     students, _ = catalogue_class(catalogue_results)
     fabricate(course, students)
-    out = io.StringIO()
-    assert item_report.main(course, ASSIGNMENT, out=out, err=io.StringIO()) == 0
+    code, said = report(course, ASSIGNMENT)
+    assert code == 0 and not said.err
+    out = io.StringIO(said.out)
     line = out.getvalue().strip()
     assert "\n" not in line
     assert str(course / "reports" / f"{ASSIGNMENT}.html") in line and str(course / "reports" / f"{ASSIGNMENT}.csv") in line

@@ -197,10 +197,10 @@ def test_grading_processes_do_without_the_iri_parser(tmp_path):
              "print(sys.modules.get('rfc3987_syntax', 'absent'))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "None", "course_grade must keep rfc3987_syntax out"
-    from course_grade.commands.grade import _nbgrader
+    from course_grade.course import nbgrader_command
 
     course = make_course(tmp_path / "course")
-    python, *launch = _nbgrader()
+    python, *launch = nbgrader_command()
     done = subprocess.run([python, "-X", "importtime", *launch, "export", "--to", str(tmp_path / "grades.csv")],
                           cwd=course, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]

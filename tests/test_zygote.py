@@ -21,7 +21,7 @@ from course_grade.kernels import spares as kernel_pool
 from course_grade.nbgrader_ext import pooled_execute
 from course_grade.kernels import sandbox
 from course_grade.kernels.sandbox import SandboxedKernelManager
-from course_grade.kernels.zygote import Refused, Zygote
+from course_grade.kernels.zygote import ForkRefused, Zygote
 
 pytestmark = pytest.mark.slow
 
@@ -190,7 +190,7 @@ def test_a_zygote_that_cannot_fork_gives_booted_kernels(tmp_path, monkeypatch):
 
     def refuse(self, *args, **kwargs):
         asked.append(1)
-        raise Refused("setns: Operation not permitted")
+        raise ForkRefused("setns: Operation not permitted")
 
     monkeypatch.setattr(Zygote, "spawn", refuse)
     spare = kernel_pool.Spare()
@@ -218,12 +218,12 @@ def test_the_zygote_refuses_a_holder_outside_a_sandbox():
 
         me = (os.getpid(), start_ticks(os.getpid()))
         uid = sandbox.UID_BASE + 7
-        with pytest.raises(Refused, match="not in a sandbox"):
+        with pytest.raises(ForkRefused, match="not in a sandbox"):
             zygote.spawn(me, cwd="/", argv=[], env={}, uid=uid, limits={})
-        with pytest.raises(Refused, match="is gone"):  # a pid now another process's (its start time differs)
+        with pytest.raises(ForkRefused, match="is gone"):  # a pid now another process's (its start time differs)
             zygote.spawn((me[0], me[1] - 1), cwd="/", argv=[], env={}, uid=uid, limits={})
         for root in (None, 0):
-            with pytest.raises(Refused, match="never keeps root's rights"):
+            with pytest.raises(ForkRefused, match="never keeps root's rights"):
                 zygote.spawn(me, cwd="/", argv=[], env={}, uid=root, limits={})
         assert zygote.alive(), "one refused kernel does not end the zygote"
     finally:

@@ -13,8 +13,9 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from autograder.course import ASSIGNMENT
+
 ROOT = Path(__file__).resolve().parent.parent
-ASSIGNMENT = "connection-pooling"
 NOTEBOOK = ROOT / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 
 

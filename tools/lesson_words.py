@@ -20,8 +20,10 @@ from pathlib import Path
 
 import nbformat
 
+from autograder.course import ASSIGNMENT
+
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = ROOT / "source" / "connection-pooling" / "connection-pooling.ipynb"
+NOTEBOOK = ROOT / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 QUIZ = ROOT / "autograder" / "quiz.toml"
 DETAILS = re.compile(r"<details>\s*<summary>(?P<summary>.*?)</summary>(?P<body>.*?)</details>", re.S)
 TAG = re.compile(r"<[^>]+>")

@@ -24,7 +24,8 @@ import dask
 from distributed import Client, LocalCluster, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from course_grade.engine.task import AssignmentBundle, Graded, SubmissionBundle, grade
+from course_grade.engine.bundles import AssignmentBundle, Graded, SubmissionBundle
+from course_grade.engine.task import grade
 
 SCHEDULER_VARIABLE = "COURSE_GRADE_SCHEDULER"
 PLUGIN = "course-grade-spare-kernels"
@@ -60,8 +61,8 @@ def _import_grading() -> None:
     import nbgrader.converters.autograde  # noqa: F401
     import nbgrader.preprocessors  # noqa: F401
 
-    import course_grade.nbgrader_ext.grade_quiz_answers  # noqa: F401
     import course_grade.nbgrader_ext.flag_tampering  # noqa: F401
+    import course_grade.nbgrader_ext.grade_quiz_answers  # noqa: F401
 
 
 def grade_on_worker(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: float,

@@ -91,19 +91,17 @@ match its user, so each one is listed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import math
 import os
 import sys
-import tempfile
-import warnings
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Iterable, Mapping, TextIO
 
 from course_grade import safe_csv
+from course_grade.course import UsageError, atomic_write
 
 LMS_CHOICES = ("canvas", "moodle")
 NBGRADER_ID = "nbgrader_id"
@@ -146,10 +144,6 @@ everyone is accounted for:
 exit status: 0 written, everyone accounted for; 1 written, but graded students are missing
 from the roster; 2 bad arguments, roster or gradebook (one line, nothing written).
 """
-
-
-class UsageError(Exception):
-    """A one-line problem with the arguments, the roster or the gradebook: nothing is written."""
 
 
 class RosterError(UsageError):
@@ -310,13 +304,14 @@ def read_roster(path: str | os.PathLike, lms: str, match: str | None = None) -> 
 
 def read_grades(db: str | os.PathLike, assignment: str) -> Grades:
     """Every submission's score for ASSIGNMENT, as `nbgrader export` computes it."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
+
+    from course_grade.course import open_gradebook
 
     db = Path(db)
     if not db.is_file():
         raise UsageError(f"no gradebook at {db}: run this in the course folder or pass --course")
-    with warnings.catch_warnings(), Gradebook(f"sqlite:///{db}") as gb:
-        warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy warnings
+    with open_gradebook(db) as gb:
         try:
             found = gb.find_assignment(assignment)
         except MissingEntry:
@@ -387,22 +382,10 @@ def write_csv_atomic(path: str | os.PathLike, rows: Iterable[Iterable[str]]) -> 
     A cell a spreadsheet would run as a formula is written with a leading ' (course_grade/safe_csv.py)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            writer = safe_csv.Writer(fh)  # RFC 4180: ',' separated, quotes only where needed, CRLF
-            for row in rows:
-                writer.writerow(row)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file a normal file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, newline="") as fh:
+        writer = safe_csv.Writer(fh)  # RFC 4180: ',' separated, quotes only where needed, CRLF
+        for row in rows:
+            writer.writerow(row)
 
 
 # ------------------------------------------------------------------------------- command line

@@ -65,7 +65,7 @@ SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"
 log = logging.getLogger("course_grade.kernels.sandbox")
 
 
-class Unavailable(RuntimeError):
+class SandboxUnavailable(RuntimeError):
     """The sandbox cannot start here; the message says why."""
 
 
@@ -148,9 +148,9 @@ def bwrap_command(workdir: str, private: str, python: str = sys.executable, *, u
     the three together stay within `memory`."""
     tools = {name: shutil.which(name) for name in ("bwrap", "prlimit", "setpriv")}
     if tools["bwrap"] is None:
-        raise Unavailable("bwrap is not installed (apt-get install bubblewrap)")
+        raise SandboxUnavailable("bwrap is not installed (apt-get install bubblewrap)")
     if tools["prlimit"] is None or (uid is not None and tools["setpriv"] is None):
-        raise Unavailable("prlimit/setpriv (util-linux) are not installed")
+        raise SandboxUnavailable("prlimit/setpriv (util-linux) are not installed")
     if memory <= 2 * scratch:
         raise ValueError(f"the sandbox's memory ({memory} bytes) must exceed twice its scratch size ({scratch})")
     workdir, private = os.path.realpath(workdir), os.path.realpath(private)
@@ -239,7 +239,7 @@ def _probe() -> str | None:
         if done.returncode or not os.path.exists(os.path.join(private, "ok")):
             return f"bwrap could not start a sandbox ({(done.stderr.strip() or f'exit {done.returncode}')[:160]})"
         return None
-    except Unavailable as exc:
+    except SandboxUnavailable as exc:
         return str(exc)
     except (OSError, subprocess.SubprocessError) as exc:
         return f"bwrap could not start a sandbox ({exc})"

@@ -56,7 +56,7 @@ PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
 LAUNCHER = ("-m", "ipykernel_launcher")
 
 
-class Refused(RuntimeError):
+class ForkRefused(RuntimeError):
     """The zygote could not start this kernel; the message says why (start one the usual way)."""
 
 
@@ -112,26 +112,26 @@ class Zygote:
               timeout: float = 60.0) -> int:
         """Fork a kernel into the sandbox whose holder process is `holder` (its pid and start
         time: `start_ticks`); returns once it has entered the sandbox and dropped its rights (the
-        pid, outside, of the child that waits for it). Raises Refused."""
+        pid, outside, of the child that waits for it). Raises ForkRefused."""
         holder, started = holder
         request = json.dumps({"holder": holder, "holder_started": started, "cwd": cwd, "argv": argv, "env": env, "uid": uid,
                               "limits": limits}).encode() + b"\n"
         with self.lock:
             if not self.alive():
-                raise Refused("the zygote is not running")
+                raise ForkRefused("the zygote is not running")
             try:
                 self.process.stdin.write(request)
                 self.process.stdin.flush()
                 ready, _, _ = select.select([self.answers], [], [], timeout)
                 line = self.answers.readline() if ready else b""
             except (OSError, ValueError) as exc:
-                raise Refused(f"the zygote stopped answering ({exc})") from None
+                raise ForkRefused(f"the zygote stopped answering ({exc})") from None
         if not line:
             self.close()
-            raise Refused("the zygote did not answer")
+            raise ForkRefused("the zygote did not answer")
         reply = json.loads(line)
         if not reply.get("ok"):
-            raise Refused(reply.get("why") or "the zygote refused")
+            raise ForkRefused(reply.get("why") or "the zygote refused")
         return int(reply["pid"])
 
     def close(self) -> None:
@@ -179,7 +179,7 @@ def _holder(pid: int, started: int) -> int:
         same = False
     if not same:
         os.close(pidfd)
-        raise Refused(f"the sandbox's placeholder (pid {pid}) is gone")
+        raise ForkRefused(f"the sandbox's placeholder (pid {pid}) is gone")
     return pidfd
 
 
@@ -191,7 +191,7 @@ def _namespaces(pid: int, pidfd: int) -> dict[str, int]:
         mine, theirs = os.readlink(f"/proc/self/ns/{name}"), os.readlink(f"/proc/{pid}/ns/{name}")
         if mine == theirs:
             if name in MUST_DIFFER:
-                raise Refused(f"the holder shares our {name} namespace: it is not in a sandbox")
+                raise ForkRefused(f"the holder shares our {name} namespace: it is not in a sandbox")
             continue
         fds[name] = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -199,7 +199,7 @@ def _namespaces(pid: int, pidfd: int) -> dict[str, int]:
     except OSError:
         for fd in fds.values():
             os.close(fd)
-        raise Refused(f"the sandbox's placeholder (pid {pid}) ended while it was entered") from None
+        raise ForkRefused(f"the sandbox's placeholder (pid {pid}) ended while it was entered") from None
     return fds
 
 
@@ -231,11 +231,11 @@ def _become_kernel(req: dict, fds: dict[str, int], status: int) -> None:
     os.setresuid(uid, uid, uid)
     call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after setuid, which clears it
     if os.getppid() != 0:  # the middle child (outside the PID namespace: 0 here) already ended
-        raise Refused("the process that waits for the kernel ended")
+        raise ForkRefused("the process that waits for the kernel ended")
     with open("/proc/self/status") as f:
         caps = {k: int(v, 16) for k, v in (line.split(":\t") for line in f.read().splitlines() if line.startswith("Cap"))}
     if any(caps.values()) or os.getuid() != uid or os.geteuid() != uid:
-        raise Refused(f"rights left after dropping to uid {uid}: {caps}")
+        raise ForkRefused(f"rights left after dropping to uid {uid}: {caps}")
     os.environ.clear()
     os.environ.update(req["env"])
     for sig in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGINT, signal.SIGTERM):
@@ -262,9 +262,9 @@ def _become_kernel(req: dict, fds: dict[str, int], status: int) -> None:
 
 
 def _fork_kernel(req: dict) -> int:
-    """Fork the middle child; returns its pid once the kernel reported (or raises Refused)."""
+    """Fork the middle child; returns its pid once the kernel reported (or raises ForkRefused)."""
     if not isinstance(req.get("uid"), int) or req["uid"] <= 0:
-        raise Refused("a kernel never keeps root's rights: give the sandbox's uid to drop to")
+        raise ForkRefused("a kernel never keeps root's rights: give the sandbox's uid to drop to")
     holder = _holder(int(req["holder"]), int(req["holder_started"]))
     try:
         fds = _namespaces(int(req["holder"]), holder)
@@ -328,7 +328,7 @@ def _fork_kernel(req: dict) -> int:
     os.close(read_end)
     said = b"".join(chunks).decode(errors="replace")
     if said != "ok":
-        raise Refused(said or "the kernel ended before it was ready")
+        raise ForkRefused(said or "the kernel ended before it was ready")
     return middle
 
 
@@ -373,7 +373,7 @@ def _serve(modules: list[str], answers_fd: int) -> None:
             return
         try:
             if threading.active_count() != 1 or len(os.listdir("/proc/self/task")) != 1:
-                raise Refused("the zygote has threads: forking it is unsafe")
+                raise ForkRefused("the zygote has threads: forking it is unsafe")
             answer = {"ok": True, "pid": _fork_kernel(json.loads(line))}
         except Exception as exc:  # noqa: BLE001 - one refused kernel never ends the zygote
             answer = {"ok": False, "why": f"{type(exc).__name__}: {exc}"}

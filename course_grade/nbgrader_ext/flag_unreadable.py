@@ -12,17 +12,15 @@ paths only: the gradebook is the one of the course they are in (`submitted/STUDE
 from __future__ import annotations
 
 import logging
-import os
-import warnings
 from pathlib import Path
 
 log = logging.getLogger("course_grade.nbgrader_ext.flag_unreadable")
 
 
 def flag_unreadable(assignment: str, student: str, notebooks: list[str], **_) -> None:
-    from nbgrader.api import Gradebook
-
-    from course_grade.engine.task import NOTES, notebook_problem, read_regular
+    from course_grade.course import open_gradebook
+    from course_grade.files import read_regular
+    from course_grade.reasons import NOTES, notebook_problem
 
     for path in map(Path, notebooks):
         problem = notebook_problem(read_regular(path))
@@ -32,8 +30,7 @@ def flag_unreadable(assignment: str, student: str, notebooks: list[str], **_) ->
         log.warning("Flagged for review, %s of %s: %s", path.name, student_id, NOTES[problem])
         if not (root / "gradebook.db").is_file():
             continue
-        with warnings.catch_warnings(), Gradebook(f"sqlite:///{os.fspath(root / 'gradebook.db')}") as gb:
-            warnings.simplefilter("ignore")
+        with open_gradebook(root / "gradebook.db") as gb:
             gb.update_or_create_student(student_id)
             gb.update_or_create_submission(assignment_id, student_id)
             gb.find_submission_notebook(path.stem, assignment_id, student_id).flagged = True

@@ -16,13 +16,13 @@ from __future__ import annotations
 import ast
 import re
 
+from autograder import quiz
+from autograder.report import CheckFailed
 from nbformat.v4 import new_output
 from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from autograder import quiz
 from course_grade.nbgrader_ext.collect_quiz_answers import METADATA_KEY
-from autograder.report import CheckFailed
 
 QUIZ_CELL = re.compile(r"quiz\d+_(?P<qid>\w+)")
 KEY_ARGS = ("qid", "correct", "explanation", "why")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-from nbformat import NotebookNode
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Integer

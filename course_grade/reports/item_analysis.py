@@ -52,11 +52,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from course_grade import REPORT_FILE, safe_csv
+from course_grade import safe_csv
+from course_grade.course import REPORT_FILE, UsageError
 
 log = logging.getLogger(__name__)
 
-REPORTS_DIR = "reports"
 LETTERS = "ABCD"
 UNANSWERED = "unanswered"
 TOO_EASY, TOO_HARD = 0.9, 0.2
@@ -66,7 +66,7 @@ _STEP_CELL = re.compile(r"^step(\d+)_")
 _QUIZ_CELL = re.compile(r"quiz\d+_(?P<qid>\w+)")
 
 
-class ReportError(Exception):
+class ReportError(UsageError):
     """Bad input (unknown assignment, no gradebook, nothing graded yet): one line saying what to do."""
 
 
@@ -423,9 +423,11 @@ def _step_of(gid: str, checks: dict) -> int | str | None:
 def _gradebook_rows(gradebook: Path, assignment: str):
     """(grade cells [(grade_id, max_score, notebook)], quiz cell sources {grade_id: source},
     {student: {"grades": {grade_id: score or None}, "flagged": bool}}) from the gradebook."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
-    with Gradebook(f"sqlite:///{gradebook}") as gb:
+    from course_grade.course import open_gradebook
+
+    with open_gradebook(gradebook) as gb:
         try:
             a = gb.find_assignment(assignment)
         except MissingEntry:

@@ -14,7 +14,7 @@ import re
 import statistics
 from pathlib import Path
 
-from course_grade.reports.item_analysis import QUIZ_STEP, UNANSWERED, Analysis, Item, LETTERS
+from course_grade.reports.item_analysis import LETTERS, QUIZ_STEP, UNANSWERED, Analysis, Item
 
 INK, MUTED, BAR, AXIS = "#1a1a1a", "#4a4a4a", "#1f4e79", "#333333"
 DASH = "—"
@@ -185,7 +185,7 @@ def _submissions(analysis: Analysis) -> str:
                    f"total {sum(secs) / 60:.1f} min of grading time over {len(secs)} submissions.</p>")
         out.append(f"<figure>{time_histogram(secs)}<figcaption>Time to grade</figcaption></figure>")
     elif not analysis.has_grading_report:
-        out.append(f'<p class="muted">No grading-report.csv (graded with stock nbgrader): no times, statuses or sandbox '
+        out.append('<p class="muted">No grading-report.csv (graded with stock nbgrader): no times, statuses or sandbox '
                    "notes; flags come from the gradebook alone.</p>")
     flagged = analysis.flagged
     out.append(f"<h3>Flagged submissions ({len(flagged)})</h3>")
@@ -265,7 +265,7 @@ def render(analysis: Analysis, out_dir: Path) -> str:
                 "full marks on the item. Discrimination: the point-biserial correlation between the item (1 full marks, 0 "
                 "not) and the rest score (the total minus this item): <em>r</em> = (M1 − M0) / s<sub>n</sub> · √(p·q), "
                 "s<sub>n</sub> the population standard deviation of the rest score; " + DASH + " when everyone or nobody "
-                f"got the item, or the rest scores are all equal. Flags: too easy p &gt; 0.9, too hard p &lt; 0.2, "
+                "got the item, or the rest scores are all equal. Flags: too easy p &gt; 0.9, too hard p &lt; 0.2, "
                 "r &lt; 0, a wrong option nobody chose. Messages are grouped by the named mistake of "
                 "<code>autograder/explain.py</code> they contain, otherwise by their first sentence; a message pointing "
                 "to a cell above, or a hidden check's gate, is not counted as a new mistake.</p>")

@@ -5,11 +5,11 @@ file in one step, and is what the grading command calls at the end of every run.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 from course_grade import safe_csv
-from course_grade.reports.item_analysis import CSV_COLUMNS, REPORTS_DIR, Analysis, ReportError, build, csv_rows
+from course_grade.course import REPORTS_DIR, atomic_write
+from course_grade.reports.item_analysis import CSV_COLUMNS, Analysis, build, csv_rows
 from course_grade.reports.item_analysis_html import render
 
 log = logging.getLogger("course_grade.reports.item_analysis")
@@ -22,30 +22,13 @@ def write(analysis: Analysis, out_dir: Path | None = None) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path, csv_path = out_dir / f"{analysis.assignment}.html", out_dir / f"{analysis.assignment}.csv"
     page = render(analysis, out_dir)
-    tmp = html_path.with_name(f".{html_path.name}.partial")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(html_path)
-    tmp = csv_path.with_name(f".{csv_path.name}.partial")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_write(html_path) as f:
+        f.write(page)
+    with atomic_write(csv_path, newline="") as f:
         writer = safe_csv.DictWriter(f, fieldnames=CSV_COLUMNS, restval="")
         writer.writeheader()
         writer.writerows(csv_rows(analysis))
-    tmp.replace(csv_path)
     return html_path, csv_path
-
-
-def main(course_root: Path, assignment: str, out=sys.stdout, err=None) -> int:
-    """`course-grade report ASSIGNMENT`: build and write; prints both paths on one line.
-    Bad input: one line on stderr saying what to do, exit status 2, nothing written."""
-    err = err if err is not None else sys.stderr
-    try:
-        analysis = build(Path(course_root), assignment)
-    except ReportError as exc:
-        print(f"error: {exc}", file=err)
-        return 2
-    html_path, csv_path = write(analysis)
-    print(f"Item analysis of {assignment}: {html_path} {csv_path}", file=out)
-    return 0
 
 
 def report_after_grading(course_root: Path, assignment: str, out=None) -> Path | None:

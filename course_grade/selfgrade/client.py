@@ -24,11 +24,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from course_grade.course import ASSIGNMENT, UsageError
+from course_grade.engine.bundles import Graded, SubmissionBundle
 from course_grade.selfgrade import service
-from course_grade.commands.grade import UsageError
-from course_grade.engine.task import Graded, SubmissionBundle
 
-ASSIGNMENT = "connection-pooling"
 STUDENT = "me"  # the one student of a self-grading
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -45,7 +44,7 @@ class CellResult:
 def find_course(start: Path) -> Path:
     """The course repository: a folder above `start` (or holding this package) with
     nbgrader_config.py and the source notebook."""
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parents[2]
     for folder in [start.resolve(), *start.resolve().parents, here]:
         if (folder / "nbgrader_config.py").is_file() and (folder / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file():
             return folder
@@ -141,7 +140,7 @@ def main(notebook: Path | None, course: Path | None, out=sys.stdout, warm: bool 
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (service.Unavailable, RuntimeError) as exc:  # Unavailable: --warm only (grading falls back)
+    except (service.ServiceUnavailable, RuntimeError) as exc:  # Unavailable: --warm only (grading falls back)
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(report(results, path), file=out)

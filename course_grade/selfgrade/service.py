@@ -45,9 +45,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import Client, Listener
 from pathlib import Path
 
-from course_grade.engine.task import AssignmentBundle, Graded, SubmissionBundle
+from course_grade.course import ASSIGNMENT, atomic_write, nbgrader_command, tool_env
+from course_grade.engine.bundles import AssignmentBundle, Graded, SubmissionBundle
 
-ASSIGNMENT = "connection-pooling"
 SWITCH = "COURSE_SELFGRADE_SERVICE"  # =off: no service, grade in the client's process
 IDLE_VARIABLE = "COURSE_SELFGRADE_IDLE"  # seconds without a request before the service exits
 IDLE_DEFAULT = 1800.0
@@ -57,7 +57,7 @@ CACHE_FORMAT = 1
 SOURCE_SKIPPED = ("*.db", "*.db-journal", ".ipynb_checkpoints", "quiz_answers.json*", "__pycache__")
 
 
-class Unavailable(Exception):
+class ServiceUnavailable(Exception):
     """No service: the client grades in its own process. The message says why."""
 
 
@@ -80,9 +80,9 @@ def _private_folder(path: Path) -> Path:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = os.lstat(path)
     except OSError as exc:
-        raise Unavailable(f"cannot make the folder {path} ({exc})") from None
+        raise ServiceUnavailable(f"cannot make the folder {path} ({exc})") from None
     if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != os.getuid():
-        raise Unavailable(f"{path} is not a folder of this user")
+        raise ServiceUnavailable(f"{path} is not a folder of this user")
     if st.st_mode & 0o077:
         os.chmod(path, 0o700)
     return path
@@ -114,10 +114,10 @@ def _authkey(folder: Path) -> bytes:
             os.unlink(partial)
     st = os.lstat(path)
     if st.st_uid != os.getuid() or st.st_mode & 0o077 or not path.is_file():
-        raise Unavailable(f"{path} is not a private file of this user: remove it")
+        raise ServiceUnavailable(f"{path} is not a private file of this user: remove it")
     key = path.read_bytes()
     if len(key) < 32:
-        raise Unavailable(f"{path} is damaged: remove it")
+        raise ServiceUnavailable(f"{path} is damaged: remove it")
     return key
 
 
@@ -180,8 +180,6 @@ def source_key(course: Path) -> str:
 def build_bundle(course: Path) -> AssignmentBundle:
     """Make the assignment with `nbgrader generate_assignment` in a temporary copy of the
     course (the course folder is only read)."""
-    from course_grade.commands.grade import _env, _nbgrader
-
     with tempfile.TemporaryDirectory(prefix="selfgrade-assignment-") as tmp:
         scratch = Path(tmp)
         shutil.copy(course / "nbgrader_config.py", scratch)
@@ -189,8 +187,8 @@ def build_bundle(course: Path) -> AssignmentBundle:
             target = scratch / "source" / ASSIGNMENT / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, target)
-        made = subprocess.run([*_nbgrader(), "generate_assignment", ASSIGNMENT, "--force", "--log-level=ERROR"],
-                              cwd=scratch, env=_env(), capture_output=True, text=True)
+        made = subprocess.run([*nbgrader_command(), "generate_assignment", ASSIGNMENT, "--force", "--log-level=ERROR"],
+                              cwd=scratch, env=tool_env(), capture_output=True, text=True)
         if made.returncode:
             raise RuntimeError(f"nbgrader generate_assignment failed:\n{made.stdout[-1500:]}{made.stderr[-1500:]}")
         return AssignmentBundle.from_course(scratch, ASSIGNMENT)
@@ -220,7 +218,7 @@ def load_bundle(course: Path) -> tuple[AssignmentBundle, str, bool]:
     key = source_key(course)
     try:
         folder = cache_folder()
-    except Unavailable:
+    except ServiceUnavailable:
         folder = None
     path = folder / f"{ASSIGNMENT}-{key[:32]}.json" if folder else None
     if path is not None and path.is_file():
@@ -230,10 +228,8 @@ def load_bundle(course: Path) -> tuple[AssignmentBundle, str, bool]:
     bundle = build_bundle(course)
     if path is not None:
         with contextlib.suppress(OSError):
-            fd, partial = tempfile.mkstemp(dir=folder, prefix=".bundle-")
-            with os.fdopen(fd, "wb") as f:
+            with atomic_write(path, "wb") as f:
                 f.write(_encode(bundle, key))
-            os.replace(partial, path)
             old = sorted(folder.glob(f"{ASSIGNMENT}-*.json"), key=lambda p: p.stat().st_mtime)[:-5]
             for stale in old:  # keep the last few versions of the course
                 stale.unlink()
@@ -459,16 +455,16 @@ def _connect(place: Place, key: bytes):
     except (FileNotFoundError, ConnectionRefusedError):
         return None
     except OSError as exc:
-        raise Unavailable(f"cannot reach the self-grading service ({exc})") from None
+        raise ServiceUnavailable(f"cannot reach the self-grading service ({exc})") from None
     except Exception as exc:  # AuthenticationError: a key that changed
-        raise Unavailable(f"the self-grading service refused the connection ({type(exc).__name__})") from None
+        raise ServiceUnavailable(f"the self-grading service refused the connection ({type(exc).__name__})") from None
 
 
 def _ask(conn, message: dict, timeout: float | None) -> dict:
     with conn:
         conn.send(message)
         if timeout is not None and not conn.poll(timeout):
-            raise Unavailable("the self-grading service did not answer in time")
+            raise ServiceUnavailable("the self-grading service did not answer in time")
         return conn.recv()
 
 
@@ -476,7 +472,7 @@ def _alive(place: Place) -> bool:
     """Whether a service listens on the course's socket (it accepts at once, even while busy)."""
     try:
         conn = _connect(place, place.authkey())
-    except Unavailable:
+    except ServiceUnavailable:
         return False
     if conn is None:
         return False
@@ -488,15 +484,13 @@ def _ping(place: Place) -> dict | None:
     try:
         conn = _connect(place, place.authkey())
         return None if conn is None else _ask(conn, {"op": "ping"}, 30)
-    except (Unavailable, EOFError, OSError):
+    except (ServiceUnavailable, EOFError, OSError):
         return None
 
 
 def _service_env() -> dict:
-    from course_grade.commands.grade import _env
-
     # not the learner's kernel's own variables (the session's notebook, its parent process)
-    return {k: v for k, v in _env().items() if not k.startswith("JPY_")}
+    return {k: v for k, v in tool_env().items() if not k.startswith("JPY_")}
 
 
 def spawn(place: Place) -> subprocess.Popen:
@@ -516,7 +510,7 @@ def spawn(place: Place) -> subprocess.Popen:
 def connect(course: Path, start: bool = True, wait: float = START_WAIT):
     """A connection to the course's service, started (and waited for) if it is not running."""
     if disabled():
-        raise Unavailable(f"{SWITCH}=off")
+        raise ServiceUnavailable(f"{SWITCH}=off")
     place = Place.of(course)
     key = place.authkey()
     conn = _connect(place, key)
@@ -530,9 +524,9 @@ def connect(course: Path, start: bool = True, wait: float = START_WAIT):
             return conn
         code = proc.poll()
         if code not in (None, 0):
-            raise Unavailable(f"the self-grading service did not start (exit {code}, see {place.log})")
+            raise ServiceUnavailable(f"the self-grading service did not start (exit {code}, see {place.log})")
         time.sleep(0.05)
-    raise Unavailable(f"the self-grading service did not start within {wait:g} s (see {place.log})")
+    raise ServiceUnavailable(f"the self-grading service did not start within {wait:g} s (see {place.log})")
 
 
 def warm(course: Path) -> str:
@@ -551,7 +545,7 @@ def status(course: Path) -> dict | None:
     """What the running service says about itself (pid, generate_assignment runs, gradings), or None."""
     try:
         return _ping(Place.of(course))
-    except Unavailable:
+    except ServiceUnavailable:
         return None
 
 
@@ -559,7 +553,7 @@ def stop(course: Path) -> dict | None:
     try:
         conn = _connect(Place.of(course), Place.of(course).authkey())
         return None if conn is None else _ask(conn, {"op": "stop"}, 60)
-    except (Unavailable, EOFError, OSError):
+    except (ServiceUnavailable, EOFError, OSError):
         return None
 
 
@@ -571,7 +565,7 @@ def grade(course: Path, submission: SubmissionBundle, timeout: float = 600) -> t
         try:
             conn = connect(course)
             answer = _ask(conn, {"op": "grade", "submission": submission, "timeout": timeout}, timeout + 300)
-        except Unavailable as exc:
+        except ServiceUnavailable as exc:
             why = str(exc)
             break
         except (EOFError, OSError):  # the service stopped as we connected (idle): start another
@@ -590,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return serve(args.course.resolve())
-    except Unavailable as exc:
+    except ServiceUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -1,0 +1,24 @@
+"""`course-grade selfgrade [NOTEBOOK]`: a self-learner grades their own copy of the lesson,
+hidden tests included (course_grade/selfgrade/)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from course_grade.course import ASSIGNMENT
+
+HELP = "grade your own copy of the lesson, hidden tests included"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("notebook", type=Path, nargs="?",
+                        help=f"your notebook (default: {ASSIGNMENT}.ipynb here, else in workspace/{ASSIGNMENT}/)")
+    parser.add_argument("--course", type=Path, help="the course repository (default: found above the notebook)")
+    parser.add_argument("--warm", action="store_true",
+                        help="only start the self-grading service in the background (if it is not running) and return")
+
+
+def main(args: argparse.Namespace) -> int:
+    from course_grade.selfgrade import client
+
+    return client.main(args.notebook, args.course, warm=args.warm)
