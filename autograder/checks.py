@@ -29,12 +29,14 @@ import sys
 import tempfile
 
 import httpx
-from sqlalchemy import event, exc as sa_exc, text
+from sqlalchemy import event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
-from autograder import cells, db, explain, progress, reference as ref, registry, report
+from autograder import cells, db, explain, progress, registry, report
+from autograder import reference as ref
 from autograder.registry import STEP_NAMES
 from autograder.report import fail, guarded, hidden_gate, stand_in
 

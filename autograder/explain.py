@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 FIX_LEAK = "yield the connection inside `async with engine.connect() as conn:` so it is closed after every request."
 NO_DEPENDS = (

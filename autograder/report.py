@@ -120,7 +120,7 @@ def _forget_traceback_sources() -> None:
                     value.clear()  # Source's per-class caches: parsed files, nodes by code position
         for node in _SHARED_AST_NODES:  # `executing` sets .parent on them too: it keeps the last tree alive
             node.__dict__.pop("parent", None)
-    except Exception:  # noqa: BLE001 - only ever a cost, never a failure of the check
+    except Exception:  # only ever a cost, never a failure of the check
         pass
 
 

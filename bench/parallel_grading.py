@@ -29,9 +29,9 @@ from __future__ import annotations
 import argparse
 import collections
 import csv
-import statistics
 import itertools
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,9 +42,9 @@ import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from autograde_time import bare_execution  # noqa: E402
-from course import ASSIGNMENT, BIN, autograde, graded_cells, make_course, results, submit_as, tool_env  # noqa: E402
-from submissions import CORRECT_VARIANTS, QUIZ_CASES, WRONG  # noqa: E402
+from autograde_time import bare_execution
+from course import ASSIGNMENT, BIN, autograde, graded_cells, make_course, results, submit_as, tool_env
+from submissions import CORRECT_VARIANTS, QUIZ_CASES, WRONG
 
 
 def _bare_run(task: tuple[str, str]) -> float:

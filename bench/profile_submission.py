@@ -32,10 +32,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from course import ASSIGNMENT, make_course, submit_as  # noqa: E402
-from submissions import CORRECT_VARIANTS  # noqa: E402
+from course import ASSIGNMENT, make_course, submit_as
+from submissions import CORRECT_VARIANTS
 
-from course_grade import kernel_pool, pooled_execute, task  # noqa: E402
+from course_grade import kernel_pool, pooled_execute, task
 
 
 class Phases:
@@ -99,9 +99,8 @@ class Phases:
 
 def instrument(phases: Phases) -> None:
     import nbclient.client
-    from nbconvert.preprocessors import ExecutePreprocessor
     from nbconvert.exporters import Exporter
-    from nbconvert.preprocessors import Preprocessor
+    from nbconvert.preprocessors import ExecutePreprocessor, Preprocessor
     from nbgrader.apps.api import NbGraderAPI
     from nbgrader.converters.autograde import Autograde
     from nbgrader.converters.base import BaseConverter

@@ -71,7 +71,8 @@ def main() -> None:
         nbformat.write(student_notebook(solutions()), notebook)
         (learner / "quiz_answers.json").write_text(answers_file(right_answers()))
 
-        from course_grade import selfgrade, selfgrade_service as service
+        from course_grade import selfgrade
+        from course_grade import selfgrade_service as service
 
         try:
             cold = click(notebook)

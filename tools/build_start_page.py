@@ -14,7 +14,7 @@ LESSON = "../workspace/connection-pooling/connection-pooling.ipynb"
 
 
 CELLS = [
-    md("welcome", f"""
+    md("welcome", """
 # Connection pooling in FastAPI
 
 Welcome. In this course you build a small FastAPI service that reads a database through a
