@@ -372,12 +372,17 @@ async def _step4_engine(ns: dict):
         await substitute.dispose()
 
 
+def _class_call(obj, default=None):
+    """The `__call__` method of `obj`'s class (to read its code), or `default`."""
+    return getattr(type(obj), "__call__", default)  # noqa: B004 - fetches the method; not a callable() test
+
+
 def _code_objects(dependency) -> set:
     """The student's own code that runs when FastAPI calls `dependency` (a function, a
     partial, or an object whose class defines `__call__`): the innermost function of any
     decorator, since a decorator's wrapper runs even when the function itself never does."""
     found = set()
-    for item in (dependency, getattr(dependency, "func", None), getattr(type(dependency), "__call__", None)):
+    for item in (dependency, getattr(dependency, "func", None), _class_call(dependency)):
         if item is None or isinstance(item, type(object.__call__)):
             continue
         item = inspect.unwrap(getattr(item, "__func__", item))
@@ -413,7 +418,7 @@ def _watching(dependency):
 def _spy(dependency, seen: list):
     """A stand-in for `dependency` in `app.dependency_overrides` that notes each call and
     delegates to it (same kind of callable, same signature, so FastAPI treats it alike)."""
-    inner = inspect.unwrap(dependency) if inspect.isfunction(dependency) else getattr(type(dependency), "__call__", dependency)
+    inner = inspect.unwrap(dependency) if inspect.isfunction(dependency) else _class_call(dependency, dependency)
     if inspect.isasyncgenfunction(inner):
         async def spy(*args, **kwargs):
             seen.append(1)
@@ -489,7 +494,7 @@ def _rows_of(response: httpx.Response) -> list:
 
 
 def _is_async(dependency) -> bool:
-    call = getattr(type(dependency), "__call__", None)
+    call = _class_call(dependency)
     return any(inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f)
                for f in (inspect.unwrap(dependency) if inspect.isfunction(dependency) else dependency, call))
 

@@ -272,7 +272,7 @@ def _radio(q: Question, value, looks: _Looks):
     import ipywidgets as w
 
     return w.RadioButtons(
-        options=[(f"{letter}. {_plain(text)}", letter) for letter, text in zip(LETTERS, q.options)],
+        options=[(f"{letter}. {_plain(text)}", letter) for letter, text in zip(LETTERS, q.options, strict=False)],
         value=value, layout=looks.full_width, style=looks.options, _dom_classes=("course-quiz-options",),
     )
 

@@ -21,7 +21,7 @@ def step_code(step: int) -> str:
     """The code of one step's solution cell, as the lesson shows it."""
     text = Path(__file__).read_text(encoding="utf-8")
     parts = _MARK.split(text.split(_BEGINS, 1)[1])
-    codes = {int(number): _NOQA.sub("", code).strip() for number, code in zip(parts[1::2], parts[2::2])}
+    codes = {int(number): _NOQA.sub("", code).strip() for number, code in zip(parts[1::2], parts[2::2], strict=True)}
     return codes[step]
 
 
