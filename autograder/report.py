@@ -199,7 +199,8 @@ def hidden_gate(name: str) -> None:
     hidden one builds on pass (so a blank notebook fails it), and says the rest is graded later."""
     check = registry.get(name)
     if check is None:
-        raise CheckFailed(f"there is no check named `{name}`: restore this test cell from a fresh copy of the notebook.")
+        raise CheckFailed(f"there is no check named `{name}`: "
+                          "restore this test cell from a fresh copy of the notebook.")
     waiting = [n for n in check.needs if not _latest.get(n, (False, ""))[0]]
     if waiting:
         titles = "; ".join(f"“{registry.get(n).title}”" for n in waiting)
