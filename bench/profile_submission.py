@@ -197,7 +197,8 @@ def main() -> None:
         submit_as(course, CORRECT_VARIANTS[0])
         student = CORRECT_VARIANTS[0].name
         bundle = task.AssignmentBundle.from_course(course, ASSIGNMENT)
-        submission = task.SubmissionBundle.from_folder(course / "submitted" / student / ASSIGNMENT, student, bundle.notebooks)
+        folder = course / "submitted" / student / ASSIGNMENT
+        submission = task.SubmissionBundle.from_folder(folder, student, bundle.notebooks)
         spare = None
         if args.spare == "warm":
             spare = kernel_pool.Spare(preload=() if args.no_preload else kernel_pool.PRELOAD)
@@ -244,7 +245,8 @@ def main() -> None:
             profiler.disable()
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(args.top)
-            print(f"\n== cProfile of the grader process, one more submission ({graded.seconds:.2f} s), top {args.top} cumulative")
+            print(f"\n== cProfile of the grader process, one more submission ({graded.seconds:.2f} s), "
+                  f"top {args.top} cumulative")
             print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:20000])
         finally:
             if spare is not None:
