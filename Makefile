@@ -2,6 +2,7 @@
 #   make lab    build the environment and open the lesson in JupyterLab
 #   make test   build the environment (and install chromium, postgresql, npm, bubblewrap and axe-core
 #               if missing) and run every test
+#   make lint   ruff and the import contracts (seconds; CI runs it before the tests)
 SHELL := /bin/bash
 ASSIGNMENT := $(shell sed -n 's/^ASSIGNMENT = "\(.*\)".*/\1/p' autograder/course.py)
 VENV := .venv
@@ -16,7 +17,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 # nbgrader runs tools (alembic) from the environment by name
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: env lab selfgrade reset test system-deps release lock assignment grade autograde feedback export clean
+.PHONY: env lab selfgrade reset lint test system-deps release lock assignment grade autograde feedback export clean
 
 env: $(VENV)/.installed
 
@@ -52,6 +53,12 @@ selfgrade: env
 
 reset: env
 	$(PY) -m autograder reset --to $(WORK)
+
+# The rules a machine enforces, in seconds: ruff (pyproject.toml's [tool.ruff]) and the
+# import contracts (pyproject.toml's [tool.importlinter]; tools/lint_contracts.py).
+lint: env
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # The tests also need Debian's chromium, postgresql and npm (installed here when missing),
 # and axe-core from npm for the browser test's accessibility checks (pinned in tests/package-lock.json).

@@ -37,7 +37,13 @@ c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", "/srv/nbgrader/exchange")
 # always kept, shortened (course_grade/nbgrader_ext/limit_output_size.py; c.LimitOutputSize.max_chars, etc.).
 from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
 from nbgrader.preprocessors import (  # noqa: E402
-    AssignLatePenalties, CheckCellMetadata, Execute, IgnorePattern, LimitOutput, SaveAutoGrades)
+    AssignLatePenalties,
+    CheckCellMetadata,
+    Execute,
+    IgnorePattern,
+    LimitOutput,
+    SaveAutoGrades,
+)
 
 from course_grade.nbgrader_ext.limit_output_size import LimitOutputSize  # noqa: E402
 

@@ -234,7 +234,7 @@ async def rerun(ns: dict, name: str, values: dict, seconds: float = RERUN_TIME_L
                     tree = ast.fix_missing_locations(_Rewrite(values).visit(tree))
                     code = compile(tree, RERUN_FILE, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
                     try:
-                        result = eval(code, scratch)  # noqa: S307 - the student's own cell, already run once
+                        result = eval(code, scratch)  # the student's own cell, already run once
                         if hasattr(result, "__await__"):
                             await result
                         error = None

@@ -29,12 +29,14 @@ import sys
 import tempfile
 
 import httpx
-from sqlalchemy import event, exc as sa_exc, text
+from sqlalchemy import event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
-from autograder import cells, db, explain, progress, reference as ref, registry, report
+from autograder import cells, db, explain, progress, registry, report
+from autograder import reference as ref
 from autograder.registry import STEP_NAMES
 from autograder.report import fail, guarded, hidden_gate, stand_in
 
@@ -109,9 +111,11 @@ def step1_database_url(ns: dict) -> None:
     if url.startswith("sqlite+aiosqlite:") and not url.startswith("sqlite+aiosqlite:///"):
         fail(f'`DATABASE_URL` ({url!r}) needs three slashes before the file\'s path: write "{want}".')
     if url.startswith("sqlite+aiosqlite://"):
-        fail(f'`DATABASE_URL` points at the wrong file ({url!r}); use exactly "{want}", the file the setup cell filled.')
+        fail(f'`DATABASE_URL` points at the wrong file ({url!r}); use exactly "{want}", '
+             "the file the setup cell filled.")
     if url.startswith("sqlite") and "aiosqlite" not in url:
-        fail(f'`DATABASE_URL` does not name the aiosqlite driver ({url!r}): the URL reads dialect+driver://location, so write "{want}".')
+        fail(f"`DATABASE_URL` does not name the aiosqlite driver ({url!r}): "
+             f'the URL reads dialect+driver://location, so write "{want}".')
     fail(f'`DATABASE_URL` is {url!r} but must be exactly "{want}".')
 
 
@@ -128,7 +132,8 @@ def step2_pool_size(ns: dict) -> None:
     if isinstance(size, str):
         fail(f"`POOL_SIZE` is the string {size!r}; write the number without quotes: POOL_SIZE = 5.")
     if isinstance(size, tuple):
-        fail(f"`POOL_SIZE` is a tuple {size!r} because of a comma after the number: remove the trailing comma, POOL_SIZE = 5.")
+        fail(f"`POOL_SIZE` is a tuple {size!r} because of a comma after the number: "
+             "remove the trailing comma, POOL_SIZE = 5.")
     if isinstance(size, bool) or not isinstance(size, int):
         fail(f"`POOL_SIZE` is a {type(size).__name__} ({size!r}); the pool size is a whole number: POOL_SIZE = 5.")
     if size != ref.POOL_SIZE:
@@ -243,7 +248,8 @@ def _check_pool(engine, size_wanted: int) -> None:
     if not isinstance(pool, QueuePool):
         kind = type(pool).__name__
         why = {
-            "StaticPool": "an in-memory SQLite URL gets a StaticPool (one shared connection); use the file URL from step 1",
+            "StaticPool": "an in-memory SQLite URL gets a StaticPool (one shared connection); "
+                          "use the file URL from step 1",
             "NullPool": "NullPool opens and closes a connection per use; remove `poolclass=NullPool`",
         }.get(kind, "remove any `poolclass=` argument")
         fail(f"`engine` has a {kind}, not a queue pool: {why}.")
@@ -327,7 +333,8 @@ def _dependency(ns: dict):
     if dependency is _MISSING:
         fail("`get_connection` is not defined: write the dependency `async def get_connection():` in the step 4 cell.")
     if not callable(dependency):
-        fail(f"`get_connection` is a {type(dependency).__name__}; it must be a function (async def get_connection(): ...).")
+        fail(f"`get_connection` is a {type(dependency).__name__}; "
+             "it must be a function (async def get_connection(): ...).")
     return dependency
 
 
@@ -370,12 +377,17 @@ async def _step4_engine(ns: dict):
         await substitute.dispose()
 
 
+def _class_call(obj, default=None):
+    """The `__call__` method of `obj`'s class (to read its code), or `default`."""
+    return getattr(type(obj), "__call__", default)  # noqa: B004 - fetches the method; not a callable() test
+
+
 def _code_objects(dependency) -> set:
     """The student's own code that runs when FastAPI calls `dependency` (a function, a
     partial, or an object whose class defines `__call__`): the innermost function of any
     decorator, since a decorator's wrapper runs even when the function itself never does."""
     found = set()
-    for item in (dependency, getattr(dependency, "func", None), getattr(type(dependency), "__call__", None)):
+    for item in (dependency, getattr(dependency, "func", None), _class_call(dependency)):
         if item is None or isinstance(item, type(object.__call__)):
             continue
         item = inspect.unwrap(getattr(item, "__func__", item))
@@ -411,7 +423,7 @@ def _watching(dependency):
 def _spy(dependency, seen: list):
     """A stand-in for `dependency` in `app.dependency_overrides` that notes each call and
     delegates to it (same kind of callable, same signature, so FastAPI treats it alike)."""
-    inner = inspect.unwrap(dependency) if inspect.isfunction(dependency) else getattr(type(dependency), "__call__", dependency)
+    inner = inspect.unwrap(dependency) if inspect.isfunction(dependency) else _class_call(dependency, dependency)
     if inspect.isasyncgenfunction(inner):
         async def spy(*args, **kwargs):
             seen.append(1)
@@ -465,7 +477,8 @@ def _rows_of(response: httpx.Response) -> list:
     except ValueError:
         fail("GET /items did not answer JSON: return the rows (a list of dicts) from the route.")
     if rows is None:
-        fail("GET /items answered null: the route function returns nothing; end it with `return result.mappings().all()`.")
+        fail("GET /items answered null: the route function returns nothing; "
+             "end it with `return result.mappings().all()`.")
     if rows == {}:
         fail(
             "GET /items answered {}, an empty JSON object: the route returned a result object, not its rows; "
@@ -487,7 +500,7 @@ def _rows_of(response: httpx.Response) -> list:
 
 
 def _is_async(dependency) -> bool:
-    call = getattr(type(dependency), "__call__", None)
+    call = _class_call(dependency)
     return any(inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f)
                for f in (inspect.unwrap(dependency) if inspect.isfunction(dependency) else dependency, call))
 
@@ -527,7 +540,8 @@ async def step4_app_has_items_route(ns: dict) -> None:
     if not failed and response.status_code == 422:
         fail(QUERY_PARAMETER)
     code = getattr(dependency, "__code__", None)
-    if getattr(dependency, "__wrapped__", None) is not None and code is not None and code.co_filename.endswith("contextlib.py"):
+    if (getattr(dependency, "__wrapped__", None) is not None and code is not None
+            and code.co_filename.endswith("contextlib.py")):
         fail(explain.CONTEXT_MANAGER_DEPENDENCY)
     if not _is_async(dependency):
         fail(
@@ -593,7 +607,8 @@ async def step4_items_reads_the_table(ns: dict) -> None:
     async with _step4_engine(ns):
         with db.rows_replaced(db.random_rows(7)) as rows:
             (response,) = await _get_items(app)
-            _assert_same_rows(_rows_of(response), rows, "With 7 new rows put in the table at grading time", fixed_list_likely=True)
+            _assert_same_rows(_rows_of(response), rows, "With 7 new rows put in the table at grading time",
+                              fixed_list_likely=True)
         with db.rows_replaced([]):
             (response,) = await _get_items(app)
             if _rows_of(response) != []:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 FIX_LEAK = "yield the connection inside `async with engine.connect() as conn:` so it is closed after every request."
 NO_DEPENDS = (
@@ -25,7 +25,8 @@ NO_DEPENDS = (
 )
 CONTEXT_MANAGER_DEPENDENCY = (
     "`get_connection` is decorated with @asynccontextmanager, so FastAPI hands the route a context manager, "
-    "not a connection: remove the decorator; an `async def` that yields is already a dependency FastAPI enters and leaves."
+    "not a connection: remove the decorator; "
+    "an `async def` that yields is already a dependency FastAPI enters and leaves."
 )
 
 
@@ -128,12 +129,14 @@ def _bad_return(c: Clue) -> str:
     kind = _type_name(c.returned)
     if kind == "Row":
         return ("the route returned SQLAlchemy `Row` objects, which FastAPI cannot turn into JSON objects: "
-                "return `result.mappings().all()` (one dict-like row each) instead of `result.fetchall()` or `result.all()`.")
+                "return `result.mappings().all()` (one dict-like row each) "
+                "instead of `result.fetchall()` or `result.all()`.")
     if kind in ("CursorResult", "Result", "MappingResult", "ScalarResult", "AsyncResult"):
         return ("the route returned the query's result object, not its rows: add `.all()`, "
                 "for example `return result.mappings().all()`.")
     if kind == "coroutine":
-        return "the route returned a coroutine: a call is missing its `await`, for example `result = await conn.execute(...)`."
+        return ("the route returned a coroutine: a call is missing its `await`, "
+                "for example `result = await conn.execute(...)`.")
     return (f"the route returned a {kind}, which FastAPI cannot turn into JSON: return the rows as a list of "
             "dicts, for example `result.mappings().all()`.")
 
@@ -142,7 +145,8 @@ def _no_table(c: Clue) -> str:
     found = re.search(r"no such table: (\w+)", c.text)
     name = found.group(1) if found else "?"
     if name != "items":
-        return f"the query reads a table called `{name}`, which does not exist: the lesson's table is `items` (SELECT * FROM items)."
+        return (f"the query reads a table called `{name}`, which does not exist: "
+                "the lesson's table is `items` (SELECT * FROM items).")
     return "the query found no `items` table: run the setup cell at the top of the notebook, then your cells again."
 
 
@@ -165,7 +169,8 @@ AT_REQUEST: list[Mistake] = [
             "the connection was never opened: `engine.connect()` on the async engine must be entered with "
             "`async with engine.connect() as conn:` (or awaited: `conn = await engine.connect()`)."),
     Mistake("sync_with_on_async",
-            lambda c: c.says("does not support the context manager protocol", "object does not support the context manager"),
+            lambda c: c.says("does not support the context manager protocol",
+                             "object does not support the context manager"),
             "`with` is the synchronous form: the async engine's connection is opened with "
             "`async with engine.connect() as conn:` inside `async def get_connection()`."),
     Mistake("context_manager_dependency", lambda c: c.says("GeneratorContextManager"), CONTEXT_MANAGER_DEPENDENCY),
@@ -198,7 +203,8 @@ AT_REQUEST: list[Mistake] = [
     Mistake("dict_of_row", lambda c: c.says("dictionary update sequence"),
             "`dict(row)` does not work on a SQLAlchemy `Row`: take the rows as mappings, "
             "`[dict(row) for row in result.mappings()]` or `result.mappings().all()`."),
-    Mistake("engine_given_to_route", lambda c: c.says("'AsyncEngine' object has no attribute", "'Engine' object has no attribute"),
+    Mistake("engine_given_to_route",
+            lambda c: c.says("'AsyncEngine' object has no attribute", "'Engine' object has no attribute"),
             "`get_connection` gave the route the engine itself, not a connection: yield a connection from "
             "`async with engine.connect() as conn:`."),
     Mistake("async_generator_called",
@@ -221,7 +227,8 @@ def _name_at_request(c: Clue) -> str:
         return (f"`{name}` was not defined when GET /items ran: run your step {earlier} cell until it runs without "
                 "an error, then the cells after it again.")
     if name in IMPORTS:
-        return f"`{name}` is not defined where your route or `get_connection` uses it: import it, `{IMPORTS[name]}`, and run that cell again."
+        return (f"`{name}` is not defined where your route or `get_connection` uses it: "
+                f"import it, `{IMPORTS[name]}`, and run that cell again.")
     return (f"`{name}` is not defined where your route or `get_connection` uses it: check its spelling "
             "(Python is case-sensitive) and run that cell again.")
 
@@ -300,7 +307,8 @@ def _name_error(c: Clue) -> str:
                 f"bottom, so define `{name}` above the code that uses it (the dependency above the route).")
     if name in DEFINED_IN_STEP and c.step > 1:
         earlier = DEFINED_IN_STEP[name]
-        return f"`{name}` was not defined when your step {c.step} cell ran: run the step {earlier} cell first, then this one."
+        return (f"`{name}` was not defined when your step {c.step} cell ran: "
+                f"run the step {earlier} cell first, then this one.")
     return f"`{name}` is not defined in your step {c.step} cell: check its spelling (Python is case-sensitive)."
 
 
@@ -326,26 +334,34 @@ IN_CELL: list[Mistake] = [
             "the URL is not in quotes, so Python reads it as code: write "
             'DATABASE_URL = "sqlite+aiosqlite:///./test.db" (a string, in quotes).'),
     Mistake("syntax_error", lambda c: c.any(SyntaxError),
-            lambda c: f"your step {c.step} cell is not valid Python ({raw(c.exc)}, line {getattr(c.exc, 'lineno', '?')}): fix that line and run the cell again."),
+            lambda c: f"your step {c.step} cell is not valid Python ({raw(c.exc)}, "
+                      f"line {getattr(c.exc, 'lineno', '?')}): fix that line and run the cell again."),
     Mistake("import_error", lambda c: c.any(ImportError), _import_error),
     Mistake("name_error", lambda c: c.any(NameError) and _missing_name(c) is not None, _name_error),
-    Mistake("parameter_without_depends", lambda c: c.named("FastAPIError") and c.says("Invalid args for response field"),
+    Mistake("parameter_without_depends",
+            lambda c: c.named("FastAPIError") and c.says("Invalid args for response field"),
             lambda c: _no_depends(c) if c.says("AsyncConnection", "Connection", "Session", "Engine") else
-            f"FastAPI could not use a type in your route ({raw(c.exc)}): annotate the connection parameter and give it `Depends(get_connection)`."),
+            f"FastAPI could not use a type in your route ({raw(c.exc)}): "
+            "annotate the connection parameter and give it `Depends(get_connection)`."),
     Mistake("dependency_called", lambda c: c.says("is not a callable object") and c.says("generator", "coroutine"),
             "`Depends(get_connection())` calls the dependency yourself: pass the function itself, "
             "`Depends(get_connection)`, and FastAPI calls it for every request."),
     Mistake("memory_url_pool_size", lambda c: c.says("pool_size") and c.says("StaticPool", "SingletonThreadPool"),
-            "an in-memory SQLite URL gets a pool without a size, so `pool_size` is rejected: use the file URL from step 1."),
-    Mistake("pool_size_positional", lambda c: c.says("positional argument") and c.says("create_async_engine", "create_engine"),
+            "an in-memory SQLite URL gets a pool without a size, so `pool_size` is rejected: "
+            "use the file URL from step 1."),
+    Mistake("pool_size_positional",
+            lambda c: c.says("positional argument") and c.says("create_async_engine", "create_engine"),
             "`create_async_engine` takes the URL as its only positional argument and the pool size as a keyword: "
             "`create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)`."),
-    Mistake("engine_awaited", lambda c: c.says("can't be used in 'await' expression", "object can't be awaited") and c.says("Engine"),
+    Mistake("engine_awaited",
+            lambda c: c.says("can't be used in 'await' expression", "object can't be awaited") and c.says("Engine"),
             "`create_async_engine(...)` is not awaited: it returns the engine at once; write "
             "`engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)` without `await`."),
     Mistake("unknown_engine_argument", lambda c: c.says("Invalid argument(s)") and c.says("create_engine"),
-            lambda c: f"`create_async_engine` does not take one of your arguments ({raw(c.exc)}): the pool's size is `pool_size=POOL_SIZE`."),
-    Mistake("sync_driver_for_async_engine", lambda c: c.says("is not async", "pysqlite") and c.named("InvalidRequestError"),
+            lambda c: f"`create_async_engine` does not take one of your arguments ({raw(c.exc)}): "
+                      "the pool's size is `pool_size=POOL_SIZE`."),
+    Mistake("sync_driver_for_async_engine",
+            lambda c: c.says("is not async", "pysqlite") and c.named("InvalidRequestError"),
             "`create_async_engine` needs an async driver: the URL must start with `sqlite+aiosqlite://` (step 1)."),
 ]
 

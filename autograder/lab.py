@@ -114,7 +114,7 @@ class Burst:
     @property
     def waits(self) -> list[float]:
         """Per request, in the order sent: seconds from sending it until it had a connection."""
-        return [got - sent for sent, got in zip(self.sent, self.checked_out)]
+        return [got - sent for sent, got in zip(self.sent, self.checked_out, strict=True)]
 
     def queued(self) -> list[bool]:
         """Per request, in the order sent: False for the first `limit` requests to get a
@@ -185,7 +185,7 @@ def plot_timelines(bursts: list[Burst]):
     top = max(max(b.peak for b in bursts), max((b.limit or 0) for b in bursts)) + 2
     fig, axes = plt.subplots(1, len(bursts), figsize=(4.2 * len(bursts), 3.6), sharex=True, sharey=True,
                              layout="constrained")
-    for ax, b in zip(axes, bursts):
+    for ax, b in zip(axes, bursts, strict=True):
         ax.step(b.times, b.counts, where="post", color="tab:blue", label="checked out")
         if b.limit is not None:
             ax.axhline(b.limit, color="tab:red", linestyle="--", label=f"limit = {b.limit}")

@@ -153,7 +153,8 @@ def _parse_answers(data: bytes, name: str) -> dict[str, str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise AnswersFileError(f"{unreadable} (its bytes are not UTF-8 text: {exc.reason} at byte {exc.start})") from None
+        raise AnswersFileError(
+            f"{unreadable} (its bytes are not UTF-8 text: {exc.reason} at byte {exc.start})") from None
     if not text.strip():
         raise AnswersFileError(f"{name} is empty")
     depth = deepest = 0
@@ -271,7 +272,7 @@ def _radio(q: Question, value, looks: _Looks):
     import ipywidgets as w
 
     return w.RadioButtons(
-        options=[(f"{letter}. {_plain(text)}", letter) for letter, text in zip(LETTERS, q.options)],
+        options=[(f"{letter}. {_plain(text)}", letter) for letter, text in zip(LETTERS, q.options, strict=False)],
         value=value, layout=looks.full_width, style=looks.options, _dom_classes=("course-quiz-options",),
     )
 
@@ -404,8 +405,10 @@ def build_practice(kind: str = "practice", looks: _Looks | None = None) -> list[
     views = []
     for q in load(kind):
         radio = _radio(q, None, looks)
-        hint = looks.html_widget(HINT.format(hint=_inline(q.hint)))  # a native disclosure: keyboard and screen readers know it
-        check = w.Button(description="Check", button_style="primary", tooltip=f"Check your answer to practice question {q.number}",
+        # a native disclosure: keyboard and screen readers know it
+        hint = looks.html_widget(HINT.format(hint=_inline(q.hint)))
+        check = w.Button(description="Check", button_style="primary",
+                         tooltip=f"Check your answer to practice question {q.number}",
                          layout=looks.plain, style=looks.button)
         feedback = looks.html_widget("", "course-quiz-live", "course-quiz-feedback")  # a live region (A11Y_SCRIPT)
 
@@ -417,7 +420,8 @@ def build_practice(kind: str = "practice", looks: _Looks | None = None) -> list[
 
         check.on_click(on_check)
         radio.observe(on_change, names="value")
-        box = _question_box([looks.html_widget(_header(q, kind), "course-quiz-header"), radio, hint, check, feedback], looks)
+        box = _question_box([looks.html_widget(_header(q, kind), "course-quiz-header"),
+                             radio, hint, check, feedback], looks)
         views.append(QuestionView(q, radio, feedback, box, check, feedback))
     return views
 
@@ -444,7 +448,8 @@ def build_test(path: str = ANSWERS_FILE, looks: _Looks | None = None) -> tuple[l
                 save_answer(q.id, change["new"], path)
                 status.value = f"<i>answer saved ({change['new']})</i>"
             except OSError as exc:
-                status.value = f"<b>could not save this answer</b> ({exc}): check that the notebook's folder is writable."
+                status.value = (f"<b>could not save this answer</b> ({exc}): "
+                                "check that the notebook's folder is writable.")
 
         radio.observe(on_change, names="value")
         box = _question_box([looks.html_widget(_header(q, "test"), "course-quiz-header"), radio, status], looks)

@@ -120,7 +120,7 @@ def _forget_traceback_sources() -> None:
                     value.clear()  # Source's per-class caches: parsed files, nodes by code position
         for node in _SHARED_AST_NODES:  # `executing` sets .parent on them too: it keeps the last tree alive
             node.__dict__.pop("parent", None)
-    except Exception:  # noqa: BLE001 - only ever a cost, never a failure of the check
+    except Exception:  # only ever a cost, never a failure of the check
         pass
 
 
@@ -199,7 +199,8 @@ def hidden_gate(name: str) -> None:
     hidden one builds on pass (so a blank notebook fails it), and says the rest is graded later."""
     check = registry.get(name)
     if check is None:
-        raise CheckFailed(f"there is no check named `{name}`: restore this test cell from a fresh copy of the notebook.")
+        raise CheckFailed(f"there is no check named `{name}`: "
+                          "restore this test cell from a fresh copy of the notebook.")
     waiting = [n for n in check.needs if not _latest.get(n, (False, ""))[0]]
     if waiting:
         titles = "; ".join(f"“{registry.get(n).title}”" for n in waiting)

@@ -21,14 +21,14 @@ def step_code(step: int) -> str:
     """The code of one step's solution cell, as the lesson shows it."""
     text = Path(__file__).read_text(encoding="utf-8")
     parts = _MARK.split(text.split(_BEGINS, 1)[1])
-    codes = {int(number): _NOQA.sub("", code).strip() for number, code in zip(parts[1::2], parts[2::2])}
+    codes = {int(number): _NOQA.sub("", code).strip() for number, code in zip(parts[1::2], parts[2::2], strict=True)}
     return codes[step]
 
 
 def step4(engine) -> dict:
     """Step 4's code run as it is, on `engine`: its names (`app`, `get_connection`, ...)."""
     namespace = {"engine": engine, "__name__": "lesson_app"}
-    exec(compile(step_code(4), "<the lesson's step 4>", "exec"), namespace)  # noqa: S102 - our own code
+    exec(compile(step_code(4), "<the lesson's step 4>", "exec"), namespace)  # our own code
     return namespace
 
 

@@ -55,7 +55,8 @@ def add_commands(commands) -> None:
                        ("reset", "start the lesson over: a fresh working copy (the old one is kept as a backup)")):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--course", type=Path, default=Path("."), help="the course repository (default: here)")
-        sub.add_argument("--to", type=Path, help="the folder of the copy, inside the course (default: workspace/connection-pooling)")
+        sub.add_argument("--to", type=Path,
+                         help="the folder of the copy, inside the course (default: workspace/connection-pooling)")
 
 
 def run_command(args) -> int:

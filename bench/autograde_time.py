@@ -20,8 +20,17 @@ import nbformat
 from nbclient import NotebookClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from course import (RELEASE_NB, answers_file, autograde, make_course, results, right_answers, solutions,  # noqa: E402
-                    student_notebook, submit)
+from course import (
+    RELEASE_NB,
+    answers_file,
+    autograde,
+    make_course,
+    results,
+    right_answers,
+    solutions,
+    student_notebook,
+    submit,
+)
 
 
 def bare_execution(nb, folder: Path) -> float:

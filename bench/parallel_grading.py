@@ -29,9 +29,9 @@ from __future__ import annotations
 import argparse
 import collections
 import csv
-import statistics
 import itertools
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,9 +42,9 @@ import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from autograde_time import bare_execution  # noqa: E402
-from course import ASSIGNMENT, BIN, autograde, graded_cells, make_course, results, submit_as, tool_env  # noqa: E402
-from submissions import CORRECT_VARIANTS, QUIZ_CASES, WRONG  # noqa: E402
+from autograde_time import bare_execution
+from course import ASSIGNMENT, BIN, autograde, graded_cells, make_course, results, submit_as, tool_env
+from submissions import CORRECT_VARIANTS, QUIZ_CASES, WRONG
 
 
 def _bare_run(task: tuple[str, str]) -> float:
@@ -156,7 +156,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2,
                         help="alternating runs of sequential nbgrader and the Dask command (best of each is shown)")
     parser.add_argument("--quick", action="store_true",
-                        help="only sequential nbgrader and the Dask command (e.g. with more submissions: fixed costs amortised)")
+                        help="only sequential nbgrader and the Dask command "
+                             "(e.g. with more submissions: fixed costs amortised)")
     args = parser.parse_args()
     pool = CORRECT_VARIANTS + WRONG + QUIZ_CASES
     chosen = list(itertools.islice(itertools.cycle(pool), args.submissions))
@@ -231,7 +232,8 @@ def main() -> None:
     with_feedback(wall, n, args.jobs)
     one = wall["dask one worker"] / n
     print(f"\n{'per-submission cost':<52} {'cost':>8} {'floor':>9} {'ratio':>9}")
-    print(f"{'one worker (wall / N) vs bare nbclient, one at a time':<52} {one:7.2f}s {floor:8.2f}s {one / floor:8.2f}x")
+    label = "one worker (wall / N) vs bare nbclient, one at a time"
+    print(f"{label:<52} {one:7.2f}s {floor:8.2f}s {one / floor:8.2f}x")
     sys.stdout.flush()
     print("\nSelf-grading (bench/selfgrade.py):", flush=True)
     subprocess.run([sys.executable, str(ROOT / "bench" / "selfgrade.py")], check=False)

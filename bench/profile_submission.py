@@ -32,12 +32,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from course import ASSIGNMENT, make_course, submit_as  # noqa: E402
-from submissions import CORRECT_VARIANTS  # noqa: E402
+from course import ASSIGNMENT, make_course, submit_as
+from submissions import CORRECT_VARIANTS
 
+from course_grade.engine import task
 from course_grade.kernels import spares as kernel_pool
 from course_grade.nbgrader_ext import pooled_execute
-from course_grade.engine import task  # noqa: E402
 
 
 class Phases:
@@ -101,9 +101,8 @@ class Phases:
 
 def instrument(phases: Phases) -> None:
     import nbclient.client
-    from nbconvert.preprocessors import ExecutePreprocessor
     from nbconvert.exporters import Exporter
-    from nbconvert.preprocessors import Preprocessor
+    from nbconvert.preprocessors import ExecutePreprocessor, Preprocessor
     from nbgrader.apps.api import NbGraderAPI
     from nbgrader.converters.autograde import Autograde
     from nbgrader.converters.base import BaseConverter
@@ -200,7 +199,8 @@ def main() -> None:
         submit_as(course, CORRECT_VARIANTS[0])
         student = CORRECT_VARIANTS[0].name
         bundle = task.AssignmentBundle.from_course(course, ASSIGNMENT)
-        submission = task.SubmissionBundle.from_folder(course / "submitted" / student / ASSIGNMENT, student, bundle.notebooks)
+        folder = course / "submitted" / student / ASSIGNMENT
+        submission = task.SubmissionBundle.from_folder(folder, student, bundle.notebooks)
         spare = None
         if args.spare == "warm":
             spare = kernel_pool.Spare(preload=() if args.no_preload else kernel_pool.PRELOAD)
@@ -247,7 +247,8 @@ def main() -> None:
             profiler.disable()
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(args.top)
-            print(f"\n== cProfile of the grader process, one more submission ({graded.seconds:.2f} s), top {args.top} cumulative")
+            print(f"\n== cProfile of the grader process, one more submission ({graded.seconds:.2f} s), "
+                  f"top {args.top} cumulative")
             print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:20000])
         finally:
             if spare is not None:

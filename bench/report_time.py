@@ -44,13 +44,16 @@ def main() -> int:
         built = time.perf_counter()
         html_path, csv_path = item_report.write(analysis, course / "reports")
         written = time.perf_counter()
-        print(f"course made in {made - start:.1f} s; {args.students} submissions fabricated in {fabricated - made:.1f} s")
-        print(f"build  {built - fabricated:6.2f} s  (gradebook, {args.students} autograded notebooks, answers, report csv)")
+        print(f"course made in {made - start:.1f} s; "
+              f"{args.students} submissions fabricated in {fabricated - made:.1f} s")
+        print(f"build  {built - fabricated:6.2f} s  "
+              f"(gradebook, {args.students} autograded notebooks, answers, report csv)")
         print(f"write  {written - built:6.2f} s")
         total = written - fabricated
         size = html_path.stat().st_size
         print(f"total  {total:6.2f} s  (target < 10 s: {'ok' if total < 10 else 'OVER'})")
-        print(f"HTML   {size / 1e6:6.3f} MB (target < 2 MB: {'ok' if size < 2e6 else 'OVER'}), CSV {csv_path.stat().st_size / 1e3:.1f} kB")
+        print(f"HTML   {size / 1e6:6.3f} MB (target < 2 MB: {'ok' if size < 2e6 else 'OVER'}), "
+              f"CSV {csv_path.stat().st_size / 1e3:.1f} kB")
         if args.keep:
             print(f"report: {html_path}")
     return 0

@@ -77,70 +77,82 @@ def hint(text: str) -> str:
 # (never in release/ or the installed autograder package). Question text: autograder/quiz.toml.
 QUIZ_KEY = {
     "url_driver": ("what `aiosqlite` names in the database URL", "B",
-        "A URL reads dialect+driver://location: `sqlite` is the dialect, `aiosqlite` the driver library that talks to SQLite asynchronously, and `./test.db` the file.", {
+        "A URL reads dialect+driver://location: `sqlite` is the dialect, `aiosqlite` the driver library that talks "
+        "to SQLite asynchronously, and `./test.db` the file.", {
         "A": "The dialect is `sqlite`, the part before the `+`.",
         "B": "Right: `aiosqlite` is the async driver library.",
         "C": "The file is `./test.db`, after the slashes.",
         "D": "The URL names no pool: the engine picks the pool class (AsyncAdaptedQueuePool for a file).",
     }),
     "what_is_pooled": ("what the engine's pool holds", "B",
-        "The pool holds open database connections and lends each to one user at a time, taking it back to lend again.", {
+        "The pool holds open database connections and lends each to one user at a time, "
+        "taking it back to lend again.", {
         "A": "Nothing caches HTTP responses here; every request runs its query.",
         "B": "Right: open connections, lent out and reused.",
         "C": "Results are not cached: each execute runs the SQL again on a pooled connection.",
         "D": "Dependencies are plain functions FastAPI calls; the pool holds connections.",
     }),
     "asgi_transport": ("what ASGITransport does", "B",
-        "ASGITransport calls the ASGI app directly in the same process and event loop: no server starts and nothing goes over the network.", {
+        "ASGITransport calls the ASGI app directly in the same process and event loop: no server starts and nothing "
+        "goes over the network.", {
         "A": "No server starts: the transport calls the app object itself.",
         "B": "Right: requests go straight to the app, in-process.",
         "C": "No socket is opened; the base_url is only used to build the request.",
         "D": "The app runs unchanged, with its real database.",
     }),
     "yield_cleanup": ("when code after `yield` runs", "D",
-        "With a default Depends, FastAPI resumes the dependency after the response has been sent, so the connection is given back once the request is done.", {
+        "With a default Depends, FastAPI resumes the dependency after the response has been sent, so the connection "
+        "is given back once the request is done.", {
         "A": "The code before `yield` runs before the route; the code after runs later.",
         "B": "It runs at the end of every request, not at shutdown (that would be a lifespan handler).",
         "C": "It runs after every request, whether or not the route raised.",
         "D": "Right: after the response has been sent.",
     }),
     "return_in_async_with": ("why `return` inside `async with` breaks", "C",
-        "`return` leaves the `async with` block at once, and leaving it closes the connection: the route receives a closed connection and fails with ResourceClosedError. `yield` keeps the block open while the route runs.", {
+        "`return` leaves the `async with` block at once, and leaving it closes the connection: the route receives a "
+        "closed connection and fails with ResourceClosedError. `yield` keeps the block open while the route runs.", {
         "A": "`return` is fine in an async function; the problem is where it leaves the block.",
-        "B": "FastAPI accepts dependencies that return values; a return is only wrong inside the `async with` that owns the connection.",
+        "B": "FastAPI accepts dependencies that return values; a return is only wrong inside the `async with` that "
+             "owns the connection.",
         "C": "Right: the block closes the connection before the route uses it.",
         "D": "The connection is closed and given back at once, so the pool does not run out.",
     }),
     "pool_timeout": ("what a request does when the pool is exhausted", "C",
-        "A request that finds every connection checked out waits up to pool_timeout seconds (30 by default) for one to come back, then fails with sqlalchemy.exc.TimeoutError; the app keeps running.", {
+        "A request that finds every connection checked out waits up to pool_timeout seconds (30 by default) for one "
+        "to come back, then fails with sqlalchemy.exc.TimeoutError; the app keeps running.", {
         "A": "The wait is bounded by pool_timeout.",
         "B": "pool_size + max_overflow = 15 is the most the pool will open.",
         "C": "Right: it waits pool_timeout, then raises TimeoutError.",
         "D": "Only that request fails; the process carries on.",
     }),
     "max_overflow": ("how many connections pool_size=5 allows", "A",
-        "max_overflow defaults to 10, so the engine keeps 5 connections and opens up to 10 more under load: 15 at once.", {
+        "max_overflow defaults to 10, so the engine keeps 5 connections and opens up to 10 more under load: 15 at "
+        "once.", {
         "A": "Right: 5 + 10 = 15.",
         "B": "pool_size is what stays open, not the limit: max_overflow (10) more can open.",
         "C": "10 is max_overflow alone; add the 5 of pool_size.",
         "D": "A queue pool has a limit unless pool_size=0 or max_overflow=-1.",
     }),
     "checkedout": ("checkedout() and checkedin() after three requests", "C",
-        "Requests one after another reuse one connection: each checks it out and the yield dependency gives it back, so nothing is checked out (0) and one idle connection waits in the pool (1).", {
+        "Requests one after another reuse one connection: each checks it out and the yield dependency gives it back, "
+        "so nothing is checked out (0) and one idle connection waits in the pool (1).", {
         "A": "The yield dependency gave each connection back: none stays checked out.",
         "B": "Given back is not closed: the pool keeps the connection open for reuse.",
         "C": "Right: 0 lent out, 1 kept open in the pool.",
         "D": "Every connection was given back after its request.",
     }),
     "workers_multiply": ("connections across worker processes", "D",
-        "Each process has its own engine and pool, each allowing pool_size + max_overflow = 15 connections, so 4 workers can open 4 x 15 = 60.", {
+        "Each process has its own engine and pool, each allowing pool_size + max_overflow = 15 connections, so 4 "
+        "workers can open 4 x 15 = 60.", {
         "A": "5 is one pool's kept connections; there are 4 pools, each with overflow.",
         "B": "15 is one process's limit; pools are not shared between processes.",
         "C": "4 x 5 = 20 forgets max_overflow: each pool can open 10 more.",
         "D": "Right: 4 x (5 + 10) = 60.",
     }),
     "pre_ping": ("which option replaces dead connections", "D",
-        "pool_pre_ping=True makes the pool test each connection as it is checked out and silently replace one that is dead. pool_recycle (for example 300) also helps, by replacing connections older than that many seconds before the server drops them.", {
+        "pool_pre_ping=True makes the pool test each connection as it is checked out and silently replace one that "
+        "is dead. pool_recycle (for example 300) also helps, by replacing connections older than that many seconds "
+        "before the server drops them.", {
         "A": "pool_timeout is how long a request waits for a free connection; it does not test connections.",
         "B": "max_overflow limits extra connections; it does not test them.",
         "C": "pool_size=0 removes the limit on connections; it does not test them.",
@@ -168,7 +180,8 @@ def quiz_checks() -> list:
             "### END HIDDEN TESTS",
         ])
         grade_id = f"quiz{q.number:02d}_{q.id}"
-        cells.append(new_code_cell(source, id=grade_id, metadata=_nbgrader(grade_id, grade=True, locked=True, points=1)))
+        metadata = _nbgrader(grade_id, grade=True, locked=True, points=1)
+        cells.append(new_code_cell(source, id=grade_id, metadata=metadata))
     return cells
 
 
@@ -252,7 +265,8 @@ SQLAlchemy finds a database from a URL of the form `dialect+driver://location`:
 
 **Your task:** create a variable `DATABASE_URL` holding exactly the string
 `"sqlite+aiosqlite:///./test.db"`.
-""" + "\n\n" + hint("""
+"""  # noqa: E501 - a markdown table row cannot wrap
+        + "\n\n" + hint("""
 A string assignment: `DATABASE_URL = "sqlite+aiosqlite:///./test.db"`. Check the `+` between
 dialect and driver, and the three slashes before `./test.db`.
 """)),

@@ -246,13 +246,14 @@ connection is leaked on purpose, as a buggy route would: checked out with
 `await engine.connect()`, used for a query, and then its only reference is dropped with `del`
 instead of `close()`.
 
-Running a query begins a transaction, and the connection and its transaction object refer
-to each other: a *reference cycle*. So `del` alone does not free the connection: Python
-frees objects in a cycle only when its garbage collector runs, which may be much later. `gc.collect()` makes that happen now. At
-that moment SQLAlchemy finds the lost connection. With an async driver such as aiosqlite it
-cannot do async clean-up from inside the garbage collector, so it does not return the
-connection to the pool: it terminates it, and it warns you. The cell counts the connections
-checked out after each line, and prints the warning (and the matching line SQLAlchemy logs).
+Running a query begins a transaction, and the connection and its transaction object refer to
+each other: a *reference cycle*. So `del` alone does not free the connection: Python frees
+objects in a cycle only when its garbage collector runs, which may be much later.
+`gc.collect()` makes that happen now. At that moment SQLAlchemy finds the lost connection.
+With an async driver such as aiosqlite it cannot do async clean-up from inside the garbage
+collector, so it does not return the connection to the pool: it terminates it, and it warns
+you. The cell counts the connections checked out after each line, and prints the warning
+(and the matching line SQLAlchemy logs).
 """),
     code("leak_run", '''
 leaky = create_async_engine(DATABASE_URL)

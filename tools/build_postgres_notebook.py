@@ -276,7 +276,7 @@ Disposing the engine closes the connections its pool keeps open, on the server t
 await engine.dispose()
 print("engine disposed; checked in now:", engine.pool.checkedin())
 """),
-    md("wrap-up", f"""
+    md("wrap-up", """
 ## Wrap-up
 
 - The app code does not change with the database: only the URL does

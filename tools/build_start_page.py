@@ -14,7 +14,7 @@ LESSON = "../workspace/connection-pooling/connection-pooling.ipynb"
 
 
 CELLS = [
-    md("welcome", f"""
+    md("welcome", """
 # Connection pooling in FastAPI
 
 Welcome. In this course you build a small FastAPI service that reads a database through a
@@ -39,7 +39,7 @@ server to run, nothing to install beyond this environment.
 
 Open the lesson with the link in the table (it is your own copy, made by the cell below if it
 is missing). Run its cells from top to bottom: *Run → Run All Cells* re-runs everything.
-"""),
+"""),  # noqa: E501 - a markdown table row cannot wrap
     code("make_copy", """
 # Makes your working copy of the lesson if it is missing; never overwrites your work.
 from pathlib import Path
