@@ -106,7 +106,7 @@ class PrivateNamesContract(Contract):
     allow = fields.SetField(subfield=fields.StringField(), required=False, default=set())
 
     def check(self, graph, verbose: bool) -> ContractCheck:
-        modules = set(graph.modules)
+        modules = {m for m in graph.modules if not graph.is_module_squashed(m)}  # not external packages
         uses, unreadable = [], []
         for importer in sorted(modules):
             path = _module_file(importer)

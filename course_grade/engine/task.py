@@ -63,7 +63,6 @@ def _make_feedback(api, assignment: str, student: str, folder: Path, out: Graded
     pure Python that no timer can stop in a thread. Returns False when the deadline came first.
     The child sends back the templates it compiled, so this process's cache stays warm
     (course_grade/nbgrader_ext/cached_templates_html_exporter.py)."""
-    import base64
 
     from course_grade.nbgrader_ext import cached_templates_html_exporter as feedback_exporter
 
@@ -79,8 +78,7 @@ def _make_feedback(api, assignment: str, student: str, folder: Path, out: Graded
                 warnings.simplefilter("ignore")
                 made = api.generate_feedback(assignment, student)
             if made.get("success"):
-                store = {k: base64.b64encode(v).decode() for k, v in feedback_exporter._CACHE.store.items()}
-                compiled.write_text(json.dumps(store))
+                compiled.write_text(json.dumps(feedback_exporter.compiled_templates()))
                 code = 0
         except BaseException:  # noqa: BLE001 - the exit status says it failed
             pass
@@ -93,9 +91,7 @@ def _make_feedback(api, assignment: str, student: str, folder: Path, out: Graded
     if status == 0 and folder.is_dir():
         out.feedback, out.feedback_modes = read_files(folder), file_modes(folder)
         try:
-            store = json.loads(compiled.read_text())
-            with feedback_exporter._CACHE.lock:
-                feedback_exporter._CACHE.store.update({k: base64.b64decode(v) for k, v in store.items()})
+            feedback_exporter.add_compiled_templates(json.loads(compiled.read_text()))
         except (OSError, ValueError):
             pass
     return True

@@ -15,6 +15,7 @@ nbconvert's own.
 """
 from __future__ import annotations
 
+import base64
 import threading
 
 import jinja2
@@ -42,6 +43,19 @@ class _MemoryBytecodeCache(jinja2.BytecodeCache):
 
 
 _CACHE = _MemoryBytecodeCache()
+
+
+def compiled_templates() -> dict[str, str]:
+    """This process's compiled templates, as JSON-ready text (to send to another process)."""
+    with _CACHE.lock:
+        return {key: base64.b64encode(data).decode() for key, data in _CACHE.store.items()}
+
+
+def add_compiled_templates(sent: dict[str, str]) -> None:
+    """Keep templates another process compiled (`compiled_templates()`'s result)."""
+    decoded = {key: base64.b64decode(data) for key, data in sent.items()}
+    with _CACHE.lock:
+        _CACHE.store.update(decoded)
 
 
 class CachedTemplatesHTMLExporter(HTMLExporter):
