@@ -23,7 +23,6 @@ from autograder.report import fail, guarded
 
 ANSWERS_FILE = "quiz_answers.json"
 LETTERS = "ABCD"
-DIFFICULTIES = ("easy", "medium", "hard")
 
 
 # ------------------------------------------------------------------------------ the data
