@@ -491,7 +491,7 @@ def verdict(qid: str, correct: str, explanation: str, why: dict[str, str], answe
     return None
 
 
-# how a damaged answers file is fixed (the end of its message; course_grade/item_analysis.py finds it)
+# how a damaged answers file is fixed (the end of its message)
 REANSWER = "answer the quiz again in the notebook (each click rewrites the file)"
 UNANSWERED = "Question {number} is not answered yet: choose an answer above; each click saves it."
 
