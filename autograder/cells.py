@@ -25,7 +25,6 @@ import threading
 from dataclasses import dataclass
 
 _FLAGS = ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-_MISSING = object()
 
 
 @dataclass

@@ -65,24 +65,28 @@ FIXED_LIST = (
     "{when}, GET /items returned other rows: read them from the database with "
     "SELECT * FROM items on every request instead of returning a fixed or saved list."
 )
-NO_DEPENDS = explain.NO_DEPENDS
+NO_DEPENDS = explain.named("dependency_opened_by_hand")
 # a cell that adds a route to an app, for "did the student's step 4 cell fail?"
 _ROUTE_CODE = r"@\w+\.(get|api_route|route)\(|\.(include_router|add_api_route|mount)\("
 
 ready = hidden_gate  # the visible part of a hidden check's cell: checks.ready("name")
 
 
-def _cell_failed(step: int, ns: dict, also: str | None = None) -> None:
+def _fail(said: explain.Said) -> None:
+    fail(said.message, said.mistake)
+
+
+def _cell_failed(step: int, also: str | None = None) -> None:
     run = cells.raised(STEP_NAMES[step], also)
     if run is not None:
-        fail(explain.in_cell(step, run.error, ns, run.source))
+        _fail(explain.in_cell(step, run.error, run.source))
 
 
 # --------------------------------------------------------------------------- step 1 and 2
 
 @check(step=1, points=1, description='DATABASE_URL is exactly "sqlite+aiosqlite:///./test.db"')
 def step1_database_url(ns: dict) -> None:
-    _cell_failed(1, ns)
+    _cell_failed(1)
     url = ns.get("DATABASE_URL", _MISSING)
     want = ref.DATABASE_URL
     if url is _MISSING:
@@ -123,21 +127,21 @@ def _pool_size_ok(value) -> bool:
     return type(value) is int and value == ref.POOL_SIZE
 
 
-@check(step=2, points=1, description="POOL_SIZE is the integer 5")
+@check(step=2, points=1, description=f"POOL_SIZE is the integer {ref.POOL_SIZE}")
 def step2_pool_size(ns: dict) -> None:
-    _cell_failed(2, ns)
+    _cell_failed(2)
     size = ns.get("POOL_SIZE", _MISSING)
+    want = f"POOL_SIZE = {ref.POOL_SIZE}"
     if size is _MISSING:
-        fail("`POOL_SIZE` is not defined: write POOL_SIZE = 5 in the step 2 cell and run it.")
+        fail(f"`POOL_SIZE` is not defined: write {want} in the step 2 cell and run it.")
     if isinstance(size, str):
-        fail(f"`POOL_SIZE` is the string {size!r}; write the number without quotes: POOL_SIZE = 5.")
+        fail(f"`POOL_SIZE` is the string {size!r}; write the number without quotes: {want}.")
     if isinstance(size, tuple):
-        fail(f"`POOL_SIZE` is a tuple {size!r} because of a comma after the number: "
-             "remove the trailing comma, POOL_SIZE = 5.")
+        fail(f"`POOL_SIZE` is a tuple {size!r} because of a comma after the number: remove the trailing comma, {want}.")
     if isinstance(size, bool) or not isinstance(size, int):
-        fail(f"`POOL_SIZE` is a {type(size).__name__} ({size!r}); the pool size is a whole number: POOL_SIZE = 5.")
+        fail(f"`POOL_SIZE` is a {type(size).__name__} ({size!r}); the pool size is a whole number: {want}.")
     if size != ref.POOL_SIZE:
-        fail(f"`POOL_SIZE` is {size}; this lesson's pool keeps 5 connections: POOL_SIZE = 5.")
+        fail(f"`POOL_SIZE` is {size}; this lesson's pool keeps {ref.POOL_SIZE} connections: {want}.")
 
 
 # --------------------------------------------------------------------------------- step 3
@@ -153,8 +157,7 @@ def _standing_in(ns: dict) -> dict:
 
 
 def _steps_named(values: dict) -> str:
-    steps = {"DATABASE_URL": 1, "POOL_SIZE": 2}
-    return " and ".join(f"step {steps[k]}" for k in values)
+    return " and ".join(f"step {registry.defined_in(k)}" for k in values)
 
 
 @contextlib.asynccontextmanager
@@ -163,7 +166,7 @@ async def _step3_engine(ns: dict):
     wrong, the student's step-3 code run again with the correct values standing in."""
     values = _standing_in(ns)
     if not values:
-        _cell_failed(3, ns)
+        _cell_failed(3)
         engine = ns.get("engine", _MISSING)
         if engine is _MISSING:
             fail(f"`engine` is not defined: create it in the step 3 cell with {STEP3_HOW} and run it.")
@@ -175,9 +178,10 @@ async def _step3_engine(ns: dict):
     rebuilt, error = await cells.rerun(ns, "engine", values)
     try:
         if error is not None or rebuilt is None:
-            why = explain.in_cell(3, error, ns, cells.latest("engine").source) if error else (
+            why = explain.in_cell(3, error, cells.latest("engine").source) if error else explain.Said(
                 f"`engine` is not defined: create it in the step 3 cell with {STEP3_HOW} and run it.")
-            fail(f"{why} (Step 3 was run again with the correct {names} standing in for {_steps_named(values)}.)")
+            fail(f"{why.message} (Step 3 was run again with the correct {names} standing in for {_steps_named(values)}.)",
+                 why.mistake)
         stand_in(f"Step 3 is graded with the correct {names} standing in for yours: fix {_steps_named(values)}, "
                  "then run step 3 again.")
         yield rebuilt
@@ -318,7 +322,7 @@ def _step4(ns: dict):
     """The student's app, after their step-4 cells ran without error."""
     from fastapi import FastAPI
 
-    _cell_failed(4, ns, also=_ROUTE_CODE)
+    _cell_failed(4, also=_ROUTE_CODE)
     app = ns.get("app", _MISSING)
     if app is _MISSING:
         fail("`app` is not defined: create it in the step 4 cell with app = FastAPI() and run the cell.")
@@ -452,9 +456,9 @@ async def _get_items(app, count: int = 1) -> list[httpx.Response]:
             async with asyncio.timeout(ref.CHECK_TIME_LIMIT):
                 return await asyncio.gather(*(client.get("/items") for _ in range(count)))
         except Exception as exc:  # the app's own exception, re-raised by ASGITransport
-            if report.latest("step4_app_has_items_route") == (False, NO_DEPENDS):
-                fail(NO_DEPENDS)  # the route fails because it does not use get_connection
-            fail(explain.at_request(exc))
+            if report.latest("step4_app_has_items_route") == (False, NO_DEPENDS.message):
+                _fail(NO_DEPENDS)  # the route fails because it does not use get_connection
+            _fail(explain.at_request(exc))
 
 
 QUERY_PARAMETER = (
@@ -540,15 +544,14 @@ async def step4_app_has_items_route(ns: dict) -> None:
     if not failed and response.status_code == 422:
         fail(QUERY_PARAMETER)
     code = getattr(dependency, "__code__", None)
-    if (getattr(dependency, "__wrapped__", None) is not None and code is not None
-            and code.co_filename.endswith("contextlib.py")):
-        fail(explain.CONTEXT_MANAGER_DEPENDENCY)
+    if getattr(dependency, "__wrapped__", None) is not None and code is not None and code.co_filename.endswith("contextlib.py"):
+        _fail(explain.named("context_manager_dependency"))
     if not _is_async(dependency):
         fail(
             "`get_connection` is a plain `def`, but the async engine's connection needs `async with`: write "
             "`async def get_connection():` with `async with engine.connect() as conn: yield conn`."
         )
-    fail(NO_DEPENDS)
+    _fail(NO_DEPENDS)
 
 
 def _normal(row: dict):

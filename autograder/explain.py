@@ -17,6 +17,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from autograder import registry
+
 FIX_LEAK = "yield the connection inside `async with engine.connect() as conn:` so it is closed after every request."
 NO_DEPENDS = (
     "GET /items does not take its connection from `get_connection`: give the route the parameter "
@@ -41,7 +43,6 @@ class Clue:
     returned: object = None
     codes: tuple = ()
     step: int = 0
-    ns: dict | None = None
     source: str = ""
 
     def any(self, kind) -> bool:
@@ -71,6 +72,13 @@ class Mistake:
 
     def say(self, clue: Clue) -> str:
         return self.message(clue) if callable(self.message) else self.message
+
+
+@dataclass(frozen=True)
+class Said:
+    """A sentence for the student, and the key of the named mistake it names (None: none)."""
+    message: str
+    mistake: str | None = None
 
 
 def _chain(exc: BaseException) -> tuple[BaseException, ...]:
@@ -107,11 +115,11 @@ def _students(filename: str) -> bool:
     return filename.startswith("<") or "ipykernel" in filename or "ipython-input" in filename
 
 
-def clue(exc: BaseException, *, step: int = 0, ns: dict | None = None, source: str = "") -> Clue:
+def clue(exc: BaseException, *, step: int = 0, source: str = "") -> Clue:
     chain = _chain(exc)
     codes = tuple(frame.f_code for frame in _frames(exc))
     files = tuple(frame.f_code.co_filename for e in chain for frame in _frames(e))
-    return Clue(exc, str(exc), chain, files, _returned(chain), codes, step, ns, source)
+    return Clue(exc, str(exc), chain, files, _returned(chain), codes, step, source)
 
 
 def raw(exc: BaseException) -> str:
@@ -222,8 +230,8 @@ AT_REQUEST: list[Mistake] = [
 
 def _name_at_request(c: Clue) -> str:
     name = _missing_name(c) or "?"
-    if name in DEFINED_IN_STEP:
-        earlier = DEFINED_IN_STEP[name]
+    earlier = _defined_earlier(name)
+    if earlier is not None:
         return (f"`{name}` was not defined when GET /items ran: run your step {earlier} cell until it runs without "
                 "an error, then the cells after it again.")
     if name in IMPORTS:
@@ -239,19 +247,19 @@ def _sa_timeout():
     return PoolTimeout
 
 
-def named_at_request(exc: BaseException) -> str | None:
-    """The sentence of the named mistake an error raised while the app answered GET /items
-    shows, or None when it is none of them."""
+def named_at_request(exc: BaseException) -> Said | None:
+    """The named mistake an error raised while the app answered GET /items shows, or None
+    when it is none of them."""
     c = clue(exc)
     for mistake in AT_REQUEST:
         if mistake.matches(c):
-            return mistake.say(c)
+            return Said(mistake.say(c), mistake.key)
     return None
 
 
-def at_request(exc: BaseException) -> str:
+def at_request(exc: BaseException) -> Said:
     """One sentence for an error raised while the app answered GET /items."""
-    return named_at_request(exc) or (
+    return named_at_request(exc) or Said(
         f"GET /items failed with {raw(exc)}: run your cell that calls /items to see the whole error, "
         "and compare your route and `get_connection` with the hint of step 4.")
 
@@ -269,7 +277,7 @@ def request_failed(exc: BaseException):
     said = named_at_request(exc)
     if said is None:
         raise exc
-    raise RequestFailed(f"GET /items failed: {said} ({raw(exc)})") from None
+    raise RequestFailed(f"GET /items failed: {said.message} ({raw(exc)})") from None
 
 
 # ------------------------------------------------------------------- errors in a step cell
@@ -288,7 +296,10 @@ IMPORTS = {
 }
 
 
-DEFINED_IN_STEP = {"DATABASE_URL": 1, "POOL_SIZE": 2, "engine": 3}  # the names the lesson's steps define
+def _defined_earlier(name: str) -> int | None:
+    """The step that defines `name` when it is one the route's step builds on, else None."""
+    step = registry.defined_in(name)
+    return step if step is not None and step < max(registry.STEPS) else None
 
 
 def _missing_name(c: Clue) -> str | None:
@@ -305,10 +316,9 @@ def _name_error(c: Clue) -> str:
     if c.source and re.search(rf"^\s*(async\s+def|def|class)\s+{name}\b|^\s*{name}\s*=", c.source, re.M):
         return (f"`{name}` was used before your step {c.step} cell defined it: Python runs a cell from top to "
                 f"bottom, so define `{name}` above the code that uses it (the dependency above the route).")
-    if name in DEFINED_IN_STEP and c.step > 1:
-        earlier = DEFINED_IN_STEP[name]
-        return (f"`{name}` was not defined when your step {c.step} cell ran: "
-                f"run the step {earlier} cell first, then this one.")
+    earlier = _defined_earlier(name)
+    if earlier is not None and c.step > 1:
+        return f"`{name}` was not defined when your step {c.step} cell ran: run the step {earlier} cell first, then this one."
     return f"`{name}` is not defined in your step {c.step} cell: check its spelling (Python is case-sensitive)."
 
 
@@ -366,14 +376,22 @@ IN_CELL: list[Mistake] = [
 ]
 
 
-def in_cell(step: int, exc: BaseException, ns: dict | None = None, source: str = "") -> str:
+def named(key: str) -> Said:
+    """The named mistake `key`, one whose message is a fixed sentence."""
+    mistake = next((m for m in [*AT_REQUEST, *IN_CELL] if m.key == key), None)
+    if mistake is None or callable(mistake.message):
+        raise KeyError(f"no named mistake {key!r} with a fixed message")
+    return Said(mistake.message, key)
+
+
+def in_cell(step: int, exc: BaseException, source: str = "") -> Said:
     """One sentence for an error the student's step cell raised when it last ran."""
-    c = clue(exc, step=step, ns=ns, source=source)
+    c = clue(exc, step=step, source=source)
     for mistake in IN_CELL:
         if mistake.matches(c):
             said = mistake.say(c)
             if said.startswith("your step"):
-                return "Y" + said[1:]
-            return f"Your step {step} cell stopped with an error: {said}"
-    return (f"Your step {step} cell stopped with {raw(exc)} when you last ran it, so what it defines is missing "
-            "or out of date: fix the line the error points to and run the cell again.")
+                return Said("Y" + said[1:], mistake.key)
+            return Said(f"Your step {step} cell stopped with an error: {said}", mistake.key)
+    return Said(f"Your step {step} cell stopped with {raw(exc)} when you last ran it, so what it defines is missing "
+                "or out of date: fix the line the error points to and run the cell again.")

@@ -1,7 +1,7 @@
 """The lesson's progress indicator: how many of the four build steps pass, and what is next.
 
 `show()` (a read-only cell near the top of the lesson, and again at its end) displays a
-panel; every step check reports its result here (autograder.report.guarded), and the panel
+panel; every step check hands its record here (autograder.report.guarded), and the panel
 updates in place through its display id, wherever it is shown. A step counts as done when
 each of its visible checks (autograder.registry) has passed on its latest run, on the
 student's own values: a pass with an earlier step's correct value standing in does not
@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 
 from autograder import cells, registry, report
+from autograder.records import CheckRecord
 
 DISPLAY_ID = "course-progress"
 
@@ -38,7 +39,7 @@ def done_steps() -> list[int]:
 
 def listen() -> None:
     """Hear every check's result (autograder.checks calls this when it is imported)."""
-    report.on_result(record)
+    report.on_result(hear)
 
 
 def next_step() -> int | None:
@@ -95,14 +96,14 @@ def show() -> None:
         pass
 
 
-def record(check: str, passed: bool, stand_in: bool = False) -> None:
-    """Called after every check; updates the panel, and says so when a step becomes done.
-    A pass with an earlier step's value standing in (`stand_in`) does not count."""
+def hear(record: CheckRecord) -> None:
+    """Called with every check's record; updates the panel, and says so when a step becomes
+    done. A pass with an earlier step's value standing in does not count."""
     try:
-        if not any(check in needed for _, needed in steps().values()):
+        if not any(record.check in needed for _, needed in steps().values()):
             return
         before = set(done_steps())
-        _latest[check] = passed and not stand_in
+        _latest[record.check] = record.passed and not record.stand_in
         finished = set(done_steps()) - before
         if _shown:
             from IPython.display import update_display

@@ -24,7 +24,6 @@ from autograder.report import fail, guarded
 
 ANSWERS_FILE = "quiz_answers.json"
 LETTERS = "ABCD"
-DIFFICULTIES = ("easy", "medium", "hard")
 
 
 # ------------------------------------------------------------------------------ the data
@@ -496,7 +495,7 @@ def verdict(qid: str, correct: str, explanation: str, why: dict[str, str], answe
     return None
 
 
-# how a damaged answers file is fixed (the end of its message; course_grade/reports/item_analysis.py finds it)
+# how a damaged answers file is fixed (the end of its message)
 REANSWER = "answer the quiz again in the notebook (each click rewrites the file)"
 UNANSWERED = "Question {number} is not answered yet: choose an answer above; each click saves it."
 

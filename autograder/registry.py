@@ -88,5 +88,10 @@ def get(name: str) -> Check | None:
     return _DECLARED.get(name)
 
 
+def defined_in(name: str) -> int | None:
+    """The step whose cell defines `name` (STEP_NAMES), None when no step does."""
+    return next((step for step, names in STEP_NAMES.items() if name in names), None)
+
+
 def for_step(step: int, *, hidden: bool | None = None) -> list[Check]:
     return [c for c in declared() if c.step == step and (hidden is None or c.hidden == hidden)]

@@ -10,6 +10,8 @@
   it again.
 - A check that grades its step with an earlier step's correct value standing in (`stand_in`)
   passes, says so once, and does not count towards the progress panel.
+- Every result is also shown as data (autograder.records), before a failure is raised, so
+  that it is among the cell's outputs; the progress panel hears the same record.
 """
 from __future__ import annotations
 
@@ -24,20 +26,26 @@ import sys
 import warnings
 
 from autograder import registry
+from autograder.records import CheckRecord
 
 
 class CheckFailed(AssertionError):
-    """A check found something to fix; the message says what and how."""
+    """A check found something to fix; the message says what and how, `mistake` names it
+    (a key of autograder.explain's tables) when it is a named mistake."""
+
+    def __init__(self, message: str, mistake: str | None = None):
+        super().__init__(message)
+        self.mistake = mistake
 
     def _render_traceback_(self) -> list[str]:  # called by IPython instead of a traceback
         return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
 
 
-def fail(message: str) -> None:
-    raise CheckFailed(message)
+def fail(message: str, mistake: str | None = None) -> None:
+    raise CheckFailed(message, mistake)
 
 
-# who hears each check's result: (name, passed, graded with a stand-in) -> None (the progress panel)
+# who hears each check's result: CheckRecord -> None (the progress panel)
 _listeners: list = []
 
 
@@ -61,17 +69,18 @@ def stand_in(note: str) -> None:
         _notes.append(note)
 
 
-def _once(name: str, message: str) -> str:
-    """The message to show for `name`'s failure: the message itself, or, if an earlier check
-    that still fails gave exactly this message, a pointer to it."""
+def _once(name: str, message: str) -> tuple[str, str | None]:
+    """The message to show for `name`'s failure and the check it points to: the message itself
+    (and None), or, if an earlier check that still fails gave exactly this message, a pointer
+    to it (and that check)."""
     first = _first_said.setdefault(message, name)
     if first != name and _latest.get(first) == (False, message):
         where, this = registry.get(first), registry.get(name)
         title = f"“{where.title}”" if where else f"`{first}`"
         what = f" ({this.description})" if this else ""
-        return f"Not passed{what}, for the reason given above under {title}: fix that and run this cell again."
+        return f"Not passed{what}, for the reason given above under {title}: fix that and run this cell again.", first
     _first_said[message] = name
-    return message
+    return message, None
 
 
 def latest(name: str) -> tuple[bool, str] | None:
@@ -139,15 +148,42 @@ def _quiet():
             gc.collect()
 
 
+def _record(name: str, passed: bool, **found) -> CheckRecord:
+    check = registry.get(name)
+    return CheckRecord(name, check.step if check else 0, check.points if check else 0, passed, **found)
+
+
+def _show(record: CheckRecord) -> None:
+    """Put a declared check's record among the running cell's outputs (nothing outside
+    IPython); never raises."""
+    if registry.get(record.check) is None:
+        return  # a helper guarded like a check (the quiz's): its cell is graded by other means
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            shell.display_pub.publish(data=record.bundle(), metadata={})
+    except Exception:  # noqa: BLE001 - the record is for readers; the cell's result stands without it
+        pass
+
+
 def _finish(name: str, failure: CheckFailed | None):
     passed = failure is None
     _latest[name] = (passed, "" if passed else str(failure))
+    if passed:
+        record = _record(name, True, stand_in=bool(_notes))
+        shown = None
+    else:
+        message, same_as = _once(name, str(failure))
+        record = _record(name, False, mistake=failure.mistake, message=message, stand_in=bool(_notes), same_as=same_as)
+        shown = CheckFailed(message, failure.mistake)
     for listener in _listeners:
-        listener(name, passed, stand_in=bool(_notes))
+        listener(record)
     if passed:
         _say_notes(name)
-        return None
-    return CheckFailed(_once(name, str(failure)))
+    _show(record)
+    return shown
 
 
 def guarded(func):
@@ -204,10 +240,10 @@ def hidden_gate(name: str) -> None:
     waiting = [n for n in check.needs if not _latest.get(n, (False, ""))[0]]
     if waiting:
         titles = "; ".join(f"“{registry.get(n).title}”" for n in waiting)
-        raise CheckFailed(
-            f"This hidden check runs when your notebook is graded, and only counts once these checks above pass: "
-            f"{titles}. Make them pass first."
-        ).with_traceback(None)
+        message = (f"This hidden check runs when your notebook is graded, and only counts once these checks above pass: "
+                   f"{titles}. Make them pass first.")
+        _show(_record(name, False, message=message, waiting_for=tuple(waiting)))
+        raise CheckFailed(message).with_traceback(None)
     print(f"Hidden check, run when your notebook is graded: {check.description}.")
 
 

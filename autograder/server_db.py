@@ -18,17 +18,13 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from autograder import solution
+from autograder import reference, solution
 
 ENV_VAR = "COURSE_DATABASE_URL"
 SQLITE_URL = "sqlite+aiosqlite:///./postgres-lab.db"  # its own file: the lesson's test.db is untouched
 CONNECT_TIMEOUT = 5  # seconds the reachability check waits for the server
 
-SEED_ROWS = [
-    {"id": 1, "name": "Espresso cup", "price": 4.5},
-    {"id": 2, "name": "Pour-over kettle", "price": 39.0},
-    {"id": 3, "name": "Coffee grinder", "price": 89.99},
-]
+SEED_ROWS = [dict(row) for row in reference.SEED_ROWS]
 
 HOW_TO_START = f"""\
 Start a PostgreSQL server and point {ENV_VAR} at it, for example:

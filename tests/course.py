@@ -132,6 +132,7 @@ class CellResult:
     max_score: float
     message: str  # "Name: text" of the cell's error, or ""
     stderr: str
+    record: object = None  # the record its check left (autograder.records.CheckRecord), or None
 
     @property
     def full(self) -> bool:
@@ -148,7 +149,10 @@ def results(course: Path, student: str) -> dict[str, CellResult]:
     """Per graded cell: the score in the gradebook, and what the cell showed."""
     from nbgrader.api import Gradebook
 
+    from autograder.records import by_cell
+
     graded_nb = nbformat.read(course / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    records = by_cell(graded_nb)
     shown = {}
     for cell in graded_nb.cells:
         errors = [f"{o.ename}: {o.evalue}" for o in cell.get("outputs", []) if o.output_type == "error"]
@@ -159,5 +163,5 @@ def results(course: Path, student: str) -> dict[str, CellResult]:
         for gid in graded_cells():
             grade = gb.find_grade(gid, ASSIGNMENT, ASSIGNMENT, student)
             message, stderr = shown.get(gid, ("", ""))
-            out[gid] = CellResult(grade.score, grade.max_score, message, stderr)
+            out[gid] = CellResult(grade.score, grade.max_score, message, stderr, records.get(gid))
     return out

@@ -70,10 +70,24 @@ class CellResult:
     stderr: str = ""
     traceback: str = ""  # what IPython shows for the error (CheckFailed: its one line)
     seconds: float = 0.0
+    shown_data: list = dataclasses.field(default_factory=list)  # the display data the cell published
 
     @property
     def full(self) -> bool:
         return abs(self.points - self.max_points) < 1e-9
+
+    @property
+    def records(self) -> list:
+        """The check records the cell showed (autograder.records)."""
+        from autograder.records import records_of
+
+        return records_of([{"output_type": "display_data", "data": data} for data in self.shown_data])
+
+    @property
+    def record(self):
+        """The last record of this cell's own check, or None."""
+        own = [r for r in self.records if r.check == self.grade_id]
+        return own[-1] if own else None
 
     @property
     def shown(self) -> str:
@@ -198,9 +212,10 @@ def _make_shell(ipython_dir: str):
 
 async def _run_cell(shell, source: str):
     """One cell as ipykernel runs it: awaited on the running loop when it has top-level
-    await, synchronously otherwise. Returns (result, stdout, stderr, traceback shown)."""
+    await, synchronously otherwise. Returns (result, stdout, stderr, traceback shown, display data)."""
     out, err = io.StringIO(), io.StringIO()
     shell.shown_tracebacks.clear()
+    shell.display_pub.shown.clear()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             transformed, preprocessing_exc = shell.transform_cell(source), None
@@ -219,7 +234,7 @@ async def _run_cell(shell, source: str):
                 shell.events.trigger("post_run_cell", result)
         else:
             result = shell.run_cell(source, store_history=True)
-    return result, out.getvalue(), err.getvalue(), "".join(shell.shown_tracebacks)
+    return result, out.getvalue(), err.getvalue(), "".join(shell.shown_tracebacks), list(shell.display_pub.shown)
 
 
 def _error(result) -> tuple[str, str]:
@@ -227,6 +242,14 @@ def _error(result) -> tuple[str, str]:
     if exc is None:
         return "", ""
     return type(exc).__name__, str(exc)
+
+
+def _jsonable(data) -> bool:
+    try:
+        json.dumps(data)
+        return True
+    except (TypeError, ValueError):
+        return False
 
 
 def _alarm(_signum, _frame):
@@ -257,7 +280,7 @@ def _grade_here(plan: list[dict], quiz_text: str | None, folder: str) -> dict:
             signal.alarm(CELL_TIMEOUT)
             started = time.perf_counter()
             try:
-                result, stdout, stderr, shown = await _run_cell(shell, cell["source"])
+                result, stdout, stderr, shown, data = await _run_cell(shell, cell["source"])
             finally:
                 signal.alarm(0)
             seconds = time.perf_counter() - started
@@ -272,7 +295,8 @@ def _grade_here(plan: list[dict], quiz_text: str | None, folder: str) -> dict:
                 else:
                     points = max_points
                 cells[cell["grade_id"]] = dataclasses.asdict(CellResult(
-                    cell["grade_id"], points, max_points, passed, ename, message, stdout, stderr, shown, seconds))
+                    cell["grade_id"], points, max_points, passed, ename, message, stdout, stderr, shown, seconds,
+                    [d for d in data if _jsonable(d)]))
             if cell["student"]:
                 student[cell["id"]] = dataclasses.asdict(CellRun(
                     cell["id"], cell["step"], bool(ename), ename, message, stdout, stderr, shown, seconds))

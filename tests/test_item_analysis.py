@@ -37,12 +37,30 @@ def error_output(message: str, ename: str = "CheckFailed") -> dict:
             "traceback": [f"\x1b[0;31m{ename}\x1b[0m: {message}"]}
 
 
+def record_output(record: dict) -> dict:
+    """The display output a check's record is (autograder.records)."""
+    from autograder.records import MIME
+
+    return {"output_type": "display_data", "data": {MIME: record}, "metadata": {}}
+
+
+def failed(gid: str, message: str, mistake: str | None = None) -> tuple:
+    """A fabricated cell whose check failed with `message` (naming `mistake`), with its record."""
+    from autograder import checks, registry  # noqa: F401 - importing the checks declares them
+    from autograder.records import CheckRecord
+
+    check = registry.get(gid)
+    record = CheckRecord(gid, check.step, check.points, False, mistake=mistake, message=message)
+    return (0.0, "CheckFailed", message, "", record.to_json())
+
+
 def fabricate(course: Path, students: dict[str, dict], report: dict[str, dict] | None = None,
               flagged: tuple[str, ...] = ()) -> None:
     """Put a graded class into `course` (made by make_course) without running a kernel.
 
-    `students`: id -> {"cells": {grade_id: (points, ename, message, stderr)} for every graded
-    cell whose result is not full marks with no output (missing cells get full marks),
+    `students`: id -> {"cells": {grade_id: (points, ename, message, stderr[, record])} for every
+    graded cell whose result is not full marks with no output (missing cells get full marks;
+    a record, as CheckRecord.to_json() gives it, is shown before the error),
     "answers": {question id: letter} written as quiz_answers.json (None: no file)}.
     `report`: id -> grading-report.csv columns (the file is written when given)."""
     import datetime
@@ -87,6 +105,8 @@ def fabricate(course: Path, students: dict[str, dict], report: dict[str, dict] |
             if gid in points and cell["cell_type"] == "code":
                 got = spec["cells"].get(gid)
                 cell["outputs"] = []
+                if got and len(got) > 4 and got[4]:
+                    cell["outputs"].append(record_output(got[4]))
                 if got and got[2]:
                     cell["outputs"].append(error_output(got[2], got[1] or "CheckFailed"))
                 if got and got[3]:
@@ -135,7 +155,8 @@ def _verdict(qid, correct, explanation, why, letter, missing):
 def from_harness(graded) -> dict[str, tuple]:
     """A harness Graded -> the cells of a fabricated student (build cells only: the quiz
     comes from the answers)."""
-    return {gid: (c.points, c.ename, c.message, c.stderr) for gid, c in graded.cells.items()
+    return {gid: (c.points, c.ename, c.message, c.stderr, c.record.to_json() if c.record else None)
+            for gid, c in graded.cells.items()
             if not gid.startswith("quiz") and (not c.full or c.message or c.stderr)}
 
 
@@ -196,23 +217,32 @@ def test_quiz_flags_on_a_constructed_example():
     assert ia.quiz_flags(None, None, {}, "A") == []  # no students: nothing to say
 
 
-def test_messages_are_grouped_by_the_mistake_they_name():
-    from autograder import explain
+def test_failures_are_grouped_by_what_their_records_say():
+    from autograder.records import CheckRecord
 
-    closed = next(m for m in explain.AT_REQUEST if m.key == "closed_connection").message
-    assert ia.classify(closed)[:2] == ("named:closed_connection", "named")
-    # a message written by a function (IN_CELL's name_error), inside in_cell's wrapping
+    def shown(**found):
+        return ia.Shown(CheckRecord("step3_engine_is_async", 3, 1, False, **found))
+
+    # the record names the mistake: its words need not be in any table
     said = ("Your step 3 cell stopped with an error: `create_async_engine` is not defined in your step 3 cell: "
             "import it first, `from sqlalchemy.ext.asyncio import create_async_engine`.")
-    assert ia.classify(said)[:2] == ("named:name_error", "named")
-    # not in the tables: the first sentence with the variable bits normalised
-    a = ia.classify("`POOL_SIZE` is the string '5'; write the number without quotes: POOL_SIZE = 5.")
-    b = ia.classify("`POOL_SIZE` is the string '10'; write the number without quotes: POOL_SIZE = 5.")
-    assert a == b and a[1] == "message"
-    assert ia.classify("Not passed (x), for the reason given above under “Step 4: y”: fix that and run this cell again.")[1] == "pointer"
-    assert ia.classify("This hidden check runs when your notebook is graded, and only counts once these checks above "
-                       "pass: “Step 4: y”. Make them pass first.")[1] == "gate"
-    assert ia.classify("", stderr=True)[1] == "silent"
+    key, kind, label = ia.classify(shown(mistake="name_error", message=said))
+    assert (key, kind) == ("named:name_error", "named")
+    assert label == "`create_async_engine` is not defined in your step 3 cell"  # whole words, real values
+    # no named mistake: the first sentence with the variable bits normalised
+    a = ia.classify(shown(message="`POOL_SIZE` is the string '5'; write the number without quotes: POOL_SIZE = 5."))
+    b = ia.classify(shown(message="`POOL_SIZE` is the string '10'; write the number without quotes: POOL_SIZE = 5."))
+    assert a[:2] == b[:2] and a[1] == "message"
+    pointer = ia.classify(shown(message="anything", mistake="closed_connection", same_as="step1_database_url"),
+                          {"step1_database_url": "Step 1: y"})
+    assert pointer == ("pointer:step1_database_url", "pointer", "same reason as “Step 1: y” above")
+    assert ia.classify(shown(message="anything", waiting_for=("step1_database_url",)))[1] == "gate"
+    assert ia.classify(ia.Shown(stderr=True))[1] == "silent"
+    # a cell that failed before its check gave a record
+    assert ia.classify(ia.Shown(error="CellTimeoutError: a cell timed out"))[1] == "message"
+    assert ia.quiz_group({"url_driver": "A"}, "saved", "url_driver")[0] == "quiz:A"
+    assert ia.quiz_group({}, "saved", "url_driver")[0] == "quiz:unanswered"
+    assert ia.quiz_group(None, "damaged", "url_driver")[0] == "quiz:damaged"
 
 
 # ------------------------------------------------------------------- a class from the catalogue
@@ -350,17 +380,17 @@ def synthetic_class(n: int, seed: int = 1) -> tuple[dict, dict]:
     right = right_answers()
     points = graded_cells()
     build = [g for g in points if not g.startswith("quiz")]
-    messages = [m.message for m in explain.AT_REQUEST + explain.IN_CELL if isinstance(m.message, str)]
-    messages += ["`POOL_SIZE` is the string '5'; write the number without quotes: POOL_SIZE = 5.",
-                 "`DATABASE_URL` does not name the aiosqlite driver ('sqlite:///./test.db'): the URL reads "
-                 "dialect+driver://location, so write \"sqlite+aiosqlite:///./test.db\"."]
+    messages = [(m.message, m.key) for m in explain.AT_REQUEST + explain.IN_CELL if isinstance(m.message, str)]
+    messages += [("`POOL_SIZE` is the string '5'; write the number without quotes: POOL_SIZE = 5.", None),
+                 ("`DATABASE_URL` does not name the aiosqlite driver ('sqlite:///./test.db'): the URL reads "
+                  "dialect+driver://location, so write \"sqlite+aiosqlite:///./test.db\".", None)]
     students, report = {}, {}
     for k in range(n):
         sid = f"student{k:04d}"
         cells = {}
         for gid in build:
             if rng.random() < 0.15:
-                cells[gid] = (0.0, "CheckFailed", rng.choice(messages), "")
+                cells[gid] = failed(gid, *rng.choice(messages))
         answers = {qid: (letter if rng.random() < 0.7 else rng.choice("ABCD")) for qid, letter in right.items()
                    if rng.random() < 0.97}
         cells.update(quiz_cells(answers))

@@ -151,7 +151,7 @@ def test_the_collector_the_kernel_and_the_item_analysis_use_the_one_reader(tmp_p
         quiz.check_answer("url_driver", **key)
     assert str(caught.value) == f"Question 1: {record['error']}; {quiz.REANSWER}."
     assert item_analysis.quiz_answers(tmp_path) is None
-    assert item_analysis.classify(str(caught.value), quiz=True)[0] == "quiz:damaged"
+    assert item_analysis.quiz_group(*item_analysis.quiz_answers_state(tmp_path), "url_driver")[0] == "quiz:damaged"
     # the collector's limit is its own traitlet
     write(tmp_path, answers_file(HONEST))
     small = CollectQuizAnswers(max_bytes=100)

@@ -14,6 +14,7 @@ from autograder.report import CheckFailed
 from course import RELEASE_NB, ROOT, quiz_key
 
 DATA = tomllib.loads((ROOT / "autograder" / "quiz.toml").read_text())
+DIFFICULTIES = ("easy", "medium", "hard")
 
 
 # ------------------------------------------------------------------------------- the data
@@ -25,8 +26,8 @@ def test_question_ids_are_unique_across_both_quizzes():
 
 def test_five_practice_and_ten_graded_questions_of_every_difficulty():
     assert len(DATA["practice"]) == 5 and len(DATA["test"]) == 10
-    assert {q["difficulty"] for q in DATA["test"]} == set(quiz.DIFFICULTIES)
-    assert all(q["difficulty"] in quiz.DIFFICULTIES for q in DATA["practice"])
+    assert {q["difficulty"] for q in DATA["test"]} == set(DIFFICULTIES)
+    assert all(q["difficulty"] in DIFFICULTIES for q in DATA["practice"])
 
 
 @pytest.mark.parametrize("q", DATA["practice"], ids=lambda q: q["id"])

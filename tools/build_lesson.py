@@ -45,6 +45,13 @@ def readonly(grade_id: str, code: str):
     return new_code_cell(code.strip(), id=grade_id, metadata=_nbgrader(grade_id, locked=True))
 
 
+def seed_rows(indent: str = "    ") -> str:
+    """The rows of `items` (autograder/reference.py) as tuples, one a line, for a set-up cell."""
+    from autograder.reference import SEED_ROWS
+
+    return "\n".join(f'{indent}({r["id"]}, "{r["name"]}", {r["price"]!r}),' for r in SEED_ROWS)
+
+
 def plain(cell_id: str, code: str):
     return new_code_cell(code.strip(), id=cell_id)
 
@@ -228,9 +235,7 @@ with three rows (running it again gives the same three).
 import sqlite3
 
 SEED_ROWS = [
-    (1, "Espresso cup", 4.5),
-    (2, "Pour-over kettle", 39.0),
-    (3, "Coffee grinder", 89.99),
+{seed_rows}
 ]
 
 db = sqlite3.connect("test.db")
@@ -240,7 +245,7 @@ with db:  # one transaction: committed at the end of the block
     db.executemany("INSERT INTO items (id, name, price) VALUES (?, ?, ?)", SEED_ROWS)
 db.close()
 print(f"items table ready with {len(SEED_ROWS)} rows")
-'''),
+'''.replace("{seed_rows}", seed_rows())),
     md("progress-instructions", """
 ## Your progress
 

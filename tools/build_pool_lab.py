@@ -12,6 +12,8 @@ import sys
 
 from notebook_builder import ROOT, code, md, write_or_check
 
+from autograder.reference import SEED_ROWS
+
 NOTEBOOK = ROOT / "notebooks" / "pool-lab.ipynb"
 
 
@@ -66,10 +68,10 @@ with db:  # one transaction, committed at the end of the block
     db.execute("CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price REAL NOT NULL)")
     db.execute("DELETE FROM items")
     db.executemany("INSERT INTO items (id, name, price) VALUES (?, ?, ?)",
-                   [(1, "Espresso cup", 4.5), (2, "Pour-over kettle", 39.0), (3, "Coffee grinder", 89.99)])
+                   [{seed_rows}])
 db.close()
 print("pool-lab.db is ready")
-'''),
+'''.replace("{seed_rows}", ", ".join(f'({r["id"]}, "{r["name"]}", {r["price"]!r})' for r in SEED_ROWS))),
     md("app-md", """
 ## The app: the lesson's app, plus one line
 

@@ -7,8 +7,7 @@
   (`Grade.score`: the auto score, or the instructor's manual score where one was given), the
   `flagged` mark, and the source of each quiz cell (its hidden test holds the key);
 - the autograded notebooks (`autograded/<student>/<assignment>/<assignment>.ipynb`): the
-  error output of each graded cell, i.e. the one sentence its check failed with
-  ("CheckFailed: ...", as tests/course.py `results()` reads it);
+  record each graded cell's check left (autograder.records), and whether it wrote to stderr;
 - the quiz answers as collected (`submitted/<student>/<assignment>/quiz_answers.json`);
 - `grading-report.csv` of the grading command (seconds, status, note, removed cells,
   sandbox), when there is one (after plain `nbgrader autograde` those columns stay empty).
@@ -16,13 +15,11 @@
 `course_grade.reports.item_report.write(analysis, out_dir)` writes `ASSIGNMENT.html` (one self-contained page: inline SVG
 plots, no script, no external file) and `ASSIGNMENT.csv` (one row per item).
 
-Failure messages are grouped by the mistake they name: `autograder.explain`'s tables
-(`AT_REQUEST`, `IN_CELL`) give each named mistake its message; a failure message that
-contains a mistake's message (or, for a message written by a function, the longest literal
-part of it) belongs to that mistake. Other messages are grouped by their first sentence
-with numbers and quoted values replaced. A message that points up to an earlier cell ("for
-the reason given above") or a hidden check's gate ("only counts once these checks above
-pass") is grouped as such and never counted as a new mistake.
+Failures are grouped by their records: by the named mistake (`autograder.explain`'s
+tables) a record names; other failures by their message's first sentence with numbers and
+quoted values replaced. A failure that points up to an earlier check (`same_as`) or a hidden
+check waiting for visible ones (`waiting_for`) is grouped as such and never counted as a new
+mistake. Quiz failures are grouped by the answer collected.
 
 Quiz statistics (classical test theory), over the graded students:
 - difficulty p: the proportion of students who got the question right;
@@ -48,10 +45,10 @@ import logging
 import math
 import re
 from collections import Counter, defaultdict
-from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
+from autograder.records import CheckRecord, by_cell
 from course_grade import safe_csv
 from course_grade.course import REPORT_FILE, UsageError
 
@@ -225,61 +222,16 @@ def quiz_flags(p: float | None, r: float | None, options: dict[str, int], correc
 
 # -------------------------------------------------------------------- grouping the messages
 
-_POINTER = re.compile(r"for the reason given above under “(?P<title>[^”]+)”")
-_GATE = "only counts once these checks above pass"
 _WRAPPED = re.compile(r"^Your step \d+ cell stopped with an error: ")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(`“])")
-_QUIZ_CHOSE = re.compile(r"^Question \d+: you chose (?P<letter>[A-D])\b")
-_MIN_FRAGMENT = 24
-
-
-def _code_strings(code, seen: set, namespace: dict) -> set[str]:
-    """The string constants of a function's code (f-strings' literal parts included), and
-    of the module functions it calls."""
-    out = set()
-    for const in code.co_consts:
-        if isinstance(const, str):
-            out.add(const)
-        elif hasattr(const, "co_consts"):
-            out |= _code_strings(const, seen, namespace)
-    for name in code.co_names:
-        func = namespace.get(name)
-        if callable(func) and getattr(func, "__code__", None) is not None and name not in seen \
-                and getattr(func, "__module__", "") == namespace.get("__name__"):
-            seen.add(name)
-            out |= _code_strings(func.__code__, seen, namespace)
-    return out
-
-
-@lru_cache(maxsize=1)
-def _named_mistakes() -> list[tuple[str, str, str]]:
-    """(fragment, mistake key, fixed label or "") for every named mistake of autograder.explain:
-    a static message whole; a message written by a function, its literal parts of
-    `_MIN_FRAGMENT` characters or more. The first mistake with a given message keeps it."""
-    from autograder import explain
-
-    namespace = vars(explain)
-    out, taken = [], set()
-    for mistake in [*explain.AT_REQUEST, *explain.IN_CELL]:
-        if isinstance(mistake.message, str):
-            fragments = {mistake.message}
-            label = _first_clause(mistake.message)
-        else:
-            fragments = {s.strip() for s in _code_strings(mistake.message.__code__, {"raw"}, namespace)}
-            label = ""
-        for fragment in sorted(fragments):
-            if len(fragment) >= _MIN_FRAGMENT and fragment not in taken:
-                taken.add(fragment)
-                out.append((fragment, mistake.key, label))
-    return out
 
 
 def _first_clause(message: str) -> str:
-    """What is wrong: a message's words before its first ': ' (its first sentence if none)."""
+    """What is wrong, for a label: a message's words before its first ': ' (its first sentence if none)."""
     text = _WRAPPED.sub("", message.strip())
     sentence = _first_sentence(text)
     clause = sentence.split(": ", 1)[0] if ": " in sentence else sentence
-    return clause.rstrip(".;:, ")[:160]
+    return clause.rstrip(".;:, ")
 
 
 def _first_sentence(text: str) -> str:
@@ -296,38 +248,53 @@ def normalise(message: str) -> str:
     return text[:200]
 
 
-@lru_cache(maxsize=4096)
-def classify(message: str, stderr: bool = False, quiz: bool = False) -> tuple[str, str, str]:
-    """(group key, kind, label) of a failed cell's message."""
-    if not message:
-        if stderr:
-            return "silent:stderr", "silent", "the cell wrote to stderr, which nbgrader scores 0"
-        return "silent:none", "silent", "no message (a partial or manual score)"
-    if _GATE in message:
-        return "gate", "gate", "hidden check not counted: the visible checks it builds on did not pass"
-    pointer = _POINTER.search(message)
-    if pointer:
-        return f"pointer:{pointer['title']}", "pointer", f"same reason as “{pointer['title']}” above"
-    if quiz:
-        chose = _QUIZ_CHOSE.match(message)
-        if chose:
-            return f"quiz:{chose['letter']}", "quiz", f"chose {chose['letter']}"
-        if "has no saved answer" in message:
-            return "quiz:unanswered", "quiz", "not answered"
-        if "no quiz answers were saved" in message:
-            return "quiz:missing", "quiz", "no quiz_answers.json submitted"
-        from autograder.quiz import REANSWER
+@dataclasses.dataclass(frozen=True)
+class Shown:
+    """What a graded cell left: its check's record (None: no check gave one), its error when
+    it has no record (a CheckFailed's sentence alone, any other "Name: text"), and whether it
+    wrote to stderr."""
+    record: CheckRecord | None = None
+    error: str = ""
+    stderr: bool = False
 
-        if REANSWER in message or "readable JSON" in message or "does not hold" in message:
-            return "quiz:damaged", "quiz", "quiz_answers.json damaged"
-    best = None
-    for fragment, key, label in _named_mistakes():
-        if fragment in message and (best is None or len(fragment) > len(best[0])):
-            best = (fragment, key, label)
-    if best:
-        return f"named:{best[1]}", "named", best[2] or _first_clause(message)
-    text = normalise(message)
-    return f"message:{text}", "message", text
+    @property
+    def message(self) -> str:
+        """What the student read."""
+        return self.record.message if self.record is not None and not self.record.passed else self.error
+
+
+def classify(shown: Shown, titles: dict[str, str] | None = None) -> tuple[str, str, str]:
+    """(group key, kind, label) of a failed build cell, from its record. `titles`: check name
+    -> its title, for the label of a failure that points up to another check."""
+    record = shown.record
+    if record is None or record.passed:
+        if not shown.error:
+            if shown.stderr:
+                return "silent:stderr", "silent", "the cell wrote to stderr, which nbgrader scores 0"
+            return "silent:none", "silent", "no message (a partial or manual score)"
+        text = normalise(shown.error)  # the cell failed before its check gave a result
+        return f"message:{text}", "message", _first_clause(shown.error)
+    if record.waiting_for:
+        return "gate", "gate", "hidden check not counted: the visible checks it builds on did not pass"
+    if record.same_as:
+        title = (titles or {}).get(record.same_as, record.same_as)
+        return f"pointer:{record.same_as}", "pointer", f"same reason as “{title}” above"
+    if record.mistake:
+        return f"named:{record.mistake}", "named", _first_clause(record.message)
+    return f"message:{normalise(record.message)}", "message", _first_clause(record.message)
+
+
+def quiz_group(answers: dict[str, str] | None, state: str, qid: str) -> tuple[str, str, str]:
+    """(group key, kind, label) of a quiz question lost, from the answers as collected
+    (`state`: saved, missing or damaged)."""
+    if state == "missing":
+        return "quiz:missing", "quiz", "no quiz_answers.json submitted"
+    if state == "damaged" or answers is None:
+        return "quiz:damaged", "quiz", "quiz_answers.json damaged"
+    letter = answers.get(qid)
+    if letter is None:
+        return "quiz:unanswered", "quiz", "not answered"
+    return f"quiz:{letter}", "quiz", f"chose {letter}"
 
 
 # ------------------------------------------------------------------------------- reading
@@ -344,12 +311,14 @@ def _text(value) -> str:
     return "".join(value) if isinstance(value, list) else str(value or "")
 
 
-def cell_messages(notebook_path: Path) -> dict[str, tuple[str, bool]]:
-    """grade_id -> (the message its error output shows, whether it wrote to stderr). A
-    CheckFailed shows its sentence alone; any other error "Name: text"."""
+def cell_results(notebook_path: Path) -> dict[str, Shown]:
+    """grade_id -> what the graded cell left (Shown), for every graded code cell."""
     nb = _read_json(notebook_path)
+    if not isinstance(nb, dict):
+        return {}
+    records = by_cell(nb)
     out = {}
-    for cell in (nb or {}).get("cells", []) if isinstance(nb, dict) else []:
+    for cell in nb.get("cells", []):
         gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
         if not gid or cell.get("cell_type") != "code":
             continue
@@ -360,18 +329,25 @@ def cell_messages(notebook_path: Path) -> dict[str, tuple[str, bool]]:
                 errors.append(value if name == "CheckFailed" else f"{name}: {value}")
             elif o.get("output_type") == "stream" and o.get("name") == "stderr" and _text(o.get("text")).strip():
                 stderr = True
-        out[gid] = ("\n".join(errors).strip(), stderr)
+        record = records.get(gid)
+        out[gid] = Shown(record, "" if record is not None else "\n".join(errors).strip(), stderr)
     return out
 
 
 def quiz_answers(folder: Path) -> dict[str, str] | None:
     """The collected answers (question id -> letter); None when the file is missing or damaged."""
+    return quiz_answers_state(folder)[0]
+
+
+def quiz_answers_state(folder: Path) -> tuple[dict[str, str] | None, str]:
+    """(the collected answers or None, "saved" | "missing" | "damaged")."""
     from autograder.quiz import ANSWERS_FILE, AnswersFileError, read_answers
 
     try:
-        return read_answers(str(folder / ANSWERS_FILE))
+        answers = read_answers(str(folder / ANSWERS_FILE))
     except AnswersFileError:
-        return None
+        return None, "damaged"
+    return answers, "missing" if answers is None else "saved"
 
 
 def read_grading_report(course_root: Path) -> dict[str, dict[str, str]] | None:
@@ -502,14 +478,15 @@ def build(course_root: Path, assignment: str) -> Analysis:
     totals = {s: sum(scores[s].values()) for s in graded}
     max_total = sum(m for _, m, _ in cells)
 
-    # messages: student -> grade_id -> (message, stderr)
-    messages = {}
+    # what each graded cell left: student -> grade_id -> Shown
+    shown = {}
     for s in graded:
         found = {}
         for nb_name in sorted({nb for _, _, nb in cells}):
-            found.update(cell_messages(course_root / "autograded" / s / assignment / f"{nb_name}.ipynb"))
-        messages[s] = found
-    answers = {s: quiz_answers(course_root / "submitted" / s / assignment) for s in graded}
+            found.update(cell_results(course_root / "autograded" / s / assignment / f"{nb_name}.ipynb"))
+        shown[s] = found
+    collected = {s: quiz_answers_state(course_root / "submitted" / s / assignment) for s in graded}
+    answers = {s: found for s, (found, _state) in collected.items()}
 
     questions = {}
     try:
@@ -519,7 +496,7 @@ def build(course_root: Path, assignment: str) -> Analysis:
     except Exception as exc:
         log.debug("quiz questions unavailable: %s", exc)
 
-    titles = {c.title: gid for gid, c in checks.items()}
+    titles = {gid: c.title for gid, c in checks.items()}
     items: list[Item] = []
     for gid, points, _nb in cells:
         step = _step_of(gid, checks)
@@ -549,12 +526,17 @@ def build(course_root: Path, assignment: str) -> Analysis:
         for s, ok in zip(graded, full):
             if ok:
                 continue
-            message, stderr = messages[s].get(gid, ("", False))
-            key, kind, label = classify(message, stderr, item.is_quiz)
-            if kind == "pointer":  # name the mistake it points to, when that cell's message is there
-                up = titles.get(key.split(":", 1)[1])
-                if up and up in messages[s]:
-                    up_key, up_kind, up_label = classify(*messages[s][up], _step_of(up, checks) == QUIZ_STEP)
+            cell = shown[s].get(gid, Shown())
+            if item.is_quiz:
+                key, kind, label = quiz_group(*collected[s], item.qid)
+                message = cell.error  # the quiz's verdict, as the student read it
+            else:
+                key, kind, label = classify(cell, titles)
+                message = cell.message
+            if kind == "pointer":  # name the mistake it points to, when that cell's record is there
+                up = cell.record.same_as
+                if up in shown[s]:
+                    up_key, up_kind, up_label = classify(shown[s][up], titles)
                     if up_kind in ("named", "message"):
                         key, label = f"pointer:{up_key}", f"same mistake as above: {up_label}"
             group = groups.setdefault(key, Group(key, kind, label, ""))
@@ -562,6 +544,8 @@ def build(course_root: Path, assignment: str) -> Analysis:
             examples[key][message] += 1
         for key, group in groups.items():
             group.example = examples[key].most_common(1)[0][0]
+            if group.kind in ("named", "message"):  # what most of them read, with its real values
+                group.label = _first_clause(group.example)
             if group.kind == "quiz" and key.startswith("quiz:") and key[5:] in item.option_text:
                 group.label = f"chose {key[5:]}: {item.option_text[key[5:]]}"
         item.groups = sorted(groups.values(), key=lambda g: (not g.is_mistake, -g.count, g.label))

@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.records import by_cell
 from course_grade.course import ASSIGNMENT, UsageError
 from course_grade.engine.bundles import Graded, SubmissionBundle
 from course_grade.selfgrade import service
@@ -93,8 +94,10 @@ def grade_notebook(notebook: Path, course: Path | None = None, timeout: float = 
 
 
 def results_of(graded: Graded) -> list[CellResult]:
-    """Each graded cell's score, as the gradebook has it, and its last error message."""
+    """Each graded cell's score, as the gradebook has it, and the sentence its check failed
+    with (its record), else its last error message."""
     nb = json.loads(graded.files[f"{ASSIGNMENT}.ipynb"])
+    records = by_cell(nb)
     scores = {g["name"]: g for n in graded.rows["notebooks"] if n["name"] == ASSIGNMENT for g in n["grades"]}
     results = []
     for cell in nb.get("cells", []):
@@ -103,7 +106,11 @@ def results_of(graded: Graded) -> list[CellResult]:
             continue
         row = scores.get(meta["grade_id"], {})
         score = row.get("manual_score") if row.get("manual_score") is not None else row.get("auto_score")
-        errors = [f"{o.get('ename')}: {o.get('evalue')}" for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        record = records.get(meta["grade_id"])
+        if record is not None:
+            errors = [] if record.passed else [f"CheckFailed: {record.message}"]  # as the notebook shows it
+        else:
+            errors = [f"{o.get('ename')}: {o.get('evalue')}" for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else source
         doc = source.splitlines()[0].strip().strip('"') if source else meta["grade_id"]
