@@ -77,7 +77,8 @@ from course_grade.nbgrader_ext.flag_tampering import FlagTampering  # noqa: E402
 
 c.Autograde.autograde_preprocessors.insert(c.Autograde.autograde_preprocessors.index(Execute), FlagTampering)
 
-# Nothing a submission leaves in its folder is followed or published (course_grade/nbgrader_ext/sweep_working_folder.py):
+# Nothing a submission leaves in its folder is followed or published
+# (course_grade/nbgrader_ext/sweep_working_folder.py):
 # in the sanitize pass, the copies nbgrader made of links in the submission are removed; right
 # after the kernel ends, links, special files and hard links are removed (and flagged), then
 # every file but the notebooks and nbgrader's own, so only those reach feedback/.

@@ -180,7 +180,8 @@ async def _step3_engine(ns: dict):
         if error is not None or rebuilt is None:
             why = explain.in_cell(3, error, cells.latest("engine").source) if error else explain.Said(
                 f"`engine` is not defined: create it in the step 3 cell with {STEP3_HOW} and run it.")
-            fail(f"{why.message} (Step 3 was run again with the correct {names} standing in for {_steps_named(values)}.)",
+            fail(f"{why.message} (Step 3 was run again with the correct {names} standing in for "
+                 f"{_steps_named(values)}.)",
                  why.mistake)
         stand_in(f"Step 3 is graded with the correct {names} standing in for yours: fix {_steps_named(values)}, "
                  "then run step 3 again.")
@@ -544,7 +545,8 @@ async def step4_app_has_items_route(ns: dict) -> None:
     if not failed and response.status_code == 422:
         fail(QUERY_PARAMETER)
     code = getattr(dependency, "__code__", None)
-    if getattr(dependency, "__wrapped__", None) is not None and code is not None and code.co_filename.endswith("contextlib.py"):
+    if (getattr(dependency, "__wrapped__", None) is not None and code is not None
+            and code.co_filename.endswith("contextlib.py")):
         _fail(explain.named("context_manager_dependency"))
     if not _is_async(dependency):
         fail(

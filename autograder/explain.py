@@ -318,7 +318,8 @@ def _name_error(c: Clue) -> str:
                 f"bottom, so define `{name}` above the code that uses it (the dependency above the route).")
     earlier = _defined_earlier(name)
     if earlier is not None and c.step > 1:
-        return f"`{name}` was not defined when your step {c.step} cell ran: run the step {earlier} cell first, then this one."
+        return (f"`{name}` was not defined when your step {c.step} cell ran: "
+                f"run the step {earlier} cell first, then this one.")
     return f"`{name}` is not defined in your step {c.step} cell: check its spelling (Python is case-sensitive)."
 
 

@@ -41,7 +41,8 @@ class CheckRecord:
         kinds = {"check": str, "step": int, "points": int, "passed": bool, "mistake": (str, type(None)),
                  "message": str, "stand_in": bool, "same_as": (str, type(None)), "waiting_for": list}
         given = {k: v for k, v in data.items() if k in kinds}
-        wrong = [k for k, v in given.items() if not isinstance(v, kinds[k]) or (kinds[k] is int and isinstance(v, bool))]
+        wrong = [k for k, v in given.items()
+                 if not isinstance(v, kinds[k]) or (kinds[k] is int and isinstance(v, bool))]
         missing = [k for k in ("check", "step", "points", "passed") if k not in given]
         if wrong or missing or not all(isinstance(n, str) for n in given.get("waiting_for", [])):
             raise ValueError(f"not a check record (missing {missing}, wrong type {wrong})")

@@ -240,7 +240,7 @@ def hidden_gate(name: str) -> None:
     waiting = [n for n in check.needs if not _latest.get(n, (False, ""))[0]]
     if waiting:
         titles = "; ".join(f"“{registry.get(n).title}”" for n in waiting)
-        message = (f"This hidden check runs when your notebook is graded, and only counts once these checks above pass: "
+        message = ("This hidden check runs when your notebook is graded, and only counts once these checks above pass: "
                    f"{titles}. Make them pass first.")
         _show(_record(name, False, message=message, waiting_for=tuple(waiting)))
         raise CheckFailed(message).with_traceback(None)

@@ -107,7 +107,8 @@ def main() -> None:
     print(f"warm click (service up, spare booted, median): {w:6.2f}s   runs: {', '.join(f'{t:.2f}' for t in warm)}")
     print(f"no service (graded in the command's process):  {here:6.2f}s")
     print(f"bare nbclient run of the graded notebook:      {b:6.2f}s   runs: {', '.join(f'{t:.2f}' for t in bare)}")
-    print(f"warm click / bare run: {w / b:.2f}x (target: 2x or less); service reused without generate_assignment: {same}")
+    print(f"warm click / bare run: {w / b:.2f}x (target: 2x or less); "
+          f"service reused without generate_assignment: {same}")
     print(f"load average: {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
 
 

@@ -8,7 +8,6 @@ import argparse
 import sys
 
 from autograder import workspace
-
 from course_grade.commands import export, grade, report, selfgrade
 from course_grade.course import UsageError
 

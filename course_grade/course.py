@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.course import ASSIGNMENT, UsageError, atomic_write, tool_env
-
 from course_grade import NOT_IMPORTED
 
 __all__ = ["ASSIGNMENT", "LOGS", "REPORTS_DIR", "REPORT_FILE", "Course", "UsageError", "atomic_write",
@@ -24,8 +23,8 @@ LOGS = f"{REPORTS_DIR}/logs"  # the log of every task that failed: LOGS/ASSIGNME
 
 # `nbgrader ARGS...` for this package's steps (feedback, export, generate_assignment): nbgrader's
 # own entry point, in this interpreter, without NOT_IMPORTED.
-NBGRADER_LAUNCH = ("import sys; sys.modules.update(dict.fromkeys(%r)); "
-                   "from nbgrader.apps.nbgraderapp import main; sys.exit(main())" % (NOT_IMPORTED,))
+NBGRADER_LAUNCH = (f"import sys; sys.modules.update(dict.fromkeys({NOT_IMPORTED!r})); "
+                   "from nbgrader.apps.nbgraderapp import main; sys.exit(main())")
 
 
 def nbgrader_command() -> list[str]:

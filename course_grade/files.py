@@ -45,7 +45,7 @@ def read_regular(path: Path) -> bytes | None:
 def _regular_files(folder: Path) -> list[Path]:
     """The regular files below `folder`, found without following a link."""
     found = []
-    for top, dirs, files in os.walk(folder):
+    for top, _dirs, files in os.walk(folder):
         found += [Path(top, name) for name in files if stat.S_ISREG(os.lstat(os.path.join(top, name)).st_mode)]
     return sorted(found)
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import csv
 import re
-from typing import Any, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 # What a spreadsheet reads as the start of a formula (OWASP's list: 0x09 is TAB, 0x0D is CR).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

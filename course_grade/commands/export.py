@@ -95,10 +95,11 @@ import csv
 import math
 import os
 import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
-from typing import Iterable, Mapping, TextIO
+from typing import TextIO
 
 from course_grade import safe_csv
 from course_grade.course import UsageError, atomic_write

@@ -82,7 +82,7 @@ def merge(course: Course, graded: Graded, gradebook=None) -> float:
     swapped = []
     with _no_interrupt():
         try:
-            for (_, files, modes), (_, partial, _) in zip(trees, places):
+            for (_, files, modes), (_, partial, _) in zip(trees, places, strict=False):
                 shutil.rmtree(partial, ignore_errors=True)
                 if files is not None:
                     partial.mkdir(parents=True)

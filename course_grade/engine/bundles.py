@@ -29,7 +29,7 @@ class AssignmentBundle:
     files: dict[str, bytes] = field(default_factory=dict)  # source/<name>/ files nbgrader copies over a submission
 
     @classmethod
-    def from_course(cls, root: Path, name: str) -> "AssignmentBundle":
+    def from_course(cls, root: Path, name: str) -> AssignmentBundle:
         with tempfile.TemporaryDirectory(prefix="assignment-") as tmp:
             template = Path(tmp) / "gradebook.db"
             shutil.copy(root / "gradebook.db", template)
@@ -57,7 +57,7 @@ class SubmissionBundle:
 
     @classmethod
     def from_folder(cls, folder: Path, student: str, notebooks: tuple[str, ...],
-                    extension: datetime.timedelta | None = None) -> "SubmissionBundle":
+                    extension: datetime.timedelta | None = None) -> SubmissionBundle:
         kept = {f"{name}.ipynb" for name in notebooks} | set(KEPT_FILES)
         files, left_out = {}, []
         for item in sorted(folder.iterdir()):

@@ -22,6 +22,7 @@ stops the worker.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -90,10 +91,8 @@ def _make_feedback(api, assignment: str, student: str, folder: Path, out: Graded
         return False
     if status == 0 and folder.is_dir():
         out.feedback, out.feedback_modes = read_files(folder), file_modes(folder)
-        try:
+        with contextlib.suppress(OSError, ValueError):
             feedback_exporter.add_compiled_templates(json.loads(compiled.read_text()))
-        except (OSError, ValueError):
-            pass
     return True
 
 

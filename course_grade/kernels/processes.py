@@ -1,6 +1,7 @@
 """Stopping processes: the one place that kills a process tree or waits for a child."""
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -26,15 +27,11 @@ def kill_tree(procs) -> None:
 
     family = []
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.Error):
             family += proc.children(recursive=True) + [proc]
-        except psutil.Error:
-            pass
     for proc in family:
-        try:
+        with contextlib.suppress(psutil.Error):
             proc.kill()
-        except psutil.Error:
-            pass
     psutil.wait_procs(family, timeout=10)
 
 

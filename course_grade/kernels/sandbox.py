@@ -69,7 +69,7 @@ class SandboxUnavailable(RuntimeError):
     """The sandbox cannot start here; the message says why."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _python_paths(python: str) -> tuple[tuple[str, ...], str | None]:
     """What the kernel's interpreter reads: its prefixes and sys.path folders, and the folder
     of the `autograder` package (an editable install maps it into the course repository)."""
@@ -213,16 +213,14 @@ def _hand_over(path: str, uid: int | None) -> None:
     """Make `path` (and what it holds) writable by the sandbox's user."""
     if uid is None:
         return
-    for folder, dirs, files in os.walk(path):
+    for folder, _dirs, files in os.walk(path):
         os.chown(folder, uid, uid)
         for name in files:
-            try:
+            with contextlib.suppress(OSError):
                 os.chown(os.path.join(folder, name), uid, uid, follow_symlinks=False)
-            except OSError:
-                pass
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probe() -> str | None:
     """None when a sandbox starts here, else why not (one short sentence)."""
     if os.environ.get(SWITCH, "").lower() in ("off", "0", "no", "false"):

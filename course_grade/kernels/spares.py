@@ -43,6 +43,7 @@ self-grading service use this; plain `nbgrader autograde` runs stock nbgrader.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import shutil
@@ -286,10 +287,8 @@ def stop(km: AsyncKernelManager) -> None:
         # wait for that, so no used kernel outlives its stop (and kill any that would)
         left = running(inside, within=5)
         for rest in left:
-            try:
+            with contextlib.suppress(psutil.Error):
                 rest.kill()
-            except psutil.Error:
-                pass
         running(left, within=5)
         # what the manager still sends the kernel (its shutdown interrupts it on the control
         # socket) is for a kernel that has ended: dropped when the socket closes, rather than
@@ -305,10 +304,8 @@ def stop(km: AsyncKernelManager) -> None:
         run_sync(km.shutdown_kernel)(now=True)
     except Exception:  # already gone
         pass
-    try:
+    with contextlib.suppress(Exception):
         run_sync(km.cleanup_resources)()
-    except Exception:
-        pass
 
 
 def running(processes: list, within: float) -> list:

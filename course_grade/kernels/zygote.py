@@ -38,6 +38,7 @@ the kernel's modules; `Zygote` below is the worker's side.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -310,10 +311,8 @@ def _fork_kernel(req: dict) -> int:
         finally:
             # the kernel is gone: end its sandbox (and whatever the submission left running); by
             # pidfd, never a process that was given the holder's pid after it ended
-            try:
+            with contextlib.suppress(OSError):
                 signal.pidfd_send_signal(holder, signal.SIGKILL)
-            except OSError:
-                pass
             os._exit(code)
     os.close(write_end)
     os.close(holder)

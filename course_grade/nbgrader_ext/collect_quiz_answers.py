@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 
-from autograder.quiz import ANSWERS_FILE, AnswersFileError, read_answers
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Integer
+
+from autograder.quiz import ANSWERS_FILE, AnswersFileError, read_answers
 
 # notebook metadata key of the record: {"state": "saved" | "missing" | "damaged",
 # "answers": {question id: letter}, "error": the damaged file's message}

@@ -61,13 +61,13 @@ def without_flagged_statements(findings: list[tamper.Finding], source: str) -> s
     changed = True
     while changed:
         changed = False
-        gone = set().union(*(_bound(node) for node, out in zip(tree.body, removed) if out))
-        kept = set().union(*(_bound(node) for node, out in zip(tree.body, removed) if not out))
+        gone = set().union(*(_bound(node) for node, out in zip(tree.body, removed, strict=False) if out))
+        kept = set().union(*(_bound(node) for node, out in zip(tree.body, removed, strict=False) if not out))
         for i, node in enumerate(tree.body):
             if not removed[i] and _used(node) & (gone - kept):
                 removed[i] = changed = True
     lines = code.splitlines()
-    for (first, last), out in zip(spans, removed):
+    for (first, last), out in zip(spans, removed, strict=False):
         if not out:
             continue
         for i in range(first - 1, last):

@@ -16,12 +16,12 @@ from __future__ import annotations
 import ast
 import re
 
-from autograder import quiz
-from autograder.report import CheckFailed
 from nbformat.v4 import new_output
 from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
 
+from autograder import quiz
+from autograder.report import CheckFailed
 from course_grade.nbgrader_ext.collect_quiz_answers import METADATA_KEY
 
 QUIZ_CELL = re.compile(r"quiz\d+_(?P<qid>\w+)")
@@ -45,7 +45,7 @@ def read_key(source: str, qid: str) -> dict:
         raise QuizKeyError(f"the source of quiz question {qid!r} has {len(calls)} check_answer calls, not 1")
     call = calls[0]
     try:
-        given = dict(zip(KEY_ARGS, (ast.literal_eval(arg) for arg in call.args)))
+        given = dict(zip(KEY_ARGS, (ast.literal_eval(arg) for arg in call.args), strict=False))
         given.update({kw.arg: ast.literal_eval(kw.value) for kw in call.keywords})
     except ValueError as exc:
         raise QuizKeyError(f"the key of quiz question {qid!r} is not written as literals ({exc})") from None

@@ -109,9 +109,9 @@ class SweepWorkingFolder(NbGraderPreprocessor):
         so only those are copied to feedback/."""
         source = coursedir.format_path(coursedir.source_directory, ".", info.get("assignment", "."))
         kept = set(NBGRADER_FILES)
-        for top, dirs, files in os.walk(source):
+        for top, _dirs, files in os.walk(source):
             kept.update(os.path.relpath(os.path.join(top, name), source) for name in files)
-        for top, dirs, files in os.walk(graded, topdown=False):
+        for top, _dirs, files in os.walk(graded, topdown=False):
             for name in files:
                 rel = os.path.relpath(os.path.join(top, name), graded)
                 if rel not in kept:

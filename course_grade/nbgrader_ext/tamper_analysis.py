@@ -247,9 +247,7 @@ class _Visitor(ast.NodeVisitor):
                     if root in MODULE_ALLOWS or root in MODULE_DENIES:
                         self.flag(node, f"from {module} import *", "a restricted module imported whole")
                     continue
-                if root in MODULE_ALLOWS and not rest and name not in MODULE_ALLOWS[root]:
-                    self.flag(node, f"from {module} import {name}", "a restricted part of a module")
-                elif root in MODULE_DENIES and not rest and name in MODULE_DENIES[root]:
+                if root in MODULE_ALLOWS and not rest and name not in MODULE_ALLOWS[root] or root in MODULE_DENIES and not rest and name in MODULE_DENIES[root]:
                     self.flag(node, f"from {module} import {name}", "a restricted part of a module")
                 elif name in FORBIDDEN_ATTRS:
                     self.flag(node, f"from {module} import {name}", FORBIDDEN_ATTRS[name])
@@ -354,9 +352,7 @@ class _Visitor(ast.NodeVisitor):
         if rooted:
             module, chain = rooted
             first = chain[0] if chain else None
-            if module in MODULE_ALLOWS and first is not None and first not in MODULE_ALLOWS[module]:
-                self.flag(node, f"{module}.{'.'.join(chain)}", "a restricted part of a module")
-            elif module in MODULE_DENIES and first in MODULE_DENIES[module]:
+            if module in MODULE_ALLOWS and first is not None and first not in MODULE_ALLOWS[module] or module in MODULE_DENIES and first in MODULE_DENIES[module]:
                 self.flag(node, f"{module}.{'.'.join(chain)}", "a restricted part of a module")
             elif module == "pathlib" and any(c in PATH_LEAVING for c in chain):
                 self.flag(node, f"{module}.{'.'.join(chain)}", "a path outside the submission's folder")

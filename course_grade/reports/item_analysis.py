@@ -45,8 +45,8 @@ import logging
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from autograder.records import CheckRecord, by_cell
 from course_grade import safe_csv
@@ -192,8 +192,8 @@ def point_biserial(item: Sequence[float], rest: Sequence[float]) -> float | None
     n = len(item)
     if n < 2 or len(rest) != n:
         return None
-    ones = [r for i, r in zip(item, rest) if i]
-    zeros = [r for i, r in zip(item, rest) if not i]
+    ones = [r for i, r in zip(item, rest, strict=False) if i]
+    zeros = [r for i, r in zip(item, rest, strict=False) if not i]
     if not ones or not zeros:
         return None
     p = len(ones) / n
@@ -515,7 +515,7 @@ def build(course_root: Path, assignment: str) -> Analysis:
             if q is not None:
                 item.title = f"Question {q.number} ({q.difficulty}): {q.prompt}"
                 item.number = q.number
-                item.option_text = dict(zip(LETTERS, q.options))
+                item.option_text = dict(zip(LETTERS, q.options, strict=False))
             item.correct = keys.get(gid, {}).get("correct", "")
             chosen = Counter((answers[s] or {}).get(item.qid, UNANSWERED) for s in graded)
             item.options = {letter: chosen.get(letter, 0) for letter in LETTERS} | {UNANSWERED: chosen.get(UNANSWERED, 0)}
@@ -523,7 +523,7 @@ def build(course_root: Path, assignment: str) -> Analysis:
         # the failures, grouped
         groups: dict[str, Group] = {}
         examples: dict[str, Counter] = defaultdict(Counter)
-        for s, ok in zip(graded, full):
+        for s, ok in zip(graded, full, strict=False):
             if ok:
                 continue
             cell = shown[s].get(gid, Shown())

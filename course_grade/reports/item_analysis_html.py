@@ -76,13 +76,13 @@ def svg_bars(counts: list[int], labels: list[str], title: str, desc: str, xlabel
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" aria-labelledby="t{uid} d{uid}">',
              f'<title id="t{uid}">{esc(title)}</title>',
-             f'<desc id="d{uid}">{esc(desc)}: ' + esc(", ".join(f"{l}: {c}" for l, c in zip(labels, counts))) + "</desc>",
+             f'<desc id="d{uid}">{esc(desc)}: ' + esc(", ".join(f"{l}: {c}" for l, c in zip(labels, counts, strict=False))) + "</desc>",
              f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="{AXIS}"/>',
              f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="{AXIS}"/>',
              f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end" font-size="11" fill="{INK}">0</text>',
              f'<text x="{left - 6}" y="{top + 9}" text-anchor="end" font-size="11" fill="{INK}">{top_count}</text>']
     every = max(1, math.ceil(n / 16))  # at most ~16 tick labels
-    for k, (count, label) in enumerate(zip(counts, labels)):
+    for k, (count, label) in enumerate(zip(counts, labels, strict=False)):
         h = plot_h * count / top_count
         x = left + k * step + step * 0.1
         parts.append(f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{step * 0.8:.1f}" height="{h:.1f}" fill="{BAR}"/>')

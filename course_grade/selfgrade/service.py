@@ -129,7 +129,7 @@ class Place:
     name: str
 
     @classmethod
-    def of(cls, course: Path) -> "Place":
+    def of(cls, course: Path) -> Place:
         course = course.resolve()
         ident = "\0".join([str(course), sys.executable, os.environ.get("COURSE_SANDBOX", "")])
         return cls(course, runtime_folder(), hashlib.sha256(ident.encode()).hexdigest()[:20])
