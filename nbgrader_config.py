@@ -1,6 +1,8 @@
 """nbgrader settings for the course. Run nbgrader commands from this folder."""
 import os
 
+from autograder.course import LEFTOVERS
+
 c = get_config()  # noqa: F821 - provided by nbgrader
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -11,7 +13,7 @@ c.CourseDirectory.course_id = "fastapi-connection-pooling"
 c.CourseDirectory.root = HERE
 # Never copy a kernel's leftovers into release/ or a graded folder: test.db is made by the
 # notebook's set-up cell wherever it runs.
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.db", "*.db-journal"]
+c.CourseDirectory.ignore = [*LEFTOVERS, "*.pyc", "feedback"]
 
 # Per-cell time limit while autograding. A check bounds itself at 20 s (it never waits out
 # SQLAlchemy's 30-second pool_timeout); 60 s leaves room on a busy grading machine.

@@ -33,6 +33,8 @@ from __future__ import annotations
 import os
 import sys
 
+from autograder.course import COURSE_FILES, SUBMISSION_FILES
+
 REFUSED_EVENTS = {
     "subprocess.Popen": "starting a process",
     "os.system": "running a shell command",
@@ -46,9 +48,6 @@ REFUSED_EVENTS = {
     "gc.get_referrers": "walking the garbage collector's references",
     "gc.get_referents": "walking the garbage collector's references",
 }
-GRADERS_FILES = ("gradebook.db", "nbgrader_config.py")
-# what nbgrader and the quiz read from the notebook's folder: readable, never changed
-SUBMISSION_FILES = ("quiz_answers.json", "timestamp.txt", "submission_secret.txt")
 # path events: the event's arguments that name paths, and what the event does
 PATH_EVENTS = {
     "os.rename": ((0, 1), "renaming"), "os.remove": ((0,), "removing"), "os.rmdir": ((0,), "removing"),
@@ -101,7 +100,7 @@ def _check_path_event(event: str, args: tuple) -> None:
         # a link itself, not what it points to, is what rename/remove change
         full = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(path))), os.path.basename(path))
         name = os.path.basename(full)
-        if name in GRADERS_FILES + SUBMISSION_FILES or name.endswith(".ipynb"):
+        if name in COURSE_FILES + SUBMISSION_FILES or name.endswith(".ipynb"):
             _refuse(f"{what} the grader's file {path}")
         if not (_inside(full, here) or _inside(full, "/tmp")):
             _refuse(f"{what} {path} outside the notebook's folder")
@@ -165,7 +164,7 @@ def _check_open(path, mode, flags) -> None:
     writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
         isinstance(flags, int) and flags & _WRITE_FLAGS and not isinstance(mode, str))
     name = os.path.basename(full)
-    if name in GRADERS_FILES or name.endswith(".ipynb"):  # the notebook being graded holds the hidden tests
+    if name in COURSE_FILES or name.endswith(".ipynb"):  # the notebook being graded holds the hidden tests
         _refuse(f"opening the grader's file {path}")
     if writing and name in SUBMISSION_FILES:
         _refuse(f"writing the grader's file {path}")

@@ -19,10 +19,9 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 
-from autograder.course import atomic_write
+from autograder.course import ANSWERS_FILE, atomic_write
 from autograder.report import fail, guarded
 
-ANSWERS_FILE = "quiz_answers.json"
 LETTERS = "ABCD"
 
 

@@ -13,7 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
-from autograder.course import ASSIGNMENT, UsageError
+from autograder.course import ANSWERS_FILE, ASSIGNMENT, UsageError
 
 
 def paths(course: Path, folder: Path | None = None) -> tuple[Path, Path]:
@@ -39,7 +39,7 @@ def reset(course: Path, folder: Path | None = None) -> tuple[Path, list[Path]]:
     release, copy = paths(course, folder)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     backups = []
-    for old in (copy, copy.parent / "quiz_answers.json"):
+    for old in (copy, copy.parent / ANSWERS_FILE):
         if old.exists():
             backup = old.with_name(f"{old.stem}.backup-{stamp}{old.suffix}")
             old.rename(backup)

@@ -11,11 +11,22 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.course import ASSIGNMENT, UsageError, atomic_write, tool_env
+from autograder.course import (
+    ANSWERS_FILE,
+    ASSIGNMENT,
+    COURSE_FILES,
+    LEFTOVERS,
+    NBGRADER_FILES,
+    SUBMISSION_FILES,
+    UsageError,
+    atomic_write,
+    tool_env,
+)
 from course_grade import NOT_IMPORTED
 
-__all__ = ["ASSIGNMENT", "LOGS", "REPORTS_DIR", "REPORT_FILE", "Course", "UsageError", "atomic_write",
-           "nbgrader_command", "open_course", "open_gradebook", "timestamp_in", "tool_env"]
+__all__ = ["ANSWERS_FILE", "ASSIGNMENT", "COURSE_FILES", "LEFTOVERS", "LOGS", "NBGRADER_FILES", "REPORTS_DIR",
+           "REPORT_FILE", "SUBMISSION_FILES", "Course", "UsageError", "atomic_write", "nbgrader_command", "open_course",
+           "open_gradebook", "timestamp_in", "tool_env"]
 
 REPORT_FILE = "grading-report.csv"  # the grading command's per-student report, in the course folder
 REPORTS_DIR = "reports"  # the item analysis (ASSIGNMENT.html, .csv) and the logs

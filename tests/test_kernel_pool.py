@@ -14,6 +14,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 from nbgrader.preprocessors import Execute
 
+from course_grade.kernels import processes
 from course_grade.kernels import spares as kernel_pool
 from course_grade.nbgrader_ext import pooled_execute
 from course_grade.kernels.sandbox import SandboxedKernelManager
@@ -270,7 +271,7 @@ def test_worker_config_swaps_only_execute():
 
 
 def test_stop_waits_for_processes_to_end_and_counts_a_zombie_as_ended():
-    """kernel_pool.running, which stop() uses on a sandbox's processes: a process still running
+    """processes.running, which stop() uses on a sandbox's processes: a process still running
     after the wait is returned (stop then kills it); one that ended, even unreaped, is not."""
     import subprocess
     import time
@@ -279,7 +280,7 @@ def test_stop_waits_for_processes_to_end_and_counts_a_zombie_as_ended():
     try:
         proc = psutil.Process(child.pid)
         start = time.monotonic()
-        assert kernel_pool.running([proc], within=0.2) == [proc], "a running process is reported"
+        assert processes.running([proc], within=0.2) == [proc], "a running process is reported"
         assert time.monotonic() - start >= 0.2, "it waited before saying so"
         os.kill(child.pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
@@ -287,9 +288,9 @@ def test_stop_waits_for_processes_to_end_and_counts_a_zombie_as_ended():
             time.sleep(0.01)
         assert proc.status() == psutil.STATUS_ZOMBIE  # killed, not yet reaped by us, its parent
         start = time.monotonic()
-        assert kernel_pool.running([proc], within=5) == [], "a zombie has ended"
+        assert processes.running([proc], within=5) == [], "a zombie has ended"
         assert time.monotonic() - start < 1, "a zombie is not waited for"
     finally:
         child.kill()
         child.wait()
-    assert kernel_pool.running([proc], within=1) == [], "a reaped process has ended"
+    assert processes.running([proc], within=1) == [], "a reaped process has ended"

@@ -8,16 +8,16 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course_grade.course import open_gradebook
+from course_grade.course import LEFTOVERS, SUBMISSION_FILES, open_gradebook
 from course_grade.files import read_regular
 from course_grade.reasons import FLAGGED_REASONS
 
 # Files read from a submission besides its notebooks: the quiz answers, and nbgrader's
 # timestamp and feedback secret. Anything else is left out of grading and reported.
-KEPT_FILES = ("quiz_answers.json", "timestamp.txt", "submission_secret.txt")
+KEPT_FILES = SUBMISSION_FILES
 
 
-SOURCE_IGNORED = ("*.ipynb", ".ipynb_checkpoints", "*.db", "*.db-journal", "__pycache__")
+SOURCE_IGNORED = ("*.ipynb", *LEFTOVERS)
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,17 @@ def kill_tree(procs) -> None:
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             family += proc.children(recursive=True) + [proc]
-    for proc in family:
+    kill(family)
+    psutil.wait_procs(family, timeout=10)  # reaps those that are this process's children
+
+
+def kill(procs) -> None:
+    """Send SIGKILL to each process still there."""
+    import psutil
+
+    for proc in procs:
         with contextlib.suppress(psutil.Error):
             proc.kill()
-    psutil.wait_procs(family, timeout=10)
 
 
 def wait_child(pid: int, seconds: float) -> int | None:
@@ -64,3 +71,22 @@ def wait_child(pid: int, seconds: float) -> int | None:
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     return None
+
+
+def running(processes: list, within: float) -> list:
+    """Those of `processes` still running after waiting up to `within` s for them to end (a
+    zombie has ended: its parent, not us, reaps it)."""
+    import psutil
+
+    def still(p) -> bool:
+        try:
+            return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    deadline = time.monotonic() + within
+    left = [p for p in processes if still(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.005)
+        left = [p for p in left if still(p)]
+    return left

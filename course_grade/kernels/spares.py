@@ -55,6 +55,7 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
+from course_grade.kernels.processes import kill, running
 from course_grade.kernels.sandbox import SandboxedKernelManager
 from course_grade.kernels.zygote import Zygote
 
@@ -286,9 +287,7 @@ def stop(km: AsyncKernelManager) -> None:
         # bwrap's --die-with-parent ends the sandbox's own processes a moment after bwrap:
         # wait for that, so no used kernel outlives its stop (and kill any that would)
         left = running(inside, within=5)
-        for rest in left:
-            with contextlib.suppress(psutil.Error):
-                rest.kill()
+        kill(left)
         running(left, within=5)
         # what the manager still sends the kernel (its shutdown interrupts it on the control
         # socket) is for a kernel that has ended: dropped when the socket closes, rather than
@@ -306,25 +305,6 @@ def stop(km: AsyncKernelManager) -> None:
         pass
     with contextlib.suppress(Exception):
         run_sync(km.cleanup_resources)()
-
-
-def running(processes: list, within: float) -> list:
-    """Those of `processes` still running after waiting up to `within` s for them to end (a
-    zombie has ended: its parent, not us, reaps it)."""
-    import psutil
-
-    def still(p) -> bool:
-        try:
-            return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            return False
-
-    deadline = time.monotonic() + within
-    left = [p for p in processes if still(p)]
-    while left and time.monotonic() < deadline:
-        time.sleep(0.005)
-        left = [p for p in left if still(p)]
-    return left
 
 
 class ReadyClient(AsyncKernelClient):

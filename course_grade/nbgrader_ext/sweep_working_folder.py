@@ -27,10 +27,10 @@ import stat
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
 
+from autograder.course import NBGRADER_FILES
 from course_grade.nbgrader_ext.flag_tampering import flag_in_gradebook
 
 # nbgrader's files in a submission folder, kept beside the notebooks
-NBGRADER_FILES = ("timestamp.txt", "submission_secret.txt")
 SWEPT = "swept"  # notebook metadata: course.swept, what was removed as tampering
 
 

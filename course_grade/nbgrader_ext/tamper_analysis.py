@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from autograder.course import COURSE_FILES, SUBMISSION_FILES
+
 # ------------------------------------------------------------------------------ the policy
 
 # Modules a solution may import (each with all its submodules unless restricted below), and why.
@@ -131,7 +133,7 @@ CODE_MAGICS = {"time", "timeit"}
 NAME_MAGICS = {"pinfo", "pinfo2"}
 
 # Files the grader reads or owns: never opened by a student cell, even by a relative name.
-GRADER_FILES = {"quiz_answers.json", "gradebook.db", "nbgrader_config.py", "timestamp.txt", "submission_secret.txt"}
+GRADER_FILES = frozenset(SUBMISSION_FILES + COURSE_FILES)
 PATH_OPENERS = {"open": "open()", "Path": "Path()", "PurePath": "Path()", "PosixPath": "Path()"}
 MODULE_OPENERS = {("sqlite3", "connect"), ("aiosqlite", "connect"), ("pathlib", "Path"), ("pathlib", "PurePath"),
                   ("pathlib", "PosixPath"), ("io", "open")}

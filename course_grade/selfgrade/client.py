@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.records import by_cell
-from course_grade.course import ASSIGNMENT, UsageError
+from course_grade.course import ANSWERS_FILE, ASSIGNMENT, UsageError
 from course_grade.engine.bundles import Graded, SubmissionBundle
 from course_grade.selfgrade import service
 
@@ -74,7 +74,7 @@ def _check_notebook(path: Path) -> None:
 def submission_of(notebook: Path) -> SubmissionBundle:
     """What is graded: the saved notebook and, beside it, its quiz answers (read, never written)."""
     files = {f"{ASSIGNMENT}.ipynb": notebook.read_bytes()}
-    answers = notebook.parent / "quiz_answers.json"
+    answers = notebook.parent / ANSWERS_FILE
     if answers.is_file():
         files[answers.name] = answers.read_bytes()
     return SubmissionBundle(STUDENT, files)

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Client, Listener
 from pathlib import Path
 
-from course_grade.course import ASSIGNMENT, atomic_write, nbgrader_command, tool_env
+from course_grade.course import ANSWERS_FILE, ASSIGNMENT, LEFTOVERS, atomic_write, nbgrader_command, tool_env
 from course_grade.engine.bundles import AssignmentBundle, Graded, SubmissionBundle
 
 SWITCH = "COURSE_SELFGRADE_SERVICE"  # =off: no service, grade in the client's process
@@ -54,7 +54,7 @@ IDLE_DEFAULT = 1800.0
 START_WAIT = 120.0  # seconds a client waits for a service it started
 CACHE_FORMAT = 1
 # what the temporary course copy leaves out of source/ (and so what the cache key reads)
-SOURCE_SKIPPED = ("*.db", "*.db-journal", ".ipynb_checkpoints", "quiz_answers.json*", "__pycache__")
+SOURCE_SKIPPED = (*LEFTOVERS, f"{ANSWERS_FILE}*")
 
 
 class ServiceUnavailable(Exception):
