@@ -123,8 +123,15 @@ def test_second_click_reuses_the_warm_service_and_a_new_service_the_cached_assig
     assert second.stdout == first.stdout and "Score: 22/23" in second.stdout
     assert two["pid"] == one["pid"] and two["generated"] == 1 and two["gradings"] == 2, \
         "the second click is graded by the same service, without generate_assignment"
-    assert service.stop(ROOT)["pid"] == one["pid"]
+    status = command("selfgrade", "--status", "--course", str(ROOT), cwd=learner)
+    assert status.returncode == 0 and f"(pid {one['pid']}): 2 notebook(s) graded" in status.stdout, status.stderr
+    stopped = command("selfgrade", "--stop", "--course", str(ROOT), cwd=learner)
+    assert stopped.returncode == 0 and stopped.stdout.startswith("Stopped the self-grading service"), stopped.stderr
+    assert f"(pid {one['pid']})" in stopped.stdout
     eventually(lambda: gone(one["pid"]), "the stopped service exits")
+    after = command("selfgrade", "--status", "--course", str(ROOT), cwd=learner)
+    assert after.stdout.strip() == "The self-grading service of this course is not running.", after.stderr
+    assert service.status(ROOT) is None, "--status starts no service"
     third = command("selfgrade", "--course", str(ROOT), cwd=learner)
     three = service.status(ROOT)
     assert third.stdout == first.stdout

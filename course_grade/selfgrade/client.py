@@ -134,20 +134,35 @@ def report(results: list[CellResult], notebook: Path) -> str:
     return "\n".join(lines)
 
 
-def main(notebook: Path | None, course: Path | None, out=sys.stdout, warm: bool = False) -> int:
-    """`selfgrade [NOTEBOOK] [--course DIR] [--warm]`: print the report; with `warm`, only
-    start the course's self-grading service in the background (if it is not running) and return."""
+def service_line(course: Path, stop: bool = False) -> str:
+    """One line on the course's background self-grading service; with `stop`, stop it first."""
+    said = service.stop(course) if stop else service.status(course)
+    if said is None:
+        return "The self-grading service of this course is not running."
+    what = "Stopped the" if stop else "The"
+    return (f"{what} self-grading service of this course (pid {said['pid']}): {said['gradings']} notebook(s) "
+            f"graded since it started.")
+
+
+def main(notebook: Path | None, course: Path | None, out=sys.stdout, warm: bool = False,
+         service_only: str | None = None) -> int:
+    """`selfgrade [NOTEBOOK] [--course DIR] [--warm | --status | --stop]`: print the report; with
+    `warm`, only start the course's self-grading service in the background (if it is not
+    running) and return; with `service_only` ("status" or "stop"), say whether it runs, or stop it."""
     try:
-        if warm:
+        if warm or service_only:
             where = (course or find_course(notebook.resolve().parent if notebook else Path.cwd())).resolve()
-            service.warm(where)
+            if warm:
+                service.warm(where)
+            else:
+                print(service_line(where, stop=service_only == "stop"), file=out)
             return 0
         path = notebook or default_notebook(Path.cwd())
         results = results_of(grade_notebook(path, course)[0])
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (service.ServiceUnavailable, RuntimeError) as exc:  # Unavailable: --warm only (grading falls back)
+    except (service.ServiceUnavailable, RuntimeError) as exc:  # ServiceUnavailable: --warm only
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(report(results, path), file=out)
