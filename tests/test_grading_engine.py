@@ -178,7 +178,7 @@ def test_the_report_keeps_the_rows_of_students_this_run_did_not_grade(course):
 def test_the_report_holds_no_formula_and_reads_hostile_ids_back(course):
     """A student id (or a note) a spreadsheet would run is written with a leading ', and read
     back as it was: by the next run, which keeps the row once, and by the item analysis."""
-    from course_grade.reports.item_analysis import read_grading_report
+    from course_grade.reports.grading_report import read_grading_report
 
     write_report(course, {sid: Graded(sid, status="graded", score=1.5, max_score=2, note=sid, tampering=[sid],
                                        worker="-w1") for sid in HOSTILE})

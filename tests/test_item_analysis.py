@@ -25,7 +25,11 @@ import pytest
 
 from course import ASSIGNMENT, RELEASE_NB, ROOT, graded_cells, make_course, quiz_key, right_answers, tool_env
 
+from course_grade.course import REPORT_FILE
 from course_grade.reports import item_analysis as ia
+from course_grade.reports import failures
+from course_grade.reports.items import QUIZ_STEP, UNANSWERED
+from course_grade.reports import statistics
 from course_grade.__main__ import main as cli
 from course_grade.reports import item_report
 
@@ -120,7 +124,7 @@ def fabricate(course: Path, students: dict[str, dict], report: dict[str, dict] |
             (submitted / "quiz_answers.json").write_text(json.dumps({"format": 1, "answers": spec["answers"]}))
     if report is not None:
         columns = ["student", "status", "score", "max_score", "seconds", "note", "left_out", "removed_cells", "sandbox", "worker"]
-        with open(course / ia.REPORT_FILE, "w", newline="") as f:
+        with open(course / REPORT_FILE, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns, restval="")
             writer.writeheader()
             for sid, row in report.items():
@@ -197,52 +201,52 @@ def test_point_biserial_against_a_hand_computed_example():
     # mean rest = 12/5 = 2.4; deviations 1.6, 0.6, -0.4, -0.4, -1.4; squares 2.56, 0.36, 0.16,
     # 0.16, 1.96: sum 5.2; population variance 5.2/5 = 1.04, s_n = sqrt(1.04) = 1.019804
     # r = 1.5 / 1.019804 * 0.489898 = 0.720577
-    assert ia.point_biserial([1, 1, 1, 0, 0], [4, 3, 2, 2, 1]) == pytest.approx(0.720577, abs=1e-6)
+    assert statistics.point_biserial([1, 1, 1, 0, 0], [4, 3, 2, 2, 1]) == pytest.approx(0.720577, abs=1e-6)
     # reversed roles: r < 0
-    assert ia.point_biserial([0, 0, 0, 1, 1], [4, 3, 2, 2, 1]) == pytest.approx(-0.720577, abs=1e-6)
+    assert statistics.point_biserial([0, 0, 0, 1, 1], [4, 3, 2, 2, 1]) == pytest.approx(-0.720577, abs=1e-6)
     # undefined: everyone right, everyone wrong, no spread in the rest score, one student
-    assert ia.point_biserial([1, 1, 1], [1, 2, 3]) is None
-    assert ia.point_biserial([0, 0, 0], [1, 2, 3]) is None
-    assert ia.point_biserial([1, 0, 1], [2, 2, 2]) is None
-    assert ia.point_biserial([1], [3]) is None
+    assert statistics.point_biserial([1, 1, 1], [1, 2, 3]) is None
+    assert statistics.point_biserial([0, 0, 0], [1, 2, 3]) is None
+    assert statistics.point_biserial([1, 0, 1], [2, 2, 2]) is None
+    assert statistics.point_biserial([1], [3]) is None
 
 
 def test_quiz_flags_on_a_constructed_example():
-    assert ia.quiz_flags(0.95, 0.3, {"A": 19, "B": 1, "C": 0, "D": 0, "unanswered": 0}, "A") == [
+    assert statistics.quiz_flags(0.95, 0.3, {"A": 19, "B": 1, "C": 0, "D": 0, "unanswered": 0}, "A") == [
         "too easy (p > 0.9)", "distractors nobody chose: C, D"]
-    flags = ia.quiz_flags(0.1, -0.2, {"A": 2, "B": 6, "C": 6, "D": 6, "unanswered": 0}, "A")
+    flags = statistics.quiz_flags(0.1, -0.2, {"A": 2, "B": 6, "C": 6, "D": 6, "unanswered": 0}, "A")
     assert flags[0] == "too hard (p < 0.2)" and flags[1].startswith("negatively discriminating")
     assert len(flags) == 2
-    assert ia.quiz_flags(0.5, None, {"A": 5, "B": 3, "C": 1, "D": 1, "unanswered": 0}, "A") == []
-    assert ia.quiz_flags(None, None, {}, "A") == []  # no students: nothing to say
+    assert statistics.quiz_flags(0.5, None, {"A": 5, "B": 3, "C": 1, "D": 1, "unanswered": 0}, "A") == []
+    assert statistics.quiz_flags(None, None, {}, "A") == []  # no students: nothing to say
 
 
 def test_failures_are_grouped_by_what_their_records_say():
     from autograder.records import CheckRecord
 
     def shown(**found):
-        return ia.Shown(CheckRecord("step3_engine_is_async", 3, 1, False, **found))
+        return failures.Shown(CheckRecord("step3_engine_is_async", 3, 1, False, **found))
 
     # the record names the mistake: its words need not be in any table
     said = ("Your step 3 cell stopped with an error: `create_async_engine` is not defined in your step 3 cell: "
             "import it first, `from sqlalchemy.ext.asyncio import create_async_engine`.")
-    key, kind, label = ia.classify(shown(mistake="name_error", message=said))
+    key, kind, label = failures.classify(shown(mistake="name_error", message=said))
     assert (key, kind) == ("named:name_error", "named")
     assert label == "`create_async_engine` is not defined in your step 3 cell"  # whole words, real values
     # no named mistake: the first sentence with the variable bits normalised
-    a = ia.classify(shown(message="`POOL_SIZE` is the string '5'; write the number without quotes: POOL_SIZE = 5."))
-    b = ia.classify(shown(message="`POOL_SIZE` is the string '10'; write the number without quotes: POOL_SIZE = 5."))
+    a = failures.classify(shown(message="`POOL_SIZE` is the string '5'; write the number without quotes: POOL_SIZE = 5."))
+    b = failures.classify(shown(message="`POOL_SIZE` is the string '10'; write the number without quotes: POOL_SIZE = 5."))
     assert a[:2] == b[:2] and a[1] == "message"
-    pointer = ia.classify(shown(message="anything", mistake="closed_connection", same_as="step1_database_url"),
+    pointer = failures.classify(shown(message="anything", mistake="closed_connection", same_as="step1_database_url"),
                           {"step1_database_url": "Step 1: y"})
     assert pointer == ("pointer:step1_database_url", "pointer", "same reason as “Step 1: y” above")
-    assert ia.classify(shown(message="anything", waiting_for=("step1_database_url",)))[1] == "gate"
-    assert ia.classify(ia.Shown(stderr=True))[1] == "silent"
+    assert failures.classify(shown(message="anything", waiting_for=("step1_database_url",)))[1] == "gate"
+    assert failures.classify(failures.Shown(stderr=True))[1] == "silent"
     # a cell that failed before its check gave a record
-    assert ia.classify(ia.Shown(error="CellTimeoutError: a cell timed out"))[1] == "message"
-    assert ia.quiz_group({"url_driver": "A"}, "saved", "url_driver")[0] == "quiz:A"
-    assert ia.quiz_group({}, "saved", "url_driver")[0] == "quiz:unanswered"
-    assert ia.quiz_group(None, "damaged", "url_driver")[0] == "quiz:damaged"
+    assert failures.classify(failures.Shown(error="CellTimeoutError: a cell timed out"))[1] == "message"
+    assert failures.quiz_group({"url_driver": "A"}, "saved", "url_driver")[0] == "quiz:A"
+    assert failures.quiz_group({}, "saved", "url_driver")[0] == "quiz:unanswered"
+    assert failures.quiz_group(None, "damaged", "url_driver")[0] == "quiz:damaged"
 
 
 # ------------------------------------------------------------------- a class from the catalogue
@@ -301,7 +305,7 @@ def test_report_numbers_on_a_class_from_the_catalogue(course, catalogue_results)
     assert q1.p == pytest.approx(5 / 9)
     assert "distractors nobody chose: C, D" in q1.flags
     q2 = items["quiz02_what_is_pooled"]
-    assert q2.p == pytest.approx(8 / 9) and q2.options[ia.UNANSWERED] == 1
+    assert q2.p == pytest.approx(8 / 9) and q2.options[UNANSWERED] == 1
 
     # steps: score distributions per student
     steps = {st.step: st for st in a.steps}
@@ -312,7 +316,7 @@ def test_report_numbers_on_a_class_from_the_catalogue(course, catalogue_results)
     # what to teach again: the closed connection (3 students) first, then the quiz and POOL_SIZE
     assert a.teach[0].key == "named:closed_connection" and a.teach[0].count == 3 and a.teach[0].step == 4
     assert a.teach[0].heading.startswith("Step 4")
-    assert {(t.count, t.step) for t in a.teach[1:3]} == {(2, 2), (2, ia.QUIZ_STEP)}
+    assert {(t.count, t.step) for t in a.teach[1:3]} == {(2, 2), (2, QUIZ_STEP)}
     assert all("above" not in t.label and "hidden check" not in t.label for t in a.teach)
 
     # submissions: flagged ones with their reasons

@@ -139,7 +139,8 @@ def test_the_collector_the_kernel_and_the_item_analysis_use_the_one_reader(tmp_p
     """Each reader of the file gives the same result for the same bomb: the collector records
     the message, the in-kernel check fails with it, the item analysis counts no answers."""
     from autograder.report import CheckFailed
-    from course_grade.reports import item_analysis
+    from course_grade.reports.failures import quiz_group
+    from course_grade.reports.readers import quiz_answers, quiz_answers_state
 
     write(tmp_path, DEPTH_BOMB)
     nb, _ = CollectQuizAnswers().preprocess(new_notebook(), {"metadata": {"path": str(tmp_path)}})
@@ -150,8 +151,8 @@ def test_the_collector_the_kernel_and_the_item_analysis_use_the_one_reader(tmp_p
     with pytest.raises(CheckFailed) as caught:
         quiz.check_answer("url_driver", **key)
     assert str(caught.value) == f"Question 1: {record['error']}; {quiz.REANSWER}."
-    assert item_analysis.quiz_answers(tmp_path) is None
-    assert item_analysis.quiz_group(*item_analysis.quiz_answers_state(tmp_path), "url_driver")[0] == "quiz:damaged"
+    assert quiz_answers(tmp_path) is None
+    assert quiz_group(*quiz_answers_state(tmp_path), "url_driver")[0] == "quiz:damaged"
     # the collector's limit is its own traitlet
     write(tmp_path, answers_file(HONEST))
     small = CollectQuizAnswers(max_bytes=100)

@@ -283,7 +283,7 @@ def test_the_item_report_reads_no_linked_answers(request, runner):
     assert all(n in ("", "0") for n in counted.values()), counted
 
 
-READ_ANSWERS = "import sys\nfrom pathlib import Path\nfrom course_grade.reports.item_analysis import quiz_answers\n" \
+READ_ANSWERS = "import sys\nfrom pathlib import Path\nfrom course_grade.reports.readers import quiz_answers\n" \
                "print(quiz_answers(Path(sys.argv[1])))\n"
 
 

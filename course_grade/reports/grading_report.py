@@ -2,6 +2,9 @@
 tasks that failed."""
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 from course_grade import safe_csv
 from course_grade.course import LOGS, REPORT_FILE, Course, atomic_write
 from course_grade.engine.bundles import Graded
@@ -49,3 +52,13 @@ def keep_log(course: Course, o: Graded) -> str:
     path.write_text(f"{o.student}: {o.status}: {o.note}\n\n{o.log or '(no log: the task itself failed)'}\n",
                     encoding="utf-8")
     return str(path.relative_to(course.root))
+
+
+def read_grading_report(course_root: Path) -> dict[str, dict[str, str]] | None:
+    """student -> row of grading-report.csv (column -> text); None when there is none."""
+    try:
+        with open(course_root / REPORT_FILE, newline="", encoding="utf-8") as f:
+            rows = [{k: safe_csv.restore(v or "") for k, v in row.items() if k} for row in csv.DictReader(f)]
+        return {row["student"]: row for row in rows if row.get("student")}
+    except (OSError, KeyError, csv.Error, UnicodeDecodeError):
+        return None

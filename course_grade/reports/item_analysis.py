@@ -15,436 +15,54 @@
 `course_grade.reports.item_report.write(analysis, out_dir)` writes `ASSIGNMENT.html` (one self-contained page: inline SVG
 plots, no script, no external file) and `ASSIGNMENT.csv` (one row per item).
 
-Failures are grouped by their records: by the named mistake (`autograder.explain`'s
-tables) a record names; other failures by their message's first sentence with numbers and
-quoted values replaced. A failure that points up to an earlier check (`same_as`) or a hidden
-check waiting for visible ones (`waiting_for`) is grouped as such and never counted as a new
-mistake. Quiz failures are grouped by the answer collected.
-
-Quiz statistics (classical test theory), over the graded students:
-- difficulty p: the proportion of students who got the question right;
-- discrimination: the point-biserial correlation between the item (1 right, 0 wrong) and
-  the REST score, the student's total score on the assignment minus this item's score:
-
-      r_pb = (M1 - M0) / s_n * sqrt(p * q)
-
-  with M1 (M0) the mean rest score of the students who got the item right (wrong), p the
-  proportion right, q = 1 - p, and s_n the population standard deviation (divide by n) of
-  the rest score over all n students. It is undefined (shown as "—") when everyone got the
-  item right, or everyone wrong, or every rest score is the same.
-Flags: too easy (p > 0.9), too hard (p < 0.2), negatively discriminating (r < 0), and a
-wrong option nobody chose (a distractor that does no work).
+The pieces: `items` (the data model), `readers` (what is read), `failures` (how failures
+are grouped), `statistics` (the quiz's numbers), `item_analysis_html` (the page).
 """
 from __future__ import annotations
 
-import csv
-import dataclasses
 import datetime
-import json
 import logging
-import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
 from pathlib import Path
 
-from autograder.records import CheckRecord, by_cell
-from course_grade import safe_csv
-from course_grade.course import REPORT_FILE, UsageError
+from course_grade.nbgrader_ext.grade_quiz_answers import QUIZ_CELL
+from course_grade.reports.failures import Shown, classify, first_clause, quiz_group
+from course_grade.reports.grading_report import read_grading_report
+from course_grade.reports.items import (
+    LETTERS,
+    QUIZ_STEP,
+    TEACH_TOP,
+    UNANSWERED,
+    Analysis,
+    Group,
+    Item,
+    ReportError,
+    Step,
+    Submission,
+    Teach,
+)
+from course_grade.reports.readers import (
+    as_float,
+    cell_results,
+    checks_by_id,
+    gradebook_scores,
+    quiz_answers_state,
+    quiz_keys,
+    step_headings,
+    step_of,
+)
+from course_grade.reports.statistics import point_biserial, quiz_flags
 
 log = logging.getLogger(__name__)
 
-LETTERS = "ABCD"
-UNANSWERED = "unanswered"
-TOO_EASY, TOO_HARD = 0.9, 0.2
-TEACH_TOP = 5
-QUIZ_STEP = "quiz"
-_STEP_CELL = re.compile(r"^step(\d+)_")
-_QUIZ_CELL = re.compile(r"quiz\d+_(?P<qid>\w+)")
-
-
-class ReportError(UsageError):
-    """Bad input (unknown assignment, no gradebook, nothing graded yet): one line saying what to do."""
-
-
 # ------------------------------------------------------------------------------ the model
-
-@dataclasses.dataclass
-class Group:
-    """Students whose failure message in one cell names the same mistake."""
-    key: str                 # "named:closed_connection", "message:<first sentence>", "pointer:...", "gate", "quiz:B", ...
-    kind: str                # named | message | pointer | gate | quiz | silent
-    label: str               # what is wrong, short
-    example: str             # one message as a student read it (the most common one)
-    students: list[str] = dataclasses.field(default_factory=list)
-
-    @property
-    def count(self) -> int:
-        return len(self.students)
-
-    @property
-    def is_mistake(self) -> bool:
-        """A new mistake (not a pointer up, a gate, or a cell with nothing to say)."""
-        return self.kind in ("named", "message", "quiz")
-
-
-@dataclasses.dataclass
-class Item:
-    """One graded cell: a build check, or a graded quiz question."""
-    grade_id: str
-    step: int | str          # 1..4, or "quiz"
-    title: str
-    points: float
-    n: int = 0
-    passed: int = 0
-    p: float | None = None               # pass rate = difficulty (proportion with full marks)
-    r: float | None = None               # point-biserial discrimination against the rest score
-    groups: list[Group] = dataclasses.field(default_factory=list)
-    # quiz only
-    qid: str = ""
-    number: int = 0
-    correct: str = ""
-    options: dict[str, int] = dataclasses.field(default_factory=dict)   # A-D and "unanswered" -> students
-    option_text: dict[str, str] = dataclasses.field(default_factory=dict)
-    flags: list[str] = dataclasses.field(default_factory=list)
-
-    @property
-    def is_quiz(self) -> bool:
-        return self.step == QUIZ_STEP
-
-    @property
-    def failed(self) -> int:
-        return self.n - self.passed
-
-
-@dataclasses.dataclass
-class Step:
-    step: int | str
-    name: str
-    heading: str             # the lesson's heading of this step ("" when not found)
-    max_points: float
-    scores: list[float] = dataclasses.field(default_factory=list)   # one per graded student
-
-    @property
-    def label(self) -> str:
-        return "Quiz" if self.step == QUIZ_STEP else f"Step {self.step}"
-
-
-@dataclasses.dataclass
-class Submission:
-    student: str
-    score: float | None
-    max_score: float | None
-    seconds: float | None
-    status: str
-    note: str
-    removed_cells: str
-    sandbox: str
-    flagged: bool
-    left_out: str = ""
-    reasons: list[str] = dataclasses.field(default_factory=list)
-
-
-@dataclasses.dataclass
-class Teach:
-    """One line of "what to teach again"."""
-    label: str
-    count: int
-    step: int | str
-    heading: str
-    example: str
-    key: str
-
-
-@dataclasses.dataclass
-class Analysis:
-    assignment: str
-    course_root: Path
-    generated: str
-    students: list[str]                    # graded students (the items' population)
-    max_score: float
-    items: list[Item]
-    steps: list[Step]
-    submissions: list[Submission]
-    teach: list[Teach]
-    lesson_notebook: Path | None           # the released lesson notebook (for links)
-    has_grading_report: bool
-
-    @property
-    def cells(self) -> list[Item]:
-        return [i for i in self.items if not i.is_quiz]
-
-    @property
-    def quiz(self) -> list[Item]:
-        return [i for i in self.items if i.is_quiz]
-
-    @property
-    def flagged(self) -> list[Submission]:
-        return [s for s in self.submissions if s.reasons]
-
 
 # ------------------------------------------------------------------------------ statistics
 
-def point_biserial(item: Sequence[float], rest: Sequence[float]) -> float | None:
-    """r_pb = (M1 - M0) / s_n * sqrt(p * q), see the module's docstring. `item`: 0/1 per
-    student; `rest`: the student's total score minus this item's score. None when undefined
-    (fewer than two students, p = 0 or 1, or no spread in the rest score)."""
-    n = len(item)
-    if n < 2 or len(rest) != n:
-        return None
-    ones = [r for i, r in zip(item, rest, strict=False) if i]
-    zeros = [r for i, r in zip(item, rest, strict=False) if not i]
-    if not ones or not zeros:
-        return None
-    p = len(ones) / n
-    mean = sum(rest) / n
-    s_n = math.sqrt(sum((r - mean) ** 2 for r in rest) / n)   # population SD: divide by n
-    if s_n < 1e-12:
-        return None
-    m1, m0 = sum(ones) / len(ones), sum(zeros) / len(zeros)
-    return (m1 - m0) / s_n * math.sqrt(p * (1 - p))
-
-
-def quiz_flags(p: float | None, r: float | None, options: dict[str, int], correct: str) -> list[str]:
-    """The reasons to look at a quiz question again (see the module's docstring)."""
-    flags = []
-    if p is not None and p > TOO_EASY:
-        flags.append(f"too easy (p > {TOO_EASY:g})")
-    if p is not None and p < TOO_HARD:
-        flags.append(f"too hard (p < {TOO_HARD:g})")
-    if r is not None and r < 0:
-        flags.append("negatively discriminating (r < 0): strong students got it wrong more often")
-    unchosen = [letter for letter in LETTERS if letter != correct and options.get(letter, 0) == 0]
-    if unchosen and sum(options.values()):
-        flags.append(f"distractor{'s' if len(unchosen) > 1 else ''} nobody chose: {', '.join(unchosen)}")
-    return flags
-
-
 # -------------------------------------------------------------------- grouping the messages
 
-_WRAPPED = re.compile(r"^Your step \d+ cell stopped with an error: ")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(`“])")
-
-
-def _first_clause(message: str) -> str:
-    """What is wrong, for a label: a message's words before its first ': ' (its first sentence if none)."""
-    text = _WRAPPED.sub("", message.strip())
-    sentence = _first_sentence(text)
-    clause = sentence.split(": ", 1)[0] if ": " in sentence else sentence
-    return clause.rstrip(".;:, ")
-
-
-def _first_sentence(text: str) -> str:
-    return _SENTENCE_END.split(text.strip(), 1)[0]
-
-
-def normalise(message: str) -> str:
-    """The first sentence with its variable bits replaced: quoted values by '…', numbers by N."""
-    text = _first_sentence(_WRAPPED.sub("", message.strip()))
-    # a quote opens after a space, a bracket or a sign, never inside a word (SQLite's, don't)
-    text = re.sub(r"(?<![\w'])'[^']*'(?!\w)", "'…'", text)
-    text = re.sub(r'(?<!\w)"[^"]*"(?!\w)', '"…"', text)
-    text = re.sub(r"\d+(?:\.\d+)?", "N", text)
-    return text[:200]
-
-
-@dataclasses.dataclass(frozen=True)
-class Shown:
-    """What a graded cell left: its check's record (None: no check gave one), its error when
-    it has no record (a CheckFailed's sentence alone, any other "Name: text"), and whether it
-    wrote to stderr."""
-    record: CheckRecord | None = None
-    error: str = ""
-    stderr: bool = False
-
-    @property
-    def message(self) -> str:
-        """What the student read."""
-        return self.record.message if self.record is not None and not self.record.passed else self.error
-
-
-def classify(shown: Shown, titles: dict[str, str] | None = None) -> tuple[str, str, str]:
-    """(group key, kind, label) of a failed build cell, from its record. `titles`: check name
-    -> its title, for the label of a failure that points up to another check."""
-    record = shown.record
-    if record is None or record.passed:
-        if not shown.error:
-            if shown.stderr:
-                return "silent:stderr", "silent", "the cell wrote to stderr, which nbgrader scores 0"
-            return "silent:none", "silent", "no message (a partial or manual score)"
-        text = normalise(shown.error)  # the cell failed before its check gave a result
-        return f"message:{text}", "message", _first_clause(shown.error)
-    if record.waiting_for:
-        return "gate", "gate", "hidden check not counted: the visible checks it builds on did not pass"
-    if record.same_as:
-        title = (titles or {}).get(record.same_as, record.same_as)
-        return f"pointer:{record.same_as}", "pointer", f"same reason as “{title}” above"
-    if record.mistake:
-        return f"named:{record.mistake}", "named", _first_clause(record.message)
-    return f"message:{normalise(record.message)}", "message", _first_clause(record.message)
-
-
-def quiz_group(answers: dict[str, str] | None, state: str, qid: str) -> tuple[str, str, str]:
-    """(group key, kind, label) of a quiz question lost, from the answers as collected
-    (`state`: saved, missing or damaged)."""
-    if state == "missing":
-        return "quiz:missing", "quiz", "no quiz_answers.json submitted"
-    if state == "damaged" or answers is None:
-        return "quiz:damaged", "quiz", "quiz_answers.json damaged"
-    letter = answers.get(qid)
-    if letter is None:
-        return "quiz:unanswered", "quiz", "not answered"
-    return f"quiz:{letter}", "quiz", f"chose {letter}"
-
-
 # ------------------------------------------------------------------------------- reading
-
-def _read_json(path: Path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def _text(value) -> str:
-    return "".join(value) if isinstance(value, list) else str(value or "")
-
-
-def cell_results(notebook_path: Path) -> dict[str, Shown]:
-    """grade_id -> what the graded cell left (Shown), for every graded code cell."""
-    nb = _read_json(notebook_path)
-    if not isinstance(nb, dict):
-        return {}
-    records = by_cell(nb)
-    out = {}
-    for cell in nb.get("cells", []):
-        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if not gid or cell.get("cell_type") != "code":
-            continue
-        errors, stderr = [], False
-        for o in cell.get("outputs", []):
-            if o.get("output_type") == "error":
-                name, value = o.get("ename", ""), _text(o.get("evalue", ""))
-                errors.append(value if name == "CheckFailed" else f"{name}: {value}")
-            elif o.get("output_type") == "stream" and o.get("name") == "stderr" and _text(o.get("text")).strip():
-                stderr = True
-        record = records.get(gid)
-        out[gid] = Shown(record, "" if record is not None else "\n".join(errors).strip(), stderr)
-    return out
-
-
-def quiz_answers(folder: Path) -> dict[str, str] | None:
-    """The collected answers (question id -> letter); None when the file is missing or damaged."""
-    return quiz_answers_state(folder)[0]
-
-
-def quiz_answers_state(folder: Path) -> tuple[dict[str, str] | None, str]:
-    """(the collected answers or None, "saved" | "missing" | "damaged")."""
-    from autograder.quiz import ANSWERS_FILE, AnswersFileError, read_answers
-
-    try:
-        answers = read_answers(str(folder / ANSWERS_FILE))
-    except AnswersFileError:
-        return None, "damaged"
-    return answers, "missing" if answers is None else "saved"
-
-
-def read_grading_report(course_root: Path) -> dict[str, dict[str, str]] | None:
-    """student -> row of grading-report.csv (column -> text); None when there is none."""
-    try:
-        with open(course_root / REPORT_FILE, newline="", encoding="utf-8") as f:
-            rows = [{k: safe_csv.restore(v or "") for k, v in row.items() if k} for row in csv.DictReader(f)]
-        return {row["student"]: row for row in rows if row.get("student")}
-    except (OSError, KeyError, csv.Error, UnicodeDecodeError):
-        return None
-
-
-def _checks() -> dict[str, object]:
-    """grade_id -> the registry's declaration (step, description), {} if unavailable."""
-    try:
-        import autograder.checks  # noqa: F401 - declares every check
-        from autograder import registry
-
-        return {c.name: c for c in registry.declared()}
-    except Exception as exc:  # the registry is a nicety: grade ids name their step too
-        log.debug("registry unavailable: %s", exc)
-        return {}
-
-
-def _headings(nb_path: Path | None) -> dict[str, str]:
-    """grade_id -> the text of the last level-2 heading above it in the lesson notebook."""
-    nb = _read_json(nb_path) if nb_path else None
-    out, current = {}, ""
-    for cell in (nb or {}).get("cells", []) if isinstance(nb, dict) else []:
-        if cell.get("cell_type") == "markdown":
-            for line in _text(cell.get("source")).splitlines():
-                if line.startswith("## "):
-                    current = line[3:].strip()
-        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if gid:
-            out[gid] = current
-    return out
-
-
-def _step_of(gid: str, checks: dict) -> int | str | None:
-    if _QUIZ_CELL.fullmatch(gid) or gid.startswith("quiz"):
-        return QUIZ_STEP
-    if gid in checks:
-        return checks[gid].step
-    found = _STEP_CELL.match(gid)
-    return int(found.group(1)) if found else None
-
-
-def _gradebook_rows(gradebook: Path, assignment: str):
-    """(grade cells [(grade_id, max_score, notebook)], quiz cell sources {grade_id: source},
-    {student: {"grades": {grade_id: score or None}, "flagged": bool}}) from the gradebook."""
-    from nbgrader.api import MissingEntry
-
-    from course_grade.course import open_gradebook
-
-    with open_gradebook(gradebook) as gb:
-        try:
-            a = gb.find_assignment(assignment)
-        except MissingEntry:
-            known = ", ".join(x.name for x in gb.assignments) or "none"
-            raise ReportError(f"unknown assignment {assignment!r} (the gradebook has: {known}): give one of those names") from None
-        cells, sources = [], {}
-        for nb in a.notebooks:
-            cells += [(c.name, float(c.max_score), nb.name) for c in nb.grade_cells]
-            sources.update({c.name: c.source for c in nb.source_cells if c.name.startswith("quiz")})
-        subs = {}
-        for sub in a.submissions:
-            grades, flagged = {}, False
-            for snb in sub.notebooks:
-                flagged = flagged or bool(snb.flagged)
-                for g in snb.grades:
-                    grades[g.name] = None if g.auto_score is None and g.manual_score is None else float(g.score)
-            subs[sub.student_id] = {"grades": grades, "flagged": flagged}
-    return cells, sources, subs
-
-
-def _quiz_keys(sources: dict[str, str]) -> dict[str, dict]:
-    from course_grade.nbgrader_ext.grade_quiz_answers import QuizKeyError, read_key
-
-    keys = {}
-    for gid, source in sources.items():
-        match = _QUIZ_CELL.fullmatch(gid)
-        if match:
-            try:
-                keys[gid] = read_key(source, match["qid"])
-            except QuizKeyError as exc:
-                log.debug("no key for %s: %s", gid, exc)
-    return keys
-
-
-def _float(text: str) -> float | None:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
 
 # ------------------------------------------------------------------------------- building
 
@@ -456,7 +74,7 @@ def build(course_root: Path, assignment: str) -> Analysis:
     if not gradebook.is_file():
         raise ReportError(f"no gradebook.db in {course_root}: run this in the course folder (or pass --course DIR) "
                           f"after grading with `course-grade grade {assignment}`")
-    cells, sources, subs = _gradebook_rows(gradebook, assignment)
+    cells, sources, subs = gradebook_scores(gradebook, assignment)
     report = read_grading_report(course_root)
     # a submission the grading command recorded without grades (0 points, flagged) is listed
     # with its reason below, and left out of the statistics: nothing of it was graded
@@ -466,12 +84,12 @@ def build(course_root: Path, assignment: str) -> Analysis:
     if not graded:
         raise ReportError(f"nothing of {assignment!r} is graded yet: grade it first with `course-grade grade {assignment}` "
                           f"(or `nbgrader autograde {assignment}`)")
-    checks = _checks()
-    keys = _quiz_keys(sources)
+    checks = checks_by_id()
+    keys = quiz_keys(sources)
     release = course_root / "release" / assignment / f"{assignment}.ipynb"
     source = course_root / "source" / assignment / f"{assignment}.ipynb"
     lesson = release if release.is_file() else None
-    headings = _headings(lesson or (source if source.is_file() else None))
+    headings = step_headings(lesson or (source if source.is_file() else None))
 
     # scores: student -> grade_id -> score (None: not graded counts 0)
     scores = {s: {gid: subs[s]["grades"].get(gid) or 0.0 for gid, _, _ in cells} for s in graded}
@@ -499,7 +117,7 @@ def build(course_root: Path, assignment: str) -> Analysis:
     titles = {gid: c.title for gid, c in checks.items()}
     items: list[Item] = []
     for gid, points, _nb in cells:
-        step = _step_of(gid, checks)
+        step = step_of(gid, checks)
         check = checks.get(gid)
         item = Item(gid, step if step is not None else "other",
                     check.title if check else (headings.get(gid) or gid), points)
@@ -508,7 +126,7 @@ def build(course_root: Path, assignment: str) -> Analysis:
         item.p = item.passed / item.n if item.n else None
         item.r = point_biserial(full, [totals[s] - scores[s][gid] for s in graded])
         if item.is_quiz:
-            match = _QUIZ_CELL.fullmatch(gid)
+            match = QUIZ_CELL.fullmatch(gid)
             item.qid = match["qid"] if match else gid
             item.number = int(re.match(r"quiz(\d+)", gid).group(1)) if re.match(r"quiz(\d+)", gid) else 0
             q = questions.get(item.qid)
@@ -545,7 +163,7 @@ def build(course_root: Path, assignment: str) -> Analysis:
         for key, group in groups.items():
             group.example = examples[key].most_common(1)[0][0]
             if group.kind in ("named", "message"):  # what most of them read, with its real values
-                group.label = _first_clause(group.example)
+                group.label = first_clause(group.example)
             if group.kind == "quiz" and key.startswith("quiz:") and key[5:] in item.option_text:
                 group.label = f"chose {key[5:]}: {item.option_text[key[5:]]}"
         item.groups = sorted(groups.values(), key=lambda g: (not g.is_mistake, -g.count, g.label))
@@ -576,9 +194,9 @@ def build(course_root: Path, assignment: str) -> Analysis:
         in_gb = s in subs and s in scores
         sub = Submission(
             student=s,
-            score=totals.get(s) if in_gb else _float(row.get("score", "")),
-            max_score=max_total if in_gb else _float(row.get("max_score", "")),
-            seconds=_float(row.get("seconds", "")), status=row.get("status", "") or ("graded" if in_gb else "not graded"),
+            score=totals.get(s) if in_gb else as_float(row.get("score", "")),
+            max_score=max_total if in_gb else as_float(row.get("max_score", "")),
+            seconds=as_float(row.get("seconds", "")), status=row.get("status", "") or ("graded" if in_gb else "not graded"),
             note=row.get("note", ""), removed_cells=row.get("removed_cells", ""), sandbox=row.get("sandbox", ""),
             flagged=bool(subs.get(s, {}).get("flagged")), left_out=row.get("left_out", ""))
         if sub.removed_cells:
