@@ -1,19 +1,23 @@
-"""The instructor's side of the course: grading around stock nbgrader.
+"""The instructor's side of the course: grading around stock nbgrader. Its folders say where
+their code runs, from the top layer down (each imports only the layers below it; `make lint`
+checks it):
 
-- `course-grade grade ASSIGNMENT` (`grading.py`): grading a class on Dask (`cluster.py`: a
-  LocalCluster or a running cluster; `task.py`: one submission graded from bytes on any
-  worker; `kernel_pool.py`: each worker's pre-started kernel);
-- `sandbox.py`: every grading kernel in a bubblewrap sandbox;
-- `tamper.py`, `tamper_preprocessor.py`: the syntax-tree analysis of student cells;
-- `quiz_collect.py`, `quiz_grading.py`: the graded quiz scored outside the kernel;
-- `nbgrader_plugins.py`: `LimitOutputSize` (every output cut by size, per cell and per notebook);
-- `selfgrade.py`: a self-learner's grading of their own notebook;
-- `safe_csv.py`, `safe_csv_export_plugin.py`: every CSV file written with no cell a
-  spreadsheet would run as a formula (`nbgrader export` too).
+- `commands/`: the `course-grade` commands (grade, selfgrade, report, export), each with
+  `HELP`, `add_arguments()` and `main()`; the grading run's merge, progress and nbgrader steps,
+  and the Dask cluster. Runs in the instructor's process.
+- `selfgrade/`: a self-learner's grading: the client and the background service.
+- `reports/`: what the instructor reads after grading: grading-report.csv and the item
+  analysis (items, readers, failures, statistics, the page).
+- `engine/`: one submission graded from bytes, on a Dask worker or the self-grading service:
+  the bundles (`bundles`), `grade()` (`task`) and what it reads back (`readout`).
+- `nbgrader_ext/`: every plugin `nbgrader_config.py` names, one per file, named after its
+  class; they run inside nbgrader, under stock commands too.
+- `kernels/`: the grading kernels: the sandbox, the zygote, each worker's spare kernel and
+  the process killer. No nbgrader here.
+- `course`, `files`, `reasons`, `safe_csv`: facts and helpers every layer uses.
 
-It may import the kernel side (`autograder`); the kernel side never imports it
-(tests/test_repository.py checks). A course hub installs only `autograder` into students'
-environments.
+It may import the kernel side (`autograder`); the kernel side never imports it. A course hub
+installs only `autograder` into students' environments.
 """
 
 # Modules the grading processes go without. jsonschema imports rfc3987_syntax, when installed
