@@ -27,6 +27,7 @@ from course_grade.engine.task import _make_feedback, grade
 from course_grade.files import write_files
 from course_grade.reasons import BLANK, CORRUPT, ERROR, LATE, NOTES, NO_NOTEBOOK, TIMED_OUT
 from course_grade.nbgrader_ext.flag_cell_timeouts import timed_out_cells, timeout_ename
+from course import blank_gradebook
 from hostile_cells import HOSTILE, cells, raw_formulas
 
 ASSIGNMENT = "hw"
@@ -34,16 +35,15 @@ ASSIGNMENT = "hw"
 
 @pytest.fixture(scope="module")
 def template_gradebook(tmp_path_factory) -> Path:
-    """A gradebook with the assignment, made once (nbgrader runs alembic to make one: seconds)."""
+    """A gradebook with the assignment, made once (from the blank one: a new gradebook runs alembic, seconds)."""
     path = tmp_path_factory.mktemp("gradebook") / "gradebook.db"
-    with pytest.MonkeyPatch.context() as patch:  # nbgrader creates a gradebook with alembic, found on PATH
-        patch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-        with warnings.catch_warnings(), Gradebook(f"sqlite:///{path}") as gb:
-            warnings.simplefilter("ignore")
-            gb.update_or_create_assignment(ASSIGNMENT)
-            gb.update_or_create_notebook("nb", ASSIGNMENT)
-            for name in ("q1", "q2"):
-                gb.update_or_create_grade_cell(name, "nb", ASSIGNMENT, max_score=1, cell_type="code")
+    shutil.copy(blank_gradebook(), path)
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{path}") as gb:
+        warnings.simplefilter("ignore")
+        gb.update_or_create_assignment(ASSIGNMENT)
+        gb.update_or_create_notebook("nb", ASSIGNMENT)
+        for name in ("q1", "q2"):
+            gb.update_or_create_grade_cell(name, "nb", ASSIGNMENT, max_score=1, cell_type="code")
     return path
 
 

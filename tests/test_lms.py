@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from course import blank_gradebook
 from course_grade.commands import export as lms
 from course_grade import safe_csv
 from hostile_cells import HOSTILE, raw_formulas
@@ -43,6 +44,7 @@ def make_gradebook(course: Path) -> Path:
 
     course.mkdir(parents=True, exist_ok=True)
     db = course / "gradebook.db"
+    shutil.copy(blank_gradebook(), db)  # a new gradebook would run alembic (seconds of CPU)
     with Gradebook(f"sqlite:///{db}") as gb:
         gb.update_or_create_assignment(ASSIGNMENT)
         for nb, cell, points in (("part1", "c1", 10), ("part2", "c2", 13)):
@@ -65,15 +67,9 @@ def make_gradebook(course: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def gradebook_template(tmp_path_factory):
-    # a new gradebook asks the `alembic` program for its schema version: the environment's bin first
-    path = os.environ.get("PATH", "")
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{path}"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy autoflush warnings
-            return make_gradebook(tmp_path_factory.mktemp("template"))
-    finally:
-        os.environ["PATH"] = path
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy autoflush warnings
+        return make_gradebook(tmp_path_factory.mktemp("template"))
 
 
 @pytest.fixture

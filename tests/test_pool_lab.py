@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 
-import matplotlib.pyplot as plt
 import nbformat
 import pytest
 from nbclient import NotebookClient
@@ -325,6 +324,8 @@ async def test_plots_draw_labelled_axes_and_the_limit(db_url, make_app):
             bursts.append(await lab.burst(make_app(engine, hold=0.02), engine, n=4))
         finally:
             await engine.dispose()
+    import matplotlib.pyplot as plt  # here, not at the top: collecting this module costs no matplotlib
+
     fig = lab.plot_timelines(bursts)
     try:
         limited, unlimited = fig.axes

@@ -90,6 +90,7 @@ def test_the_key_in_the_source_covers_every_graded_question_once():
         assert len(k["explanation"]) > 40
 
 
+@pytest.mark.slow  # builds the package's wheel (pip or uv, ~2 s of CPU)
 def test_the_key_is_in_nothing_students_receive(tmp_path):
     """Neither the release notebook nor the installed package holds any of the key's text."""
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",

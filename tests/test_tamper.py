@@ -7,6 +7,7 @@ as nbgrader tests its own: a NotebookNode with nbgrader metadata, `preprocess`, 
 from __future__ import annotations
 
 import ast
+import shutil
 
 import nbformat
 import pytest
@@ -14,7 +15,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from course_grade.nbgrader_ext import tamper_analysis as tamper
 from course_grade.nbgrader_ext.flag_tampering import SCANNED, FlagTampering
-from course import RELEASE_NB, solutions, tool_env
+from course import RELEASE_NB, blank_gradebook, solutions, tool_env
 from mistakes import MISTAKES
 from submissions import ADVERSARIAL, HONEST_LOOKALIKES
 from tamper_cases import ATTACKS, HONEST
@@ -182,10 +183,10 @@ def test_flag_only_mode_keeps_the_code():
     assert nb.cells[1].source == "eval('1')" and resources["course"]["flagged"]
 
 
-def test_preprocessor_flags_the_notebook_in_the_gradebook(tmp_path, monkeypatch):
+def test_preprocessor_flags_the_notebook_in_the_gradebook(tmp_path):
     from nbgrader.api import Gradebook
 
-    monkeypatch.setenv("PATH", tool_env()["PATH"])  # nbgrader runs alembic to create a gradebook
+    shutil.copy(blank_gradebook(), tmp_path / "gradebook.db")  # a new one would run alembic (seconds)
     db = f"sqlite:///{tmp_path / 'gradebook.db'}"
     with Gradebook(db) as gb:
         gb.add_assignment("a")
