@@ -19,6 +19,7 @@ from pathlib import Path
 # First: like the grading processes, the tests go without jsonschema's "iri" parser
 # (course_grade.NOT_IMPORTED, ~2 s of CPU to import), in this process and the harness's server.
 import course_grade  # noqa: F401, I001
+from course_grade.course import nbgrader_command  # noqa: I001
 import nbformat
 
 from autograder.course import ASSIGNMENT
@@ -81,8 +82,7 @@ def make_course(dest: Path, extra_config: str = "") -> Path:
         shutil.copy(blank_gradebook(course_ids[-1]), dest / "gradebook.db")
     # nbgrader's own entry point, launched as the grading command launches it (without the
     # "iri" parser: seconds less per course)
-    done = subprocess.run([sys.executable, "-c", course_grade.NBGRADER_LAUNCH, "generate_assignment", ASSIGNMENT,
-                           "--force"], cwd=dest, env=tool_env(), capture_output=True, text=True, timeout=900)
+    done = subprocess.run([*nbgrader_command(), "generate_assignment", ASSIGNMENT, "--force"], cwd=dest, env=tool_env(), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"generate_assignment failed:\n{done.stdout}\n{done.stderr}"
     return dest
 
