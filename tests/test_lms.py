@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from course import blank_gradebook
-from course_grade.commands import export as lms
+from course_grade.commands import export
+from course_grade.reports import lms
 from course_grade import safe_csv
 from hostile_cells import HOSTILE, raw_formulas
 
@@ -86,11 +87,11 @@ def write(path: Path, text: str) -> Path:
 
 
 def parser():
-    return lms.add_arguments(argparse.ArgumentParser(prog="course-grade export"))
+    return export.add_arguments(argparse.ArgumentParser(prog="course-grade export"))
 
 
 def run(argv, capsys):
-    code = lms.main(parser().parse_args([str(a) for a in argv]))
+    code = export.main(parser().parse_args([str(a) for a in argv]))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
