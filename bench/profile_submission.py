@@ -145,7 +145,7 @@ def instrument(phases: Phases) -> None:
     phases.wrap(BaseConverter, "set_permissions", "nbgrader: set_permissions")
     phases.wrap(kernel_pool.Spare, "take", "spare: take (wait for preload, sandbox admit)")
     phases.wrap(kernel_pool.Spare, "start", "spare: start the next spare")
-    phases.wrap(pooled_execute, "stop", "kernel: shut down (kernel_pool.stop)")
+    phases.wrap(pooled_execute, "stop", "kernel: shut down (spares.stop)")
     # nbclient binds its sync wrappers to the coroutines at class creation: time the wrappers
     phases.wrap(nbclient.client.NotebookClient, "start_new_kernel", "kernel: start a fresh kernel (no spare)")
     phases.wrap(nbclient.client.NotebookClient, "start_new_kernel_client", "kernel client: connect, ready (, chdir)")

@@ -6,8 +6,8 @@ they are. A text cell that already has ' before such a character gets one more, 
 gives back exactly the text written. Rows go through the csv module (RFC 4180 quoting), so
 commas, quotes and newlines round-trip too.
 
-Every CSV file the course writes uses this module: grading-report.csv (grading.py), the item
-analysis's reports/ASSIGNMENT.csv (item_report.py), the Canvas and Moodle files (lms.py) and
+Every CSV file the course writes uses this module: grading-report.csv (reports/grading_report.py), the item
+analysis's reports/ASSIGNMENT.csv (reports/item_report.py), the Canvas and Moodle files (reports/lms.py) and
 grades.csv (`nbgrader export`, through safe_csv_export_plugin.py). Whatever reads one of them
 back calls `restore` (or reads with `reader`).
 """
