@@ -171,7 +171,8 @@ class Spare:
             self.extra_arguments = own_arguments(extra_arguments)
         if manager_class is not None:
             self.manager_class, self.config = manager_class, config
-        km = self.manager_class(kernel_name=self.kernel_name, **({"config": self.config} if self.config is not None else {}))
+        km = self.manager_class(kernel_name=self.kernel_name,
+                                **({"config": self.config} if self.config is not None else {}))
         args = self.extra_arguments + ([HISTORY] if not any(a.startswith("--HistoryManager.hist_file")
                                                             for a in self.extra_arguments) else [])
         self._zygote(km)

@@ -115,8 +115,8 @@ class Zygote:
         time: `start_ticks`); returns once it has entered the sandbox and dropped its rights (the
         pid, outside, of the child that waits for it). Raises ForkRefused."""
         holder, started = holder
-        request = json.dumps({"holder": holder, "holder_started": started, "cwd": cwd, "argv": argv, "env": env, "uid": uid,
-                              "limits": limits}).encode() + b"\n"
+        request = json.dumps({"holder": holder, "holder_started": started, "cwd": cwd, "argv": argv, "env": env,
+                              "uid": uid, "limits": limits}).encode() + b"\n"
         with self.lock:
             if not self.alive():
                 raise ForkRefused("the zygote is not running")
@@ -234,7 +234,8 @@ def _become_kernel(req: dict, fds: dict[str, int], status: int) -> None:
     if os.getppid() != 0:  # the middle child (outside the PID namespace: 0 here) already ended
         raise ForkRefused("the process that waits for the kernel ended")
     with open("/proc/self/status") as f:
-        caps = {k: int(v, 16) for k, v in (line.split(":\t") for line in f.read().splitlines() if line.startswith("Cap"))}
+        caps = {k: int(v, 16)
+                for k, v in (line.split(":\t") for line in f.read().splitlines() if line.startswith("Cap"))}
     if any(caps.values()) or os.getuid() != uid or os.geteuid() != uid:
         raise ForkRefused(f"rights left after dropping to uid {uid}: {caps}")
     os.environ.clear()
