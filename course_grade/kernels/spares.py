@@ -106,7 +106,7 @@ class _Preload(threading.Thread):
         start = time.perf_counter()
         try:
             asyncio.run(self._preload())  # a loop of its own, closed with the thread's work
-        except Exception as exc:  # noqa: BLE001 - any failure only costs this spare
+        except Exception as exc:  # any failure only costs this spare
             self.ok, self.why = False, f"{type(exc).__name__}: {exc}"
         finally:
             self.seconds = time.perf_counter() - start
@@ -298,12 +298,10 @@ def stop(km: AsyncKernelManager) -> None:
             control = getattr(km, "_control_socket", None)
             if control is not None and not control.closed:
                 control.linger = 0
-        except Exception:  # noqa: BLE001 - then the cleanup only waits as usual
+        except Exception:  # then the cleanup only waits as usual
             pass
-    try:
+    with contextlib.suppress(Exception):  # already gone
         run_sync(km.shutdown_kernel)(now=True)
-    except Exception:  # already gone
-        pass
     with contextlib.suppress(Exception):
         run_sync(km.cleanup_resources)()
 
