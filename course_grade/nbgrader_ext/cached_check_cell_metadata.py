@@ -64,11 +64,11 @@ class CachedCheckCellMetadata(CheckCellMetadata):
     def preprocess(self, nb, resources):
         try:
             _Validator().validate_nb(nb)
-        except ValidationError:
+        except ValidationError as exc:
             self.log.error(traceback.format_exc())
             msg = "Notebook failed to validate; the nbgrader metadata may be corrupted."
             self.log.error(msg)
-            raise ValidationError(msg)
+            raise ValidationError(msg) from exc
         return nb, resources
 
 
