@@ -91,6 +91,6 @@ def notebook_problem(data: bytes | None) -> str | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             nb = nbformat.reads(data.decode("utf-8"), as_version=4)
-    except Exception:  # noqa: BLE001 - whatever nbformat cannot read, nbgrader cannot grade
+    except Exception:  # whatever nbformat cannot read, nbgrader cannot grade
         return CORRUPT
     return BLANK if not nb.get("cells") else None

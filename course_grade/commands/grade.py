@@ -153,7 +153,7 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
                     student = owner.pop(future.key)
                     try:
                         o = future.result()
-                    except (CancelledError, Exception) as exc:  # noqa: BLE001
+                    except (CancelledError, Exception) as exc:
                         if _scheduler_lost(client, exc):
                             raise Stopped(lost, outcomes) from None
                         o = Graded(student)
@@ -165,7 +165,7 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
                     except KeyboardInterrupt:
                         outcomes[student] = o
                         raise
-                    except Exception as exc:  # noqa: BLE001
+                    except Exception as exc:
                         o.status, o.grades_kept = "failed", False
                         o.add(ERROR, f"could not record the grades: {type(exc).__name__}: {exc}"[:300])
                         o.log += "\n" + traceback.format_exc()
