@@ -105,7 +105,8 @@ def open_course(root: Path, assignment: str) -> Course:
     if not (root / "nbgrader_config.py").is_file():
         raise UsageError(f"no nbgrader_config.py in {root}: run this in the course folder or pass --course")
     if not (root / "gradebook.db").is_file():
-        raise UsageError(f"no gradebook.db in {root}: create the assignment first with `nbgrader generate_assignment {assignment}`")
+        raise UsageError(f"no gradebook.db in {root}: "
+                         f"create the assignment first with `nbgrader generate_assignment {assignment}`")
     with open_gradebook(root / 'gradebook.db') as gb:
         try:
             notebooks = [nb.name for nb in gb.find_assignment(assignment).notebooks]
@@ -115,7 +116,8 @@ def open_course(root: Path, assignment: str) -> Course:
     folder = root / "submitted"
     students = sorted(p.parent.name for p in folder.glob(f"*/{assignment}") if p.is_dir()) if folder.is_dir() else []
     if not students:
-        raise UsageError(f"no submissions in {folder}/*/{assignment}/: collect them first (nbgrader collect {assignment})")
+        raise UsageError(f"no submissions in {folder}/*/{assignment}/: "
+                         f"collect them first (nbgrader collect {assignment})")
     return Course(root, assignment, notebooks, students)
 
 

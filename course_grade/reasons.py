@@ -44,7 +44,8 @@ TAMPERING = "tampering"  # the tampering analysis removed statements
 # Reasons that flag the submitted notebook in the gradebook (the formgrader's flag, as
 # tampering does). Late and the quiz's answers file are not flagged: nbgrader applies the late
 # penalty itself, and the quiz cells' own message says the file is missing or damaged.
-FLAGGED_REASONS = frozenset({CORRUPT, BLANK, NO_NOTEBOOK, BAD_TIMESTAMP, TIMED_OUT, CELL_TIME_LIMIT, KERNEL_DIED, ERROR, TAMPERING})
+FLAGGED_REASONS = frozenset({CORRUPT, BLANK, NO_NOTEBOOK, BAD_TIMESTAMP, TIMED_OUT, CELL_TIME_LIMIT, KERNEL_DIED, ERROR,
+                             TAMPERING})
 
 
 NOTES = {
@@ -90,6 +91,6 @@ def notebook_problem(data: bytes | None) -> str | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             nb = nbformat.reads(data.decode("utf-8"), as_version=4)
-    except Exception:  # noqa: BLE001 - whatever nbformat cannot read, nbgrader cannot grade
+    except Exception:  # whatever nbformat cannot read, nbgrader cannot grade
         return CORRUPT
     return BLANK if not nb.get("cells") else None

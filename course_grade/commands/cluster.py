@@ -57,11 +57,11 @@ class SpareKernels(WorkerPlugin):
 
 def _import_grading() -> None:
     """Import nbgrader's autograde machinery (what `task.grade` imports on first use)."""
-    import nbgrader.apps.api  # noqa: F401
-    import nbgrader.converters.autograde  # noqa: F401
+    import nbgrader.apps.api
+    import nbgrader.converters.autograde
     import nbgrader.preprocessors  # noqa: F401
 
-    import course_grade.nbgrader_ext.flag_tampering  # noqa: F401
+    import course_grade.nbgrader_ext.flag_tampering
     import course_grade.nbgrader_ext.grade_quiz_answers  # noqa: F401
 
 

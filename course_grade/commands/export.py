@@ -117,10 +117,12 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("--moodle-match works only with --lms moodle: drop it, or use --lms moodle")
     title = args.title if args.title is not None else args.assignment
     if not title.strip():
-        raise UsageError("--title is empty: give the LMS column's title, or leave --title out to use the assignment name")
+        raise UsageError("--title is empty: give the LMS column's title, "
+                         "or leave --title out to use the assignment name")
     course = Path(args.course).resolve()
     if not course.is_dir():
-        raise UsageError(f"course folder {course} does not exist: pass --course with the folder that holds gradebook.db")
+        raise UsageError(f"course folder {course} does not exist: "
+                         "pass --course with the folder that holds gradebook.db")
 
     roster = read_roster(args.roster, lms, args.moodle_match)
     grades = read_grades(course / "gradebook.db", args.assignment)

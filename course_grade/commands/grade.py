@@ -68,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="grade only this student (repeat for several); everyone else's grades and feedback "
                              "stay as they are")
     parser.add_argument("--resume", action="store_true",
-                        help="grade only the submissions not graded yet (after a stopped run); default: grade everything")
+                        help="grade only the submissions not graded yet (after a stopped run); "
+                             "default: grade everything")
     parser.add_argument("--submission-timeout", type=float, default=600,
                         help="seconds one submission may take before it is stopped (default: 600)")
     parser.add_argument("--no-feedback", action="store_true", help="do not run nbgrader generate_feedback")
@@ -152,7 +153,7 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
                     student = owner.pop(future.key)
                     try:
                         o = future.result()
-                    except (CancelledError, Exception) as exc:  # noqa: BLE001
+                    except (CancelledError, Exception) as exc:
                         if _scheduler_lost(client, exc):
                             raise Stopped(lost, outcomes) from None
                         o = Graded(student)
@@ -164,13 +165,14 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
                     except KeyboardInterrupt:
                         outcomes[student] = o
                         raise
-                    except Exception as exc:  # noqa: BLE001
+                    except Exception as exc:
                         o.status, o.grades_kept = "failed", False
                         o.add(ERROR, f"could not record the grades: {type(exc).__name__}: {exc}"[:300])
                         o.log += "\n" + traceback.format_exc()
                     else:
                         if late > 0:
-                            o.add(LATE, f"submitted {duration(late)} after the due date: nbgrader's late penalty applies")
+                            o.add(LATE, f"submitted {duration(late)} after the due date: "
+                                        "nbgrader's late penalty applies")
                     o.log_file = keep_log(course, o)
                     made = o.feedback is not None
                     o.files, o.modes, o.rows, o.log = {}, {}, None, ""  # merged: keep only what the report shows
@@ -214,7 +216,8 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
     if resume:
         done = already_graded(course)
         students = [s for s in students if s not in done]
-        print(f"Resuming: {len(done & set(course.students))} already graded, {len(students)} to grade.", file=out, flush=True)
+        print(f"Resuming: {len(done & set(course.students))} already graded, {len(students)} to grade.",
+              file=out, flush=True)
     where = f"the Dask cluster at {scheduler}" if scheduler else f"{jobs} local worker(s)"
     print(f"Grading {len(students)} submission(s) of {assignment} on {where}...", file=out, flush=True)
     if not scheduler:
@@ -238,14 +241,16 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
             stopped, outcomes = exc.why, exc.outcomes
     for student in students:
         if student not in outcomes:
-            outcomes[student] = Graded(student, status="not graded", note=f"the run stopped before this submission was graded ({stopped})")
+            outcomes[student] = Graded(student, status="not graded",
+                                       note=f"the run stopped before this submission was graded ({stopped})")
     if scheduler and any(o.sandbox not in ("", "on") for o in outcomes.values()):
         print("WARNING: some workers graded without the sandbox: see the sandbox column of " + REPORT_FILE, file=out)
     write_report(course, outcomes)
     rows = [outcomes[s] for s in students]
     failures = sum(o.status != "graded" for o in rows)
 
-    if not finishing.started:  # stopped (merged students have their workers' pages; no fallback feedback), or nobody to grade
+    # stopped (merged students have their workers' pages; no fallback feedback), or nobody to grade
+    if not finishing.started:
         finishing.start(after_grading(course, rows, feedback and stopped is None))
 
     analysis = None

@@ -37,7 +37,8 @@ class NbgraderSteps:
 
     def _run(self, steps) -> None:
         for step in steps:
-            done = subprocess.run([*nbgrader_command(), *step], cwd=self.course.root, env=tool_env(), capture_output=True, text=True)
+            done = subprocess.run([*nbgrader_command(), *step], cwd=self.course.root, env=tool_env(),
+                                  capture_output=True, text=True)
             if done.returncode:
                 self.failed.append(f"nbgrader {step[0]} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
 

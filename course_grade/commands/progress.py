@@ -32,7 +32,8 @@ class Progress:
         filled = int(width * self.done / self.total)
         rate = (time.monotonic() - self.start) / self.done
         left = rate * (self.total - self.done)
-        line = f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} graded, {self.failed} failed, ~{left:.0f}s left"
+        line = (f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} graded, "
+                f"{self.failed} failed, ~{left:.0f}s left")
         if o.status != "graded":
             line = f"\r\x1b[K{summary_line(o)}\n" + line
         print(line, end="" if self.done < self.total else "\n", file=self.out, flush=True)

@@ -43,7 +43,8 @@ class AssignmentBundle:
         if source.is_dir():
             for path in sorted(source.rglob("*")):
                 rel = path.relative_to(source)
-                if path.is_file() and not any(fnmatch.fnmatch(part, pat) for part in rel.parts for pat in SOURCE_IGNORED):
+                if path.is_file() and not any(fnmatch.fnmatch(part, pat)
+                                              for part in rel.parts for pat in SOURCE_IGNORED):
                     files[rel.as_posix()] = path.read_bytes()
         return cls(name, notebooks, (root / "nbgrader_config.py").read_bytes(), gradebook, files)
 

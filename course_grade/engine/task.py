@@ -81,7 +81,7 @@ def _make_feedback(api, assignment: str, student: str, folder: Path, out: Graded
             if made.get("success"):
                 compiled.write_text(json.dumps(feedback_exporter.compiled_templates()))
                 code = 0
-        except BaseException:  # noqa: BLE001 - the exit status says it failed
+        except BaseException:  # the exit status says it failed
             pass
         finally:
             os._exit(code)
@@ -183,7 +183,7 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
             return out
         try:
             out.rows = gradebook_rows(scratch / "gradebook.db", assignment.name, submission.student)
-        except Exception:  # noqa: BLE001 - nbgrader wrote no grades: say why from its log
+        except Exception:  # nbgrader wrote no grades: say why from its log
             out.add(*why_it_failed(out.log))
             out.rows = None
             return out
@@ -214,7 +214,7 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
             out.add(TIMED_OUT, f"grading took longer than the {timeout:g} s limit: its grades are kept, and nbgrader "
                                f"makes its feedback in the course afterwards")
         return out
-    except Exception as exc:  # noqa: BLE001 - a broken submission must never stop the others
+    except Exception as exc:  # a broken submission must never stop the others
         import traceback
 
         out.status, out.grades_kept, out.rows = "failed", False, None

@@ -264,7 +264,8 @@ def _warn_once(logger) -> None:
 class SandboxedKernelManager(AsyncKernelManager):
     """An async kernel manager whose kernel runs in its own bwrap sandbox (module docstring)."""
 
-    enabled = Bool(True, config=True, help=f"Run kernels in the sandbox (the environment variable {SWITCH}=off also turns it off).")
+    enabled = Bool(True, config=True, help="Run kernels in the sandbox "
+                   f"(the environment variable {SWITCH}=off also turns it off).")
     memory = Integer(4 * GIB, config=True, help="RLIMIT_AS of the kernel and what it starts (bytes).")
     processes = Integer(512, config=True, help="RLIMIT_NPROC inside the sandbox (processes and threads).")
     file_size = Integer(100 * MIB, config=True, help="RLIMIT_FSIZE: the largest file a submission can write (bytes).")
@@ -273,7 +274,8 @@ class SandboxedKernelManager(AsyncKernelManager):
                       "the working folder (bytes); the address space gets `memory` less both.")
     guard = Bool(True, config=True, help="Install the runtime guard (autograder/guard.py) before the first cell; "
                  "off only to test the sandbox itself.")
-    uid_base = Integer(UID_BASE, config=True, help="Grading as root, each sandbox runs as a fresh uid from uid_base to uid_base + 10**6.")
+    uid_base = Integer(UID_BASE, config=True, help="Grading as root, each sandbox runs as a fresh uid "
+                       "from uid_base to uid_base + 10**6.")
 
     sandboxed = False  # whether the running kernel is in a sandbox
     zygote = None  # a course_grade.kernels.zygote.Zygote to fork the kernel from (a grading worker's), or None
@@ -307,14 +309,15 @@ class SandboxedKernelManager(AsyncKernelManager):
                                scratch=self.scratch)
         kernel = [python, *cmd[1:]] + ([GUARD] if self.guard else [])
         self._forked, self.forked = None, False
-        setenv = {prefix[i + 1]: prefix[i + 2] for i, arg in enumerate(prefix[:prefix.index("--")]) if arg == "--setenv"}
+        setenv = {prefix[i + 1]: prefix[i + 2]
+                  for i, arg in enumerate(prefix[:prefix.index("--")]) if arg == "--setenv"}
         env = {**(kw.get("env") or os.environ), **setenv, "PWD": workdir}  # inside, as bwrap --chdir sets it
         if self.zygote is not None and self.uid is not None and self.zygote.fits(kernel, env):
             # the sandbox holds a placeholder; the zygote forks the kernel into it (_async_launch_kernel)
             self.forked = True
             self._forked = {"cwd": workdir, "argv": kernel[3:], "env": env, "uid": self.uid,
-                            "limits": {"as": self.memory - 2 * self.scratch, "nproc": self.processes, "fsize": self.file_size,
-                                       "cpu": self.cpu_seconds}}
+                            "limits": {"as": self.memory - 2 * self.scratch, "nproc": self.processes,
+                                       "fsize": self.file_size, "cpu": self.cpu_seconds}}
             return prefix + [shutil.which("sleep") or "/bin/sleep", "infinity"], kw
         return prefix + kernel, kw
 
@@ -408,7 +411,8 @@ def ok(r, what):
 AT_FDCWD, OPEN_TREE_CLONE, O_CLOEXEC, MOVE_MOUNT_F_EMPTY_PATH = -100, 1, 0o2000000, 4
 AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH, MOUNT_ATTR_RDONLY, MS_NOSUID, MS_NODEV = 0x100, 0x1000, 1, 2, 4
 class Attr(ctypes.Structure):
-    _fields_ = [("set", ctypes.c_uint64), ("clr", ctypes.c_uint64), ("prop", ctypes.c_uint64), ("userns", ctypes.c_uint64)]
+    _fields_ = [("set", ctypes.c_uint64), ("clr", ctypes.c_uint64), ("prop", ctypes.c_uint64),
+                ("userns", ctypes.c_uint64)]
 trees = {}
 for path in entries:
     if stat.S_ISREG(os.lstat(path).st_mode):

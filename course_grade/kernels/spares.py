@@ -106,7 +106,7 @@ class _Preload(threading.Thread):
         start = time.perf_counter()
         try:
             asyncio.run(self._preload())  # a loop of its own, closed with the thread's work
-        except Exception as exc:  # noqa: BLE001 - any failure only costs this spare
+        except Exception as exc:  # any failure only costs this spare
             self.ok, self.why = False, f"{type(exc).__name__}: {exc}"
         finally:
             self.seconds = time.perf_counter() - start
@@ -171,7 +171,8 @@ class Spare:
             self.extra_arguments = own_arguments(extra_arguments)
         if manager_class is not None:
             self.manager_class, self.config = manager_class, config
-        km = self.manager_class(kernel_name=self.kernel_name, **({"config": self.config} if self.config is not None else {}))
+        km = self.manager_class(kernel_name=self.kernel_name,
+                                **({"config": self.config} if self.config is not None else {}))
         args = self.extra_arguments + ([HISTORY] if not any(a.startswith("--HistoryManager.hist_file")
                                                             for a in self.extra_arguments) else [])
         self._zygote(km)
@@ -297,12 +298,10 @@ def stop(km: AsyncKernelManager) -> None:
             control = getattr(km, "_control_socket", None)
             if control is not None and not control.closed:
                 control.linger = 0
-        except Exception:  # noqa: BLE001 - then the cleanup only waits as usual
+        except Exception:  # then the cleanup only waits as usual
             pass
-    try:
+    with contextlib.suppress(Exception):  # already gone
         run_sync(km.shutdown_kernel)(now=True)
-    except Exception:  # already gone
-        pass
     with contextlib.suppress(Exception):
         run_sync(km.cleanup_resources)()
 

@@ -115,8 +115,8 @@ class Zygote:
         time: `start_ticks`); returns once it has entered the sandbox and dropped its rights (the
         pid, outside, of the child that waits for it). Raises ForkRefused."""
         holder, started = holder
-        request = json.dumps({"holder": holder, "holder_started": started, "cwd": cwd, "argv": argv, "env": env, "uid": uid,
-                              "limits": limits}).encode() + b"\n"
+        request = json.dumps({"holder": holder, "holder_started": started, "cwd": cwd, "argv": argv, "env": env,
+                              "uid": uid, "limits": limits}).encode() + b"\n"
         with self.lock:
             if not self.alive():
                 raise ForkRefused("the zygote is not running")
@@ -234,7 +234,8 @@ def _become_kernel(req: dict, fds: dict[str, int], status: int) -> None:
     if os.getppid() != 0:  # the middle child (outside the PID namespace: 0 here) already ended
         raise ForkRefused("the process that waits for the kernel ended")
     with open("/proc/self/status") as f:
-        caps = {k: int(v, 16) for k, v in (line.split(":\t") for line in f.read().splitlines() if line.startswith("Cap"))}
+        caps = {k: int(v, 16)
+                for k, v in (line.split(":\t") for line in f.read().splitlines() if line.startswith("Cap"))}
     if any(caps.values()) or os.getuid() != uid or os.geteuid() != uid:
         raise ForkRefused(f"rights left after dropping to uid {uid}: {caps}")
     os.environ.clear()
@@ -256,10 +257,8 @@ def _become_kernel(req: dict, fds: dict[str, int], status: int) -> None:
 
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(Exception):
             stream.flush()
-        except Exception:  # noqa: BLE001
-            pass
 
 
 def _fork_kernel(req: dict) -> int:
@@ -291,7 +290,7 @@ def _fork_kernel(req: dict) -> int:
                     code = 0
                 except SystemExit as exc:
                     code = exc.code if isinstance(exc.code, int) else 1
-                except BaseException as exc:  # noqa: BLE001 - reported, and the kernel never starts
+                except BaseException as exc:  # reported, and the kernel never starts
                     try:
                         os.write(write_end, f"{type(exc).__name__}: {exc}".encode()[:500])
                     except OSError:  # reported ready already: the kernel itself failed
@@ -306,7 +305,7 @@ def _fork_kernel(req: dict) -> int:
                 os.close(fd)
             os.waitpid(kernel, 0)
             code = 0
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             pass
         finally:
             # the kernel is gone: end its sandbox (and whatever the submission left running); by
@@ -339,10 +338,8 @@ def _keep_only(keep: set[int]) -> None:
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
         if fd > 2 and fd not in keep:
-            try:
+            with contextlib.suppress(OSError):  # the listing's own
                 os.close(fd)
-            except OSError:
-                pass  # the listing's own
 
 
 def _serve(modules: list[str], answers_fd: int) -> None:
@@ -354,10 +351,8 @@ def _serve(modules: list[str], answers_fd: int) -> None:
     answers = os.fdopen(answers_fd, "wb", buffering=0)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # interrupts select: children are reaped below
     for module in modules:
-        try:
+        with contextlib.suppress(Exception):  # the kernel's own import of it fails the same way
             __import__(module)
-        except Exception:  # noqa: BLE001 - the kernel's own import of it fails the same way
-            pass
     requests = sys.stdin.buffer
     while True:
         try:
@@ -374,7 +369,7 @@ def _serve(modules: list[str], answers_fd: int) -> None:
             if threading.active_count() != 1 or len(os.listdir("/proc/self/task")) != 1:
                 raise ForkRefused("the zygote has threads: forking it is unsafe")
             answer = {"ok": True, "pid": _fork_kernel(json.loads(line))}
-        except Exception as exc:  # noqa: BLE001 - one refused kernel never ends the zygote
+        except Exception as exc:  # one refused kernel never ends the zygote
             answer = {"ok": False, "why": f"{type(exc).__name__}: {exc}"}
         answers.write(json.dumps(answer).encode() + b"\n")
 

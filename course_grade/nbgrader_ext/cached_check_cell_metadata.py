@@ -47,8 +47,9 @@ class _CachedBase(BaseMetadataValidator):
         if schema > self.schema_version:
             raise SchemaTooNewError(f"Schema version is too new: {schema} (expected {self.schema_version})",
                                     schema, self.schema_version)
+        # its keys' order: the message's
         error = jsonschema.exceptions.best_match(
-            _validator(json.dumps(self.schema)).iter_errors(cell.metadata["nbgrader"]))  # its keys' order: the message's
+            _validator(json.dumps(self.schema)).iter_errors(cell.metadata["nbgrader"]))
         if error is not None:
             raise error
 
@@ -63,11 +64,11 @@ class CachedCheckCellMetadata(CheckCellMetadata):
     def preprocess(self, nb, resources):
         try:
             _Validator().validate_nb(nb)
-        except ValidationError:
+        except ValidationError as exc:
             self.log.error(traceback.format_exc())
             msg = "Notebook failed to validate; the nbgrader metadata may be corrupted."
             self.log.error(msg)
-            raise ValidationError(msg)
+            raise ValidationError(msg) from exc
         return nb, resources
 
 

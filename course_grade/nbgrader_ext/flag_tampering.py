@@ -5,9 +5,10 @@ student code does: configured first in `c.Autograde.autograde_preprocessors`, so
 Each student-written code cell (every code cell but the instructor's locked ones, whose
 source nbgrader has already restored from the gradebook) is analysed. A cell with findings
 has its offending top-level statements commented out under a comment that lists them (so
-an attack earns nothing, the reviewer sees why, and honest code in the same cell still runs), its findings kept in `cell.metadata["course"]["flagged"]`, a warning in
-the log, and the notebook is flagged in the gradebook (the formgrader's flag; the grading
-command reports it as REVIEW).
+an attack earns nothing, the reviewer sees why, and honest code in the same cell still
+runs), its findings kept in `cell.metadata["course"]["flagged"]`, a warning in the log,
+and the notebook is flagged in the gradebook (the formgrader's flag; the grading command
+reports it as REVIEW).
 """
 from __future__ import annotations
 

@@ -50,7 +50,8 @@ def read_key(source: str, qid: str) -> dict:
     except ValueError as exc:
         raise QuizKeyError(f"the key of quiz question {qid!r} is not written as literals ({exc})") from None
     if given.get("qid") != qid or set(given) != set(KEY_ARGS):
-        raise QuizKeyError(f"the check_answer call in quiz cell {qid!r} does not read check_answer({qid!r}, correct=, explanation=, why=)")
+        raise QuizKeyError(f"the check_answer call in quiz cell {qid!r} does not read "
+                           f"check_answer({qid!r}, correct=, explanation=, why=)")
     if given["correct"] not in quiz.LETTERS or not isinstance(given["why"], dict):
         raise QuizKeyError(f"the key of quiz question {qid!r} is not a letter with a `why` per option")
     return {name: given[name] for name in KEY_ARGS[1:]}
@@ -69,7 +70,8 @@ class GradeQuizAnswers(NbGraderPreprocessor):
         record = nb.metadata.get(METADATA_KEY)
         if not isinstance(record, dict) or record.get("state") not in ("saved", "missing", "damaged"):
             raise RuntimeError(
-                "no record of the quiz answers as collected: add course_grade.nbgrader_ext.collect_quiz_answers.CollectQuizAnswers "
+                "no record of the quiz answers as collected: "
+                "add course_grade.nbgrader_ext.collect_quiz_answers.CollectQuizAnswers "
                 "to c.Autograde.sanitize_preprocessors (see nbgrader_config.py)")
         self.record = record
         return super().preprocess(nb, resources)
@@ -82,7 +84,8 @@ class GradeQuizAnswers(NbGraderPreprocessor):
         key = read_key(cell.source, qid)
         record = self.record
         message = quiz.verdict(qid, key["correct"], key["explanation"], key["why"], dict(record.get("answers", {})),
-                               missing=record["state"] == "missing", damaged=record.get("error", "") if record["state"] == "damaged" else "")
+                               missing=record["state"] == "missing",
+                               damaged=record.get("error", "") if record["state"] == "damaged" else "")
         cell.outputs = [error_output(message)] if message else []
         self.log.info("Quiz cell %s graded from the collected answers: %s", cell.metadata.nbgrader["grade_id"],
                       "right" if message is None else "0 points")

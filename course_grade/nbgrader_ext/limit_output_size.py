@@ -97,7 +97,8 @@ class LimitOutputSize(NbGraderPreprocessor):
                 break
             head.append(line)
             used += len(line)
-        note = f"... [traceback cut: {len(lines) - len(head) - len(tail):,} of {len(lines):,} lines left out, {total:,} characters in all]"
+        note = (f"... [traceback cut: {len(lines) - len(head) - len(tail):,} of {len(lines):,} lines left out, "
+                f"{total:,} characters in all]")
         return head + [note] + tail
 
     # ------------------------------------------------------------------------- one output
@@ -138,7 +139,8 @@ class LimitOutputSize(NbGraderPreprocessor):
         kind, short = output.get("output_type"), self.max_chars_past_limit
         if kind == "execute_result":
             plain = self._cut(output.get("data", {}).get("text/plain", ""), short)
-            return new_output("execute_result", data={"text/plain": plain}, execution_count=output.get("execution_count"))
+            return new_output("execute_result", data={"text/plain": plain},
+                              execution_count=output.get("execution_count"))
         if kind == "error":
             traceback = output.get("traceback") or [""]
             output.traceback = traceback[-1:]  # the line saying what was raised

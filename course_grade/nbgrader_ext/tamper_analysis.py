@@ -235,7 +235,8 @@ class _Visitor(ast.NodeVisitor):
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         module = node.module or ""
         if node.level:
-            self.flag(node, f"from {'.' * node.level}{module} import ...", "a relative import (there is no package here)")
+            self.flag(node, f"from {'.' * node.level}{module} import ...",
+                      "a relative import (there is no package here)")
             return
         if module in LESSON_IMPORTS and all(a.name in LESSON_IMPORTS[module] for a in node.names):
             for alias in node.names:
@@ -249,7 +250,8 @@ class _Visitor(ast.NodeVisitor):
                     if root in MODULE_ALLOWS or root in MODULE_DENIES:
                         self.flag(node, f"from {module} import *", "a restricted module imported whole")
                     continue
-                if root in MODULE_ALLOWS and not rest and name not in MODULE_ALLOWS[root] or root in MODULE_DENIES and not rest and name in MODULE_DENIES[root]:
+                if ((root in MODULE_ALLOWS and not rest and name not in MODULE_ALLOWS[root])
+                        or (root in MODULE_DENIES and not rest and name in MODULE_DENIES[root])):
                     self.flag(node, f"from {module} import {name}", "a restricted part of a module")
                 elif name in FORBIDDEN_ATTRS:
                     self.flag(node, f"from {module} import {name}", FORBIDDEN_ATTRS[name])
@@ -341,8 +343,10 @@ class _Visitor(ast.NodeVisitor):
     def _attr_name(self, node, attr: str, parent=None, base=None) -> None:
         if attr.startswith("__") and attr.endswith("__"):
             ok = attr in ALLOWED_DUNDER_ATTRS
-            ok = ok or (attr == "__class__" and isinstance(parent, ast.Attribute) and parent.attr in ("__name__", "__qualname__"))
-            ok = ok or (isinstance(base, ast.Call) and isinstance(base.func, ast.Name) and base.func.id == "super" and not base.args)
+            ok = ok or (attr == "__class__" and isinstance(parent, ast.Attribute)
+                        and parent.attr in ("__name__", "__qualname__"))
+            ok = ok or (isinstance(base, ast.Call) and isinstance(base.func, ast.Name) and base.func.id == "super"
+                        and not base.args)
             if not ok:
                 self.flag(node, f".{attr}", "a dunder attribute: the interpreter's internals")
         elif attr in FORBIDDEN_ATTRS:
@@ -354,7 +358,8 @@ class _Visitor(ast.NodeVisitor):
         if rooted:
             module, chain = rooted
             first = chain[0] if chain else None
-            if module in MODULE_ALLOWS and first is not None and first not in MODULE_ALLOWS[module] or module in MODULE_DENIES and first in MODULE_DENIES[module]:
+            if ((module in MODULE_ALLOWS and first is not None and first not in MODULE_ALLOWS[module])
+                    or (module in MODULE_DENIES and first in MODULE_DENIES[module])):
                 self.flag(node, f"{module}.{'.'.join(chain)}", "a restricted part of a module")
             elif module == "pathlib" and any(c in PATH_LEAVING for c in chain):
                 self.flag(node, f"{module}.{'.'.join(chain)}", "a path outside the submission's folder")
@@ -377,7 +382,8 @@ class _Visitor(ast.NodeVisitor):
         """get_ipython().run_line_magic('time', code) and friends: analyse the code instead."""
         f = node.func
         if not (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Call) and isinstance(f.value.func, ast.Name)
-                and f.value.func.id == "get_ipython" and not f.value.args and f.attr in ("run_line_magic", "run_cell_magic")):
+                and f.value.func.id == "get_ipython" and not f.value.args
+                and f.attr in ("run_line_magic", "run_cell_magic")):
             return False
         args = [_literal(a) for a in node.args]
         if node.keywords or None in args or not args:
@@ -416,7 +422,8 @@ class _Visitor(ast.NodeVisitor):
                 self.visit(arg)
             return
         opener = None
-        if isinstance(f, ast.Name) and (f.id in PATH_OPENERS and (f.id == "open" or self.aliases.get(f.id, "").startswith("pathlib"))):
+        if isinstance(f, ast.Name) and (f.id in PATH_OPENERS
+                                        and (f.id == "open" or self.aliases.get(f.id, "").startswith("pathlib"))):
             opener = PATH_OPENERS[f.id]
         else:
             rooted = self._root_module(f) if isinstance(f, ast.Attribute) else None
@@ -426,7 +433,8 @@ class _Visitor(ast.NodeVisitor):
             if rooted and len(rooted[1]) == 1 and (rooted[0], rooted[1][0]) in MODULE_OPENERS:
                 opener = f"{rooted[0]}.{rooted[1][0]}()"
         if opener:
-            target = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg in ("file", "database", "path")), None)
+            target = node.args[0] if node.args else next(
+                (k.value for k in node.keywords if k.arg in ("file", "database", "path")), None)
             path = _literal(target) if target is not None else "."
             problem = "a path computed at run time cannot be checked" if path is None else _path_problem(path)
             if problem:

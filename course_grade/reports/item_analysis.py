@@ -12,8 +12,9 @@
 - `grading-report.csv` of the grading command (seconds, status, note, removed cells,
   sandbox), when there is one (after plain `nbgrader autograde` those columns stay empty).
 
-`course_grade.reports.item_report.write(analysis, out_dir)` writes `ASSIGNMENT.html` (one self-contained page: inline SVG
-plots, no script, no external file) and `ASSIGNMENT.csv` (one row per item).
+`course_grade.reports.item_report.write(analysis, out_dir)` writes `ASSIGNMENT.html` (one
+self-contained page: inline SVG plots, no script, no external file) and `ASSIGNMENT.csv`
+(one row per item).
 
 The pieces: `items` (the data model), `readers` (what is read), `failures` (how failures
 are grouped), `statistics` (the quiz's numbers), `item_analysis_html` (the page).
@@ -78,11 +79,13 @@ def build(course_root: Path, assignment: str) -> Analysis:
     report = read_grading_report(course_root)
     # a submission the grading command recorded without grades (0 points, flagged) is listed
     # with its reason below, and left out of the statistics: nothing of it was graded
-    unscored = {s for s, row in (report or {}).items() if row.get("status") not in ("", "graded") and not row.get("score")}
+    unscored = {s for s, row in (report or {}).items()
+                if row.get("status") not in ("", "graded") and not row.get("score")}
     graded = sorted(s for s, row in subs.items()
                     if s not in unscored and any(v is not None for v in row["grades"].values()))
     if not graded:
-        raise ReportError(f"nothing of {assignment!r} is graded yet: grade it first with `course-grade grade {assignment}` "
+        raise ReportError(f"nothing of {assignment!r} is graded yet: "
+                          f"grade it first with `course-grade grade {assignment}` "
                           f"(or `nbgrader autograde {assignment}`)")
     checks = checks_by_id()
     keys = quiz_keys(sources)
@@ -136,7 +139,8 @@ def build(course_root: Path, assignment: str) -> Analysis:
                 item.option_text = dict(zip(LETTERS, q.options, strict=False))
             item.correct = keys.get(gid, {}).get("correct", "")
             chosen = Counter((answers[s] or {}).get(item.qid, UNANSWERED) for s in graded)
-            item.options = {letter: chosen.get(letter, 0) for letter in LETTERS} | {UNANSWERED: chosen.get(UNANSWERED, 0)}
+            item.options = ({letter: chosen.get(letter, 0) for letter in LETTERS}
+                            | {UNANSWERED: chosen.get(UNANSWERED, 0)})
             item.flags = quiz_flags(item.p, item.r, item.options, item.correct)
         # the failures, grouped
         groups: dict[str, Group] = {}
@@ -177,7 +181,8 @@ def build(course_root: Path, assignment: str) -> Analysis:
         step_names = dict(STEPS)
     except Exception:
         pass
-    order = sorted({i.step for i in items}, key=lambda st: (isinstance(st, str), st if isinstance(st, int) else 0, str(st)))
+    order = sorted({i.step for i in items},
+                   key=lambda st: (isinstance(st, str), st if isinstance(st, int) else 0, str(st)))
     steps = []
     for st in order:
         members = [i for i in items if i.step == st]
@@ -196,12 +201,14 @@ def build(course_root: Path, assignment: str) -> Analysis:
             student=s,
             score=totals.get(s) if in_gb else as_float(row.get("score", "")),
             max_score=max_total if in_gb else as_float(row.get("max_score", "")),
-            seconds=as_float(row.get("seconds", "")), status=row.get("status", "") or ("graded" if in_gb else "not graded"),
+            seconds=as_float(row.get("seconds", "")),
+            status=row.get("status", "") or ("graded" if in_gb else "not graded"),
             note=row.get("note", ""), removed_cells=row.get("removed_cells", ""), sandbox=row.get("sandbox", ""),
             flagged=bool(subs.get(s, {}).get("flagged")), left_out=row.get("left_out", ""))
         if sub.removed_cells:
             n = len([c for c in sub.removed_cells.split("; ") if c])
-            sub.reasons.append(f"REVIEW: tampering: removed {n} cell(s) that reached for the grader: {sub.removed_cells}")
+            sub.reasons.append(f"REVIEW: tampering: removed {n} cell(s) that reached for the grader: "
+                               f"{sub.removed_cells}")
         elif sub.flagged:
             sub.reasons.append("REVIEW: flagged in the gradebook (tampering analysis or the formgrader)")
         if sub.sandbox and sub.sandbox != "on":
@@ -265,7 +272,8 @@ def csv_rows(analysis: Analysis) -> list[dict[str, str]]:
         row = {"kind": "quiz" if i.is_quiz else "cell", "id": i.grade_id, "step": str(i.step), "title": i.title,
                "points": f"{i.points:g}", "students": str(i.n), "passed": str(i.passed), "failed": str(i.failed),
                "discrimination": _fmt(i.r),
-               "mistakes": "; ".join(f"{g.key.split(':', 1)[-1] if g.kind == 'named' else g.label}={g.count}" for g in i.groups)}
+               "mistakes": "; ".join(f"{g.key.split(':', 1)[-1] if g.kind == 'named' else g.label}={g.count}"
+                                     for g in i.groups)}
         if i.is_quiz:
             row.update({"difficulty": _fmt(i.p), "correct": i.correct, "flags": "; ".join(i.flags),
                         **{k: str(v) for k, v in i.options.items()}})

@@ -76,7 +76,8 @@ def svg_bars(counts: list[int], labels: list[str], title: str, desc: str, xlabel
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" aria-labelledby="t{uid} d{uid}">',
              f'<title id="t{uid}">{esc(title)}</title>',
-             f'<desc id="d{uid}">{esc(desc)}: ' + esc(", ".join(f"{l}: {c}" for l, c in zip(labels, counts, strict=False))) + "</desc>",
+             f'<desc id="d{uid}">{esc(desc)}: '
+             + esc(", ".join(f"{label}: {count}" for label, count in zip(labels, counts, strict=False))) + "</desc>",
              f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="{AXIS}"/>',
              f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="{AXIS}"/>',
              f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end" font-size="11" fill="{INK}">0</text>',
@@ -85,14 +86,16 @@ def svg_bars(counts: list[int], labels: list[str], title: str, desc: str, xlabel
     for k, (count, label) in enumerate(zip(counts, labels, strict=False)):
         h = plot_h * count / top_count
         x = left + k * step + step * 0.1
-        parts.append(f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{step * 0.8:.1f}" height="{h:.1f}" fill="{BAR}"/>')
+        parts.append(f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{step * 0.8:.1f}" height="{h:.1f}" '
+                     f'fill="{BAR}"/>')
         if count:
             parts.append(f'<text x="{x + step * 0.4:.1f}" y="{top + plot_h - h - 3:.1f}" text-anchor="middle" '
                          f'font-size="10" fill="{INK}">{count}</text>')
         if k % every == 0 or k == n - 1:
             parts.append(f'<text x="{x + step * 0.4:.1f}" y="{top + plot_h + 14}" text-anchor="middle" '
                          f'font-size="11" fill="{INK}">{esc(label)}</text>')
-    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle" font-size="12" fill="{INK}">{esc(xlabel)}</text>')
+    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle" font-size="12" '
+                 f'fill="{INK}">{esc(xlabel)}</text>')
     parts.append(f'<text x="12" y="{top + plot_h / 2:.1f}" text-anchor="middle" font-size="12" fill="{INK}" '
                  f'transform="rotate(-90 12 {top + plot_h / 2:.1f})">{esc(ylabel)}</text>')
     parts.append("</svg>")
@@ -172,7 +175,8 @@ def _quiz_table(analysis: Analysis) -> str:
         flags = "<br>".join(f'<span class="flag">{esc(f)}</span>' for f in q.flags) or '<span class="muted">none</span>'
         cells.append(f"<td>{flags}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return (f"<table><caption>Graded quiz: {students(len(analysis.students))}; options chosen, the key's in bold</caption>"
+    return (f"<table><caption>Graded quiz: {students(len(analysis.students))}; "
+            "options chosen, the key's in bold</caption>"
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
@@ -199,13 +203,16 @@ def _submissions(analysis: Analysis) -> str:
         out.append("</tbody></table>")
     else:
         out.append('<p><span class="ok">None flagged.</span></p>')
-    out.append(f"<details><summary>Every submission ({len(subs)})</summary><table><caption>Every submission</caption>"
+    out.append(f"<details><summary>Every submission ({len(subs)})</summary>"
+               "<table><caption>Every submission</caption>"
                "<thead><tr>" + "".join(f'<th scope="col">{h}</th>' for h in
-                                       ["Student", "Status", "Score", "Seconds", "Sandbox", "Note"]) + "</tr></thead><tbody>")
+                                       ["Student", "Status", "Score", "Seconds", "Sandbox", "Note"])
+               + "</tr></thead><tbody>")
     for s in subs:
         score = DASH if s.score is None else f"{s.score:g}"
         out.append(f'<tr><th scope="row">{esc(s.student)}</th><td>{esc(s.status)}</td><td class="num">{score}</td>'
-                   f'<td class="num">{num(s.seconds, 1)}</td><td>{esc(s.sandbox) or DASH}</td><td>{esc(s.note)}</td></tr>')
+                   f'<td class="num">{num(s.seconds, 1)}</td><td>{esc(s.sandbox) or DASH}</td>'
+                   f'<td>{esc(s.note)}</td></tr>')
     out.append("</tbody></table></details>")
     return "".join(out)
 
@@ -222,7 +229,8 @@ def render(analysis: Analysis, out_dir: Path) -> str:
 
     body.append("<h2>What to teach again</h2>")
     if a.teach:
-        body.append("<p>The most common mistakes (each student counted once per mistake), with the part of the lesson it belongs to.</p><ol>")
+        body.append("<p>The most common mistakes (each student counted once per mistake), "
+                    "with the part of the lesson it belongs to.</p><ol>")
         for t in a.teach:
             body.append(f"<li><strong>{students(t.count)}</strong>: {prose(t.label.rstrip('.'))}. "
                         f"{_lesson_link(a, out_dir, t.heading, t.step)}</li>")
@@ -234,7 +242,8 @@ def render(analysis: Analysis, out_dir: Path) -> str:
     for st in a.steps:
         title = f"{st.label}: {st.heading or st.name}, score distribution"
         body.append(f"<figure>{score_histogram(st.scores, st.max_points, title)}"
-                    f"<figcaption>{esc(st.label)}: {prose(st.name)} ({st.max_points:g} point{'' if st.max_points == 1 else 's'})</figcaption></figure>")
+                    f"<figcaption>{esc(st.label)}: {prose(st.name)} "
+                    f"({st.max_points:g} point{'' if st.max_points == 1 else 's'})</figcaption></figure>")
     body.append(f"<figure>{score_histogram(totals, a.max_score, 'Total score distribution')}"
                 f"<figcaption>Total ({a.max_score:g} points)</figcaption></figure></div>")
 
@@ -261,14 +270,15 @@ def render(analysis: Analysis, out_dir: Path) -> str:
     body.append("<h2>Submissions</h2>")
     body.append(_submissions(a))
 
-    body.append("<h2>How these numbers are made</h2><p>Pass rate and difficulty <em>p</em>: the share of students with "
-                "full marks on the item. Discrimination: the point-biserial correlation between the item (1 full marks, 0 "
-                "not) and the rest score (the total minus this item): <em>r</em> = (M1 − M0) / s<sub>n</sub> · √(p·q), "
-                "s<sub>n</sub> the population standard deviation of the rest score; " + DASH + " when everyone or nobody "
-                "got the item, or the rest scores are all equal. Flags: too easy p &gt; 0.9, too hard p &lt; 0.2, "
-                "r &lt; 0, a wrong option nobody chose. Messages are grouped by the named mistake of "
-                "<code>autograder/explain.py</code> they contain, otherwise by their first sentence; a message pointing "
-                "to a cell above, or a hidden check's gate, is not counted as a new mistake.</p>")
+    body.append("<h2>How these numbers are made</h2><p>Pass rate and difficulty <em>p</em>: the share of students "
+                "with full marks on the item. Discrimination: the point-biserial correlation between the item (1 full "
+                "marks, 0 not) and the rest score (the total minus this item): "
+                "<em>r</em> = (M1 − M0) / s<sub>n</sub> · √(p·q), "
+                "s<sub>n</sub> the population standard deviation of the rest score; " + DASH + " when everyone or "
+                "nobody got the item, or the rest scores are all equal. Flags: too easy p &gt; 0.9, too hard "
+                "p &lt; 0.2, r &lt; 0, a wrong option nobody chose. Messages are grouped by the named mistake of "
+                "<code>autograder/explain.py</code> they contain, otherwise by their first sentence; a message "
+                "pointing to a cell above, or a hidden check's gate, is not counted as a new mistake.</p>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>Item analysis: {esc(a.assignment)}</title><style>{STYLE}</style></head>"

@@ -25,7 +25,8 @@ class ReportError(UsageError):
 @dataclasses.dataclass
 class Group:
     """Students whose failure message in one cell names the same mistake."""
-    key: str                 # "named:closed_connection", "message:<first sentence>", "pointer:...", "gate", "quiz:B", ...
+    key: str                 # "named:closed_connection", "message:<first sentence>", "pointer:...", "gate",
+                             # "quiz:B", ...
     kind: str                # named | message | pointer | gate | quiz | silent
     label: str               # what is wrong, short
     example: str             # one message as a student read it (the most common one)

@@ -120,7 +120,8 @@ def gradebook_scores(gradebook: Path, assignment: str):
             a = gb.find_assignment(assignment)
         except MissingEntry:
             known = ", ".join(x.name for x in gb.assignments) or "none"
-            raise ReportError(f"unknown assignment {assignment!r} (the gradebook has: {known}): give one of those names") from None
+            raise ReportError(f"unknown assignment {assignment!r} (the gradebook has: {known}): "
+                              "give one of those names") from None
         cells, sources = [], {}
         for nb in a.notebooks:
             cells += [(c.name, float(c.max_score), nb.name) for c in nb.grade_cells]

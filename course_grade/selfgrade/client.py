@@ -47,7 +47,8 @@ def find_course(start: Path) -> Path:
     nbgrader_config.py and the source notebook."""
     here = Path(__file__).resolve().parents[2]
     for folder in [start.resolve(), *start.resolve().parents, here]:
-        if (folder / "nbgrader_config.py").is_file() and (folder / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file():
+        if ((folder / "nbgrader_config.py").is_file()
+                and (folder / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file()):
             return folder
     raise UsageError(f"cannot find the course repository (nbgrader_config.py and source/{ASSIGNMENT}/) above "
                      f"{start}: run this inside the course repository or pass --course DIR")
@@ -68,7 +69,8 @@ def _check_notebook(path: Path) -> None:
     try:
         json.loads(path.read_text())
     except (OSError, ValueError):
-        raise UsageError(f"{path} is not a readable notebook (not JSON): open it in JupyterLab and save it again") from None
+        raise UsageError(f"{path} is not a readable notebook (not JSON): "
+                         "open it in JupyterLab and save it again") from None
 
 
 def submission_of(notebook: Path) -> SubmissionBundle:
@@ -110,7 +112,8 @@ def results_of(graded: Graded) -> list[CellResult]:
         if record is not None:
             errors = [] if record.passed else [f"CheckFailed: {record.message}"]  # as the notebook shows it
         else:
-            errors = [f"{o.get('ename')}: {o.get('evalue')}" for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            errors = [f"{o.get('ename')}: {o.get('evalue')}"
+                      for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else source
         doc = source.splitlines()[0].strip().strip('"') if source else meta["grade_id"]
