@@ -4,7 +4,9 @@ import sqlite3
 
 # First: the tests go without jsonschema's "iri" parser, as the grading processes do (see
 # course_grade.NOT_IMPORTED: ~2 s of CPU in every process that imports nbformat).
-import course_grade  # noqa: F401, I001
+import course_grade  # noqa: F401
+
+# isort: split
 import pytest
 
 from tests.support.course import autograde, make_course, results

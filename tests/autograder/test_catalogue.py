@@ -18,7 +18,8 @@ import pytest
 
 from tests.support.course import ROOT, graded_cells
 from tests.support.harness import BLANK, grade_many
-from tests.support.mistakes import MISTAKES, problems as judge
+from tests.support.mistakes import MISTAKES
+from tests.support.mistakes import problems as judge
 from tests.support.variants import VARIANTS
 
 STEP_OF_SOLUTION = {1: "step1_database_url_solution", 2: "step2_pool_size_solution",

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.course import answers_file, autograde, make_course, results, right_answers, solutions, student_notebook, submit
+from tests.support.course import (
+    answers_file,
+    autograde,
+    make_course,
+    results,
+    right_answers,
+    solutions,
+    student_notebook,
+    submit,
+)
 from tests.support.harness import grade_many
 from tests.support.mistakes import MISTAKES, problems
 from tests.support.variants import VARIANTS

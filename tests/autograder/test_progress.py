@@ -71,8 +71,9 @@ def test_all_done_points_to_the_quizzes():
 
 def test_every_declared_check_is_a_graded_cell_with_its_points():
     """The lesson's test cells are made from the declarations: same names, points, hidden parts."""
-    from tests.support.course import SOURCE_NB, graded_cells
     import nbformat
+
+    from tests.support.course import SOURCE_NB, graded_cells
 
     cells = graded_cells()
     sources = {c.id: c.source for c in nbformat.read(SOURCE_NB, as_version=4).cells}

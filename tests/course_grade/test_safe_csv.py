@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.course import ROOT, nbgrader, tool_env
 from course_grade import safe_csv
 from course_grade.nbgrader_ext.safe_csv_export_plugin import COLUMNS
+from tests.support.course import ROOT, nbgrader, tool_env
 from tests.support.hostile_cells import HOSTILE, cells, raw_formulas
-
 
 # ------------------------------------------------------------------------------- the rule
 

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.submissions import BLANK
 from tests.support.course import graded_cells
-from tests.support.submissions import CORRECT_VARIANTS, QUIZ_CASES, WRONG
+from tests.support.submissions import BLANK, CORRECT_VARIANTS, QUIZ_CASES, WRONG
 
 pytestmark = pytest.mark.slow
 

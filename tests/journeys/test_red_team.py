@@ -21,11 +21,10 @@ import nbformat
 import psutil
 import pytest
 
-from tests.support import red_team
-from tests.support.red_team import expect_cells
-from tests.support.course import ASSIGNMENT, BIN, autograde, graded_cells, make_course, results, submit_as, tool_env
-
 from course_grade.kernels import sandbox
+from tests.support import red_team
+from tests.support.course import ASSIGNMENT, BIN, autograde, graded_cells, make_course, submit_as, tool_env
+from tests.support.red_team import expect_cells
 
 COMMAND = "course_grade"
 

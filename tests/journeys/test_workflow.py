@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from tests.support.course import ANSWERS_FILE, ASSIGNMENT, BIN, answers_file, make_course, right_answers, tool_env
-from tests.support.submissions import Submission, WRONG
+from tests.support.submissions import WRONG, Submission
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,6 @@ from packaging.requirements import Requirement
 from tests.support.course import ROOT
 from tools import pins
 
-
 PINS = [Requirement(line) for line in pins.read_pins()]
 
 

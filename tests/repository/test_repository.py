@@ -10,8 +10,18 @@ import sys
 import nbformat
 import pytest
 
-from tests.support.course import (ANSWERS_FILE, ASSIGNMENT, RELEASE_NB, ROOT, SOURCE_NB, answers_file, graded_cells, make_course,
-                    nbgrader, right_answers)
+from tests.support.course import (
+    ANSWERS_FILE,
+    ASSIGNMENT,
+    RELEASE_NB,
+    ROOT,
+    SOURCE_NB,
+    answers_file,
+    graded_cells,
+    make_course,
+    nbgrader,
+    right_answers,
+)
 from tools import build_lesson
 
 # Slow tier, but for the layering rule (read with `ast`, in milliseconds).

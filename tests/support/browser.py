@@ -152,7 +152,7 @@ class Notebook:
         self.page, self.lab, self.path, self.cell_ids, self.shots = page, lab, path, cell_ids, shots
 
     # navigation -----------------------------------------------------------------------
-    def open(self, timeout: float = 120) -> "Notebook":
+    def open(self, timeout: float = 120) -> Notebook:
         # ?reset: a fresh workspace, so no tab from an earlier test comes back
         self.page.goto(f"{self.lab.url}/lab/tree/{self.path}?reset&token={self.lab.token}", timeout=timeout * 1000)
         cells = self.page.locator(CELLS)

@@ -18,11 +18,13 @@ from pathlib import Path
 
 # First: like the grading processes, the tests go without jsonschema's "iri" parser
 # (course_grade.NOT_IMPORTED, ~2 s of CPU to import), in this process and the harness's server.
-import course_grade  # noqa: F401, I001
-from course_grade.course import nbgrader_command  # noqa: I001
+import course_grade  # noqa: F401
+
+# isort: split
 import nbformat
 
 from autograder.course import ASSIGNMENT
+from course_grade.course import nbgrader_command
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_NB = ROOT / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"

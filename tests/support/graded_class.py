@@ -57,7 +57,7 @@ def fabricate(course: Path, students: dict[str, dict], report: dict[str, dict] |
         # the rows Gradebook.add_submission makes, inserted in bulk (500 students in well under a second)
         assignment = gb.find_assignment(ASSIGNMENT)
         known = {s.id for s in gb.students}
-        now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+        now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
         for sid, spec in students.items():
             if sid not in known:
                 rows["student"].append({"id": sid})
@@ -121,13 +121,13 @@ def quiz_cells(answers: dict[str, str] | None) -> dict[str, tuple]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _quiz_cells() -> list[tuple[str, str, dict]]:
     keys = quiz_key()
     return [(gid, m[1], keys[m[1]]) for gid in graded_cells() if (m := re.fullmatch(r"quiz\d+_(\w+)", gid))]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _verdict(qid, correct, explanation, why, letter, missing):
     from autograder.quiz import verdict
 

@@ -47,11 +47,21 @@ from pathlib import Path
 
 # First: the server goes without jsonschema's "iri" parser, as the grading processes do
 # (course_grade.NOT_IMPORTED: ~2 s of CPU to import).
-import course_grade  # noqa: F401, I001
+import course_grade  # noqa: F401
+
+# isort: split
 import nbformat
 
-from tests.support.course import (ANSWERS_FILE, ROOT, SOURCE_NB, answers_file, grade_id, graded_cells, right_answers,
-                                  solutions)
+from tests.support.course import (
+    ANSWERS_FILE,
+    ROOT,
+    SOURCE_NB,
+    answers_file,
+    grade_id,
+    graded_cells,
+    right_answers,
+    solutions,
+)
 
 # The release notebook's solution cell: what a student who skipped a step submits.
 BLANK = "# YOUR CODE HERE\nraise NotImplementedError()"

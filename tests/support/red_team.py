@@ -16,14 +16,24 @@ process table after grading; the only network target is a server the test runs o
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from nbformat.v4 import new_code_cell
 
-from tests.support.course import answers_file, graded_cells, results, right_answers, solutions
-from tests.support.submissions import (ADVERSARIAL, GATED, HONEST_LOOKALIKES, QUIZ_ATTACKS, SEE_ABOVE, STEP1, STEP2, STEP3,
-                         STEP4, Submission, _quiz_missing)
+from tests.support.course import graded_cells, results, solutions
+from tests.support.submissions import (
+    ADVERSARIAL,
+    GATED,
+    HONEST_LOOKALIKES,
+    QUIZ_ATTACKS,
+    SEE_ABOVE,
+    STEP1,
+    STEP2,
+    STEP4,
+    Submission,
+    _quiz_missing,
+)
 
 # in the command line of every process a submission of this gallery starts
 TOKEN = f"redteam-{uuid.uuid4().hex[:12]}"

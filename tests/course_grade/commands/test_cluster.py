@@ -26,9 +26,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.support.submissions import BLANK, HONEST, submit_honest
-from tests.support.course import ASSIGNMENT, BIN, make_course, results, submit_as, tool_env
 from course_grade.kernels.processes import kill_tree
+from tests.support.course import ASSIGNMENT, BIN, make_course, results, submit_as, tool_env
+from tests.support.submissions import HONEST, submit_honest
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.course import blank_gradebook
-from course_grade.commands import export as lms
 from course_grade import safe_csv
+from course_grade.commands import export as lms
+from tests.support.course import blank_gradebook
 from tests.support.hostile_cells import HOSTILE, raw_formulas
 
 REPO = Path(__file__).resolve().parents[3]

@@ -24,9 +24,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.submissions import BLANK, HONEST, submit_honest
-from tests.support.course import ASSIGNMENT, BIN, graded_cells, make_course, results, solutions, submit, submit_as, tool_env
-from tests.support.submissions import ADVERSARIAL, HONEST_LOOKALIKES, STEP1
+from tests.support.course import (
+    ASSIGNMENT,
+    BIN,
+    graded_cells,
+    make_course,
+    results,
+    solutions,
+    submit,
+    submit_as,
+    tool_env,
+)
+from tests.support.submissions import ADVERSARIAL, BLANK, HONEST, HONEST_LOOKALIKES, STEP1, submit_honest
 
 pytestmark = pytest.mark.slow
 

@@ -20,13 +20,13 @@ from nbgrader.api import Gradebook, MissingEntry
 from course_grade.commands.merge import already_graded, merge
 from course_grade.commands.nbgrader_steps import after_grading
 from course_grade.commands.progress import Progress
-from course_grade.course import Course, REPORT_FILE, open_gradebook
-from course_grade.reports.grading_report import keep_log, write_report
+from course_grade.course import REPORT_FILE, Course, open_gradebook
 from course_grade.engine.bundles import AssignmentBundle, Graded, SubmissionBundle
 from course_grade.engine.task import _make_feedback, grade
 from course_grade.files import write_files
-from course_grade.reasons import BLANK, CORRUPT, ERROR, LATE, NOTES, NO_NOTEBOOK, TIMED_OUT
 from course_grade.nbgrader_ext.flag_cell_timeouts import timed_out_cells, timeout_ename
+from course_grade.reasons import BLANK, CORRUPT, ERROR, LATE, NO_NOTEBOOK, NOTES
+from course_grade.reports.grading_report import keep_log, write_report
 from tests.support.course import blank_gradebook
 from tests.support.hostile_cells import HOSTILE, cells, raw_formulas
 

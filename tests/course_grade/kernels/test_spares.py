@@ -16,8 +16,8 @@ from nbgrader.preprocessors import Execute
 
 from course_grade.kernels import processes
 from course_grade.kernels import spares as kernel_pool
-from course_grade.nbgrader_ext import pooled_execute
 from course_grade.kernels.sandbox import SandboxedKernelManager
+from course_grade.nbgrader_ext import pooled_execute
 
 pytestmark = pytest.mark.slow
 

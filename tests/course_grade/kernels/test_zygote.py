@@ -17,11 +17,11 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 from nbgrader.utils import setenv
 
-from course_grade.kernels import spares as kernel_pool
-from course_grade.nbgrader_ext import pooled_execute
 from course_grade.kernels import sandbox
+from course_grade.kernels import spares as kernel_pool
 from course_grade.kernels.sandbox import SandboxedKernelManager
 from course_grade.kernels.zygote import ForkRefused, Zygote
+from course_grade.nbgrader_ext import pooled_execute
 
 pytestmark = pytest.mark.slow
 

@@ -14,9 +14,13 @@ import pytest
 from nbgrader.preprocessors import CheckCellMetadata
 from traitlets.config.loader import PyFileConfigLoader
 
+from course_grade.nbgrader_ext.cached_check_cell_metadata import (
+    STOCK,
+    CachedCheckCellMetadata,
+    chain,
+    use_cached_metadata_check,
+)
 from tests.support.course import ROOT, SOURCE_NB
-from course_grade.nbgrader_ext.cached_check_cell_metadata import STOCK, CachedCheckCellMetadata, chain, use_cached_metadata_check
-
 
 COUNTER = itertools.count()
 

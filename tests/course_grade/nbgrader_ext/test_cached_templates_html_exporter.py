@@ -12,7 +12,10 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from traitlets.config import Config
 
 from course_grade.nbgrader_ext import cached_templates_html_exporter as feedback_exporter
-from course_grade.nbgrader_ext.cached_templates_html_exporter import CachedTemplatesHTMLExporter, use_cached_feedback_templates
+from course_grade.nbgrader_ext.cached_templates_html_exporter import (
+    CachedTemplatesHTMLExporter,
+    use_cached_feedback_templates,
+)
 
 # nbconvert gives each JavaScript and widget output a random element id
 RANDOM_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

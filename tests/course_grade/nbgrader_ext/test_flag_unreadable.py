@@ -6,8 +6,16 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from tests.support.course import ASSIGNMENT, answers_file, autograde, make_course, right_answers, solutions, student_notebook, \
-    submit
+from tests.support.course import (
+    ASSIGNMENT,
+    answers_file,
+    autograde,
+    make_course,
+    right_answers,
+    solutions,
+    student_notebook,
+    submit,
+)
 
 
 @pytest.mark.slow

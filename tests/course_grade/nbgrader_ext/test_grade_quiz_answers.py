@@ -13,13 +13,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook, new_output
+from nbformat.v4 import new_notebook, new_output
 from nbgrader.utils import determine_grade
 
 from autograder import quiz
+from autograder.report import CheckFailed
 from course_grade.nbgrader_ext.collect_quiz_answers import METADATA_KEY, CollectQuizAnswers
 from course_grade.nbgrader_ext.grade_quiz_answers import GradeQuizAnswers, QuizKeyError, read_key
-from autograder.report import CheckFailed
 from tests.support.course import SOURCE_NB, answers_file, graded_cells, quiz_key, right_answers
 from tests.support.submissions import CORRECT_VARIANTS, QUIZ_ATTACKS, QUIZ_CASES
 
@@ -208,8 +208,9 @@ def test_the_stock_configuration_of_the_slow_tests_holds_the_two_and_its_control
 
 
 def test_the_course_config_runs_the_collector_before_execution_and_the_grader_before_saving_grades():
-    from traitlets.config.loader import PyFileConfigLoader
     from nbgrader.converters.autograde import Autograde
+    from traitlets.config.loader import PyFileConfigLoader
+
     from tests.support.course import ROOT
 
     app = Autograde(config=PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config())

@@ -19,9 +19,9 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from nbgrader.utils import determine_grade
 
 from autograder import quiz
-from tests.support.course import answers_file, right_answers
-from course_grade.nbgrader_ext.limit_output_size import LimitOutputSize
 from course_grade.nbgrader_ext.collect_quiz_answers import METADATA_KEY, CollectQuizAnswers
+from course_grade.nbgrader_ext.limit_output_size import LimitOutputSize
+from tests.support.course import answers_file, right_answers
 
 HONEST = right_answers()
 
@@ -303,7 +303,16 @@ LIMIT = 1_000_000
 
 @pytest.mark.slow
 def test_a_bomb_answers_file_and_huge_outputs_cost_the_quiz_only_and_stay_small(tmp_path):
-    from tests.support.course import ASSIGNMENT, autograde, make_course, nbgrader, results, solutions, student_notebook, submit
+    from tests.support.course import (
+        ASSIGNMENT,
+        autograde,
+        make_course,
+        nbgrader,
+        results,
+        solutions,
+        student_notebook,
+        submit,
+    )
 
     course = make_course(tmp_path / "course")
     nb = student_notebook(solutions())

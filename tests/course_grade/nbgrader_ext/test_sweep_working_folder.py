@@ -13,10 +13,18 @@ import stat
 import nbformat
 import pytest
 
-from tests.support.course import ASSIGNMENT, answers_file, autograde, make_course, nbgrader, right_answers, solutions, \
-    student_notebook, submit
-
 from course_grade.nbgrader_ext.sweep_working_folder import _remove, special_entries
+from tests.support.course import (
+    ASSIGNMENT,
+    answers_file,
+    autograde,
+    make_course,
+    nbgrader,
+    right_answers,
+    solutions,
+    student_notebook,
+    submit,
+)
 
 
 def _canary(folder):

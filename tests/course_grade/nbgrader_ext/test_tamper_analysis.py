@@ -15,7 +15,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from course_grade.nbgrader_ext import tamper_analysis as tamper
 from course_grade.nbgrader_ext.flag_tampering import SCANNED, FlagTampering
-from tests.support.course import RELEASE_NB, blank_gradebook, solutions, tool_env
+from tests.support.course import RELEASE_NB, blank_gradebook, solutions
 from tests.support.mistakes import MISTAKES
 from tests.support.submissions import ADVERSARIAL, HONEST_LOOKALIKES
 from tests.support.tamper_cases import ATTACKS, HONEST

@@ -10,29 +10,22 @@ Slow tier: the real grading command on a small class, and the report against its
 """
 from __future__ import annotations
 
-import copy
-import functools
 import csv
 import io
-import json
 import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from tests.support.course import ASSIGNMENT, ROOT, graded_cells, make_course, quiz_key, right_answers, tool_env
-from tests.support.graded_class import failed, fabricate, from_harness, quiz_cells, record_output, synthetic_class
-
-from course_grade.course import REPORT_FILE
-from course_grade.reports import item_analysis as ia
-from course_grade.reports import failures
-from course_grade.reports.items import QUIZ_STEP, UNANSWERED
-from course_grade.reports import statistics
 from course_grade.__main__ import main as cli
-from course_grade.reports import item_report
+from course_grade.reports import failures, item_report, statistics
+from course_grade.reports import item_analysis as ia
+from course_grade.reports.items import QUIZ_STEP, UNANSWERED
+from tests.support.course import ASSIGNMENT, ROOT, graded_cells, make_course, quiz_key, right_answers, tool_env
+from tests.support.graded_class import fabricate, from_harness, quiz_cells, synthetic_class
+
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from course_grade.reports import item_analysis as ia
+from course_grade.reports import item_report
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, OFFLINE_ARGS
 from tests.support.course import ASSIGNMENT, ROOT, make_course
 from tests.support.graded_class import fabricate, synthetic_class
-
-from course_grade.reports import item_analysis as ia
-from course_grade.reports import item_report
 
 pytestmark = pytest.mark.slow
 

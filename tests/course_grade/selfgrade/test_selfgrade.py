@@ -19,9 +19,20 @@ import pytest
 from nbclient import NotebookClient
 
 from course_grade.selfgrade import client as selfgrade
-
-from tests.support.course import (ANSWERS_FILE, ASSIGNMENT, RELEASE_NB, ROOT, answers_file, make_course, results, right_answers,
-                    solutions, student_notebook, submit, tool_env)
+from tests.support.course import (
+    ANSWERS_FILE,
+    ASSIGNMENT,
+    RELEASE_NB,
+    ROOT,
+    answers_file,
+    make_course,
+    results,
+    right_answers,
+    solutions,
+    student_notebook,
+    submit,
+    tool_env,
+)
 
 pytestmark = pytest.mark.slow
 
