@@ -53,7 +53,7 @@ async def workers_at_once(url: str, workers: int) -> tuple[list[int], list[Excep
     held = [[] for _ in engines]
     refusals = []
     try:
-        for engine, mine in zip(engines, held):
+        for engine, mine in zip(engines, held, strict=True):
             refused = await take_all(engine, mine)
             if refused is not None:
                 refusals.append(refused)

@@ -83,7 +83,7 @@ def test_what_current_sqlalchemy_does_is_stated_where_learners_often_go_wrong():
 def test_the_key_in_the_source_covers_every_graded_question_once():
     key = quiz_key()
     assert set(key) == {q["id"] for q in DATA["test"]}
-    for qid, k in key.items():
+    for k in key.values():
         assert k["correct"] in quiz.LETTERS
         assert set(k["why"]) == set(quiz.LETTERS) and all(len(w) > 15 for w in k["why"].values())
         assert k["why"][k["correct"]].startswith("Right") and sum(w.startswith("Right") for w in k["why"].values()) == 1

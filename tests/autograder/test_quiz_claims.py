@@ -167,7 +167,7 @@ async def test_practice_forgot_to_close(db_url):
 async def test_practice_sizing_for_many_workers(db_url):
     q = PRACTICE["sizing_for_many_workers"]
     totals = {}
-    for letter, option in zip(quiz.LETTERS, q.options):
+    for letter, option in zip(quiz.LETTERS, q.options, strict=True):
         settings = dict(part.split("=") for part in option.strip("`").split(", "))
         engine = create_async_engine(db_url, pool_size=int(settings["pool_size"]),
                                      max_overflow=int(settings["max_overflow"]), pool_timeout=0.1)

@@ -125,7 +125,7 @@ def test_nbgrader_export_quotes_and_neutralises_ids_and_names(course, monkeypatc
     assert len(rows) == 1 + len(honest) + len(hostile) + 1  # every student once: no row split by a comma
     with open(course / "grades.csv", newline="", encoding="utf-8") as f:
         restored = list(safe_csv.reader(f))
-    by_id = {row[3]: dict(zip(COLUMNS, row)) for row in restored[1:]}
+    by_id = {row[3]: dict(zip(COLUMNS, row, strict=True)) for row in restored[1:]}
     for sid, (last, first, email) in {**honest, **hostile}.items():
         row = by_id[sid]
         assert (row["last_name"], row["first_name"], row["email"]) == (last, first, email)

@@ -176,7 +176,7 @@ def test_lesson_in_the_browser(page, lab):
     for letter, verdict in ((wrong, "Not quite."), (first.answer, "Right.")):
         option(question, letter).locator("input").click()
         question.get_by_role("button", name="Check").click()
-        wait_until(lambda: verdict in (feedback.text_content() or ""), 30, f"practice feedback {verdict!r} for {letter}",
+        wait_until(lambda verdict=verdict: verdict in (feedback.text_content() or ""), 30, f"practice feedback {verdict!r} for {letter}",
                    details=nb.screenshot_hint)
         shown = feedback.text_content() or ""
         assert all(part in shown for part in worked), f"the worked solution is incomplete: {shown!r} {where}"
@@ -191,7 +191,7 @@ def test_lesson_in_the_browser(page, lab):
     key = right_answers()
     for i, q in enumerate(questions):
         option(graded.nth(i), key[q.id]).locator("input").click()
-        wait_until(lambda: f"answer saved ({key[q.id]})" in (graded.nth(i).text_content() or ""), 30,
+        wait_until(lambda i=i, q=q: f"answer saved ({key[q.id]})" in (graded.nth(i).text_content() or ""), 30,
                    f"graded question {i + 1} to say 'answer saved'", details=nb.screenshot_hint)
     saved = lab.root / Path(LESSON).parent / quiz.ANSWERS_FILE
     wait_until(lambda: saved.exists() and quiz.read_answers(str(saved)) == key, 10, f"{saved} to hold every choice")
@@ -241,7 +241,7 @@ def test_lesson_accessibility_in_the_browser(page, lab):
     for cell, kind, label in ((practice, "practice", "Practice"), (graded, "test", "Question")):
         questions = quiz.load(kind)
         groups = cell.get_by_role("radiogroup")
-        wait_until(lambda: groups.count() == len(questions), 30, f"{len(questions)} {kind} radio groups",
+        wait_until(lambda groups=groups, questions=questions: groups.count() == len(questions), 30, f"{len(questions)} {kind} radio groups",
                    details=nb.screenshot_hint)
         for q in questions:
             text = re.escape(quiz._plain(q.prompt)[:60]).replace("/", r"\/")  # (Playwright's regex parser)
@@ -256,7 +256,9 @@ def test_lesson_accessibility_in_the_browser(page, lab):
     question = practice.locator(".course-quiz-question").first
     radios = question.get_by_role("radio")
     practice.evaluate("cell => cell.focus()")  # the cell, as JupyterLab's cell navigation leaves it
-    focused = lambda: page.evaluate("() => document.activeElement && document.activeElement.outerHTML.slice(0, 120)")
+    def focused():
+        return page.evaluate("() => document.activeElement && document.activeElement.outerHTML.slice(0, 120)")
+
     for _ in range(10):
         page.keyboard.press("Tab")
         if radios.first.evaluate("e => e === document.activeElement"):
@@ -387,7 +389,7 @@ def test_pool_lab_plots_in_the_browser(page, lab):
     nb.run_all(RUN_ALL_TIMEOUT)
     for cell_id in plot_cells:
         images = nb.show(cell_id).locator(".jp-RenderedImage img")
-        wait_until(lambda: images.count() >= 1 and images.first.evaluate("img => img.complete && img.naturalWidth > 0"),
+        wait_until(lambda images=images: images.count() >= 1 and images.first.evaluate("img => img.complete && img.naturalWidth > 0"),
                    30, f"the plot of cell {cell_id} to load", details=nb.screenshot_hint)
         widths = [img.evaluate("img => img.naturalWidth") for img in images.all()]
         assert all(w > 0 for w in widths), f"cell {cell_id}: image widths {widths} {where}"

@@ -8,6 +8,7 @@ the test's server on 127.0.0.1, and the honest submissions' grades intact in the
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shutil
@@ -83,10 +84,8 @@ def survivors(*markers: str, wait: float = 10) -> list[str]:
 def kill_ours() -> None:
     """Only processes carrying this run's token (a submission of this gallery started them)."""
     for proc in alive(red_team.TOKEN):
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-        except psutil.NoSuchProcess:
-            pass
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +216,7 @@ def test_command_scores_and_review(command, gallery, name):
     if entry.sub.reason:  # flagged for its reason (a cell stopped at its limit), which the row gives
         assert entry.sub.reason in row["reason"].split("; ") and row["removed_cells"] == "", row
     elif entry.sub.flagged:  # REVIEW, with the cells the analysis removed statements from
-        assert row["removed_cells"] and "REVIEW" in next(l for l in done.stdout.splitlines() if l.startswith(name + " "))
+        assert row["removed_cells"] and "REVIEW" in next(line for line in done.stdout.splitlines() if line.startswith(name + " "))
     else:  # the analysis passed it: the row says only that the sandbox was on
         assert row["removed_cells"] == "" and row["sandbox"] == "on", row
 
@@ -284,7 +283,7 @@ def test_fallback_says_what_is_missing_once(fallback):
 
 def test_fallback_scores_still_right_for_what_the_analysis_catches(fallback):
     course, _, chosen, _ = fallback
-    for name, entry in chosen.items():
+    for entry in chosen.values():
         expect_cells(course, entry.sub, entry.sub.loses if entry.fallback_loses is None else entry.fallback_loses)
     expect_cells(course, red_team.SOLUTION, {})
 

@@ -125,8 +125,8 @@ def test_graded_cells_are_thin_and_named_after_their_check():
             assert first.startswith('"""') and first.endswith('"""'), f"{cell.id}: start with a one-line docstring"
             assert callable(getattr(checks, meta["grade_id"])), f"no check named {meta['grade_id']}"
             assert f"checks.{meta['grade_id']}(globals())" in cell.source
-            code = [l for l in cell.source.splitlines()[1:] if l.strip() and not l.startswith("###")]
-            assert all(l.startswith(("from autograder import checks", "checks.", "await checks.")) for l in code), cell.id
+            code = [line for line in cell.source.splitlines()[1:] if line.strip() and not line.startswith("###")]
+            assert all(line.startswith(("from autograder import checks", "checks.", "await checks.")) for line in code), cell.id
             if "### BEGIN HIDDEN TESTS" in cell.source:  # the visible part is the gate of the hidden check
                 assert f'checks.ready("{meta["grade_id"]}")' in cell.source, cell.id
 

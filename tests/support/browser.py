@@ -3,6 +3,7 @@ scratch folder, and the few things a person does in it (open a notebook, type in
 use the Run menu, wait for the kernel), each with a bounded wait and a clear failure."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -66,7 +67,7 @@ class Lab:
                 "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
         if os.geteuid() == 0:
             args.append("--allow-root")
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - the server's log, open until stop() closes it
         self.process = subprocess.Popen(args, cwd=root, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -107,10 +108,8 @@ class Lab:
         """Shut the kernels down through the API (they run in their own sessions), then end the
         server's process group: SIGTERM, and SIGKILL if it is still there after 20 s."""
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(Exception):  # the server's own shutdown ends its kernels too
                 self.shutdown_kernels()
-            except Exception:
-                pass  # the server's own shutdown ends its kernels too
             try:
                 os.killpg(self.process.pid, signal.SIGTERM)
                 self.process.wait(timeout=20)

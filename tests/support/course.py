@@ -106,7 +106,8 @@ def solutions() -> dict[str, str]:
     out = {}
     for cell in nb.cells:
         if cell.metadata.get("nbgrader", {}).get("solution"):
-            lines = [l for l in cell.source.splitlines() if "### BEGIN SOLUTION" not in l and "### END SOLUTION" not in l]
+            lines = [line for line in cell.source.splitlines()
+                     if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line]
             out[grade_id(cell)] = "\n".join(lines).strip()
     return out
 

@@ -64,9 +64,9 @@ class Cluster:
         if hide:  # a private mount namespace: the course folder is an empty tmpfs there
             argv = ["bwrap", "--dev-bind", "/", "/", "--tmpfs", str(self.hidden), "--chdir", str(cwd),
                     "--die-with-parent", "--", *argv]
-        log = open(self.home / f"{name}.log", "w")
-        proc = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=tool_env(),
-                                start_new_session=True)
+        with open(self.home / f"{name}.log", "w") as log:  # the process writes to its own copy
+            proc = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=tool_env(),
+                                    start_new_session=True)
         self.procs[name] = proc
         return proc
 

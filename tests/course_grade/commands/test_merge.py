@@ -56,7 +56,7 @@ def course(tmp_path, monkeypatch, template_gradebook) -> Course:
 
 def graded(student: str, q1: float, q2: float, text: str = "graded", grade_names=("q1", "q2"),
            feedback: str | None = None) -> Graded:
-    scores = dict(zip(grade_names, (q1, q2)))
+    scores = dict(zip(grade_names, (q1, q2), strict=True))
     rows = {"timestamp": datetime.datetime(2026, 11, 1), "extension": None, "score": q1 + q2, "max_score": 2,
             "notebooks": [{"name": "nb", "flagged": False, "late_submission_penalty": None,
                            "grades": [{"name": n, "auto_score": v, "manual_score": None, "extra_credit": None,

@@ -94,7 +94,7 @@ def test_a_forked_kernel_has_the_sandbox_of_a_booted_one(tmp_path):
     # the one difference: the sandbox's placeholder, which a booted kernel replaces, is there
     assert forked[8] == "processes ['bwrap', 'sleep']" and booted[8] == "processes ['bwrap']", (forked[8], booted[8])
     forked[8] = booted[8]
-    assert forked == booted, "\n".join(f"{a}\n  vs {b}" for a, b in zip(forked, booted) if a != b)
+    assert forked == booted, "\n".join(f"{a}\n  vs {b}" for a, b in zip(forked, booted, strict=False) if a != b)
     assert forked[0] == "ids True True []"
     zero = "0000000000000000"
     assert forked[1] == "caps " + str({k: zero for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")})

@@ -246,7 +246,7 @@ def test_the_csv_holds_no_formula_and_reads_back_as_the_analysis(course):
 
     build_cells = [gid for gid in graded_cells() if not gid.startswith("quiz")]
     students = {f"s{k}": {"cells": {gid: (0.0, "CheckFailed", f"{text} {k}", "")}, "answers": right_answers()}
-                for k, (gid, text) in enumerate(zip(build_cells, HOSTILE))}
+                for k, (gid, text) in enumerate(zip(build_cells, HOSTILE, strict=False))}
     students["all"] = {"cells": {}, "answers": right_answers()}
     fabricate(course, students)
     a = ia.build(course, ASSIGNMENT)
@@ -257,7 +257,7 @@ def test_the_csv_holds_no_formula_and_reads_back_as_the_analysis(course):
     _html, csv_path = item_report.write(a, course / "reports")
     assert raw_formulas(csv_path) == []
     with open(csv_path, newline="", encoding="utf-8") as f:
-        assert [dict(zip(ia.CSV_COLUMNS, row)) for row in list(safe_csv.reader(f))[1:]] == expected
+        assert [dict(zip(ia.CSV_COLUMNS, row, strict=True)) for row in list(safe_csv.reader(f))[1:]] == expected
 
 
 def test_html_is_self_contained_and_small_for_500_submissions(course):
