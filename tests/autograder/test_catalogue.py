@@ -92,7 +92,8 @@ def _write_artifacts(graded: dict, wall: float) -> None:
                 "lost": {gid: c.message for gid, c in g.cells.items() if not c.full},
                 "repeated": repeated_messages(g),
                 "step_done_while_raised": g.step_done_while_raised(),
-                "student_cells_raised": {cid: f"{r.ename}: {r.message}" for cid, r in g.student_cells.items() if r.raised},
+                "student_cells_raised": {cid: f"{r.ename}: {r.message}" for cid, r in g.student_cells.items()
+                                         if r.raised},
             } for name, g in graded.items()
         },
     }
@@ -111,9 +112,11 @@ def repeated_messages(g) -> dict[str, list[str]]:
 def _summary(g) -> str:
     if g.error:
         return g.error
-    lines = [f"  {gid}: {c.points}/{c.max_points} {c.shown}" + (f" [stderr: {c.stderr.strip()[:200]}]" if c.stderr else "")
+    lines = [f"  {gid}: {c.points}/{c.max_points} {c.shown}"
+             + (f" [stderr: {c.stderr.strip()[:200]}]" if c.stderr else "")
              for gid, c in g.cells.items() if not c.full]
-    raised = [f"  (student cell {cid} raised {r.ename}: {r.message[:150]})" for cid, r in g.student_cells.items() if r.raised]
+    raised = [f"  (student cell {cid} raised {r.ename}: {r.message[:150]})" for cid, r in g.student_cells.items()
+              if r.raised]
     return "\n".join(lines + raised) or "  (every cell full)"
 
 
@@ -234,7 +237,8 @@ def test_later_steps_graded_with_a_stand_in_say_so(catalogue, mistake):
     g = catalogue[f"mistake:{mistake.name}"]
     notes = [gid for gid, c in g.cells.items() if STAND_IN.search(c.stdout or "")]
     if mistake.step in (1, 2):  # step 3 is always graded with step 1's or 2's value standing in
-        assert any(gid.startswith("step3_") for gid in notes), f"no step 3 cell said a stand-in was used:\n{_summary(g)}"
+        assert any(gid.startswith("step3_") for gid in notes), (
+            f"no step 3 cell said a stand-in was used:\n{_summary(g)}")
     for step in {int(gid[4]) for gid in notes}:
         done = [gid for gid, c in g.cells.items() if f"Step {step} done" in (c.stdout or "")]
         assert not done, f"{done} said 'Step {step} done' although step {step} passed with a stand-in"

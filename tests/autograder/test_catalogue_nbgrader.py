@@ -21,7 +21,8 @@ from tests.support.variants import VARIANTS
 
 pytestmark = pytest.mark.slow
 
-VARIANT_NAMES = ["annotated_type_alias", "async_sessionmaker_text", "return_connection_route_closes", "engine_options_dict"]
+VARIANT_NAMES = ["annotated_type_alias", "async_sessionmaker_text", "return_connection_route_closes",
+                 "engine_options_dict"]
 MISTAKE_NAMES = ["url_sync_driver", "size_string", "engine_wrong_import_path", "leak_connect_never_closed",
                  "annotation_without_depends", "asyncio_run_in_step_cell"]
 SUBSET_VARIANTS = [v for v in VARIANTS if v.name in VARIANT_NAMES]

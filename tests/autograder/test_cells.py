@@ -19,7 +19,8 @@ def history(monkeypatch):
 @pytest.mark.anyio
 async def test_a_value_reaches_the_new_name_through_any_code(history):
     history(("POOL_SIZE = 5\nsize = POOL_SIZE", None),
-            ("options = {'pool_size': size}\ndef make(**kw):\n    return kw['pool_size'] * 10\nengine = make(**options)", None))
+            ("options = {'pool_size': size}\ndef make(**kw):\n    return kw['pool_size'] * 10\n"
+             "engine = make(**options)", None))
     value, error = await cells.rerun({}, "engine", {"POOL_SIZE": 7})
     assert (value, error) == (70, None)
 

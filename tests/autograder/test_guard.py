@@ -85,7 +85,8 @@ EXPECTED = {"write here": "allowed", "read here": "allowed", "write /tmp": "allo
             "remove the answers": "refused", "rename the notebook": "refused", "write the answers": "refused",
             "read the answers": "allowed", "write timestamp": "refused", "open a folder outside": "refused",
             "dir_fd": "refused", "sqlite uri outside": "refused", "sqlite uri here": "allowed",
-            "sqlite attach outside": "refused", "sqlite attach outside, literal": "refused", "sqlite attach here": "allowed", "write /dev/null": "allowed",
+            "sqlite attach outside": "refused", "sqlite attach outside, literal": "refused",
+            "sqlite attach here": "allowed", "write /dev/null": "allowed",
             "write /dev/shm": "refused"}
 
 LESSON = textwrap.dedent('''
@@ -129,7 +130,8 @@ def test_the_guard_refuses_what_no_solution_does(folder):
     assert done.returncode == 0, done.stderr
     assert ast.literal_eval(done.stdout) == EXPECTED
     after = outside.stat()
-    assert outside.read_text() == "canary" and (after.st_mode, after.st_mtime_ns) == (before.st_mode, before.st_mtime_ns)
+    assert outside.read_text() == "canary"
+    assert (after.st_mode, after.st_mtime_ns) == (before.st_mode, before.st_mtime_ns)
     assert (folder / "quiz_answers.json").read_text() == "{}"
     assert not (folder / "link.txt").exists() and not (folder / "hard.txt").exists()
     assert not (folder.parent / "uri.db").exists() and not (folder.parent / "attached.db").exists()

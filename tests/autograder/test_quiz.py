@@ -74,10 +74,12 @@ def test_what_current_sqlalchemy_does_is_stated_where_learners_often_go_wrong():
         q = quiz.question("practice", qid)
         return " ".join([*q.steps, q.quick_check, *q.mistakes])
 
-    assert "not the maximum" in worked("pool_size_parameter") and "pool_size + max_overflow" in worked("pool_size_parameter")
+    assert "not the maximum" in worked("pool_size_parameter")
+    assert "pool_size + max_overflow" in worked("pool_size_parameter")
     assert "`sqlalchemy.exc.TimeoutError`" in worked("more_requests_than_connections")
     assert "garbage collector" in worked("forgot_to_close") and "does not wait forever" in worked("forgot_to_close")
-    assert "own engine and pool" in worked("sizing_for_many_workers") and "100 − 20 = 80" in worked("sizing_for_many_workers")
+    assert "own engine and pool" in worked("sizing_for_many_workers")
+    assert "100 − 20 = 80" in worked("sizing_for_many_workers")
 
 
 def test_the_key_in_the_source_covers_every_graded_question_once():
@@ -96,12 +98,14 @@ def test_the_key_is_in_nothing_students_receive(tmp_path):
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                             "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True)
     if built.returncode:  # pip without setuptools in the venv: build with uv instead
-        built = subprocess.run(["uv", "build", "--wheel", "-q", "-o", str(tmp_path), str(ROOT)], capture_output=True, text=True)
+        built = subprocess.run(["uv", "build", "--wheel", "-q", "-o", str(tmp_path), str(ROOT)], capture_output=True,
+                               text=True)
     assert built.returncode == 0, built.stderr
     import zipfile
 
     (wheel,) = tmp_path.glob("*.whl")
-    shipped = "".join(zipfile.ZipFile(wheel).read(n).decode() for n in zipfile.ZipFile(wheel).namelist() if n.startswith("autograder/"))
+    shipped = "".join(zipfile.ZipFile(wheel).read(n).decode() for n in zipfile.ZipFile(wheel).namelist()
+                      if n.startswith("autograder/"))
     release = RELEASE_NB.read_text()
     assert "quiz.toml" in "".join(zipfile.ZipFile(wheel).namelist())
     for qid, k in quiz_key().items():
@@ -187,7 +191,8 @@ def test_a_damaged_answers_file_is_kept_and_a_new_one_started(tmp_path, monkeypa
 def test_widgets_carry_the_hooks_of_the_accessibility_script():
     """A11Y_SCRIPT finds each question, its header (the group's name), its options and its live
     region by these classes; the browser test checks what it makes of them."""
-    for box, live in [(v.box, v.feedback) for v in quiz.build_practice()] + [(v.box, v.status) for v in quiz.build_test()[0]]:
+    shown = [(v.box, v.feedback) for v in quiz.build_practice()] + [(v.box, v.status) for v in quiz.build_test()[0]]
+    for box, live in shown:
         header, radio = box.children[:2]
         assert "course-quiz-question" in box._dom_classes and "course-quiz-header" in header._dom_classes
         assert "course-quiz-options" in radio._dom_classes and "course-quiz-live" in live._dom_classes

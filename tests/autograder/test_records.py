@@ -85,7 +85,8 @@ def _notebook_with_a_record() -> nbformat.NotebookNode:
     cell = new_code_cell("checks.step1_database_url(globals())", metadata={"nbgrader": {
         "grade": True, "grade_id": "step1_database_url", "points": 1, "score": 0, "solution": False, "locked": True}})
     cell.outputs = [new_output("display_data", data=record.bundle()),
-                    new_output("error", ename="CheckFailed", evalue="The sentence.", traceback=["CheckFailed: The sentence."])]
+                    new_output("error", ename="CheckFailed", evalue="The sentence.",
+                               traceback=["CheckFailed: The sentence."])]
     return new_notebook(cells=[cell])
 
 
@@ -101,11 +102,13 @@ def test_html_pages_do_not_show_the_record(template):
     if template == "feedback":
         formgrader = os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader")
         css = os.path.join(formgrader, "static", "node_modules", "bootstrap", "dist", "css")
-        exporter = HTMLExporter(template_name="feedback", extra_template_basedirs=[os.path.join(formgrader, "templates")],
+        exporter = HTMLExporter(template_name="feedback",
+                                extra_template_basedirs=[os.path.join(formgrader, "templates")],
                                 extra_template_paths=[css])  # as nbgrader's GenerateFeedback sets it up
     else:
         exporter = HTMLExporter()
-    resources = {"nbgrader": {"notebook": "lesson", "score": 0, "max_score": 1, "late_penalty": 0}}  # as GetGrades sets them
+    resources = {"nbgrader": {"notebook": "lesson", "score": 0, "max_score": 1,
+                              "late_penalty": 0}}  # as GetGrades sets them
     page, _ = exporter.from_notebook_node(_notebook_with_a_record(), resources=resources)
     assert "The sentence." in page
     assert "RECORD-ONLY-WORDS" not in page and "unquoted_url" not in page and MIME not in page

@@ -149,7 +149,8 @@ def test_lesson_in_the_browser(page, lab):
         assert f"Question {n} is not answered yet: choose an answer above; each click saves it." in said, \
             f"{cell_id} shows {said!r} {where}"
     assert wait_summary(nb, "progress_show_again", "4/4") == final, where
-    grade_button = nb.cell("self_grade_button").locator(".jp-OutputArea").get_by_role("button", name="Grade my notebook")
+    grade_button = nb.cell("self_grade_button").locator(".jp-OutputArea").get_by_role("button",
+                                                                                      name="Grade my notebook")
     assert grade_button.count() == 1, f"Run All did not reach the self-grade button {where}"
 
     items = nb.outputs_text("step4_call_items")
@@ -172,11 +173,13 @@ def test_lesson_in_the_browser(page, lab):
     assert first.prompt.replace("`", "") in (question.text_content() or ""), f"practice question 1 not found {where}"
     wrong = next(letter for letter in quiz.LETTERS if letter != first.answer)
     feedback = question.locator(":scope > .widget-html").last
-    worked = ["Step 1:", "Step 2:", f"Final answer: {first.answer}. ", "Quick check:", "Common mistakes:", first.mistakes[0]]
+    worked = ["Step 1:", "Step 2:", f"Final answer: {first.answer}. ", "Quick check:", "Common mistakes:",
+              first.mistakes[0]]
     for letter, verdict in ((wrong, "Not quite."), (first.answer, "Right.")):
         option(question, letter).locator("input").click()
         question.get_by_role("button", name="Check").click()
-        wait_until(lambda verdict=verdict: verdict in (feedback.text_content() or ""), 30, f"practice feedback {verdict!r} for {letter}",
+        wait_until(lambda verdict=verdict: verdict in (feedback.text_content() or ""), 30,
+                   f"practice feedback {verdict!r} for {letter}",
                    details=nb.screenshot_hint)
         shown = feedback.text_content() or ""
         assert all(part in shown for part in worked), f"the worked solution is incomplete: {shown!r} {where}"
@@ -206,9 +209,11 @@ def test_lesson_in_the_browser(page, lab):
     assert "Espresso cup" in nb.outputs_text("step4_call_items"), where
     assert_widgets_rendered(page, where)
     graded = nb.show("quiz_test_show").locator(".widget-vbox:has(> .widget-radio)")
-    wait_until(lambda: graded.count() == len(questions), 30, "the graded quiz to render again", details=nb.screenshot_hint)
+    wait_until(lambda: graded.count() == len(questions), 30, "the graded quiz to render again",
+               details=nb.screenshot_hint)
     for i, q in enumerate(questions):
-        assert option(graded.nth(i), key[q.id]).locator("input").is_checked(), f"question {i + 1} lost its answer {where}"
+        assert option(graded.nth(i), key[q.id]).locator("input").is_checked(), (
+            f"question {i + 1} lost its answer {where}")
     nb.screenshot("09-rerun-answers-kept", "quiz_test_show")
     nb.screenshot("10-progress-4-of-4-at-the-end", "progress_show_again")
     assert not [e for e in page.errors if "widget" in e.lower()], f"widget errors in the browser: {page.errors}"
@@ -223,7 +228,8 @@ def test_lesson_accessibility_in_the_browser(page, lab):
     on the notebook's content (its markdown and outputs, not JupyterLab's own chrome)."""
     from autograder import quiz
 
-    assert AXE.exists(), f"{AXE} is missing: run `make test`, or `npm ci --prefix tests` (axe-core, pinned in tests/package-lock.json)"
+    assert AXE.exists(), (
+        f"{AXE} is missing: run `make test`, or `npm ci --prefix tests` (axe-core, pinned in tests/package-lock.json)")
     where = f"(screenshots and axe.json in {SHOTS})"
     release = nbformat.read(lab.root / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
     answers = solutions()
@@ -241,12 +247,14 @@ def test_lesson_accessibility_in_the_browser(page, lab):
     for cell, kind, label in ((practice, "practice", "Practice"), (graded, "test", "Question")):
         questions = quiz.load(kind)
         groups = cell.get_by_role("radiogroup")
-        wait_until(lambda groups=groups, questions=questions: groups.count() == len(questions), 30, f"{len(questions)} {kind} radio groups",
+        wait_until(lambda groups=groups, questions=questions: groups.count() == len(questions), 30,
+                   f"{len(questions)} {kind} radio groups",
                    details=nb.screenshot_hint)
         for q in questions:
             text = re.escape(quiz._plain(q.prompt)[:60]).replace("/", r"\/")  # (Playwright's regex parser)
             name = re.compile(rf"^{label} {q.number} .*{text}")
-            assert cell.get_by_role("radiogroup", name=name).count() == 1, f"{kind} question {q.number} has no labelled group {where}"
+            assert cell.get_by_role("radiogroup", name=name).count() == 1, (
+                f"{kind} question {q.number} has no labelled group {where}")
             group = cell.get_by_role("radiogroup", name=name)
             assert group.get_by_role("radio").count() == 4, where
 
@@ -268,9 +276,11 @@ def test_lesson_accessibility_in_the_browser(page, lab):
     steps = quiz.LETTERS.index(first.answer)  # ArrowDown presses from A to the right answer
     for _ in range(steps):
         page.keyboard.press("ArrowDown")
-    wait_until(lambda: radios.nth(steps).is_checked(), 10, f"ArrowDown x{steps} to choose {first.answer} (focus: {focused()})",
+    wait_until(lambda: radios.nth(steps).is_checked(), 10,
+               f"ArrowDown x{steps} to choose {first.answer} (focus: {focused()})",
                details=nb.screenshot_hint)
-    assert radios.nth(steps).evaluate("e => e === document.activeElement"), f"focus left the options: {focused()} {where}"
+    assert radios.nth(steps).evaluate("e => e === document.activeElement"), (
+        f"focus left the options: {focused()} {where}")
     check = question.get_by_role("button", name="Check")
     for _ in range(3):
         page.keyboard.press("Tab")
@@ -280,24 +290,29 @@ def test_lesson_accessibility_in_the_browser(page, lab):
         raise AssertionError(f"Tab never reached the Check button (focus: {focused()}) {where}")
     page.keyboard.press("Enter")
     feedback = question.locator(".course-quiz-feedback")
-    wait_until(lambda: "Right." in (feedback.text_content() or ""), 30, "feedback after Enter on Check", details=nb.screenshot_hint)
+    wait_until(lambda: "Right." in (feedback.text_content() or ""), 30, "feedback after Enter on Check",
+               details=nb.screenshot_hint)
     live = feedback.evaluate("e => { const r = e.closest('[role=status], [aria-live]'); "
                              "return r && [r.getAttribute('role'), r.getAttribute('aria-live')]; }")
     assert live == ["status", "polite"], f"the practice feedback is not in a polite live region: {live} {where}"
     page.keyboard.press("ArrowUp")  # focus stays on Check: JupyterLab did not take the key
-    assert check.evaluate("e => e === document.activeElement"), f"ArrowUp moved focus away from Check: {focused()} {where}"
+    assert check.evaluate("e => e === document.activeElement"), (
+        f"ArrowUp moved focus away from Check: {focused()} {where}")
     page.keyboard.press("Shift+Tab")
     page.keyboard.press("Enter")  # the Hint opens by keyboard
-    assert question.locator("details").evaluate("d => d.open"), f"Enter on Hint did not open it (focus: {focused()}) {where}"
+    assert question.locator("details").evaluate("d => d.open"), (
+        f"Enter on Hint did not open it (focus: {focused()}) {where}")
     page.keyboard.press("Shift+Tab")  # back into the group, on its checked option; another answer
     assert radios.nth(steps).evaluate("e => e === document.activeElement"), f"Shift+Tab went to {focused()} {where}"
     page.keyboard.press("ArrowDown")
-    wait_until(lambda: (feedback.text_content() or "") == "", 10, "a new choice to clear the verdict", details=nb.screenshot_hint)
+    wait_until(lambda: (feedback.text_content() or "") == "", 10, "a new choice to clear the verdict",
+               details=nb.screenshot_hint)
     page.keyboard.press("Tab")
     page.keyboard.press("Tab")
     assert check.evaluate("e => e === document.activeElement"), f"Tab went to {focused()}, not Check {where}"
     page.keyboard.press(" ")
-    wait_until(lambda: "Not quite." in (feedback.text_content() or ""), 30, "feedback after Space on Check", details=nb.screenshot_hint)
+    wait_until(lambda: "Not quite." in (feedback.text_content() or ""), 30, "feedback after Space on Check",
+               details=nb.screenshot_hint)
     nb.show("quiz_practice_show")
     question.screenshot(path=str(SHOTS / "13-practice-by-keyboard.png"))
 
@@ -306,7 +321,8 @@ def test_lesson_accessibility_in_the_browser(page, lab):
     g1.get_by_role("radio").first.focus()  # where Tab into the group brings it
     page.keyboard.press("ArrowDown")
     status = g1.locator(".course-quiz-status")
-    wait_until(lambda: "answer saved (B)" in (status.text_content() or ""), 30, "graded question 1 to say 'answer saved (B)'",
+    wait_until(lambda: "answer saved (B)" in (status.text_content() or ""), 30,
+               "graded question 1 to say 'answer saved (B)'",
                details=nb.screenshot_hint)
     assert status.evaluate("e => [e.getAttribute('role'), e.getAttribute('aria-live')]") == ["status", "polite"], where
 
@@ -323,8 +339,10 @@ def test_lesson_accessibility_in_the_browser(page, lab):
         nb.scroll_to(cell_id)
         results[cell_id] = cell.evaluate(AXE_RUN, {"exclude": AXE_EXCLUDE})
     (SHOTS / "axe.json").write_text(json.dumps(results, indent=1))
-    checked = {rule["id"] for kind in ("passes", "violations", "incomplete") for rule in results["quiz_practice_show"][kind]}
-    assert {"color-contrast", "label", "aria-valid-attr-value"} <= checked, f"axe did not check the quiz: only {sorted(checked)} {where}"
+    checked = {rule["id"] for kind in ("passes", "violations", "incomplete")
+               for rule in results["quiz_practice_show"][kind]}
+    assert {"color-contrast", "label", "aria-valid-attr-value"} <= checked, (
+        f"axe did not check the quiz: only {sorted(checked)} {where}")
     violations = [dict(v, cell=cell_id) for cell_id, r in results.items() for v in r["violations"]]
     by_impact = Counter(v["impact"] for v in violations for _ in v["nodes"])
     print(f"axe-core {next(iter(results.values()))['testEngine']['version']} on {len(results)} cells: "
@@ -374,7 +392,8 @@ def assert_labels_fit(nb: Notebook, cell_id: str, where: str) -> None:
 def assert_widgets_rendered(page, where: str) -> None:
     for text in ("Loading widget", "Error displaying widget", WIDGET_JSON, "model_id"):
         assert page.get_by_text(text).count() == 0, f"{text!r} is on the page: widgets did not render {where}"
-    fallback = page.locator('.jp-OutputArea-output[data-mime-type="text/plain"]', has_text=re.compile(r"^(VBox|Button)\("))
+    fallback = page.locator('.jp-OutputArea-output[data-mime-type="text/plain"]',
+                            has_text=re.compile(r"^(VBox|Button)\("))
     assert fallback.count() == 0, f"a widget shows as its text fallback {where}"
 
 
@@ -389,7 +408,8 @@ def test_pool_lab_plots_in_the_browser(page, lab):
     nb.run_all(RUN_ALL_TIMEOUT)
     for cell_id in plot_cells:
         images = nb.show(cell_id).locator(".jp-RenderedImage img")
-        wait_until(lambda images=images: images.count() >= 1 and images.first.evaluate("img => img.complete && img.naturalWidth > 0"),
+        wait_until(lambda images=images: images.count() >= 1
+                   and images.first.evaluate("img => img.complete && img.naturalWidth > 0"),
                    30, f"the plot of cell {cell_id} to load", details=nb.screenshot_hint)
         widths = [img.evaluate("img => img.naturalWidth") for img in images.all()]
         assert all(w > 0 for w in widths), f"cell {cell_id}: image widths {widths} {where}"

@@ -91,7 +91,8 @@ def run(args, cwd, env: dict, *, user: pwd.struct_passwd | None = None, timeout:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        pytest.fail(f"`{what}` in {cwd} did not finish within {timeout} s\n--- stdout\n{_tail(out)}\n--- stderr\n{_tail(err)}")
+        pytest.fail(f"`{what}` in {cwd} did not finish within {timeout} s\n"
+                    f"--- stdout\n{_tail(out)}\n--- stderr\n{_tail(err)}")
     done = subprocess.CompletedProcess(args, proc.returncode, out, err)
     if check:
         assert done.returncode == 0, (f"`{what}` in {cwd}{' as ' + user.pw_name if user else ''} exited "
@@ -224,7 +225,8 @@ def assert_score(course: Path, student: str, expected: float, after: str) -> Non
         pytest.fail(f"after {after}, the gradebook gives {student} {total:g}/{FULL} "
                     f"({build_score:g}/{build:g} on the build steps), expected {expected:g}; cells short of "
                     f"full marks: " + "; ".join(f"{gid} {cells[gid][0]:g}/{cells[gid][1]:g}: {why}" for gid, why in
-                                                {g: shown_errors(course, student, lost).get(g, "") for g in lost}.items()))
+                                                {g: shown_errors(course, student, lost).get(g, "")
+                                                 for g in lost}.items()))
 
 
 # COURSE_SANDBOX=off (a developer's choice, never CI's) turns the sandbox off, and these checks
@@ -264,7 +266,8 @@ def system_python() -> str:
     for name in ("python3.11", "python3"):
         found = shutil.which(name, path=SYSTEM_PATH)
         if found:
-            version = run([found, "-c", "import sys; print(sys.version_info[:2] == (3, 11))"], "/", root_env(), timeout=60)
+            version = run([found, "-c", "import sys; print(sys.version_info[:2] == (3, 11))"], "/", root_env(),
+                          timeout=60)
             if version.stdout.strip() == "True":
                 return found
     pytest.fail(f"no Python 3.11 on {SYSTEM_PATH}: the README's fresh machine has one")
@@ -384,7 +387,8 @@ class Exchange:
             shutil.rmtree(leftover, ignore_errors=True)  # a previous run's
         self.student_env = activated(login_env(self.student), students_env)
         write_as(self.student, self.home / ".jupyter" / "nbgrader_config.py",
-                 f"c = get_config()\nc.CourseDirectory.course_id = {COURSE_ID!r}\nc.Exchange.root = {str(self.root)!r}\n")
+                 f"c = get_config()\nc.CourseDirectory.course_id = {COURSE_ID!r}\n"
+                 f"c.Exchange.root = {str(self.root)!r}\n")
         self.submissions = 0
 
     def teacher(self, *args, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -423,7 +427,8 @@ class Exchange:
     def collect(self) -> None:
         self.teacher("nbgrader", "collect", *(["--update"] if self.submissions > 1 else []), ASSIGNMENT)
         got = self.course / "submitted" / self.student.pw_name / ASSIGNMENT
-        assert (got / ANSWERS_FILE).exists(), f"collect did not bring the quiz answers: {sorted(p.name for p in got.iterdir())}"
+        assert (got / ANSWERS_FILE).exists(), (
+            f"collect did not bring the quiz answers: {sorted(p.name for p in got.iterdir())}")
         assert nbformat.read(got / f"{ASSIGNMENT}.ipynb", as_version=4).cells == \
             nbformat.read(self.notebook, as_version=4).cells, "collect did not bring the latest submission"
 
@@ -624,7 +629,8 @@ def test_make_lab_serves_the_lesson(course_a, tmp_path):
         assert model["type"] == "notebook"
         lesson = nbformat.read(REPO / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
         served = model["content"]["cells"]
-        assert [c["source"] for c in served] == [c.source for c in lesson.cells], "the served notebook is not the lesson"
+        assert [c["source"] for c in served] == [c.source for c in lesson.cells], (
+            "the served notebook is not the lesson")
         assert any(c["metadata"].get("nbgrader", {}).get("grade_id") == STEP2 for c in served)
     finally:
         if lab.poll() is None:

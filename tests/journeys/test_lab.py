@@ -47,7 +47,8 @@ def test_make_lab_serves_a_working_copy_of_the_lesson():
                 break
             except OSError:
                 time.sleep(0.5)
-        assert status == 200, f"JupyterLab did not answer:\n{lab.stdout.read1().decode() if lab.poll() is not None else ''}"
+        assert status == 200, (
+            f"JupyterLab did not answer:\n{lab.stdout.read1().decode() if lab.poll() is not None else ''}")
         copy = ROOT / work / f"{ASSIGNMENT}.ipynb"
         assert copy.read_text() == RELEASE_NB.read_text()
         status, model = _get(f"http://127.0.0.1:{port}/api/contents/{work}/{ASSIGNMENT}.ipynb?token={token}&content=0")
@@ -68,7 +69,8 @@ def test_make_lab_keeps_an_existing_copy(tmp_path):
     venv = Path(sys.executable).parent.parent
     try:
         # `jupyter --version` stands in for JupyterLab so the target returns at once
-        done = subprocess.run(["make", "--no-print-directory", "lab", f"VENV={venv}", f"WORK={work}", "LAB_ARGS=--version"],
+        done = subprocess.run(["make", "--no-print-directory", "lab", f"VENV={venv}", f"WORK={work}",
+                               "LAB_ARGS=--version"],
                               cwd=ROOT, env=tool_env(), capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert copy.read_text() == "my work"

@@ -216,7 +216,8 @@ def test_command_scores_and_review(command, gallery, name):
     if entry.sub.reason:  # flagged for its reason (a cell stopped at its limit), which the row gives
         assert entry.sub.reason in row["reason"].split("; ") and row["removed_cells"] == "", row
     elif entry.sub.flagged:  # REVIEW, with the cells the analysis removed statements from
-        assert row["removed_cells"] and "REVIEW" in next(line for line in done.stdout.splitlines() if line.startswith(name + " "))
+        assert row["removed_cells"] and "REVIEW" in next(line for line in done.stdout.splitlines()
+                                                         if line.startswith(name + " "))
     else:  # the analysis passed it: the row says only that the sandbox was on
         assert row["removed_cells"] == "" and row["sandbox"] == "on", row
 

@@ -405,8 +405,8 @@ def test_without_the_sandbox_sqlite_cannot_write_outside(outside_tmp):
 # ------------------------------------------------------------------ the timestamp's parse time
 
 @pytest.mark.xfail(strict=True, reason="stock nbgrader reads timestamp.txt whole and dateutil parses a run of digits "
-                   "in quadratic time: 150 KB take over a second, 2 MB about four minutes of the whole run (the grading "
-                   "command refuses such a file before nbgrader: task.timestamp_problem, 'bad timestamp')")
+                   "in quadratic time: 150 KB take over a second, 2 MB about four minutes of the whole run "
+                   "(the grading command refuses such a file before nbgrader: task.timestamp_problem, 'bad timestamp')")
 def test_a_huge_timestamp_costs_the_grader_little(tmp_path):
     from nbgrader.coursedir import CourseDirectory
 

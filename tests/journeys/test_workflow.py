@@ -53,7 +53,8 @@ def test_release_fetch_submit_collect_grade_and_feedback(tmp_path):
     run([nbgrader, "submit", ASSIGNMENT, *as_student], student_home, exchange)
     run([nbgrader, "collect", ASSIGNMENT], course, exchange)
     student = getpass.getuser()
-    assert (course / "submitted" / student / ASSIGNMENT / ANSWERS_FILE).exists(), "the quiz answers travel with the notebook"
+    assert (course / "submitted" / student / ASSIGNMENT / ANSWERS_FILE).exists(), (
+        "the quiz answers travel with the notebook")
 
     graded = run([str(BIN / "python"), "-m", "course_grade", "grade", ASSIGNMENT, "--jobs", "1"], course, exchange)
     assert "1/1 graded" in graded.stdout

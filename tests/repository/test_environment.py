@@ -38,7 +38,8 @@ def test_pins_satisfy_the_package_ranges():
         want = Requirement(line)
         name = want.name.lower().replace("_", "-")
         assert name in pinned, f"{name} is a dependency but has no pin: run `make lock`"
-        assert want.specifier.contains(pinned[name]), f"{name}=={pinned[name]} is outside {want.specifier}: run `make lock`"
+        assert want.specifier.contains(pinned[name]), (
+            f"{name}=={pinned[name]} is outside {want.specifier}: run `make lock`")
 
 
 def test_greenlet_is_pinned_for_the_asyncio_extension():

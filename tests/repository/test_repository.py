@@ -61,11 +61,13 @@ def fresh_course(tmp_path_factory):
 
 @pytest.mark.slow
 def test_release_is_exactly_what_generate_assignment_makes(fresh_course):
-    fresh = sorted(p.relative_to(fresh_course / "release") for p in (fresh_course / "release").rglob("*") if p.is_file())
+    fresh = sorted(p.relative_to(fresh_course / "release") for p in (fresh_course / "release").rglob("*")
+                   if p.is_file())
     committed = sorted(p.relative_to(ROOT / "release") for p in (ROOT / "release").rglob("*") if p.is_file())
     assert fresh == committed
     for rel in committed:
-        assert (fresh_course / "release" / rel).read_text() == (ROOT / "release" / rel).read_text(), f"run `make release`: {rel}"
+        assert (fresh_course / "release" / rel).read_text() == (ROOT / "release" / rel).read_text(), (
+            f"run `make release`: {rel}")
 
 
 @pytest.mark.slow
@@ -73,7 +75,8 @@ def test_release_hides_solutions_and_hidden_tests():
     text = RELEASE_NB.read_text()
     assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
     assert "step4_items_reads_the_table(globals())" not in text
-    solution_cells = [c for c in nbformat.read(RELEASE_NB, as_version=4).cells if c.metadata.get("nbgrader", {}).get("solution")]
+    solution_cells = [c for c in nbformat.read(RELEASE_NB, as_version=4).cells
+                      if c.metadata.get("nbgrader", {}).get("solution")]
     assert len(solution_cells) == 4
     for cell in solution_cells:
         assert cell.source == "# YOUR CODE HERE\nraise NotImplementedError()", cell.id
@@ -91,7 +94,8 @@ def test_nbgrader_validate_passes_on_the_source(fresh_course):
     # so that the file never reaches release/)
     (fresh_course / "source" / ASSIGNMENT / ANSWERS_FILE).write_text(answers_file(right_answers()))
     done = nbgrader("validate", str(fresh_course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"), cwd=fresh_course)
-    assert done.returncode == 0 and "Success! Your notebook passes all the tests." in done.stdout, done.stdout + done.stderr
+    assert done.returncode == 0 and "Success! Your notebook passes all the tests." in done.stdout, (
+        done.stdout + done.stderr)
 
 
 @pytest.mark.slow
@@ -99,7 +103,8 @@ def test_nbgrader_validate_invert_passes_on_the_release(fresh_course):
     """On the blank release every step check fails. The graded quiz's ten visible checks pass on
     purpose (they only say "not answered yet", so Run All reaches the end); their hidden parts,
     not in the release, score an unanswered question 0."""
-    done = nbgrader("validate", "--invert", str(fresh_course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"), cwd=fresh_course)
+    done = nbgrader("validate", "--invert", str(fresh_course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"),
+                    cwd=fresh_course)
     assert done.returncode == 0, done.stdout + done.stderr
     passed = re.findall(r'The following cell passed:\s+"""Quiz question (\d+) ', done.stdout)
     assert done.stdout.count("The following cell passed:") == 10, done.stdout
@@ -115,7 +120,8 @@ def test_graded_cells_are_thin_and_named_after_their_check():
         meta = cell.metadata.get("nbgrader", {})
         if meta:
             assert cell.id == meta["grade_id"], "cell ids are the descriptive grade_ids"
-            assert re.fullmatch(r"(setup|step[1-4]|quiz|quiz\d\d|progress|self)_[a-z0-9_]+", meta["grade_id"]), meta["grade_id"]
+            assert re.fullmatch(r"(setup|step[1-4]|quiz|quiz\d\d|progress|self)_[a-z0-9_]+", meta["grade_id"]), (
+                meta["grade_id"])
         if meta.get("grade") and meta["grade_id"].startswith("quiz"):
             qid = meta["grade_id"].split("_", 1)[1]
             assert cell.source.splitlines()[0].startswith('"""Quiz question')
@@ -126,7 +132,9 @@ def test_graded_cells_are_thin_and_named_after_their_check():
             assert callable(getattr(checks, meta["grade_id"])), f"no check named {meta['grade_id']}"
             assert f"checks.{meta['grade_id']}(globals())" in cell.source
             code = [line for line in cell.source.splitlines()[1:] if line.strip() and not line.startswith("###")]
-            assert all(line.startswith(("from autograder import checks", "checks.", "await checks.")) for line in code), cell.id
+            assert all(line.startswith(("from autograder import checks", "checks.", "await checks."))
+                       for line in code), (
+                cell.id)
             if "### BEGIN HIDDEN TESTS" in cell.source:  # the visible part is the gate of the hidden check
                 assert f'checks.ready("{meta["grade_id"]}")' in cell.source, cell.id
 
@@ -282,7 +290,8 @@ def test_grading_validates_no_schema_that_needs_the_modules_it_goes_without():
 def test_grading_processes_do_without_the_iri_parser(tmp_path):
     """The command's process and its nbgrader steps (nbgrader's own entry point, launched by
     course_grade) import nbformat and nbgrader without rfc3987_syntax, and still work."""
-    probe = ("import sys, course_grade.engine.task, course_grade.commands.grade, nbformat, nbgrader.apps.api, jsonschema; "
+    probe = ("import sys, course_grade.engine.task, course_grade.commands.grade, nbformat, nbgrader.apps.api, "
+             "jsonschema; "
              "print(sys.modules.get('rfc3987_syntax', 'absent'))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "None", "course_grade must keep rfc3987_syntax out"

@@ -79,12 +79,14 @@ def make_course(dest: Path, extra_config: str = "") -> Path:
             f.write("\n" + extra_config + "\n")
     shutil.copytree(ROOT / "source", dest / "source", ignore=shutil.ignore_patterns("*.db", ".ipynb_checkpoints"))
     # the gradebook generate_assignment would make first (for the course the config names)
-    course_ids = re.findall(r"^c\.CourseDirectory\.course_id = \"([^\"]+)\"$", (dest / "nbgrader_config.py").read_text(), re.M)
+    course_ids = re.findall(r"^c\.CourseDirectory\.course_id = \"([^\"]+)\"$",
+                            (dest / "nbgrader_config.py").read_text(), re.M)
     if course_ids:
         shutil.copy(blank_gradebook(course_ids[-1]), dest / "gradebook.db")
     # nbgrader's own entry point, launched as the grading command launches it (without the
     # "iri" parser: seconds less per course)
-    done = subprocess.run([*nbgrader_command(), "generate_assignment", ASSIGNMENT, "--force"], cwd=dest, env=tool_env(), capture_output=True, text=True, timeout=900)
+    done = subprocess.run([*nbgrader_command(), "generate_assignment", ASSIGNMENT, "--force"], cwd=dest,
+                          env=tool_env(), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"generate_assignment failed:\n{done.stdout}\n{done.stderr}"
     return dest
 
@@ -128,7 +130,9 @@ def quiz_key() -> dict[str, dict]:
     question id -> {"correct": letter, "explanation": ..., "why": {letter: ...}}."""
     key = {}
     for cell in nbformat.read(SOURCE_NB, as_version=4).cells:
-        for node in ast.walk(ast.parse(cell.source)) if cell.cell_type == "code" and "check_answer(" in cell.source else []:
+        if cell.cell_type != "code" or "check_answer(" not in cell.source:
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "check_answer":
                 qid = ast.literal_eval(node.args[0])
                 key[qid] = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}

@@ -62,7 +62,8 @@ def fabricate(course: Path, students: dict[str, dict], report: dict[str, dict] |
             if sid not in known:
                 rows["student"].append({"id": sid})
             sub_id = uuid.uuid4().hex
-            rows["submitted_assignment"].append({"id": sub_id, "assignment_id": assignment.id, "student_id": sid, "timestamp": now})
+            rows["submitted_assignment"].append({"id": sub_id, "assignment_id": assignment.id, "student_id": sid,
+                                                 "timestamp": now})
             for notebook in assignment.notebooks:
                 nb_id = uuid.uuid4().hex
                 rows["submitted_notebook"].append({"id": nb_id, "assignment_id": sub_id, "notebook_id": notebook.id,
@@ -101,7 +102,8 @@ def fabricate(course: Path, students: dict[str, dict], report: dict[str, dict] |
         if spec.get("answers") is not None:
             (submitted / "quiz_answers.json").write_text(json.dumps({"format": 1, "answers": spec["answers"]}))
     if report is not None:
-        columns = ["student", "status", "score", "max_score", "seconds", "note", "left_out", "removed_cells", "sandbox", "worker"]
+        columns = ["student", "status", "score", "max_score", "seconds", "note", "left_out", "removed_cells",
+                   "sandbox", "worker"]
         with open(course / REPORT_FILE, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns, restval="")
             writer.writeheader()

@@ -22,7 +22,8 @@ STEP2 = "step2_pool_size_solution"
 STEP3 = "step3_engine_solution"
 STEP4 = "step4_app_solution"
 
-STEP3_CELLS = ("step3_engine_is_async", "step3_engine_pool_size", "step3_pool_size_uses_variable", "step3_engine_connects")
+STEP3_CELLS = ("step3_engine_is_async", "step3_engine_pool_size", "step3_pool_size_uses_variable",
+               "step3_engine_connects")
 ROUTE = "step4_app_has_items_route"
 REQUESTS = ("step4_items_returns_all_rows", "step4_items_reads_the_table", "step4_connections_returned",
             "step4_concurrent_requests_share_the_pool")
@@ -127,7 +128,8 @@ engine = create_engine(DATABASE_URL, pool_size=POOL_SIZE)
 '''), each(("step3_engine_is_async", "step3_engine_connects"), "create_async_engine")),
     Mistake("engine_without_pool_size", 3, engine(IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL)"),
             {"step3_pool_size_uses_variable": "pool_size=POOL_SIZE"}),
-    Mistake("engine_pool_size_typed_in", 3, engine(IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, pool_size=5)"),
+    Mistake("engine_pool_size_typed_in", 3,
+            engine(IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, pool_size=5)"),
             {"step3_pool_size_uses_variable": "POOL_SIZE"}),
     Mistake("engine_nullpool", 3, engine('''
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -148,15 +150,21 @@ engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)
 '''), each(STEP3_CELLS, "sqlalchemy.ext.asyncio"), note="ImportError in the cell"),
     Mistake("engine_not_imported", 3, engine("engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)"),
             each(STEP3_CELLS, "import"), note="NameError in the cell"),
-    Mistake("engine_literal_url", 3, engine(IMPORT_ENGINE + 'engine = create_async_engine("sqlite+aiosqlite:///./test.db", pool_size=POOL_SIZE)'),
+    Mistake("engine_literal_url", 3,
+            engine(IMPORT_ENGINE
+                   + 'engine = create_async_engine("sqlite+aiosqlite:///./test.db", pool_size=POOL_SIZE)'),
             {"step3_engine_is_async": "DATABASE_URL"}),
-    Mistake("engine_awaited", 3, engine(IMPORT_ENGINE + "engine = await create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)"),
+    Mistake("engine_awaited", 3,
+            engine(IMPORT_ENGINE + "engine = await create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)"),
             each(STEP3_CELLS, "await"), note="TypeError in the cell: an AsyncEngine is not awaitable"),
-    Mistake("engine_pool_size_positional", 3, engine(IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, POOL_SIZE)"),
+    Mistake("engine_pool_size_positional", 3,
+            engine(IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, POOL_SIZE)"),
             each(STEP3_CELLS, "pool_size=POOL_SIZE"), note="TypeError in the cell"),
-    Mistake("engine_keyword_typo", 3, engine(IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, poolsize=POOL_SIZE)"),
+    Mistake("engine_keyword_typo", 3,
+            engine(IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, poolsize=POOL_SIZE)"),
             each(STEP3_CELLS, "pool_size"), note="TypeError in the cell: invalid argument 'poolsize'"),
-    Mistake("engine_is_a_connection", 3, engine(IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE).connect()"),
+    Mistake("engine_is_a_connection", 3,
+            engine(IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE).connect()"),
             each(STEP3_CELLS, "AsyncEngine")),
 
     # ---------------------------------------------------------------------------- step 4
@@ -283,7 +291,8 @@ async def read_items():
         result = await conn.execute(text("SELECT * FROM items"))
         return [dict(row) for row in result.mappings()]
 '''), each(STEP4_CELLS, "Depends")),
-    Mistake("depends_on_engine_connect", 4, step4(ROUTE_CODE.replace("Depends(get_connection)", "Depends(engine.connect)")),
+    Mistake("depends_on_engine_connect", 4,
+            step4(ROUTE_CODE.replace("Depends(get_connection)", "Depends(engine.connect)")),
             each(STEP4_CELLS, "get_connection")),
     Mistake("sync_generator_dependency", 4, step4(dependency='''
 
@@ -298,8 +307,10 @@ def read_items(conn: Annotated[AsyncConnection, Depends(get_connection)]):
     result = conn.execute(text("SELECT * FROM items"))
     return [dict(row) for row in result.mappings()]
 '''), each(REQUESTS, "async def")),
-    Mistake("app_not_created", 4, step4(head=HEAD.replace("app = FastAPI()\n", "")), each(STEP4_CELLS, "app = FastAPI()")),
-    Mistake("app_created_again_after_route", 4, step4(ROUTE_CODE + "\n\napp = FastAPI()\n"), each(STEP4_CELLS, "/items")),
+    Mistake("app_not_created", 4, step4(head=HEAD.replace("app = FastAPI()\n", "")),
+            each(STEP4_CELLS, "app = FastAPI()")),
+    Mistake("app_created_again_after_route", 4, step4(ROUTE_CODE + "\n\napp = FastAPI()\n"),
+            each(STEP4_CELLS, "/items")),
     Mistake("dependency_yields_engine", 4, step4(dependency='''
 
 async def get_connection():

@@ -37,7 +37,8 @@ from tests.support.submissions import (
 
 # in the command line of every process a submission of this gallery starts
 TOKEN = f"redteam-{uuid.uuid4().hex[:12]}"
-STATIC, SANDBOX, QUIZ_OUTSIDE, NBGRADER = "static analysis", "sandbox", "quiz graded outside the kernel", "nbgrader's cell limit"
+STATIC, SANDBOX = "static analysis", "sandbox"
+QUIZ_OUTSIDE, NBGRADER = "quiz graded outside the kernel", "nbgrader's cell limit"
 
 # the test's per-cell limit and sandbox limits (bounded, so the whole gallery grades in minutes)
 CELL_TIMEOUT = 15
@@ -135,7 +136,8 @@ with open("big.bin", "wb") as f:
         f.write(b"\\0" * 2**20)
 '''), {"step4_app_has_items_route": "File too large", "step4_items_returns_all_rows": SEE_ABOVE,
          "step4_connections_returned": SEE_ABOVE, "step4_items_reads_the_table": GATED,
-         "step4_concurrent_requests_share_the_pool": GATED}), (SANDBOX,), 'open("big.bin", "wb") written in a loop (allowed relative path): RLIMIT_FSIZE', unflagged=True),
+         "step4_concurrent_requests_share_the_pool": GATED}), (SANDBOX,),
+         'open("big.bin", "wb") written in a loop (allowed relative path): RLIMIT_FSIZE', unflagged=True),
         # --------------------------------------------------------------- network
         Entry(Submission("rt_network_httpx", _after(STEP4, f'''
 import httpx
@@ -158,9 +160,11 @@ try:
     peek.mount("/course", StaticFiles(directory="/".join([".."] * 3)))   # the course root, no "../" literal
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=peek), base_url="http://peek") as client:
         for path in ("source/connection-pooling/connection-pooling.ipynb", "gradebook.db"):
-            found = re.findall(r'check_answer\(\s*\\?"(\w+)\\?",\s*correct=\\?"(\w)', (await client.get("/course/" + path)).text)
+            found = re.findall(r'check_answer\(\s*\\?"(\w+)\\?",\s*correct=\\?"(\w)',
+                               (await client.get("/course/" + path)).text)
             if found:
-                Path("notes.txt").with_name("quiz_" + "answers.json").write_text(json.dumps({"format": 1, "answers": dict(found)}))
+                Path("notes.txt").with_name("quiz_" + "answers.json").write_text(
+                    json.dumps({"format": 1, "answers": dict(found)}))
                 break
 except Exception:
     pass
@@ -190,7 +194,8 @@ signal.signal(signal.SIGINT, signal.SIG_IGN)
 time.sleep(3600)   # {TOKEN}
 '''), {"step1_database_url": "was stopped before it finished"}, flagged=True), (STATIC, NBGRADER),
             "signal.signal(SIGINT, SIG_IGN) then time.sleep past the cell limit"),
-        Entry(_pick(ADVERSARIAL, "attack_sleep_past_the_cell_limit", flagged=True), (NBGRADER,), "time.sleep(10_000) before the step-1 code"),
+        Entry(_pick(ADVERSARIAL, "attack_sleep_past_the_cell_limit", flagged=True), (NBGRADER,),
+              "time.sleep(10_000) before the step-1 code"),
         Entry(Submission("rt_uninterruptible_sleep_through_the_event_loop", _after(STEP1, f'''
 import asyncio, time
 asyncio.get_running_loop().add_signal_handler(2, print)   # SIGINT by number: an interrupt now does nothing

@@ -83,7 +83,8 @@ def canary_state(folder: Path) -> dict[str, tuple]:
     for path in sorted(folder.rglob("*")):
         st = os.lstat(path)
         data = path.read_bytes() if stat.S_ISREG(st.st_mode) else None
-        out[path.relative_to(folder).as_posix()] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_mtime_ns, data)
+        out[path.relative_to(folder).as_posix()] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_mtime_ns,
+                                                    data)
     out["."] = (stat.S_IMODE(os.lstat(folder).st_mode), os.lstat(folder).st_mtime_ns)
     return out
 
@@ -134,7 +135,8 @@ for make in (lambda: course_files.symlink_to("{c}/canary-dir", target_is_directo
         print(exc)
 ''')), (GUARD, SANDBOX, SWEEP), "pathlib through variables (unflagged): the grader's files unlinked and "
             "symlinked to a canary, a symlink to a canary folder, a hard link to a canary",
-            unflagged=True, shows=("blocked while grading: removing the grader's file", "blocked while grading: making a link")),
+            unflagged=True,
+            shows=("blocked while grading: removing the grader's file", "blocked while grading: making a link")),
         FileEntry(Submission("rf_links_through_os", {}, edit=_added_cell(f'''
 import os
 os.mkfifo("pipe")   # a grader that reads it waits forever

@@ -183,7 +183,8 @@ def _quiz_cases() -> list[Submission]:
         Submission("quiz_all_wrong", {}, {cells[q]: "which is not right" for q in right}, answers_file(all_wrong)),
         Submission("quiz_partly_right", {}, {cells[q]: "which is not right" for q in wrong_ids}, answers_file(partly)),
         Submission("quiz_missing_file", {}, {cells[q]: "quiz_answers.json is missing" for q in right}, ""),
-        Submission("quiz_malformed_file", {}, {cells[q]: "not readable JSON" for q in right}, '{"answers": {"url_driver": "B",'),
+        Submission("quiz_malformed_file", {}, {cells[q]: "not readable JSON" for q in right},
+                   '{"answers": {"url_driver": "B",'),
     ]
 
 
@@ -254,7 +255,8 @@ for path in glob.glob("../../../**/*.ipynb", recursive=True):   # the instructor
     if found:
         json.dump({"answers": dict(found)}, open("quiz_" + "answers.json", "w"))
 '''}, {}, quiz="", flagged=True),
-    Submission("attack_stderr_writer", {STEP2: 'import sys\nprint("a warning of my own", file=sys.stderr)\nPOOL_SIZE = 5'}),
+    Submission("attack_stderr_writer",
+               {STEP2: 'import sys\nprint("a warning of my own", file=sys.stderr)\nPOOL_SIZE = 5'}),
     Submission("attack_os_exit", {STEP2: "import os\nos._exit(1)"}, status="failed", note="kernel died"),
     Submission("attack_infinite_loop", {STEP2: "while True:\n    pass\nPOOL_SIZE = 5"},
                {"step2_pool_size": "was stopped before it finished"}, reason="cell time limit"),
@@ -350,7 +352,8 @@ def _lookalikes() -> list[Submission]:
     assert set(cell) == set(HONEST)
     return [Submission(f"honest_{name}", {cell[name]: code}) for name, code in HONEST.items()] + [
         # the lesson's read-only cell that calls GET /items, copied under the student's route
-        Submission("honest_copied_request_cell", {STEP4: solutions()[STEP4] + "\n\n" + _lesson_cell("step4_call_items")}),
+        Submission("honest_copied_request_cell",
+                   {STEP4: solutions()[STEP4] + "\n\n" + _lesson_cell("step4_call_items")}),
     ]
 
 

@@ -114,7 +114,8 @@ def test_scores_are_nbgrader_exports_score(course):
     grades = lms.read_grades(course / "gradebook.db", ASSIGNMENT)
     assert grades.max_score == 23
     got = {s: (g.raw_score, g.late_penalty, g.score) for s, g in grades.by_student.items()}
-    assert got == {"alice": (22.5, 0, 22.5), "bob": (7, 2, 5), "carol": (3, 5, 0), "dave": (pytest.approx(1 / 3), 0, pytest.approx(1 / 3))}
+    assert got == {"alice": (22.5, 0, 22.5), "bob": (7, 2, 5), "carol": (3, 5, 0),
+                   "dave": (pytest.approx(1 / 3), 0, pytest.approx(1 / 3))}
 
 
 # ------------------------------------------------------------------------------- Canvas
@@ -215,7 +216,8 @@ def test_exit_status_0_when_every_graded_student_is_in_the_roster(course, tmp_pa
     code, out, err = run([ASSIGNMENT, "--lms", "moodle", "--roster", roster, "--course", course], capsys)
     assert (code, err) == (0, "")
     assert "not in roster" not in out
-    assert out.splitlines()[-1].endswith("(5 students: 4 graded, 1 without a submission); 0 graded students not in the roster")
+    assert out.splitlines()[-1].endswith("(5 students: 4 graded, 1 without a submission); "
+                                         "0 graded students not in the roster")
 
 
 def test_a_submission_needing_manual_grading_is_noted(course, tmp_path, capsys):
@@ -292,7 +294,8 @@ def test_bad_course_or_assignment_is_refused_and_nothing_is_written(course, tmp_
     empty.mkdir()
     code, _, err = run([ASSIGNMENT, "--lms", "moodle", "--roster", roster, "--course", empty], capsys)
     assert code == 2 and "no gradebook" in err and not (empty / "gradebook.db").exists()
-    code, _, err = run([ASSIGNMENT, "--lms", "canvas", "--roster", roster, "--course", course, "--moodle-match", "email"], capsys)
+    code, _, err = run([ASSIGNMENT, "--lms", "canvas", "--roster", roster, "--course", course, "--moodle-match",
+                        "email"], capsys)
     assert code == 2 and "--moodle-match works only with --lms moodle: drop it" in err
     assert not (course / "exports").exists()
 
@@ -346,8 +349,10 @@ def test_moodle_file_writes_a_hostile_identity_as_text_that_reads_back(course, t
         assert list(safe_csv.reader(fh)) == [["username", "=1+1"], ["-alice", "22.5"], ["bob", "5"], ["@carol", "0"],
                                              ["a,b", "0.3333"]]
     assert [line.split(":")[1] for line in out.splitlines() if line.startswith("written with")] == \
-        [" alice's username '-alice' starts like a spreadsheet formula; moodle will not match it until that ' is removed",
-         " carol's username '@carol' starts like a spreadsheet formula; moodle will not match it until that ' is removed"]
+        [" alice's username '-alice' starts like a spreadsheet formula; "
+         "moodle will not match it until that ' is removed",
+         " carol's username '@carol' starts like a spreadsheet formula; "
+         "moodle will not match it until that ' is removed"]
 
 
 # ------------------------------------------------------------------------------- atomic write

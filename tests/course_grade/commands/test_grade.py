@@ -250,7 +250,8 @@ def test_an_empty_submitted_folder_or_a_missing_config_is_refused(tmp_path):
 
 
 def test_the_console_script_is_installed():
-    done = subprocess.run([str(Path(sys.executable).with_name("course-grade")), "--help"], capture_output=True, text=True)
+    done = subprocess.run([str(Path(sys.executable).with_name("course-grade")), "--help"], capture_output=True,
+                          text=True)
     assert done.returncode == 0 and "grade" in done.stdout
 
 
@@ -269,10 +270,12 @@ def test_regrading_one_student_leaves_everyone_else_untouched(tmp_path):
     def grades(student):
         with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
             sub = gb.find_submission(ASSIGNMENT, student)
-            return sub.id, {(nb.name, g.name): (g.auto_score, g.manual_score) for nb in sub.notebooks for g in nb.grades}
+            return sub.id, {(nb.name, g.name): (g.auto_score, g.manual_score) for nb in sub.notebooks
+                            for g in nb.grades}
 
     others = ("solution", "quiz_all_wrong")
-    before = {s: (grades(s), tree_digest(course / "autograded" / s), tree_digest(course / "feedback" / s)) for s in others}
+    before = {s: (grades(s), tree_digest(course / "autograded" / s), tree_digest(course / "feedback" / s))
+              for s in others}
     mtimes = {s: [p.stat().st_mtime_ns for p in sorted((course / "feedback" / s).rglob("*"))] for s in others}
     assert all(mtimes.values()) and all((course / "autograded" / s).is_dir() for s in others), "feedback was written"
     # the student fixes the leak and the instructor regrades them alone
@@ -283,7 +286,8 @@ def test_regrading_one_student_leaves_everyone_else_untouched(tmp_path):
     for s in others:
         assert (grades(s), tree_digest(course / "autograded" / s), tree_digest(course / "feedback" / s)) == before[s], s
         assert [p.stat().st_mtime_ns for p in sorted((course / "feedback" / s).rglob("*"))] == mtimes[s], s
-    assert all(c.full for c in results(course, "leaking_connections").values()), "the regraded student's new work counts"
+    assert all(c.full for c in results(course, "leaking_connections").values()), (
+        "the regraded student's new work counts")
     assert set(report(course)) == {"solution", "leaking_connections", "quiz_all_wrong"}
     unknown = grade_command(course, ASSIGNMENT, "--student", "nobody")
     assert unknown.returncode == 2 and "--student nobody" in unknown.stderr and unknown.stderr.count("\n") == 1
@@ -301,7 +305,8 @@ def renamed(sub, name: str, **changes):
 
 def stamp(course: Path, student: str, when: datetime.datetime) -> None:
     """nbgrader's timestamp.txt in the student's submission, as `nbgrader collect` writes it."""
-    (course / "submitted" / student / ASSIGNMENT / "timestamp.txt").write_text(when.strftime("%Y-%m-%d %H:%M:%S.%f UTC"))
+    stamp = course / "submitted" / student / ASSIGNMENT / "timestamp.txt"
+    stamp.write_text(when.strftime("%Y-%m-%d %H:%M:%S.%f UTC"))
 
 
 def submission(course: Path, student: str) -> dict:
@@ -311,7 +316,8 @@ def submission(course: Path, student: str) -> dict:
         sub = gb.find_submission(ASSIGNMENT, student)
         return {"id": sub.id, "timestamp": sub.timestamp, "score": sub.score, "max_score": sub.max_score,
                 "flagged": any(nb.flagged for nb in sub.notebooks),
-                "grades": {(nb.name, g.name): (g.auto_score, g.manual_score) for nb in sub.notebooks for g in nb.grades}}
+                "grades": {(nb.name, g.name): (g.auto_score, g.manual_score) for nb in sub.notebooks
+                           for g in nb.grades}}
 
 
 def test_resume_grades_a_resubmission_again_and_leaves_the_rest(tmp_path):
@@ -361,7 +367,8 @@ def on_record(tmp_path_factory):
     submit_as(course, renamed(solution, "on_time"))
     submit_as(course, renamed(solution, "late"))
     submit_as(course, renamed(solution, "no_answers", quiz=""))
-    submit_as(course, renamed(solution, "sleeper", changes={STEP1: "import time\ntime.sleep(10_000)\n" + solutions()[STEP1]}))
+    submit_as(course,
+              renamed(solution, "sleeper", changes={STEP1: "import time\ntime.sleep(10_000)\n" + solutions()[STEP1]}))
     submit_as(course, renamed(solution, "extended"))
     submit(course, "corrupt", "{this is not json")
     submit(course, "blank", "")

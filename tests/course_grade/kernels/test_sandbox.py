@@ -167,10 +167,13 @@ def test_the_course_folder_is_invisible(course_like):
 
 def test_limits_on_memory_processes_file_size_and_cpu(tmp_path):
     out = run(["import resource as r, os\n"
-               "print([r.getrlimit(k)[0] for k in (r.RLIMIT_AS, r.RLIMIT_NPROC, r.RLIMIT_FSIZE, r.RLIMIT_CPU)], os.getuid())",
+               "print([r.getrlimit(k)[0] for k in (r.RLIMIT_AS, r.RLIMIT_NPROC, r.RLIMIT_FSIZE, r.RLIMIT_CPU)], "
+               "os.getuid())",
                "try:\n    b = bytearray(3 << 30); print('allocated')\nexcept MemoryError:\n    print('MemoryError')",
-               "try:\n    open('big', 'wb').write(b'x' * (40 << 20)); print('written')\nexcept OSError as e:\n    print('refused', e.errno)",
-               "import subprocess\nps = []\ntry:\n    for _ in range(200): ps.append(subprocess.Popen(['sleep', '30']))\n"
+               "try:\n    open('big', 'wb').write(b'x' * (40 << 20)); print('written')\n"
+               "except OSError as e:\n    print('refused', e.errno)",
+               "import subprocess\nps = []\n"
+               "try:\n    for _ in range(200): ps.append(subprocess.Popen(['sleep', '30']))\n"
                "except OSError as e:\n    print('refused', len(ps))\nfor p in ps: p.kill()",
                # the two memory-backed folders hold `scratch` bytes each, counted in `memory`
                "for folder in ('/tmp', '.'):\n    n = 0\n    try:\n"

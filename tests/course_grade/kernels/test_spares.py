@@ -1,7 +1,8 @@
 """The grading workers' pre-started kernels (course_grade/kernels/spares.py): a notebook run in a
 spare kernel sees exactly what it would see in a kernel started for it, except that the
 lesson's libraries are already imported (the preload), and no kernel ever serves two
-submissions; a spare whose preload fails is dropped and the notebook gets a fresh kernel. Both kinds run in the course's sandbox (course_grade/kernels/sandbox.py), as
+submissions; a spare whose preload fails is dropped and the notebook gets a fresh kernel.
+Both kinds run in the course's sandbox (course_grade/kernels/sandbox.py), as
 nbgrader_config.py has it; a kernel is told apart by its connection file (inside its own PID
 namespace every kernel has the same small pid)."""
 from __future__ import annotations
@@ -71,7 +72,8 @@ def spare(request, monkeypatch):
     by bwrap as any kernel is."""
     forked = request.param == "forked"
     if forked and os.geteuid() != 0:
-        (pytest.fail if os.environ.get("CI") else pytest.skip)("kernels are forked from a zygote only when grading runs as root")
+        stop = pytest.fail if os.environ.get("CI") else pytest.skip
+        stop("kernels are forked from a zygote only when grading runs as root")
     # a spare is used only by a notebook whose environment is the one it booted with: boot it
     # with the value pytest gives this variable while the test runs
     monkeypatch.setenv("PYTEST_CURRENT_TEST", f"{request.node.nodeid} (call)")
@@ -104,7 +106,8 @@ def test_spare_kernel_looks_like_a_fresh_one(tmp_path, spare):
     assert used[1].strip() == "<folder>"
     # In holds '' and the three cells run so far: the move and the preload left no entry and took no count
     assert stock[2].strip() == "4 4 ['In', 'Out', 'exit', 'get_ipython', 'open', 'os', 'quit', 'sys']"
-    assert "'made-here.txt'" in used[PROBE.index(next(c for c in PROBE if 'made-here' in c))], "the kernel sees what it wrote in its working folder"
+    assert "'made-here.txt'" in used[PROBE.index(next(c for c in PROBE if 'made-here' in c))], (
+        "the kernel sees what it wrote in its working folder")
     assert os.listdir(tmp_path / "pooled") == os.listdir(tmp_path / "stock") == [], \
         "what a kernel writes stays in its sandbox (course_grade/kernels/sandbox.py), spare or not"
     assert os.listdir(booted_in) == [], "the spare kernel's own folder must stay empty"

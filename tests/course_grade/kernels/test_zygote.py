@@ -29,7 +29,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module", autouse=True)
 def root_and_bwrap():
     if os.geteuid() != 0:  # CI runs as root: there this is a failure, never a skip
-        (pytest.fail if os.environ.get("CI") else pytest.skip)("kernels are forked from a zygote only when grading runs as root")
+        stop = pytest.fail if os.environ.get("CI") else pytest.skip
+        stop("kernels are forked from a zygote only when grading runs as root")
     why = sandbox._probe()
     if why is not None:
         if os.environ.get("CI"):
@@ -58,7 +59,8 @@ for fd in os.listdir('/proc/self/fd'):
     except OSError:
         pass  # the listing's own descriptor
 print('open files and pipes', sorted(f for f in fds if f not in ('socket', 'anon_inode')))  # ZMQ's vary in number
-print('processes', sorted(open(f'/proc/{p}/comm').read().strip() for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid()))
+print('processes', sorted(open(f'/proc/{p}/comm').read().strip() for p in os.listdir('/proc')
+                          if p.isdigit() and int(p) != os.getpid()))
 print('hostname', os.uname().nodename)
 """
 
@@ -68,10 +70,12 @@ def probe(spare: kernel_pool.Spare, folder) -> list[str]:
     nb = new_notebook(cells=[new_code_cell(PROBE)],
                       metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     with setenv(NBGRADER_EXECUTION="autograde"):  # as nbgrader autograde runs it
-        nb, _ = pooled(timeout=60, kernel_manager_class=SandboxedKernelManager).preprocess(nb, {"metadata": {"path": str(folder)}})
+        executor = pooled(timeout=60, kernel_manager_class=SandboxedKernelManager)
+        nb, _ = executor.preprocess(nb, {"metadata": {"path": str(folder)}})
     outputs = nb.cells[0].outputs
     assert all(o.output_type == "stream" for o in outputs), outputs
-    return "".join(o.text for o in outputs).replace(str(folder), "<folder>").replace(spare.home, "<spare's folder>").splitlines()
+    return "".join(o.text for o in outputs).replace(str(folder), "<folder>").replace(spare.home,
+                                                                                     "<spare's folder>").splitlines()
 
 
 def spare_of(kind: str) -> kernel_pool.Spare:
@@ -107,10 +111,12 @@ def test_a_forked_kernel_is_in_every_namespace_of_its_sandbox():
     try:
         spare.ready(kernel_pool.PRELOAD_TIMEOUT)
         kernel, bwrap = _kernel_and_sandbox(spare.km)
-        init = next(p for p in bwrap.children() if os.readlink(f"/proc/{p.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt"))
+        init = next(p for p in bwrap.children()
+                    if os.readlink(f"/proc/{p.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt"))
         for ns in ("pid", "net", "ipc", "uts", "mnt", "cgroup"):
             theirs = os.readlink(f"/proc/{kernel.pid}/ns/{ns}")
-            assert theirs == os.readlink(f"/proc/{init.pid}/ns/{ns}"), f"the kernel is not in its sandbox's {ns} namespace"
+            assert theirs == os.readlink(f"/proc/{init.pid}/ns/{ns}"), (
+                f"the kernel is not in its sandbox's {ns} namespace")
             if ns != "cgroup":
                 assert theirs != os.readlink(f"/proc/self/ns/{ns}"), f"the kernel shares the grader's {ns} namespace"
     finally:

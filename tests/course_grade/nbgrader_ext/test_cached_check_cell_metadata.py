@@ -107,7 +107,8 @@ def test_replaces_nbgraders_check_in_the_course_config_only():
     config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
     names = ("sanitize_preprocessors", "autograde_preprocessors")
     before = {name: chain(config, name) for name in names}
-    assert all(any(p in STOCK for p in c) for c in before.values()), "the course config runs nbgrader's check in both passes"
+    assert all(any(p in STOCK for p in c) for c in before.values()), (
+        "the course config runs nbgrader's check in both passes")
     assert any(p.__name__ == "CollectQuizAnswers" for p in before["sanitize_preprocessors"] if isinstance(p, type)), \
         "the course's own additions are kept"
     use_cached_metadata_check(config)

@@ -84,7 +84,8 @@ def test_the_fixture_has_all_ten_quiz_cells_with_their_hidden_key():
     ('{"answers": {"url_driver": "E"}}', 0, "does not hold"),
     (b"\xff\xfe not utf-8", 0, "not readable JSON"),
 ], ids=["right", "wrong", "unanswered", "missing", "damaged", "bad-letter", "not-utf8"])
-def test_each_quiz_cell_is_graded_from_the_collected_file_with_todays_message(tmp_path, monkeypatch, content, scores, words):
+def test_each_quiz_cell_is_graded_from_the_collected_file_with_todays_message(tmp_path, monkeypatch, content, scores,
+                                                                              words):
     if isinstance(content, bytes):
         (tmp_path / quiz.ANSWERS_FILE).write_bytes(content)
     elif content is not None:
@@ -255,7 +256,8 @@ def _quiz_score(cells) -> float:
 @pytest.fixture(scope="module")
 def stock(tmp_path_factory):
 
-    return _grade_course(tmp_path_factory.mktemp("quiz-stock") / "course", CORRECT_VARIANTS[:1] + QUIZ_CASES + QUIZ_ATTACKS, STOCK)
+    return _grade_course(tmp_path_factory.mktemp("quiz-stock") / "course",
+                         CORRECT_VARIANTS[:1] + QUIZ_CASES + QUIZ_ATTACKS, STOCK)
 
 
 @pytest.mark.slow
@@ -267,7 +269,8 @@ def test_an_attack_at_grading_time_scores_0_on_the_quiz_under_stock_nbgrader(sto
     cells = graded[name]
     for gid in QUIZ_IDS:
         assert cells[gid].score == 0, f"{name}: {gid} scored"
-        assert cells[gid].message.startswith("CheckFailed: ") and sub.loses[gid] in cells[gid].message, cells[gid].message
+        assert cells[gid].message.startswith("CheckFailed: ") and sub.loses[gid] in cells[gid].message, (
+            cells[gid].message)
     # the rest of the notebook is the solution, and keeps its points
     assert all(c.full for gid, c in cells.items() if gid not in QUIZ_IDS), name
 

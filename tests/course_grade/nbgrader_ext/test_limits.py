@@ -67,7 +67,8 @@ def test_no_file_is_not_an_error(tmp_path):
 DEPTH_BOMB = "[" * 60_000  # under the size cap: the depth check refuses it
 BAD = {
     "nested-bomb": (DEPTH_BOMB, "nested 60,000 levels deep"),
-    "nested-bomb-closed": ('{"format": 1, "answers": {}, "x": ' + "[" * 5000 + "]" * 5000 + "}", "nested 5,001 levels deep"),
+    "nested-bomb-closed": ('{"format": 1, "answers": {}, "x": ' + "[" * 5000 + "]" * 5000 + "}",
+                           "nested 5,001 levels deep"),
     "nested-answers": ('{"answers": {"url_driver": {"a": {"b": {"c": "A"}}}}}', "nested 5 levels deep"),
     "not-utf8": (b'{"answers": {"url_driver": "\xff"}}', "bytes are not UTF-8"),
     "nan": ('{"format": 1, "answers": {}, "x": NaN}', "holds NaN, which is not a JSON number"),
@@ -156,7 +157,8 @@ def test_the_collector_the_kernel_and_the_item_analysis_use_the_one_reader(tmp_p
     # the collector's limit is its own traitlet
     write(tmp_path, answers_file(HONEST))
     small = CollectQuizAnswers(max_bytes=100)
-    assert "larger than 100 bytes" in small.preprocess(new_notebook(), {"metadata": {"path": str(tmp_path)}})[0].metadata[METADATA_KEY]["error"]
+    nb, _ = small.preprocess(new_notebook(), {"metadata": {"path": str(tmp_path)}})
+    assert "larger than 100 bytes" in nb.metadata[METADATA_KEY]["error"]
 
 
 # ------------------------------------------------------------------------- output limits
@@ -186,7 +188,8 @@ def size(outputs) -> int:
 
 def huge_error(n: int = 10_000_000):
     return {"output_type": "error", "ename": "ValueError", "evalue": "x" * n,
-            "traceback": ["\x1b[0;31m---------\x1b[0m", "Cell In[3], line 1", f"\x1b[0;31mValueError\x1b[0m: {'x' * n}"]}
+            "traceback": ["\x1b[0;31m---------\x1b[0m", "Cell In[3], line 1",
+                          f"\x1b[0;31mValueError\x1b[0m: {'x' * n}"]}
 
 
 def test_a_huge_error_is_cut_to_a_valid_error_that_says_so():
@@ -203,9 +206,11 @@ def test_a_long_traceback_keeps_its_head_and_the_line_that_says_what_was_raised(
     frames = [f"File deep.py:1, in deep(n)\n  {'y' * 4000}" for _ in range(3000)]
     huge_name = "E" * 1_000_000
     nb = limited(graded_cell({"output_type": "error", "ename": huge_name, "evalue": "",
-                            "traceback": ["Traceback (most recent call last)", *frames, "RecursionError: maximum recursion depth"]}))
+                            "traceback": ["Traceback (most recent call last)", *frames,
+                                          "RecursionError: maximum recursion depth"]}))
     (out,) = nb.cells[0].outputs
-    assert out.traceback[0] == "Traceback (most recent call last)" and out.traceback[-1] == "RecursionError: maximum recursion depth"
+    assert out.traceback[0] == "Traceback (most recent call last)"
+    assert out.traceback[-1] == "RecursionError: maximum recursion depth"
     notes = [line for line in out.traceback if line.startswith("... [traceback cut")]
     assert len(notes) == 1 and "12,0" in notes[0], notes  # 12,0xx,xxx characters in all
     assert sum(map(len, out.traceback)) < 21_000
@@ -225,7 +230,8 @@ def test_rich_outputs_of_every_mime_type_and_their_metadata_are_bounded():
     assert set(shown.data) == {"text/plain", "text/markdown"} and shown.data["text/markdown"] == "small"
     assert shown.metadata == {}
     note = shown.data["text/plain"]
-    assert note.startswith("<Figure>\n[output cut: ") and all(w in note for w in ("image/png", "text/html", "application/json", "metadata"))
+    assert note.startswith("<Figure>\n[output cut: ") and all(w in note for w in ("image/png", "text/html",
+                                                                                  "application/json", "metadata"))
     result, = nb.cells[1].outputs
     assert set(result.data) == {"text/plain"} and "[output cut: 100,000 characters in all]" in result.data["text/plain"]
     assert "text/html" in result.data["text/plain"]  # says what was left out
@@ -244,7 +250,8 @@ def test_many_small_outputs_are_bounded_per_cell_and_per_notebook():
     assert max(per_cell) < 60_000 + 500 and sum(per_cell) < 500_000 + 15 * 500
     first = nb.cells[0].outputs
     assert [o.data["text/plain"] for o in first[:3]] == ["0", "1", "2"]
-    assert first[-1].output_type == "stream" and "[output cut: " in first[-1].text and "outputs left out" in first[-1].text
+    assert first[-1].output_type == "stream"
+    assert "[output cut: " in first[-1].text and "outputs left out" in first[-1].text
     last = nb.cells[-1].outputs  # past the notebook's limit: the note alone
     assert len(last) == 1 and "a notebook 500,000 bytes" in last[0].text
 
@@ -255,13 +262,15 @@ def test_past_the_limits_the_output_a_cell_is_graded_by_stays_so_no_score_change
     noise = [new_output("stream", name="stdout", text="n" * 19_000 + "\n") for _ in range(40)]
     stderr = new_output("stream", name="stderr", text="warning " * 10_000)
     result = new_output("execute_result", data={"text/plain": "0.5", "text/html": "<b>0.5</b>"}, execution_count=1)
-    cells = [graded_cell(*noise, huge_error()), graded_cell(*noise, stderr), graded_cell(*noise, result), graded_cell(*noise)]
+    cells = [graded_cell(*noise, huge_error()), graded_cell(*noise, stderr), graded_cell(*noise, result),
+             graded_cell(*noise)]
     before = [points for c in cells for points in determine_grade(c)]
     nb = limited(*cells)
     assert before == pytest.approx([0, 2, 0, 2, 0.5, 2, 2, 2])  # scored 0, 0, by the result, full
     assert [points for c in nb.cells for points in determine_grade(c)] == pytest.approx(before)
     error = nb.cells[0].outputs[-1]
-    assert error.output_type == "error" and len(error.evalue) < 1_100 and error.traceback[-1].startswith("\x1b[0;31mValueError")
+    assert error.output_type == "error" and len(error.evalue) < 1_100
+    assert error.traceback[-1].startswith("\x1b[0;31mValueError")
     assert any("the one it is graded by shortened" in o.get("text", "") for o in nb.cells[0].outputs)
     assert all(size(c.outputs) < 60_000 + 3_000 for c in nb.cells)
 
@@ -273,7 +282,8 @@ def test_the_lessons_own_outputs_are_left_alone():
     outputs = [new_output("stream", name="stdout", text="Question 3 is not answered yet: choose an answer above.\n"),
                new_output("display_data", data={"text/plain": "VBox()", "application/vnd.jupyter.widget-view+json":
                           {"model_id": "3f2a", "version_major": 2, "version_minor": 0}}),
-               new_output("error", ename="CheckFailed", evalue=message, traceback=[f"\x1b[0;31mCheckFailed\x1b[0m: {message}"])]
+               new_output("error", ename="CheckFailed", evalue=message,
+                          traceback=[f"\x1b[0;31mCheckFailed\x1b[0m: {message}"])]
     cell = graded_cell(*outputs)
     before = json.dumps(cell.outputs, sort_keys=True)
     nb = limited(cell)

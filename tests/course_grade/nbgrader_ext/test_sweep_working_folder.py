@@ -1,4 +1,5 @@
-"""course_grade/nbgrader_ext/sweep_working_folder.py: nothing a submission leaves in its folder is followed or published.
+"""course_grade/nbgrader_ext/sweep_working_folder.py: nothing a submission leaves in its folder is
+followed or published.
 
 The in-kernel layers (the syntax-tree analysis and the runtime guard) refuse links, and the
 sandbox gives a kernel a working folder of its own, so to test the sweep itself the slow tests

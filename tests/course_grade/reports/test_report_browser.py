@@ -50,7 +50,8 @@ def test_report_renders_its_plots_and_is_accessible(report):
                 "svg", "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.width, r.height]; })")
             assert len(boxes) >= 6, boxes
             assert all(w > 0 and h > 0 for w, h in boxes), boxes
-            bars = page.eval_on_selector_all("svg rect", "els => els.filter(e => e.getBoundingClientRect().height > 0).length")
+            bars = page.eval_on_selector_all("svg rect",
+                                             "els => els.filter(e => e.getBoundingClientRect().height > 0).length")
             assert bars > 10, f"only {bars} bars drawn"
             assert page.locator("h1").count() == 1 and page.locator("h2").count() >= 5
             # nothing fetched but the page itself

@@ -195,8 +195,11 @@ def test_without_a_service_the_command_grades_in_its_own_process(learner, tmp_pa
 def test_warm_starts_the_service_in_the_background_and_it_stops_when_idle(learner, private_service):
     service = private_service
     before = snapshot(learner)
-    warm = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from course_grade.selfgrade import client as selfgrade; "
-                           f"sys.exit(selfgrade.main(Path({str(learner / (ASSIGNMENT + '.ipynb'))!r}), None, warm=True))"],
+    warm = subprocess.run([sys.executable, "-c",
+                           "import sys; from pathlib import Path; "
+                           "from course_grade.selfgrade import client as selfgrade; "
+                           f"sys.exit(selfgrade.main(Path({str(learner / (ASSIGNMENT + '.ipynb'))!r}), None, "
+                           "warm=True))"],
                           cwd=learner, env=tool_env(**{service.IDLE_VARIABLE: "3"}), capture_output=True, text=True,
                           timeout=120)
     assert warm.returncode == 0 and warm.stdout == "", warm.stderr
