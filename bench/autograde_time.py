@@ -1,6 +1,6 @@
 """How long nbgrader takes to autograde one submission: the solution and the blank release.
 
-Run on demand (not part of the test suite):  .venv/bin/python bench/autograde_time.py [--runs 3]
+Run on demand (not part of the test suite):  .venv/bin/python -m bench.autograde_time [--runs 3]
 
 Prints, side by side from one run: the whole-process wall time of `nbgrader autograde` for a
 single submission (median of N), and the bare execution of the same notebook in a fresh
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,8 +18,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from course import (
+from tests.support.course import (
     RELEASE_NB,
     answers_file,
     autograde,

@@ -2,9 +2,9 @@
 and the Dask engine (`course-grade grade`), side by side in one run, with identical scores.
 
 Run on demand (not part of the test suite):
-    .venv/bin/python bench/parallel_grading.py [--submissions 40] [--jobs 2] [--baseline REV]
+    .venv/bin/python -m bench.parallel_grading [--submissions 40] [--jobs 2] [--baseline REV]
 
-From one run on the same N submissions (the gallery's honest kinds from tests/submissions.py,
+From one run on the same N submissions (the gallery's honest kinds from tests/support/submissions.py,
 repeated: correct variants, wrong ones, quiz cases):
   1. class wall time, grading only (best of `--rounds` alternating runs of sequential nbgrader
      and the Dask command, each round's figure printed too) (autograded notebooks, gradebook; the command runs with
@@ -40,11 +40,9 @@ from pathlib import Path
 
 import nbformat
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from autograde_time import bare_execution
-from course import ASSIGNMENT, BIN, autograde, graded_cells, make_course, results, submit_as, tool_env
-from submissions import CORRECT_VARIANTS, QUIZ_CASES, WRONG
+from bench.autograde_time import bare_execution
+from tests.support.course import ASSIGNMENT, BIN, autograde, graded_cells, make_course, results, submit_as, tool_env
+from tests.support.submissions import CORRECT_VARIANTS, QUIZ_CASES, WRONG
 
 
 def _bare_run(task: tuple[str, str]) -> float:
@@ -236,7 +234,7 @@ def main() -> None:
     print(f"{label:<52} {one:7.2f}s {floor:8.2f}s {one / floor:8.2f}x")
     sys.stdout.flush()
     print("\nSelf-grading (bench/selfgrade.py):", flush=True)
-    subprocess.run([sys.executable, str(ROOT / "bench" / "selfgrade.py")], check=False)
+    subprocess.run([sys.executable, "-m", "bench.selfgrade"], cwd=ROOT, check=False)
     if args.sandbox:
         with tempfile.TemporaryDirectory() as tmp:
             sandbox_side_by_side(chosen, args.jobs, Path(tmp))

@@ -1,9 +1,9 @@
 """Where one submission's grading time goes, through `course_grade.engine.task.grade` (a Dask task's body).
 
 Run on demand (not part of the test suite):
-    .venv/bin/python bench/profile_submission.py [--runs 5] [--spare warm|none] [--no-preload] [--top 30]
+    .venv/bin/python -m bench.profile_submission [--runs 5] [--spare warm|none] [--no-preload] [--top 30]
 
-Builds a scratch course (tests/course.py), submits the solution (tests/submissions.py), and
+Builds a scratch course (tests/support/course.py), submits the solution (tests/support/submissions.py), and
 grades it `--runs` times through `task.grade`, each time with a warm spare kernel (booted and,
 unless --no-preload, preloaded before the submission arrives: what a busy worker has) or with
 none (`--spare none`: a kernel started per submission, as stock nbgrader). Prints:
@@ -26,18 +26,15 @@ import functools
 import io
 import pstats
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from course import ASSIGNMENT, make_course, submit_as
-from submissions import CORRECT_VARIANTS
-
 from course_grade.engine import task
 from course_grade.kernels import spares as kernel_pool
 from course_grade.nbgrader_ext import pooled_execute
+from tests.support.course import ASSIGNMENT, make_course, submit_as
+from tests.support.submissions import CORRECT_VARIANTS
 
 
 class Phases:

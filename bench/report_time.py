@@ -1,10 +1,10 @@
 """How long the item-analysis report takes for a big class, and how big it is.
 
-    .venv/bin/python bench/report_time.py [--students 500] [--keep DIR]
+    .venv/bin/python -m bench.report_time [--students 500] [--keep DIR]
 
 Builds a synthetic class (a course folder with the real assignment, then N graded
 submissions fabricated without kernels: gradebook rows, autograded notebooks whose cells
-show real failure messages, quiz answers, grading-report.csv; tests/test_item_analysis.py's
+show real failure messages, quiz answers, grading-report.csv; tests/support/graded_class.py's
 `fabricate` and `synthetic_class`), then times `item_analysis.build` and `write` and prints
 the HTML's and CSV's sizes. Targets: under 10 s and under 2 MB for 500 submissions.
 """
@@ -16,15 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
-
-from course import ASSIGNMENT, make_course  # noqa: E402
-from test_item_analysis import fabricate, synthetic_class  # noqa: E402
-
-from course_grade.reports import item_analysis as ia  # noqa: E402
-from course_grade.reports import item_report  # noqa: E402
+from course_grade.reports import item_analysis as ia
+from course_grade.reports import item_report
+from tests.support.course import ASSIGNMENT, make_course
+from tests.support.graded_class import fabricate, synthetic_class
 
 
 def main() -> int:

@@ -1,6 +1,6 @@
 """How long a click on **Grade my notebook** takes, against a bare run of the same notebook.
 
-Run on demand (not part of the test suite):  .venv/bin/python bench/selfgrade.py [--runs 3]
+Run on demand (not part of the test suite):  .venv/bin/python -m bench.selfgrade [--runs 3]
 
 Prints, from one run, for the lesson's solution (with its quiz answers):
   1. a cold first click: `python -m course_grade selfgrade NOTEBOOK` with no service running
@@ -27,11 +27,10 @@ from pathlib import Path
 
 import nbformat
 
+from bench.autograde_time import bare_execution
+from tests.support.course import ASSIGNMENT, answers_file, right_answers, solutions, student_notebook, tool_env
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "bench"))
-from autograde_time import bare_execution  # noqa: E402
-from course import ASSIGNMENT, answers_file, right_answers, solutions, student_notebook, tool_env  # noqa: E402
 
 
 def click(notebook: Path, **env: str) -> float:

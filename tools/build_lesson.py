@@ -2,7 +2,7 @@
 
 The notebook is generated from this file so that its cells, nbgrader metadata and ids stay
 readable and reviewable. Edit the lesson here, then run `make release` (which runs this
-script and `nbgrader generate_assignment`). tests/test_repository.py fails when the committed
+script and `nbgrader generate_assignment`). tests/repository/test_repository.py fails when the committed
 notebook differs from what this script writes.
 """
 from __future__ import annotations

@@ -3,14 +3,17 @@
 The notebook is generated from this file so that its cells and ids stay readable and
 reviewable: edit the lab here, then run `python tools/build_pool_lab.py`. With `--check` the
 script writes nothing and exits non-zero when the committed notebook differs from what it
-would write (tests/test_pool_lab.py runs that). The measuring and plotting helpers the
+would write (tests/notebooks/test_pool_lab.py runs that). The measuring and plotting helpers the
 notebook calls live in autograder/lab.py.
 """
 from __future__ import annotations
 
 import sys
 
-from notebook_builder import ROOT, code, md, write_or_check
+if __package__:  # imported as tools.<name> (the tests)
+    from .notebook_builder import ROOT, code, md, write_or_check
+else:  # run as a script: python tools/<name>.py
+    from notebook_builder import ROOT, code, md, write_or_check
 
 from autograder.reference import SEED_ROWS
 

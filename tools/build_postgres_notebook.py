@@ -17,7 +17,10 @@ import inspect
 import pprint
 import sys
 
-from notebook_builder import ROOT, code, md, write_or_check
+if __package__:  # imported as tools.<name> (the tests)
+    from .notebook_builder import ROOT, code, md, write_or_check
+else:  # run as a script: python tools/<name>.py
+    from notebook_builder import ROOT, code, md, write_or_check
 
 NOTEBOOK = ROOT / "notebooks" / "postgres.ipynb"
 sys.path.insert(0, str(ROOT))

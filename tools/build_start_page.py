@@ -1,7 +1,7 @@
 """Write notebooks/start.ipynb, the course's start page (what Binder opens first).
 
 Edit the page here, then run `python tools/build_start_page.py`; `--check` writes nothing and
-exits non-zero when the committed notebook differs (tests/test_start_page.py runs it).
+exits non-zero when the committed notebook differs (tests/notebooks/test_start_page.py runs it).
 """
 from __future__ import annotations
 

@@ -1,0 +1,181 @@
+"""Every claim the lesson makes about SQLAlchemy, FastAPI and asyncio, shown true on the pins.
+
+Some claims are proven with the quiz questions that ask about them, in tests/autograder/test_quiz_claims.py:
+`return` inside `async with` hands the route a closed connection (test_graded_return_in_async_with);
+a yield dependency's cleanup runs after the response is sent (test_graded_yield_cleanup);
+requests one after another leave 0 checked out and 1 checked in (test_graded_checkedout);
+each worker process has its own pool (test_graded_workers_multiply); pool_pre_ping replaces a
+dead connection and pool_recycle an old one (test_graded_pre_ping).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from importlib import metadata
+
+import greenlet
+import pytest
+from fastapi import Depends, FastAPI
+from sqlalchemy import event, exc, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool, StaticPool
+
+from tests.support.apps import client, yield_app
+
+pytestmark = pytest.mark.anyio
+
+
+def test_the_asyncio_extension_brings_greenlet():
+    extras = [r for r in metadata.requires("sqlalchemy") if "greenlet" in r]
+    assert any('extra == "asyncio"' in r for r in extras)
+    import greenlet  # noqa: F401  - installed through sqlalchemy[asyncio]
+
+
+def test_a_file_url_gets_an_async_queue_pool_with_the_documented_defaults(db_url):
+    engine = create_async_engine(db_url, pool_size=5)
+    assert type(engine.pool) is AsyncAdaptedQueuePool
+    assert engine.pool.size() == 5
+    assert engine.pool._max_overflow == 10
+    assert engine.pool._timeout == pytest.approx(30.0)
+
+
+def test_an_in_memory_url_gets_a_static_pool_and_rejects_pool_size():
+    assert type(create_async_engine("sqlite+aiosqlite://").pool) is StaticPool
+    with pytest.raises(TypeError, match="pool_size"):
+        create_async_engine("sqlite+aiosqlite://", pool_size=5)
+
+
+def test_the_plain_sqlite_url_is_a_sync_driver_an_async_engine_refuses():
+    with pytest.raises(exc.InvalidRequestError, match="requires an async driver.*'pysqlite' is not async"):
+        create_async_engine("sqlite:///./test.db")
+
+
+async def test_creating_the_engine_opens_no_connection(db_url):
+    engine = create_async_engine(db_url, pool_size=5)
+    opened = []
+    event.listen(engine.sync_engine, "connect", lambda *a: opened.append(1))
+    assert opened == [] and engine.pool.checkedin() == 0
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    assert opened == [1]
+    await engine.dispose()
+
+
+async def test_pool_size_plus_max_overflow_connections_then_a_timeout_error(db_url):
+    """Default max_overflow=10: 15 connections at once; the 16th waits pool_timeout and fails."""
+    engine = create_async_engine(db_url, pool_size=5, pool_timeout=0.5)
+    held = [await engine.connect() for _ in range(15)]
+    assert engine.pool.checkedout() == 15
+    start = time.perf_counter()
+    with pytest.raises(exc.TimeoutError, match="QueuePool limit of size 5 overflow 10 reached"):
+        await engine.connect()
+    assert time.perf_counter() - start >= 0.4  # it waited for pool_timeout, then gave up
+    for conn in held:
+        await conn.close()
+    assert engine.pool.checkedout() == 0
+    # overflow connections are closed when given back; pool_size of them are kept
+    assert engine.pool.checkedin() == 5
+    await engine.dispose()
+
+
+async def test_asyncio_run_fails_where_an_event_loop_is_already_running():
+    async def nothing():
+        return None
+
+    coro = nothing()
+    with pytest.raises(RuntimeError, match="cannot be called from a running event loop"):
+        asyncio.run(coro)
+    coro.close()
+
+
+async def test_sqlalchemy_runs_its_sync_core_in_a_greenlet_under_the_async_engine(db_url):
+    engine = create_async_engine(db_url)
+    ran_in = []
+    event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: ran_in.append(greenlet.getcurrent()))
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    await engine.dispose()
+    (spawned,) = ran_in
+    assert spawned is not greenlet.getcurrent() and spawned.parent is greenlet.getcurrent()
+
+
+async def test_nullpool_opens_a_connection_for_every_checkout_and_closes_it_when_given_back(db_url):
+    engine = create_async_engine(db_url, poolclass=NullPool)
+    opened, closed = [], []
+    event.listen(engine.sync_engine, "connect", lambda *a: opened.append(1))
+    event.listen(engine.sync_engine, "close", lambda *a: closed.append(1))
+    for n in (1, 2):
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        assert len(opened) == len(closed) == n
+    await engine.dispose()
+
+
+async def test_the_pool_status_cell_explains_overflow_truly(db_url):
+    """Current Overflow is open connections minus pool_size: -5 on a fresh pool of 5, one up for
+    every connection opened; 5 can open before any overflow connection."""
+    engine = create_async_engine(db_url, pool_size=5)
+    pool = engine.pool
+    assert pool.status() == ("Pool size: 5  Connections in pool: 0 Current Overflow: -5 "
+                             "Current Checked out connections: 0")
+    held = []
+    for opened in range(1, 8):
+        held.append(await engine.connect())
+        assert pool.overflow() == opened - 5 == pool.checkedin() + pool.checkedout() - pool.size()
+    # the 5th checkout brought overflow to 0: the 6th and 7th were overflow connections
+    for conn in held:
+        await conn.close()
+    assert (pool.overflow(), pool.checkedout(), pool.checkedin()) == (0, 0, 5)
+    await engine.dispose()
+
+
+async def test_after_a_request_nothing_is_checked_out_unless_the_dependency_leaks(db_url):
+    """The in-process call cell: after one request, 0 checked out and 1 kept for reuse; a
+    dependency that never gives its connection back leaves it checked out."""
+    engine = create_async_engine(db_url, pool_size=5)
+    async with client(yield_app(engine)) as c:
+        assert (await c.get("/items")).status_code == 200
+    assert (engine.pool.checkedout(), engine.pool.checkedin()) == (0, 1)
+    await engine.dispose()
+
+    leaky_engine = create_async_engine(db_url, pool_size=5)
+    held = []
+    app = FastAPI()
+
+    async def leaking_connection():
+        conn = await leaky_engine.connect()  # never closed
+        held.append(conn)
+        return conn
+
+    @app.get("/items")
+    async def items(conn=Depends(leaking_connection)):
+        return (await conn.execute(text("SELECT * FROM items"))).mappings().all()
+
+    async with client(app) as c:
+        assert (await c.get("/items")).status_code == 200
+    assert leaky_engine.pool.checkedout() == 1
+    await held.pop().close()
+    await leaky_engine.dispose()
+
+
+async def test_a_closed_pooled_connection_is_back_in_the_pool_before_the_route_uses_it(db_url):
+    """The mistake's Go deeper: `return` inside `async with` gives the database connection back
+    to the pool; the route holds a closed SQLAlchemy Connection."""
+    engine = create_async_engine(db_url, pool_size=5)
+    seen = {}
+    app = FastAPI()
+
+    async def get_connection_with_return():
+        async with engine.connect() as conn:
+            return conn
+
+    @app.get("/items")
+    async def items(conn=Depends(get_connection_with_return)):
+        seen["pool"] = (engine.pool.checkedout(), engine.pool.checkedin())
+        return (await conn.execute(text("SELECT * FROM items"))).mappings().all()
+
+    async with client(app) as c:
+        with pytest.raises(exc.ResourceClosedError, match="This Connection is closed"):
+            await c.get("/items")
+    assert seen["pool"] == (0, 1)
+    await engine.dispose()

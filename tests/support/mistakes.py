@@ -1,0 +1,388 @@
+"""Realistic mistakes in the lesson's four build steps, and what grading must say about each.
+
+Each mistake is the solution with one step written the way a student plausibly gets it
+wrong: `changes` (solution cell grade_id -> the student's code) and `loses` (graded cell
+grade_id -> words its failure message must contain, in the lesson's terms: what to fix).
+Every graded cell not in `loses` must keep full marks: a mistake costs its own step's points
+only, since a later step is graded with the correct earlier value standing in (a wrong
+POOL_SIZE loses step 2 only). `avoid`: words none of its failure messages may contain (a
+message that would send the student the wrong way).
+
+The words are what a good message says; today's checks need not say them yet.
+tests/autograder/test_catalogue.py grades every mistake with the in-shell harness (tests/support/harness.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tests.support.variants import DEPENDENCY, HEAD  # the same step-4 opening as the correct variants
+
+STEP1 = "step1_database_url_solution"
+STEP2 = "step2_pool_size_solution"
+STEP3 = "step3_engine_solution"
+STEP4 = "step4_app_solution"
+
+STEP3_CELLS = ("step3_engine_is_async", "step3_engine_pool_size", "step3_pool_size_uses_variable",
+               "step3_engine_connects")
+ROUTE = "step4_app_has_items_route"
+REQUESTS = ("step4_items_returns_all_rows", "step4_items_reads_the_table", "step4_connections_returned",
+            "step4_concurrent_requests_share_the_pool")
+STEP4_CELLS = (ROUTE, *REQUESTS)
+
+
+@dataclass(frozen=True)
+class Mistake:
+    name: str
+    step: int
+    changes: dict[str, str]
+    loses: dict[str, str]  # graded cell -> words its message must contain (case-insensitive)
+    avoid: tuple[str, ...] = ()
+    note: str = ""
+    tags: tuple[str, ...] = field(default=())
+
+
+def each(cells, words: str) -> dict[str, str]:
+    return {cell: words for cell in cells}
+
+
+def url(value: str) -> dict[str, str]:
+    return {STEP1: value}
+
+
+def size(value: str) -> dict[str, str]:
+    return {STEP2: value}
+
+
+def engine(code: str) -> dict[str, str]:
+    return {STEP3: code.strip()}
+
+
+IMPORT_ENGINE = "from sqlalchemy.ext.asyncio import create_async_engine\n\n"
+
+ROUTE_CODE = '''
+
+@app.get("/items")
+async def read_items(conn: Annotated[AsyncConnection, Depends(get_connection)]):
+    result = await conn.execute(text("SELECT * FROM items"))
+    return [dict(row) for row in result.mappings()]
+'''
+
+
+def step4(body: str = ROUTE_CODE, dependency: str = DEPENDENCY, head: str = HEAD) -> dict[str, str]:
+    return {STEP4: (head + dependency + body).strip()}
+
+
+def route(returns: str = "[dict(row) for row in result.mappings()]",
+          sql: str = 'text("SELECT * FROM items")', execute: str = "await conn.execute") -> str:
+    return f'''
+
+@app.get("/items")
+async def read_items(conn: Annotated[AsyncConnection, Depends(get_connection)]):
+    result = {execute}({sql})
+    return {returns}
+'''
+
+
+MISTAKES = [
+    # ---------------------------------------------------------------------------- step 1
+    Mistake("url_sync_driver", 1, url('DATABASE_URL = "sqlite:///./test.db"'),
+            {"step1_database_url": "aiosqlite"}),
+    Mistake("url_missing_plus", 1, url('DATABASE_URL = "sqliteaiosqlite:///./test.db"'),
+            {"step1_database_url": "dialect"}, note="a good message names the `+` between dialect and driver"),
+    Mistake("url_colon_for_plus", 1, url('DATABASE_URL = "sqlite:aiosqlite:///./test.db"'),
+            {"step1_database_url": "dialect"}),
+    Mistake("url_wrong_file", 1, url('DATABASE_URL = "sqlite+aiosqlite:///./tests.db"'),
+            {"step1_database_url": "file"}),
+    Mistake("url_in_memory", 1, url('DATABASE_URL = "sqlite+aiosqlite://"'),
+            {"step1_database_url": "in-memory"}),
+    Mistake("url_driver_typo", 1, url('DATABASE_URL = "sqlite+aiosqllite:///./test.db"'),
+            {"step1_database_url": "driver"}),
+    Mistake("url_two_slashes", 1, url('DATABASE_URL = "sqlite+aiosqlite://./test.db"'),
+            {"step1_database_url": "three slashes"}),
+    Mistake("url_trailing_space", 1, url('DATABASE_URL = "sqlite+aiosqlite:///./test.db "'),
+            {"step1_database_url": "space"}),
+    Mistake("url_without_quotes", 1, url("DATABASE_URL = sqlite+aiosqlite:///./test.db"),
+            {"step1_database_url": "quotes"}, note="a SyntaxError in the cell: DATABASE_URL never defined"),
+    Mistake("url_lowercase_name", 1, url('database_url = "sqlite+aiosqlite:///./test.db"'),
+            {"step1_database_url": "DATABASE_URL"}),
+
+    # ---------------------------------------------------------------------------- step 2
+    Mistake("size_string", 2, size('POOL_SIZE = "5"'), {"step2_pool_size": "quotes"}),
+    Mistake("size_float", 2, size("POOL_SIZE = 5.0"), {"step2_pool_size": "whole number"}),
+    Mistake("size_wrong_number", 2, size("POOL_SIZE = 10"), {"step2_pool_size": "POOL_SIZE = 5"}),
+    Mistake("size_negative", 2, size("POOL_SIZE = -5"), {"step2_pool_size": "POOL_SIZE = 5"}),
+    Mistake("size_trailing_comma", 2, size("POOL_SIZE = 5,"), {"step2_pool_size": "comma"},
+            note="a tuple (5,)"),
+    Mistake("size_comparison_not_assignment", 2, size("POOL_SIZE == 5"), {"step2_pool_size": "POOL_SIZE = 5"},
+            note="NameError in the cell; POOL_SIZE never defined"),
+    Mistake("size_lowercase_name", 2, size("pool_size = 5"), {"step2_pool_size": "POOL_SIZE"}),
+    Mistake("size_cell_peeks_at_engine", 2, size("POOL_SIZE = 5\nprint(engine.pool.size())"),
+            {"step2_pool_size": "engine"},
+            note="POOL_SIZE is right but the cell raises NameError (no engine before step 3)"),
+
+    # ---------------------------------------------------------------------------- step 3
+    Mistake("engine_sync_create_engine", 3, engine('''
+from sqlalchemy import create_engine
+
+engine = create_engine(DATABASE_URL, pool_size=POOL_SIZE)
+'''), each(("step3_engine_is_async", "step3_engine_connects"), "create_async_engine")),
+    Mistake("engine_without_pool_size", 3, engine(IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL)"),
+            {"step3_pool_size_uses_variable": "pool_size=POOL_SIZE"}),
+    Mistake("engine_pool_size_typed_in", 3,
+            engine(IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, pool_size=5)"),
+            {"step3_pool_size_uses_variable": "POOL_SIZE"}),
+    Mistake("engine_nullpool", 3, engine('''
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+engine = create_async_engine(DATABASE_URL, poolclass=NullPool)
+'''), each(("step3_engine_pool_size", "step3_pool_size_uses_variable"), "NullPool")),
+    Mistake("engine_nullpool_with_pool_size", 3, engine('''
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE, poolclass=NullPool)
+'''), each(STEP3_CELLS, "NullPool"), note="TypeError in the cell: NullPool takes no pool_size"),
+    Mistake("engine_wrong_import_path", 3, engine('''
+from sqlalchemy import create_async_engine
+
+engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)
+'''), each(STEP3_CELLS, "sqlalchemy.ext.asyncio"), note="ImportError in the cell"),
+    Mistake("engine_not_imported", 3, engine("engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)"),
+            each(STEP3_CELLS, "import"), note="NameError in the cell"),
+    Mistake("engine_literal_url", 3,
+            engine(IMPORT_ENGINE
+                   + 'engine = create_async_engine("sqlite+aiosqlite:///./test.db", pool_size=POOL_SIZE)'),
+            {"step3_engine_is_async": "DATABASE_URL"}),
+    Mistake("engine_awaited", 3,
+            engine(IMPORT_ENGINE + "engine = await create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)"),
+            each(STEP3_CELLS, "await"), note="TypeError in the cell: an AsyncEngine is not awaitable"),
+    Mistake("engine_pool_size_positional", 3,
+            engine(IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, POOL_SIZE)"),
+            each(STEP3_CELLS, "pool_size=POOL_SIZE"), note="TypeError in the cell"),
+    Mistake("engine_keyword_typo", 3,
+            engine(IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, poolsize=POOL_SIZE)"),
+            each(STEP3_CELLS, "pool_size"), note="TypeError in the cell: invalid argument 'poolsize'"),
+    Mistake("engine_is_a_connection", 3,
+            engine(IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE).connect()"),
+            each(STEP3_CELLS, "AsyncEngine")),
+
+    # ---------------------------------------------------------------------------- step 4
+    Mistake("execute_not_awaited", 4, step4(route(execute="conn.execute")), each(REQUESTS, "await")),
+    Mistake("sync_with_in_dependency", 4, step4(dependency='''
+
+async def get_connection():
+    with engine.connect() as conn:
+        yield conn
+'''), each(REQUESTS, "async with")),
+    Mistake("rows_fetchall_tuples", 4, step4(route(returns="result.fetchall()")), each(REQUESTS, "dict")),
+    Mistake("rows_scalars_ids", 4, step4(route(returns="result.scalars().all()")), each(REQUESTS, "dict")),
+    Mistake("mappings_without_all", 4, step4(route(returns="result.mappings()")), each(REQUESTS, ".all()")),
+    Mistake("dict_of_plain_rows", 4, step4(route(returns="[dict(row) for row in result]")), each(REQUESTS, "mappings")),
+    Mistake("connect_neither_await_nor_async_with", 4, step4(dependency='''
+
+async def get_connection():
+    conn = engine.connect()
+    yield conn
+'''), each(REQUESTS, "async with")),
+    Mistake("sync_session", 4, step4(route(execute="conn.execute"), dependency='''
+
+from sqlalchemy.orm import Session
+
+
+def get_connection():
+    with Session(engine) as session:
+        yield session
+'''), each(REQUESTS, "AsyncSession")),
+    Mistake("return_inside_async_with", 4, step4(dependency='''
+
+async def get_connection():
+    async with engine.connect() as conn:
+        return conn
+'''), each(REQUESTS, "yield")),
+    Mistake("yield_after_async_with_closed", 4, step4(dependency='''
+
+async def get_connection():
+    async with engine.connect() as conn:
+        pass
+    yield conn
+'''), each(REQUESTS, "inside"), note="yield indented out of the block: the connection is closed first"),
+    Mistake("leak_connect_never_closed", 4, step4(dependency='''
+
+async def get_connection():
+    conn = await engine.connect()
+    yield conn
+'''), each(("step4_connections_returned", "step4_concurrent_requests_share_the_pool"), "leak"),
+            note="the central leak: every request keeps its connection checked out"),
+    Mistake("leak_returned_never_closed", 4, step4(dependency='''
+
+async def get_connection():
+    return await engine.connect()
+'''), each(("step4_connections_returned", "step4_concurrent_requests_share_the_pool"), "leak")),
+    Mistake("hard_coded_rows", 4, step4('''
+
+@app.get("/items")
+async def read_items(conn: Annotated[AsyncConnection, Depends(get_connection)]):
+    return [
+        {"id": 1, "name": "Espresso cup", "price": 4.5},
+        {"id": 2, "name": "Pour-over kettle", "price": 39.0},
+        {"id": 3, "name": "Coffee grinder", "price": 89.99},
+    ]
+'''), {"step4_items_reads_the_table": "database"}),
+    Mistake("rows_queried_once_at_definition", 4, step4('''
+
+async with engine.connect() as first_conn:
+    ROWS = [dict(row) for row in (await first_conn.execute(text("SELECT * FROM items"))).mappings()]
+
+
+@app.get("/items")
+async def read_items(conn: Annotated[AsyncConnection, Depends(get_connection)]):
+    return ROWS
+'''), {"step4_items_reads_the_table": "every request"}),
+    Mistake("rows_cached_after_first_request", 4, step4('''
+
+_cache: list[dict] = []
+
+
+@app.get("/items")
+async def read_items(conn: Annotated[AsyncConnection, Depends(get_connection)]):
+    if not _cache:
+        result = await conn.execute(text("SELECT * FROM items"))
+        _cache.extend(dict(row) for row in result.mappings())
+    return _cache
+'''), {"step4_items_reads_the_table": "every request"}),
+    Mistake("wrong_table_name", 4, step4(route(sql='text("SELECT * FROM item")')), each(REQUESTS, "table")),
+    Mistake("some_columns_only", 4, step4(route(sql='text("SELECT name, price FROM items")')),
+            each(("step4_items_returns_all_rows", "step4_items_reads_the_table"), "column")),
+    Mistake("plain_string_sql", 4, step4(route(sql='"SELECT * FROM items"')), each(REQUESTS, "text(")),
+    Mistake("wrong_path", 4, step4(ROUTE_CODE.replace('"/items"', '"/item"')), each(STEP4_CELLS, "/items")),
+    Mistake("wrong_method_post", 4, step4(ROUTE_CODE.replace("@app.get", "@app.post")), each(STEP4_CELLS, "@app.get")),
+    Mistake("annotation_without_depends", 4, step4('''
+
+@app.get("/items")
+async def read_items(conn: AsyncConnection):
+    result = await conn.execute(text("SELECT * FROM items"))
+    return [dict(row) for row in result.mappings()]
+'''), each(STEP4_CELLS, "Depends"), avoid=("decorate",),
+            note="FastAPI refuses the route when it is defined: the cell raises, no route is added"),
+    Mistake("route_above_dependency", 4, {STEP4: (HEAD + ROUTE_CODE + DEPENDENCY).strip()},
+            each(STEP4_CELLS, "before"), avoid=("decorate",),
+            note="NameError at definition: get_connection is defined after the route that names it"),
+    Mistake("depends_called", 4, step4(ROUTE_CODE.replace("Depends(get_connection)", "Depends(get_connection())")),
+            each(STEP4_CELLS, "Depends(get_connection)"), avoid=("decorate",)),
+    Mistake("no_dependency_engine_in_route", 4, step4('''
+
+@app.get("/items")
+async def read_items():
+    async with engine.connect() as conn:
+        result = await conn.execute(text("SELECT * FROM items"))
+        return [dict(row) for row in result.mappings()]
+''', dependency=DEPENDENCY), {ROUTE: "Depends(get_connection)"},
+            note="decision: rows, connections and concurrency are right, so only the cell that "
+                 "checks the route uses get_connection loses its point"),
+    Mistake("dependency_name_typo", 4, step4(ROUTE_CODE.replace("get_connection", "get_conection"),
+                                             dependency=DEPENDENCY.replace("get_connection", "get_conection")),
+            {ROUTE: "get_connection"}, note="works, under another name: the task names get_connection"),
+    Mistake("dependency_used_as_context_manager", 4, step4('''
+
+@app.get("/items")
+async def read_items():
+    async with get_connection() as conn:
+        result = await conn.execute(text("SELECT * FROM items"))
+        return [dict(row) for row in result.mappings()]
+'''), each(STEP4_CELLS, "Depends")),
+    Mistake("depends_on_engine_connect", 4,
+            step4(ROUTE_CODE.replace("Depends(get_connection)", "Depends(engine.connect)")),
+            each(STEP4_CELLS, "get_connection")),
+    Mistake("sync_generator_dependency", 4, step4(dependency='''
+
+def get_connection():
+    with engine.connect() as conn:
+        yield conn
+'''), each(REQUESTS, "async def")),
+    Mistake("sync_route", 4, step4('''
+
+@app.get("/items")
+def read_items(conn: Annotated[AsyncConnection, Depends(get_connection)]):
+    result = conn.execute(text("SELECT * FROM items"))
+    return [dict(row) for row in result.mappings()]
+'''), each(REQUESTS, "async def")),
+    Mistake("app_not_created", 4, step4(head=HEAD.replace("app = FastAPI()\n", "")),
+            each(STEP4_CELLS, "app = FastAPI()")),
+    Mistake("app_created_again_after_route", 4, step4(ROUTE_CODE + "\n\napp = FastAPI()\n"),
+            each(STEP4_CELLS, "/items")),
+    Mistake("dependency_yields_engine", 4, step4(dependency='''
+
+async def get_connection():
+    yield engine
+'''), each(REQUESTS, "engine.connect()")),
+    Mistake("returns_result_object", 4, step4(route(returns="result")), each(REQUESTS, ".all()")),
+    Mistake("returns_a_dict", 4, step4(route(returns='{"items": [dict(row) for row in result.mappings()]}')),
+            each(REQUESTS, "list")),
+    Mistake("engine_name_typo_in_dependency", 4, step4(dependency='''
+
+async def get_connection():
+    async with engin.connect() as conn:
+        yield conn
+'''), each(REQUESTS, "`engin` is not defined"), note="a name the dependency uses at request time only"),
+    Mistake("sync_engine_made_in_step4", 4, step4(dependency='''
+
+from sqlalchemy import create_engine
+
+sync_engine = create_engine(DATABASE_URL)
+
+
+async def get_connection():
+    async with sync_engine.connect() as conn:
+        yield conn
+'''), each(REQUESTS, "create_async_engine"), note="MissingGreenlet: a synchronous engine with the async driver"),
+    Mistake("asyncio_run_in_step_cell", 4, {STEP4: step4()[STEP4] + '''
+
+
+import asyncio
+import httpx
+
+
+async def main():
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        print((await client.get("/items")).json())
+
+
+asyncio.run(main())
+'''}, each(STEP4_CELLS, "asyncio.run"),
+            note="the app is right but the step's cell raises (asyncio.run() inside the notebook's "
+                 "running loop): the step is not done, and the message names the cell's error"),
+]
+
+
+def says(cells: dict[str, tuple[bool, str]], gid: str, words: str) -> bool:
+    """The cell's message has the words; or it points to a message above that has them (a
+    check may refer to the earlier cell that already explained the same mistake).
+    `cells`: grade_id -> (full marks, message), in notebook order."""
+    message = cells[gid][1].lower()
+    if words.lower() in message:
+        return True
+    if "above" not in message:
+        return False
+    order = list(cells)
+    return any(words.lower() in cells[earlier][1].lower()
+               for earlier in order[:order.index(gid)] if not cells[earlier][0])
+
+
+def problems(mistake: Mistake, cells: dict[str, tuple[bool, str]]) -> list[str]:
+    """What is wrong with how a mistake was graded ([] when it lost exactly its cells, each
+    saying its words). `cells`: grade_id -> (full marks, message), in notebook order."""
+    lost = {gid for gid, (full, _) in cells.items() if not full}
+    out = []
+    if lost - set(mistake.loses):
+        out.append(f"lost cells it should keep: {sorted(lost - set(mistake.loses))}")
+    if set(mistake.loses) - lost:
+        out.append(f"kept cells it should lose: {sorted(set(mistake.loses) - lost)}")
+    for gid, words in mistake.loses.items():
+        if gid in lost and not says(cells, gid, words):
+            out.append(f"{gid}: expected {words!r} in {cells[gid][1]!r}")
+    for gid in sorted(lost):
+        for word in mistake.avoid:
+            if word.lower() in cells[gid][1].lower():
+                out.append(f"{gid}: must not say {word!r}: {cells[gid][1]!r}")
+    return out
