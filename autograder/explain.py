@@ -8,7 +8,7 @@ Two tables, each a list of `Mistake`s tried in order, the first match wins:
   before it is defined, a route parameter FastAPI cannot read ...).
 
 To name a new mistake, add a `Mistake` to the right table (ARCHITECTURE.md has the recipe) and
-a case to tests/mistakes.py.
+a case to tests/support/mistakes.py.
 """
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ installs only `autograder` into students' environments.
 # module builds its parser when imported: ~1.1 s of CPU in every process that imports nbformat
 # (the command, each Dask worker, each nbgrader step, the self-grading service). No schema
 # that grading validates (nbformat's, nbgrader's cell metadata) uses a format: jsonschema then
-# simply has no checker for those two (tests/test_repository.py checks both). Notebook kernels
+# simply has no checker for those two (tests/repository/test_repository.py checks both). Notebook kernels
 # and JupyterLab never import this package, so they keep it.
 NOT_IMPORTED = ("rfc3987_syntax",)
 

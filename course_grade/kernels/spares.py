@@ -9,7 +9,7 @@ A spare kernel boots in an empty folder of its own; before the first cell runs i
 into the submission's folder by a *silent* request (no history entry, no execution count,
 no output, no name left in the user's namespace), so the notebook sees what a kernel started
 there would show: `os.getcwd()`, relative paths, `''` on `sys.path`, an empty `In`.
-tests/test_kernel_pool.py compares both kinds of kernel on the same notebook.
+tests/course_grade/kernels/test_spares.py compares both kinds of kernel on the same notebook.
 
 A spare kernel also imports the libraries the lesson uses (`PRELOAD`: FastAPI, SQLAlchemy's
 asyncio engine and the aiosqlite driver, httpx, pydantic, starlette, anyio, ipywidgets) while

@@ -29,8 +29,8 @@ much of it (its own memory, the zygote's stack frames below the kernel's), and t
 this file in its command line; none of it is a secret.
 
 Only a worker grading as root uses it (setns into bwrap's namespaces needs root's rights; a
-sandbox built in a user namespace is entered the usual way). tests/test_zygote.py checks every
-protection from inside a forked kernel, and tests/test_kernel_pool.py that it looks like a
+sandbox built in a user namespace is entered the usual way). tests/course_grade/kernels/test_zygote.py checks every
+protection from inside a forked kernel, and tests/course_grade/kernels/test_spares.py that it looks like a
 fresh kernel to the notebook.
 
 Run as a script (`python zygote.py MODULES_JSON ANSWERS_FD`) so that nothing of this package is among

@@ -5,7 +5,7 @@ which first validates the schema itself: twice per cell per submission (the sani
 autograde passes), most of the time CheckCellMetadata takes. `CachedCheckCellMetadata` makes
 the same checks in the same order (schema version too old / too new, then the schema, the
 error jsonschema.validate would raise: `best_match`), with the schema's validator built once.
-`tests/test_metadata_check.py` compares both on valid and corrupted metadata.
+`tests/course_grade/nbgrader_ext/test_cached_check_cell_metadata.py` compares both on valid and corrupted metadata.
 `use_cached_metadata_check` swaps it into a loaded course config (course_grade/engine/task.py);
 stock `nbgrader` commands keep nbgrader's own.
 """

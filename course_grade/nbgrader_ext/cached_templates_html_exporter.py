@@ -7,7 +7,7 @@ again: about a fifth of the cost of one student's feedback page on a worker, whi
 page per submission. `CachedTemplatesHTMLExporter` gives every environment it creates one
 process-wide in-memory Jinja bytecode cache: Jinja still reads each template's source, and
 reuses the compiled code only when the source is the same (its checksum), so the page is the
-one HTMLExporter renders (tests/test_grading_engine.py compares them).
+one HTMLExporter renders (tests/course_grade/commands/test_merge.py compares them).
 
 `use_cached_feedback_templates` puts it in a loaded course config (course_grade/engine/task.py) when
 the course leaves nbgrader's exporter for feedback as it is; stock `nbgrader` commands keep
