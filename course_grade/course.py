@@ -45,7 +45,8 @@ def nbgrader_command() -> list[str]:
 
 @contextlib.contextmanager
 def open_gradebook(path: str | os.PathLike):
-    """nbgrader's `Gradebook` on the SQLite file `path`, closed at the end of the block. The
+    """nbgrader's `Gradebook` on the SQLite file `path` (or a database URL, as nbgrader gives its
+    preprocessors), closed at the end of the block. The
     SQLAlchemy warnings nbgrader's own queries raise (autoflush notices) are not shown: they are
     about nbgrader's code, and a grading step writes nothing to stderr."""
     from nbgrader.api import Gradebook
@@ -54,7 +55,8 @@ def open_gradebook(path: str | os.PathLike):
     warnings.filterwarnings("ignore", category=SAWarning, module="nbgrader")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # and whatever opening (creating its tables) says
-        gradebook = Gradebook(f"sqlite:///{os.fspath(path)}")
+        where = os.fspath(path)
+        gradebook = Gradebook(where if "://" in where else f"sqlite:///{where}")
     try:
         yield gradebook
     finally:

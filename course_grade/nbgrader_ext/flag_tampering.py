@@ -15,10 +15,11 @@ from __future__ import annotations
 import ast
 import builtins
 
-from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.api import MissingEntry
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool
 
+from course_grade.course import open_gradebook
 from course_grade.nbgrader_ext import tamper_analysis as tamper
 
 # the notebook-level stamp: the analysis ran (the grading command checks it)
@@ -101,7 +102,7 @@ def flag_in_gradebook(resources, log) -> None:
     if not info.get("db_url"):
         return
     try:
-        with Gradebook(info["db_url"]) as gb:
+        with open_gradebook(info["db_url"]) as gb:
             nb = gb.find_submission_notebook(info["notebook"], info["assignment"], info["student"])
             nb.flagged = True
             gb.db.commit()

@@ -20,7 +20,7 @@ from autograder import quiz
 from autograder.report import CheckFailed
 from course_grade.nbgrader_ext.collect_quiz_answers import METADATA_KEY, CollectQuizAnswers
 from course_grade.nbgrader_ext.grade_quiz_answers import GradeQuizAnswers, QuizKeyError, read_key
-from tests.support.course import SOURCE_NB, answers_file, graded_cells, quiz_key, right_answers
+from tests.support.course import ASSIGNMENT, SOURCE_NB, answers_file, graded_cells, quiz_key, right_answers
 from tests.support.submissions import CORRECT_VARIANTS, QUIZ_ATTACKS, QUIZ_CASES
 
 KEY = quiz_key()
@@ -282,10 +282,10 @@ def test_the_attacks_did_write_the_answers_while_grading(stock):
     course, _ = stock
     for name in ("quiz_attack_writes_answers_at_grading_time", "quiz_attack_all_wrong_then_patch"):
         for folder in ("autograded", "submitted"):
-            written = json.loads((course / folder / name / "connection-pooling" / quiz.ANSWERS_FILE).read_text())
+            written = json.loads((course / folder / name / ASSIGNMENT / quiz.ANSWERS_FILE).read_text())
             assert written["answers"] == right_answers(), (name, folder)
     for name in ("quiz_attack_reads_key_from_disk", "quiz_attack_pre_run_cell_hook"):
-        written = json.loads((course / "autograded" / name / "connection-pooling" / quiz.ANSWERS_FILE).read_text())
+        written = json.loads((course / "autograded" / name / ASSIGNMENT / quiz.ANSWERS_FILE).read_text())
         assert written["answers"] == right_answers(), name
 
 

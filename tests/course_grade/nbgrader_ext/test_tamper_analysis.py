@@ -184,16 +184,16 @@ def test_flag_only_mode_keeps_the_code():
 
 
 def test_preprocessor_flags_the_notebook_in_the_gradebook(tmp_path):
-    from nbgrader.api import Gradebook
+    from course_grade.course import open_gradebook
 
     shutil.copy(blank_gradebook(), tmp_path / "gradebook.db")  # a new one would run alembic (seconds)
     db = f"sqlite:///{tmp_path / 'gradebook.db'}"
-    with Gradebook(db) as gb:
+    with open_gradebook(db) as gb:
         gb.add_assignment("a")
         gb.add_notebook("nb", "a")
         gb.add_student("alice")
         gb.add_submission("a", "alice")
     resources = {"nbgrader": {"db_url": db, "assignment": "a", "notebook": "nb", "student": "alice"}}
     FlagTampering().preprocess(_notebook("import ctypes"), resources)
-    with Gradebook(db) as gb:
+    with open_gradebook(db) as gb:
         assert gb.find_submission_notebook("nb", "a", "alice").flagged is True

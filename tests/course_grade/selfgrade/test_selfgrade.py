@@ -264,7 +264,7 @@ def test_lesson_button_grades_the_notebook_it_runs_in(learner):
 
 def test_workspace_copy_is_made_once_and_reset_keeps_a_backup(tmp_path):
     course = tmp_path / "course"
-    (course / "release" / "connection-pooling").mkdir(parents=True)
+    (course / "release" / ASSIGNMENT).mkdir(parents=True)
     (course / "release" / "connection-pooling" / "connection-pooling.ipynb").write_bytes(RELEASE_NB.read_bytes())
     copy = course / "workspace" / "connection-pooling" / "connection-pooling.ipynb"
     assert command("workspace", cwd=course).returncode == 0 and copy.read_bytes() == RELEASE_NB.read_bytes()
