@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = str(Path(sys.executable).parent / "lint-imports")
 KERNEL_SIDE = "The kernel side (autograder) never imports the instructor side (course_grade)"
 PRIVATE_NAMES = "No module uses another module's private names"
+LAYERS = "course_grade: each layer imports only the layers below it"
+KERNELS = "The kernels (sandbox, zygote, spare kernels) never import nbgrader"
 
 
 def lint_imports(cwd: Path) -> subprocess.CompletedProcess:
@@ -43,13 +45,21 @@ def copy_of_the_tree(dest: Path) -> Path:
 def test_the_tree_keeps_every_import_contract():
     done = lint_imports(ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert verdicts(done.stdout)[KERNEL_SIDE] == "KEPT"
+    found = verdicts(done.stdout)
+    assert all(found.get(name) == "KEPT" for name in (KERNEL_SIDE, LAYERS, KERNELS)), found
+    assert [name for name in found if name.startswith(PRIVATE_NAMES)], found
 
 
 PLANTED = {
     # the kernel side importing the instructor side
     "kernel_imports_instructor": ("autograder/lab.py", "import course_grade\n", KERNEL_SIDE,
                                   "autograder.lab -> course_grade"),
+    # a lower layer importing a higher one: the engine reaching up into a command
+    "engine_imports_a_command": ("course_grade/engine/readout.py", "from course_grade.commands import merge\n", LAYERS,
+                                 "course_grade.engine.readout -> course_grade.commands.merge"),
+    # the grading kernels importing nbgrader, directly or through another module
+    "kernels_import_nbgrader": ("course_grade/kernels/processes.py", "import nbgrader\n", KERNELS,
+                                "course_grade.kernels.processes -> nbgrader"),
     # another module's private name, imported by name ...
     "private_name_imported": ("autograder/lab.py", "from autograder.quiz import _radio\n", PRIVATE_NAMES,
                               "uses autograder.quiz._radio"),
