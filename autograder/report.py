@@ -164,7 +164,7 @@ def _show(record: CheckRecord) -> None:
         shell = get_ipython()
         if shell is not None:
             shell.display_pub.publish(data=record.bundle(), metadata={})
-    except Exception:  # noqa: BLE001 - the record is for readers; the cell's result stands without it
+    except Exception:  # the record is for readers; the cell's result stands without it
         pass
 
 

@@ -326,7 +326,7 @@ def _child(conn, plan, quiz_text):
     try:
         payload = _grade_here(plan, quiz_text, folder)
         payload["error"] = ""
-    except BaseException:  # noqa: BLE001 - reported to the parent, not raised in a child
+    except BaseException:  # reported to the parent, not raised in a child
         payload = {"cells": {}, "student_cells": {}, "error": "the harness failed:\n" + traceback.format_exc()}
     payload["seconds"] = time.perf_counter() - start
     try:
@@ -342,16 +342,16 @@ def _child(conn, plan, quiz_text):
 def _preimport() -> None:
     """Import the heavy modules once, before forking, so each child starts in milliseconds."""
     import aiosqlite  # noqa: F401
-    import fastapi  # noqa: F401
+    import fastapi
     import fastapi.routing  # noqa: F401
     import httpx  # noqa: F401
     import IPython.core.interactiveshell  # noqa: F401
     import ipywidgets  # noqa: F401
-    import sqlalchemy.ext.asyncio  # noqa: F401
+    import sqlalchemy.ext.asyncio
     import sqlalchemy.orm  # noqa: F401
 
-    import autograder.checks  # noqa: F401
-    import autograder.quiz  # noqa: F401
+    import autograder.checks
+    import autograder.quiz
     import autograder.selfgrade  # noqa: F401
 
 

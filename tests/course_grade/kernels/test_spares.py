@@ -166,7 +166,7 @@ def test_preload_binds_no_name():
     for name in ("colorsys", "fractions"):
         sys.modules.pop(name, None)
     namespace: dict = {}
-    exec(kernel_pool.preload_code(["colorsys", "no_such_module_here", "fractions"]), namespace)  # noqa: S102
+    exec(kernel_pool.preload_code(["colorsys", "no_such_module_here", "fractions"]), namespace)
     assert sorted(namespace) == ["__builtins__"]
     assert "colorsys" in sys.modules and "fractions" in sys.modules
 

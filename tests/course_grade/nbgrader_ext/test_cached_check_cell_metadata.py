@@ -86,7 +86,7 @@ def outcome(preprocessor_class, nb) -> tuple:
     try:
         check.preprocess(nb, {})
         raised = None
-    except Exception as exc:  # noqa: BLE001 - compared below
+    except Exception as exc:  # compared below
         raised = (type(exc).__name__, str(exc))
     return raised, records
 
