@@ -19,7 +19,6 @@ with the earlier step's correct value standing in, and says so (report.stand_in)
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import functools
 import gc
@@ -35,7 +34,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
-from autograder import cells, db, explain, progress, registry, report
+from autograder import cells, db, explain, progress, registry, report, verdicts
 from autograder import reference as ref
 from autograder.registry import STEP_NAMES
 from autograder.report import fail, guarded, hidden_gate, stand_in
@@ -54,17 +53,10 @@ def check(**declaration):
 gc.freeze()
 cells.install()
 
-_MISSING = object()
+_MISSING = verdicts.MISSING
 
 STEP3_HOW = "engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)"
-LEAK = (
-    "`get_connection` leaks connections: after GET /items finished, {n} connection(s) were "
-    "still checked out of the pool, and once all are out the next request waits and fails; " + explain.FIX_LEAK
-)
-FIXED_LIST = (
-    "{when}, GET /items returned other rows: read them from the database with "
-    "SELECT * FROM items on every request instead of returning a fixed or saved list."
-)
+LEAK, FIXED_LIST, QUERY_PARAMETER = verdicts.LEAK, verdicts.FIXED_LIST, verdicts.QUERY_PARAMETER
 NO_DEPENDS = explain.named("dependency_opened_by_hand")
 # a cell that adds a route to an app, for "did the student's step 4 cell fail?"
 _ROUTE_CODE = r"@\w+\.(get|api_route|route)\(|\.(include_router|add_api_route|mount)\("
@@ -87,40 +79,9 @@ def _cell_failed(step: int, also: str | None = None) -> None:
 @check(step=1, points=1, description='DATABASE_URL is exactly "sqlite+aiosqlite:///./test.db"')
 def step1_database_url(ns: dict) -> None:
     _cell_failed(1)
-    url = ns.get("DATABASE_URL", _MISSING)
-    want = ref.DATABASE_URL
-    if url is _MISSING:
-        fail(f'`DATABASE_URL` is not defined: write DATABASE_URL = "{want}" in the step 1 cell and run it.')
-    if not isinstance(url, str):
-        fail(f'`DATABASE_URL` is a {type(url).__name__}; it must be the string "{want}" (in quotes).')
-    if url == want:
-        return
-    if url.strip() == want:
-        fail("`DATABASE_URL` has spaces or a newline around it; remove them.")
-    if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://") or "+pysqlite" in url:
-        fail(
-            f"`DATABASE_URL` uses SQLite's synchronous driver ({url!r}); an async engine needs "
-            f'the aiosqlite driver: write "{want}".'
-        )
-    if url in ("sqlite+aiosqlite://", "sqlite+aiosqlite:///:memory:"):
-        fail(
-            "`DATABASE_URL` names an in-memory database: SQLAlchemy gives it a StaticPool with no "
-            f'size to set, and it has no `items` table; use the file: "{want}".'
-        )
-    if "aiosqlite" in url and not url.startswith("sqlite+aiosqlite:"):
-        fail(
-            f"`DATABASE_URL` ({url!r}) must join the dialect and the driver with a `+`: a URL reads "
-            f'dialect+driver://location, so write "{want}".'
-        )
-    if url.startswith("sqlite+aiosqlite:") and not url.startswith("sqlite+aiosqlite:///"):
-        fail(f'`DATABASE_URL` ({url!r}) needs three slashes before the file\'s path: write "{want}".')
-    if url.startswith("sqlite+aiosqlite://"):
-        fail(f'`DATABASE_URL` points at the wrong file ({url!r}); use exactly "{want}", '
-             "the file the setup cell filled.")
-    if url.startswith("sqlite") and "aiosqlite" not in url:
-        fail(f"`DATABASE_URL` does not name the aiosqlite driver ({url!r}): "
-             f'the URL reads dialect+driver://location, so write "{want}".')
-    fail(f'`DATABASE_URL` is {url!r} but must be exactly "{want}".')
+    said = verdicts.database_url(ns.get("DATABASE_URL", verdicts.MISSING))
+    if said is not None:
+        _fail(said)
 
 
 def _pool_size_ok(value) -> bool:
@@ -130,18 +91,9 @@ def _pool_size_ok(value) -> bool:
 @check(step=2, points=1, description=f"POOL_SIZE is the integer {ref.POOL_SIZE}")
 def step2_pool_size(ns: dict) -> None:
     _cell_failed(2)
-    size = ns.get("POOL_SIZE", _MISSING)
-    want = f"POOL_SIZE = {ref.POOL_SIZE}"
-    if size is _MISSING:
-        fail(f"`POOL_SIZE` is not defined: write {want} in the step 2 cell and run it.")
-    if isinstance(size, str):
-        fail(f"`POOL_SIZE` is the string {size!r}; write the number without quotes: {want}.")
-    if isinstance(size, tuple):
-        fail(f"`POOL_SIZE` is a tuple {size!r} because of a comma after the number: remove the trailing comma, {want}.")
-    if isinstance(size, bool) or not isinstance(size, int):
-        fail(f"`POOL_SIZE` is a {type(size).__name__} ({size!r}); the pool size is a whole number: {want}.")
-    if size != ref.POOL_SIZE:
-        fail(f"`POOL_SIZE` is {size}; this lesson's pool keeps {ref.POOL_SIZE} connections: {want}.")
+    said = verdicts.pool_size(ns.get("POOL_SIZE", verdicts.MISSING))
+    if said is not None:
+        _fail(said)
 
 
 # --------------------------------------------------------------------------------- step 3
@@ -462,45 +414,10 @@ async def _get_items(app, count: int = 1) -> list[httpx.Response]:
             _fail(explain.at_request(exc))
 
 
-QUERY_PARAMETER = (
-    "GET /items answered 422 because FastAPI read the route's connection parameter from the "
-    "request's query: give it `Depends`, `conn: AsyncConnection = Depends(get_connection)`."
-)
-
-
 def _rows_of(response: httpx.Response) -> list:
-    if response.status_code == 404:
-        fail('`app` does not answer GET /items (404 Not Found): add the route with @app.get("/items").')
-    if response.status_code == 405:
-        fail("`app` has /items, but not for GET (405 Method Not Allowed): use @app.get(\"/items\"), not post or put.")
-    if response.status_code == 422:
-        fail(QUERY_PARAMETER)
-    if response.status_code != 200:
-        fail(f"GET /items answered {response.status_code} instead of 200: {response.text[:200]}")
-    try:
-        rows = response.json()
-    except ValueError:
-        fail("GET /items did not answer JSON: return the rows (a list of dicts) from the route.")
-    if rows is None:
-        fail("GET /items answered null: the route function returns nothing; "
-             "end it with `return result.mappings().all()`.")
-    if rows == {}:
-        fail(
-            "GET /items answered {}, an empty JSON object: the route returned a result object, not its rows; "
-            "add `.all()`, for example `return result.mappings().all()`."
-        )
-    if isinstance(rows, dict):
-        fail(
-            f"GET /items answered a JSON object (keys {sorted(rows)[:5]}), not a list: return the list of rows "
-            "itself, for example `return result.mappings().all()`."
-        )
-    if not isinstance(rows, list):
-        fail(f"GET /items returned a JSON {type(rows).__name__}, not a list: return one dict per row in a list.")
-    if rows and not all(isinstance(row, dict) for row in rows):
-        fail(
-            "GET /items returned rows as lists, not dicts: return `result.mappings().all()` or "
-            "`[dict(row._mapping) for row in result]`."
-        )
+    rows, said = verdicts.rows(response.status_code, response.text)
+    if said is not None:
+        _fail(said)
     return rows
 
 
@@ -556,24 +473,10 @@ async def step4_app_has_items_route(ns: dict) -> None:
     _fail(NO_DEPENDS)
 
 
-def _normal(row: dict):
-    return tuple(sorted((k, round(v, 6) if isinstance(v, float) else v) for k, v in row.items()))
-
-
 def _assert_same_rows(got: list, want: list[dict], when: str, *, fixed_list_likely: bool = False) -> None:
-    if want and got and set(got[0]) != set(want[0]):
-        fail(
-            f"{when}, each row's keys were {sorted(got[0])} but the table's columns are "
-            f"{sorted(want[0])}: select every column (SELECT * FROM items)."
-        )
-    if collections.Counter(map(_normal, got)) == collections.Counter(map(_normal, want)):
-        return
-    if len(got) != len(want) and not fixed_list_likely:
-        fail(
-            f"{when}, GET /items returned {len(got)} row(s) but the table holds {len(want)}: "
-            "return every row of `items` (SELECT * FROM items, then .all()), read from the database."
-        )
-    fail(FIXED_LIST.format(when=when))
+    said = verdicts.same_rows(got, want, when, fixed_list_likely=fixed_list_likely)
+    if said is not None:
+        _fail(said)
 
 
 async def _wait_all_checked_in(engine: AsyncEngine) -> int:

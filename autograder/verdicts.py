@@ -1,0 +1,128 @@
+"""What the lesson's answers must be, as pure functions: a value or a response in, a sentence out.
+
+The in-kernel checks (autograder/checks.py) and the judge outside the kernel
+(course_grade/judge/) both decide with these, so the same mistake gets the same sentence and
+the same named-mistake key wherever it is seen. Each function returns None when the value is
+right, else an `explain.Said`. Nothing here imports IPython, SQLAlchemy or the checks.
+"""
+from __future__ import annotations
+
+import collections
+import json
+
+from autograder import reference as ref
+from autograder.explain import FIX_LEAK, Said
+
+MISSING = object()  # a name the notebook does not define
+
+LEAK = (
+    "`get_connection` leaks connections: after GET /items finished, {n} connection(s) were "
+    "still checked out of the pool, and once all are out the next request waits and fails; " + FIX_LEAK
+)
+FIXED_LIST = (
+    "{when}, GET /items returned other rows: read them from the database with "
+    "SELECT * FROM items on every request instead of returning a fixed or saved list."
+)
+QUERY_PARAMETER = (
+    "GET /items answered 422 because FastAPI read the route's connection parameter from the "
+    "request's query: give it `Depends`, `conn: AsyncConnection = Depends(get_connection)`."
+)
+
+
+def database_url(url) -> Said | None:
+    """Step 1: DATABASE_URL is exactly the lesson's URL."""
+    want = ref.DATABASE_URL
+    if url is MISSING:
+        return Said(f'`DATABASE_URL` is not defined: write DATABASE_URL = "{want}" in the step 1 cell and run it.')
+    if not isinstance(url, str):
+        return Said(f'`DATABASE_URL` is a {type(url).__name__}; it must be the string "{want}" (in quotes).')
+    if url == want:
+        return None
+    if url.strip() == want:
+        return Said("`DATABASE_URL` has spaces or a newline around it; remove them.")
+    if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://") or "+pysqlite" in url:
+        return Said(f"`DATABASE_URL` uses SQLite's synchronous driver ({url!r}); an async engine needs "
+                    f'the aiosqlite driver: write "{want}".')
+    if url in ("sqlite+aiosqlite://", "sqlite+aiosqlite:///:memory:"):
+        return Said("`DATABASE_URL` names an in-memory database: SQLAlchemy gives it a StaticPool with no "
+                    f'size to set, and it has no `items` table; use the file: "{want}".')
+    if "aiosqlite" in url and not url.startswith("sqlite+aiosqlite:"):
+        return Said(f"`DATABASE_URL` ({url!r}) must join the dialect and the driver with a `+`: a URL reads "
+                    f'dialect+driver://location, so write "{want}".')
+    if url.startswith("sqlite+aiosqlite:") and not url.startswith("sqlite+aiosqlite:///"):
+        return Said(f'`DATABASE_URL` ({url!r}) needs three slashes before the file\'s path: write "{want}".')
+    if url.startswith("sqlite+aiosqlite://"):
+        return Said(f'`DATABASE_URL` points at the wrong file ({url!r}); use exactly "{want}", '
+                    "the file the setup cell filled.")
+    if url.startswith("sqlite") and "aiosqlite" not in url:
+        return Said(f"`DATABASE_URL` does not name the aiosqlite driver ({url!r}): "
+                    f'the URL reads dialect+driver://location, so write "{want}".')
+    return Said(f'`DATABASE_URL` is {url!r} but must be exactly "{want}".')
+
+
+def pool_size(size) -> Said | None:
+    """Step 2: POOL_SIZE is the integer the lesson asks for (not a bool, str or tuple)."""
+    want = f"POOL_SIZE = {ref.POOL_SIZE}"
+    if size is MISSING:
+        return Said(f"`POOL_SIZE` is not defined: write {want} in the step 2 cell and run it.")
+    if isinstance(size, str):
+        return Said(f"`POOL_SIZE` is the string {size!r}; write the number without quotes: {want}.")
+    if isinstance(size, tuple):
+        return Said(f"`POOL_SIZE` is a tuple {size!r} because of a comma after the number: "
+                    f"remove the trailing comma, {want}.")
+    if isinstance(size, bool) or not isinstance(size, int):
+        return Said(f"`POOL_SIZE` is a {type(size).__name__} ({size!r}); the pool size is a whole number: {want}.")
+    if size != ref.POOL_SIZE:
+        return Said(f"`POOL_SIZE` is {size}; this lesson's pool keeps {ref.POOL_SIZE} connections: {want}.")
+    return None
+
+
+def rows(status: int, body: str) -> tuple[list | None, Said | None]:
+    """Step 4: the rows a GET /items response carries (status code and body text), or why
+    it carries none."""
+    if status == 404:
+        return None, Said('`app` does not answer GET /items (404 Not Found): add the route with @app.get("/items").')
+    if status == 405:
+        return None, Said("`app` has /items, but not for GET (405 Method Not Allowed): "
+                          'use @app.get("/items"), not post or put.')
+    if status == 422:
+        return None, Said(QUERY_PARAMETER)
+    if status != 200:
+        return None, Said(f"GET /items answered {status} instead of 200: {body[:200]}")
+    try:
+        found = json.loads(body)
+    except ValueError:
+        return None, Said("GET /items did not answer JSON: return the rows (a list of dicts) from the route.")
+    if found is None:
+        return None, Said("GET /items answered null: the route function returns nothing; "
+                          "end it with `return result.mappings().all()`.")
+    if found == {}:
+        return None, Said("GET /items answered {}, an empty JSON object: the route returned a result object, "
+                          "not its rows; add `.all()`, for example `return result.mappings().all()`.")
+    if isinstance(found, dict):
+        return None, Said(f"GET /items answered a JSON object (keys {sorted(found)[:5]}), not a list: return the "
+                          "list of rows itself, for example `return result.mappings().all()`.")
+    if not isinstance(found, list):
+        return None, Said(f"GET /items returned a JSON {type(found).__name__}, not a list: "
+                          "return one dict per row in a list.")
+    if found and not all(isinstance(row, dict) for row in found):
+        return None, Said("GET /items returned rows as lists, not dicts: return `result.mappings().all()` or "
+                          "`[dict(row._mapping) for row in result]`.")
+    return found, None
+
+
+def _normal(row: dict):
+    return tuple(sorted((k, round(v, 6) if isinstance(v, float) else v) for k, v in row.items()))
+
+
+def same_rows(got: list, want: list[dict], when: str, *, fixed_list_likely: bool = False) -> Said | None:
+    """Step 4: the rows GET /items returned are the table's (`when` says which table)."""
+    if want and got and set(got[0]) != set(want[0]):
+        return Said(f"{when}, each row's keys were {sorted(got[0])} but the table's columns are "
+                    f"{sorted(want[0])}: select every column (SELECT * FROM items).")
+    if collections.Counter(map(_normal, got)) == collections.Counter(map(_normal, want)):
+        return None
+    if len(got) != len(want) and not fixed_list_likely:
+        return Said(f"{when}, GET /items returned {len(got)} row(s) but the table holds {len(want)}: "
+                    "return every row of `items` (SELECT * FROM items, then .all()), read from the database.")
+    return Said(FIXED_LIST.format(when=when))
