@@ -63,6 +63,16 @@ from course_grade.nbgrader_ext.grade_quiz_answers import GradeQuizAnswers  # noq
 c.Autograde.sanitize_preprocessors.append(CollectQuizAnswers)
 c.Autograde.autograde_preprocessors.insert(c.Autograde.autograde_preprocessors.index(SaveAutoGrades), GradeQuizAnswers)
 
+# Each build step's verdict is computed outside the student's process
+# (course_grade/nbgrader_ext/judge_build_steps.py): the notebook's cells run again in a fresh
+# sandboxed kernel, its app is served as a deployment serves it (uvicorn, lifespan on), and the
+# judge decides from real requests, rows it writes itself and the server's open connections.
+# Where the judge and the in-kernel check disagree, the judge decides and the notebook is
+# flagged for review. c.JudgeBuildSteps.enabled = False leaves the in-kernel checks alone.
+from course_grade.nbgrader_ext.judge_build_steps import JudgeBuildSteps  # noqa: E402
+
+c.Autograde.autograde_preprocessors.insert(c.Autograde.autograde_preprocessors.index(SaveAutoGrades), JudgeBuildSteps)
+
 # Feedback shows every check's message but not the code of the hidden tests: stock nbgrader
 # copies the graded notebook as it ran, hidden tests included (jupyter/nbgrader#917).
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402

@@ -55,7 +55,7 @@ cells.install()
 
 _MISSING = verdicts.MISSING
 
-STEP3_HOW = "engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)"
+STEP3_HOW = verdicts.STEP3_HOW
 LEAK, FIXED_LIST, QUERY_PARAMETER = verdicts.LEAK, verdicts.FIXED_LIST, verdicts.QUERY_PARAMETER
 NO_DEPENDS = explain.named("dependency_opened_by_hand")
 # a cell that adds a route to an app, for "did the student's step 4 cell fail?"
@@ -150,24 +150,13 @@ async def _dispose(engine) -> None:
 
 
 def _not_an_engine(engine) -> None:
-    kind = type(engine).__name__
-    if "Connection" in kind or "Session" in kind:
-        fail(
-            f"`engine` is a connection ({kind}), not an AsyncEngine: `engine` is the engine itself, "
-            f"{STEP3_HOW}, without `.connect()`; connections are taken from it in step 4."
-        )
-    fail(f"`engine` is {'an' if kind[:1] in 'AEIOU' else 'a'} {kind}, not an AsyncEngine: create it with {STEP3_HOW}.")
+    _fail(verdicts.engine_kind(type(engine).__name__))
 
 
 def _require_async(engine) -> AsyncEngine:
     if isinstance(engine, AsyncEngine):
         return engine
-    if isinstance(engine, Engine):
-        fail(
-            "`engine` is a synchronous Engine made by `create_engine`; use `create_async_engine` "
-            "from sqlalchemy.ext.asyncio, which works with the async aiosqlite driver and `await`."
-        )
-    _not_an_engine(engine)
+    _fail(verdicts.engine_kind("Engine" if isinstance(engine, Engine) else type(engine).__name__))
 
 
 def _probe_url() -> str:
@@ -190,10 +179,7 @@ async def step3_engine_is_async(ns: dict) -> None:
     rebuilt, _ = await cells.rerun(ns, "engine", {**_standing_in(ns), "DATABASE_URL": probe})
     try:
         if isinstance(rebuilt, AsyncEngine) and rebuilt.url.render_as_string(hide_password=False) != probe:
-            fail(
-                "`engine` was made from a URL typed into create_async_engine, not from the DATABASE_URL "
-                "variable: pass DATABASE_URL as its first argument, so that changing step 1 changes the engine."
-            )
+            fail(verdicts.URL_TYPED_IN)
     finally:
         await _dispose(rebuilt)
 
@@ -203,13 +189,8 @@ def _check_pool(engine, size_wanted: int) -> None:
         _not_an_engine(engine)
     pool = engine.pool
     if not isinstance(pool, QueuePool):
-        kind = type(pool).__name__
-        why = {
-            "StaticPool": "an in-memory SQLite URL gets a StaticPool (one shared connection); "
-                          "use the file URL from step 1",
-            "NullPool": "NullPool opens and closes a connection per use; remove `poolclass=NullPool`",
-        }.get(kind, "remove any `poolclass=` argument")
-        fail(f"`engine` has a {kind}, not a queue pool: {why}.")
+        _fail(verdicts.pool_kind(type(pool).__name__) or verdicts.Said("`engine` has no queue pool: remove any "
+                                                                        "`poolclass=` argument."))
     if pool.size() != size_wanted:
         fail(
             f"`engine`'s pool keeps {pool.size()} connections but POOL_SIZE is {size_wanted}: "

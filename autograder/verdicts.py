@@ -23,6 +23,17 @@ FIXED_LIST = (
     "{when}, GET /items returned other rows: read them from the database with "
     "SELECT * FROM items on every request instead of returning a fixed or saved list."
 )
+NOT_REUSED = Said(
+    "`get_connection` does not reuse pooled connections: each request opened a new connection to the database, "
+    "and none stayed in the pool for the next request; take every connection from the one `engine` of step 3 "
+    "(`async with engine.connect() as conn: yield conn`), without `dispose()`, `NullPool` or a new engine per "
+    "request.", "connection_not_reused")
+STEP3_HOW = "engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)"
+ENGINE_MISSING = f"`engine` is not defined: create it in the step 3 cell with {STEP3_HOW} and run it."
+URL_TYPED_IN = (
+    "`engine` was made from a URL typed into create_async_engine, not from the DATABASE_URL "
+    "variable: pass DATABASE_URL as its first argument, so that changing step 1 changes the engine."
+)
 QUERY_PARAMETER = (
     "GET /items answered 422 because FastAPI read the route's connection parameter from the "
     "request's query: give it `Depends`, `conn: AsyncConnection = Depends(get_connection)`."
@@ -126,3 +137,31 @@ def same_rows(got: list, want: list[dict], when: str, *, fixed_list_likely: bool
         return Said(f"{when}, GET /items returned {len(got)} row(s) but the table holds {len(want)}: "
                     "return every row of `items` (SELECT * FROM items, then .all()), read from the database.")
     return Said(FIXED_LIST.format(when=when))
+
+
+def engine_kind(kind: str) -> Said | None:
+    """Step 3: `engine` is an AsyncEngine (`kind` is its class's name)."""
+    if kind == "AsyncEngine":
+        return None
+    if kind == "missing":
+        return Said(ENGINE_MISSING)
+    if kind == "Engine":
+        return Said("`engine` is a synchronous Engine made by `create_engine`; use `create_async_engine` "
+                    "from sqlalchemy.ext.asyncio, which works with the async aiosqlite driver and `await`.")
+    if "Connection" in kind or "Session" in kind:
+        return Said(f"`engine` is a connection ({kind}), not an AsyncEngine: `engine` is the engine itself, "
+                    f"{STEP3_HOW}, without `.connect()`; connections are taken from it in step 4.")
+    return Said(f"`engine` is {'an' if kind[:1] in 'AEIOU' else 'a'} {kind}, not an AsyncEngine: create it with "
+                f"{STEP3_HOW}.")
+
+
+def pool_kind(kind: str | None) -> Said | None:
+    """Step 3: the engine's pool is a queue pool (`kind`: its class's name)."""
+    if kind in (None, "QueuePool", "AsyncAdaptedQueuePool"):
+        return None
+    why = {
+        "StaticPool": "an in-memory SQLite URL gets a StaticPool (one shared connection); "
+                      "use the file URL from step 1",
+        "NullPool": "NullPool opens and closes a connection per use; remove `poolclass=NullPool`",
+    }.get(kind, "remove any `poolclass=` argument")
+    return Said(f"`engine` has a {kind}, not a queue pool: {why}.")

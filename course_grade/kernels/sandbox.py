@@ -135,7 +135,7 @@ def _entries(workdir: str) -> list[str]:
 
 def bwrap_command(workdir: str, private: str, python: str = sys.executable, *, uid: int | None = None,
                   memory: int = 4 * GIB, processes: int = 512, file_size: int = 100 * MIB,
-                  cpu_seconds: int = 600, scratch: int = 256 * MIB) -> list[str]:
+                  cpu_seconds: int = 600, scratch: int = 256 * MIB, writable: tuple[str, ...] = ()) -> list[str]:
     """The command prefix that runs a command in a sandbox whose working folder is `workdir`
     and `private` (the kernel's connection folder) writable. As root (`uid` given) bwrap sets
     the sandbox up with root's rights and `setpriv` then becomes `uid` with no capabilities;
@@ -145,7 +145,9 @@ def bwrap_command(workdir: str, private: str, python: str = sys.executable, *, u
     read-only: what the kernel writes (test.db, links, anything) stays in the sandbox and is
     gone with it, so nothing the grader later reads or writes on the host was made by the
     submission. /tmp is another such tmpfs; the address space gets `memory` less both, so
-    the three together stay within `memory`."""
+    the three together stay within `memory`. Files of the working folder named in `writable`
+    are bound writable instead (the judge's databases: the kernel writes into them, and
+    cannot replace them)."""
     tools = {name: shutil.which(name) for name in ("bwrap", "prlimit", "setpriv")}
     if tools["bwrap"] is None:
         raise SandboxUnavailable("bwrap is not installed (apt-get install bubblewrap)")
@@ -196,7 +198,7 @@ def bwrap_command(workdir: str, private: str, python: str = sys.executable, *, u
             if os.path.isdir(path) and not os.path.islink(path):
                 cmd.extend(["--perms", "0777", "--dir", path])
             else:
-                cmd.extend(["--ro-bind", path, path])
+                cmd.extend(["--bind" if path in writable else "--ro-bind", path, path])
     cmd += ["--chdir", workdir, "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
             # the kernel's parent inside is bwrap's init (pid 1): ipykernel must not watch it
             # (bwrap --die-with-parent ends the sandbox with its parent instead)
@@ -283,6 +285,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     forked = False  # whether the running kernel was forked from the zygote
     uid: int | None = None  # the uid it runs as (grading as root), else None
     _private: str | None = None
+    writable: tuple[str, ...] = ()  # files of the working folder bound writable (bwrap_command)
 
     async def _async_pre_start_kernel(self, **kw):
         self.sandboxed = bool(self.enabled) and _probe() is None
@@ -306,7 +309,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         python = os.path.join(os.path.realpath(os.path.dirname(python)), os.path.basename(python))
         prefix = bwrap_command(workdir, self._private, python, uid=self.uid, memory=self.memory,
                                processes=self.processes, file_size=self.file_size, cpu_seconds=self.cpu_seconds,
-                               scratch=self.scratch)
+                               scratch=self.scratch, writable=self.writable)
         kernel = [python, *cmd[1:]] + ([GUARD] if self.guard else [])
         self._forked, self.forked = None, False
         setenv = {prefix[i + 1]: prefix[i + 2]

@@ -270,8 +270,8 @@ def own_arguments(extra_arguments) -> list[str]:
     return [a for a in extra_arguments if not a.startswith("--HistoryManager.hist_file")]
 
 
-def stop(km: AsyncKernelManager) -> None:
-    """End a kernel and everything in its sandbox; when this returns, none of them runs."""
+def _end_processes(km: AsyncKernelManager) -> None:
+    """End a kernel's process and everything in its sandbox; when this returns, none of them runs."""
     import psutil
 
     process = getattr(km.provisioner, "process", None)
@@ -300,10 +300,24 @@ def stop(km: AsyncKernelManager) -> None:
                 control.linger = 0
         except Exception:  # then the cleanup only waits as usual
             pass
+
+
+def stop(km: AsyncKernelManager) -> None:
+    """End a kernel and everything in its sandbox; when this returns, none of them runs."""
+    _end_processes(km)
     with contextlib.suppress(Exception):  # already gone
         run_sync(km.shutdown_kernel)(now=True)
     with contextlib.suppress(Exception):
         run_sync(km.cleanup_resources)()
+
+
+async def astop(km: AsyncKernelManager) -> None:
+    """`stop`, from a coroutine running on the kernel manager's own event loop."""
+    _end_processes(km)
+    with contextlib.suppress(Exception):
+        await km.shutdown_kernel(now=True)
+    with contextlib.suppress(Exception):
+        await km.cleanup_resources()
 
 
 class ReadyClient(AsyncKernelClient):

@@ -1,0 +1,70 @@
+"""The server's open connections to a database file, counted from outside its process.
+
+Each SQLite connection holds the database file open. The judge counts the file descriptors,
+in every process of the sandbox, whose file is the database's inode: /proc/PID/fd is read from
+outside, so nothing the server's code does changes what it says (short of closing the file).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+
+
+def sandbox_processes(km) -> list[int]:
+    """The host pids of every process in the kernel's sandbox (its PID namespace), or of the
+    kernel and its children when it runs unsandboxed."""
+    import psutil
+
+    inside = km.sandbox_pid() if getattr(km, "sandboxed", False) else None
+    if inside is not None:
+        try:
+            namespace = os.readlink(f"/proc/{inside}/ns/pid")
+        except OSError:
+            return []
+        found = []
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{name}/ns/pid") == namespace:
+                        found.append(int(name))
+        return found
+    process = getattr(km.provisioner, "process", None)
+    if process is None:
+        return []
+    try:
+        top = psutil.Process(process.pid)
+        return [top.pid, *(p.pid for p in top.children(recursive=True))]
+    except psutil.Error:
+        return []
+
+
+def open_connections(pids: list[int], identity: tuple[int, int]) -> int:
+    """How many file descriptors of these processes are the file `identity` (device, inode)."""
+    count = 0
+    for pid in pids:
+        try:
+            names = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for name in names:
+            with contextlib.suppress(OSError):
+                found = os.stat(f"/proc/{pid}/fd/{name}")
+                if (found.st_dev, found.st_ino) == identity:
+                    count += 1
+    return count
+
+
+async def settled(count, *, quiet: float = 0.15, longest: float = 2.0, poll: float = 0.02) -> int:
+    """`count()` once it has stopped changing for `quiet` seconds (at most `longest`)."""
+    deadline = time.monotonic() + longest
+    last, since = count(), time.monotonic()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(poll)
+        now = count()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return last
