@@ -14,7 +14,7 @@ LINT_IMPORTS = str(Path(sys.executable).parent / "lint-imports")
 KERNEL_SIDE = "The kernel side (autograder) never imports the instructor side (course_grade)"
 PRIVATE_NAMES = "No module uses another module's private names"
 LAYERS = "course_grade: each layer imports only the layers below it"
-KERNELS = "The kernels (sandbox, zygote, spare kernels) never import nbgrader"
+KERNELS = "The kernels and the judge never import nbgrader"
 
 
 def lint_imports(cwd: Path) -> subprocess.CompletedProcess:

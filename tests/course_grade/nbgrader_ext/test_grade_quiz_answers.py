@@ -217,7 +217,9 @@ def test_the_course_config_runs_the_collector_before_execution_and_the_grader_be
     app = Autograde(config=PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config())
     assert CollectQuizAnswers in app.sanitize_preprocessors
     after = [p.__name__ for p in app.autograde_preprocessors]
-    assert after.index("Execute") < after.index("GradeQuizAnswers") == after.index("SaveAutoGrades") - 1
+    # the quiz and the build steps are both decided after the kernel has run, just before the grades are saved
+    assert after.index("Execute") < after.index("GradeQuizAnswers") < after.index("SaveAutoGrades")
+    assert after.index("JudgeBuildSteps") == after.index("SaveAutoGrades") - 1
 
 
 # ------------------------------------------------------------ stock nbgrader, real kernels
