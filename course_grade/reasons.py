@@ -41,11 +41,14 @@ ANSWERS_DAMAGED = "answers damaged"  # an unreadable quiz_answers.json: the quiz
 TAMPERING = "tampering"  # the tampering analysis removed statements
 
 
+JUDGE_DISAGREED = "judge disagreed"  # the judge outside the kernel overruled an in-kernel check
+
+
 # Reasons that flag the submitted notebook in the gradebook (the formgrader's flag, as
 # tampering does). Late and the quiz's answers file are not flagged: nbgrader applies the late
 # penalty itself, and the quiz cells' own message says the file is missing or damaged.
 FLAGGED_REASONS = frozenset({CORRUPT, BLANK, NO_NOTEBOOK, BAD_TIMESTAMP, TIMED_OUT, CELL_TIME_LIMIT, KERNEL_DIED, ERROR,
-                             TAMPERING})
+                             TAMPERING, JUDGE_DISAGREED})
 
 
 NOTES = {

@@ -12,6 +12,7 @@ from course_grade.reasons import (
     CELL_TIME_LIMIT,
     CORRUPT,
     ERROR,
+    JUDGE_DISAGREED,
     KERNEL_DIED,
     NO_NOTEBOOK,
     NOTES,
@@ -70,14 +71,20 @@ def why_it_failed(log: str) -> tuple[str, str]:
 
 def look_at(out: Graded, nb: dict, name: str, ename: str) -> None:
     """The reasons a graded notebook needs a look: cells stopped at the per-cell limit, the
-    quiz's answers file missing or damaged (as CollectQuizAnswers recorded it)."""
+    judge overruling an in-kernel check, the quiz's answers file missing or damaged (as
+    CollectQuizAnswers recorded it)."""
     from course_grade.nbgrader_ext.collect_quiz_answers import METADATA_KEY
     from course_grade.nbgrader_ext.flag_cell_timeouts import timed_out_cells
+    from course_grade.nbgrader_ext.judge_build_steps import DISAGREED
 
     cells = timed_out_cells(nb, ename)
     if cells:
         out.add(CELL_TIME_LIMIT, f"{', '.join(cells)} stopped at the per-cell time limit (c.Execute.timeout) and "
                                  f"lost its points: look at the notebook, or raise the limit and regrade")
+    disagreed = nb.get("metadata", {}).get("course", {}).get(DISAGREED)
+    if disagreed:
+        out.add(JUDGE_DISAGREED, f"{name}.ipynb: the judge outside the kernel decided where the in-kernel checks "
+                                 "said otherwise (tampering, or a bug in one of them): " + "; ".join(disagreed))
     state = nb.get("metadata", {}).get(METADATA_KEY, {}).get("state")
     if state == "missing":
         out.add(ANSWERS_MISSING, f"{name}.ipynb came without quiz_answers.json, so the quiz scored 0")

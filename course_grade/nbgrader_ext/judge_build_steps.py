@@ -55,7 +55,7 @@ class JudgeBuildSteps(NbGraderPreprocessor):
                               "alone, as nbgrader does by default).").tag(config=True)
     cell_timeout = Float(60.0, help="Seconds each of the notebook's cells may run in the judge's kernel.").tag(
         config=True)
-    zygote = None  # a grading worker's zygote (course_grade/kernels/zygote.py) to fork the judge's kernel from
+    spare = None  # a grading worker's spare kernels: the judge's kernel is forked from their zygote
 
     def preprocess(self, nb, resources):
         cells = {cell.metadata.nbgrader["grade_id"]: cell for cell in nb.cells
@@ -63,7 +63,8 @@ class JudgeBuildSteps(NbGraderPreprocessor):
                  and cell.metadata.nbgrader.get("grade_id") in RULES}
         if not self.enabled or not cells:
             return nb, resources
-        records, seen = judge(nb, self.config, type(self).zygote, self.cell_timeout)
+        spare = type(self).spare
+        records, seen = judge(nb, self.config, getattr(spare, "zygote", None), self.cell_timeout)
         if seen.trouble:
             self.log.warning("The judge could not see everything: %s", seen.trouble)
         disagreed = []

@@ -66,12 +66,15 @@ class PooledExecute(Execute):
 
 
 def use_spare_kernels(config, spare: Spare) -> type:
-    """Swap nbgrader's Execute for a PooledExecute drawing on `spare`, in a loaded course
-    config (in place); returns the class put in."""
+    """Swap nbgrader's Execute for a PooledExecute drawing on `spare`, and the judge for one
+    forking its kernel from `spare`'s zygote, in a loaded course config (in place); returns
+    the Execute class put in."""
     from course_grade.nbgrader_ext.cached_check_cell_metadata import chain
+    from course_grade.nbgrader_ext.judge_build_steps import JudgeBuildSteps
 
     pooled = type("PooledExecute", (PooledExecute,), {"spare": spare})
+    judge = type("JudgeBuildSteps", (JudgeBuildSteps,), {"spare": spare})  # forks its kernel from the same zygote
     config.Autograde.autograde_preprocessors = [
         pooled if p is Execute or p in ("nbgrader.preprocessors.Execute", "nbgrader.preprocessors.execute.Execute")
-        else p for p in chain(config, "autograde_preprocessors")]
+        else judge if p is JudgeBuildSteps else p for p in chain(config, "autograde_preprocessors")]
     return pooled
