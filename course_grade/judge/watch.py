@@ -56,7 +56,7 @@ def open_connections(pids: list[int], identity: tuple[int, int]) -> int:
     return count
 
 
-async def settled(count, *, quiet: float = 0.15, longest: float = 2.0, poll: float = 0.02) -> int:
+async def settled(count, *, quiet: float = 0.05, longest: float = 2.0, poll: float = 0.02) -> int:
     """`count()` once it has stopped changing for `quiet` seconds (at most `longest`)."""
     deadline = time.monotonic() + longest
     last, since = count(), time.monotonic()

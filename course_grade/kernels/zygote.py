@@ -63,6 +63,12 @@ class ForkRefused(RuntimeError):
 
 # --- the worker's side ------------------------------------------------------------------------
 
+def _without_pwd(env: dict) -> dict:
+    """An environment without PWD: each kernel gets its own folder's (the spares' and the
+    judge's differ), and no library the zygote imports reads it."""
+    return {k: v for k, v in env.items() if k != "PWD"}
+
+
 class Zygote:
     """One zygote process of a grading worker (`start`), asked for kernels (`spawn`)."""
 
@@ -104,7 +110,7 @@ class Zygote:
             return False
         if self.process is None and not self.why:
             self.start(env)
-        return self.alive() and env == self.env
+        return self.alive() and _without_pwd(env) == _without_pwd(self.env)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
