@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from autograder import reference as ref
 from autograder import verdicts
-from autograder.explain import NO_DEPENDS, Said, in_cell
+from autograder.explain import Said, in_cell, named
 from autograder.records import CheckRecord
 from course_grade.judge.observe import OTHER_POOL_SIZE, Answer, AppSeen, Observed, PoolSeen, reported
 
@@ -193,7 +193,7 @@ def step4_app_has_items_route(seen: Observed) -> None:
         _fail("`get_connection` is not defined: write the dependency `async def get_connection():` "
               "in the step 4 cell.")
     if app.without_dependency is None or app.without_dependency.status != 418:
-        _fail(NO_DEPENDS)
+        _fail(named("dependency_opened_by_hand"))
 
 
 def step4_items_returns_all_rows(seen: Observed) -> None:

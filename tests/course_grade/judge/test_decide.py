@@ -1,0 +1,143 @@
+"""The judge's rules (course_grade/judge/decide.py) on what it observed: a healthy server
+passes every check, and each observation that shows a mistake fails its own check with the
+in-kernel check's sentence and named mistake."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from autograder import reference as ref
+from autograder import verdicts
+from course_grade.judge.decide import decide
+from course_grade.judge.observe import OTHER_POOL_SIZE, Answer, AppSeen, Observed, PoolSeen
+from course_grade.judge.session import CellRun
+
+SEED = [dict(r) for r in ref.SEED_ROWS]
+ROWS = [{"id": 7, "name": "judge a1", "price": 1.5}]
+LIMIT = ref.POOL_SIZE + 10
+
+
+def ok(rows) -> Answer:
+    return Answer(200, json.dumps(rows))
+
+
+def pool(rows, idle, peak=LIMIT, **facts) -> PoolSeen:
+    return PoolSeen(facts={"engine_kind": "AsyncEngine", "pool_kind": "AsyncAdaptedQueuePool", **facts},
+                    wanted=rows, first=ok(rows), after_first=1, peak=peak,
+                    concurrent=[ok(rows)] * ref.CONCURRENT_REQUESTS, idle=idle)
+
+
+def healthy() -> Observed:
+    fresh = [{"id": 900 + i, "name": f"judge {i}", "price": 2.0} for i in range(7)]
+    app = AppSeen(facts={"app_kind": "FastAPI", "get_connection_kind": "function", "limit": LIMIT}, wanted=SEED,
+                  first=ok(SEED), after_first=1, reused=[1, 1, 1], sequential=[ok(SEED)] * 3, peak=LIMIT,
+                  concurrent=[ok(SEED)] * ref.CONCURRENT_REQUESTS, idle=ref.POOL_SIZE, fresh=fresh,
+                  fresh_answer=ok(fresh), empty_answer=ok([]), without_dependency=Answer(418, "{}"))
+    return Observed(cells=[CellRun(6, "step1_database_url_solution", "DATABASE_URL = ...")],
+                    values={"DATABASE_URL": repr(ref.DATABASE_URL), "DATABASE_URL_type": "str",
+                            "POOL_SIZE": repr(ref.POOL_SIZE), "POOL_SIZE_type": "int"},
+                    probe=pool(ROWS, ref.POOL_SIZE), rerun=pool(ROWS, OTHER_POOL_SIZE), app=app)
+
+
+def failed(seen: Observed) -> dict[str, tuple[str | None, str]]:
+    return {name: (r.mistake, r.message) for name, r in decide(seen).items() if not r.passed}
+
+
+def test_a_healthy_server_passes_every_build_step_check():
+    records = decide(healthy())
+    assert len(records) == 11 and all(r.passed for r in records.values())
+    assert sum(r.points for r in records.values()) == 13
+
+
+@pytest.mark.parametrize("reused, words", [
+    ([0, 0, 0], "does not reuse pooled connections"),   # dispose after each request, NullPool, a connection per request
+    ([1, 0, 1], "does not reuse pooled connections"),
+    ([2, 3, 4], "leaks connections: after GET /items finished, 3 connection(s)"),  # never given back
+])
+def test_connections_that_are_not_kept_for_the_next_request_lose_the_reuse_check(reused, words):
+    seen = healthy()
+    seen.app.reused = reused
+    lost = failed(seen)
+    assert set(lost) == {"step4_connections_returned", "step4_concurrent_requests_share_the_pool"}
+    assert words in lost["step4_connections_returned"][1]
+    assert lost["step4_concurrent_requests_share_the_pool"][1].startswith("This hidden check only counts once")
+    if "reuse" in words:
+        assert lost["step4_connections_returned"][0] == verdicts.NOT_REUSED.mistake
+
+
+def test_no_connection_left_after_the_first_request_is_no_reuse_either():
+    seen = healthy()
+    seen.app.after_first, seen.app.reused = 0, [0, 0, 0]
+    assert failed(seen)["step4_connections_returned"][0] == "connection_not_reused"
+
+
+@pytest.mark.parametrize("peak, words", [(1, "took only 1 connection(s)"), (20, "more than the pool allows (15)")])
+def test_twenty_requests_must_share_a_bounded_pool(peak, words):
+    seen = healthy()
+    seen.app.peak = peak
+    assert words in failed(seen)["step4_concurrent_requests_share_the_pool"][1]
+
+
+def test_a_pool_that_keeps_another_number_of_connections_loses_the_pool_size_checks():
+    seen = healthy()
+    seen.probe = pool(ROWS, idle=0, pool_kind="NullPool")
+    seen.rerun = pool(ROWS, idle=0, pool_kind="NullPool")
+    lost = failed(seen)
+    assert set(lost) == {"step3_engine_pool_size", "step3_pool_size_uses_variable"}
+    assert "NullPool opens and closes a connection per use" in lost["step3_engine_pool_size"][1]
+    seen = healthy()
+    seen.rerun = pool(ROWS, idle=ref.POOL_SIZE)  # the same pool whatever POOL_SIZE says: typed in
+    lost = failed(seen)
+    assert set(lost) == {"step3_pool_size_uses_variable"}
+    assert f"with POOL_SIZE = {OTHER_POOL_SIZE}" in lost["step3_pool_size_uses_variable"][1]
+
+
+def test_an_engine_that_ignores_database_url_reads_the_lessons_file_when_told_another():
+    seen = healthy()
+    seen.rerun = replace(pool(ROWS, OTHER_POOL_SIZE), first=ok(SEED))  # not the rows the judge put in the other file
+    assert failed(seen) == {"step3_engine_is_async": (None, verdicts.URL_TYPED_IN)}
+
+
+def test_rows_that_do_not_follow_the_table_lose_the_hidden_reading_check():
+    seen = healthy()
+    seen.app.fresh_answer = ok(SEED)  # the rows of the set-up cell, whatever the table holds
+    lost = failed(seen)
+    assert set(lost) == {"step4_items_reads_the_table"}
+    assert "fixed or saved list" in lost["step4_items_reads_the_table"][1]
+
+
+def test_a_route_that_does_not_go_through_get_connection_loses_the_route_check():
+    seen = healthy()
+    seen.app.without_dependency = ok(SEED)  # still answered with get_connection refusing
+    lost = failed(seen)
+    assert set(lost) == {"step4_app_has_items_route"}
+    assert lost["step4_app_has_items_route"][0] == "dependency_opened_by_hand"
+
+
+def test_wrong_values_of_steps_1_and_2_cost_those_steps_and_step_3_is_judged_with_stand_ins():
+    seen = healthy()
+    seen.values.update(POOL_SIZE="'5'", POOL_SIZE_type="str", DATABASE_URL="'sqlite:///./test.db'")
+    seen.standing_in = {"DATABASE_URL": ref.DATABASE_URL, "POOL_SIZE": ref.POOL_SIZE}
+    records = decide(seen)
+    assert [n for n, r in records.items() if not r.passed] == ["step1_database_url", "step2_pool_size"]
+    assert "the string '5'" in records["step2_pool_size"].message
+    assert "synchronous driver" in records["step1_database_url"].message
+    assert all(r.stand_in for n, r in records.items() if n.startswith("step3"))
+
+
+def test_a_cell_that_fails_in_the_judges_kernel_is_named_like_the_in_kernel_check_names_it():
+    seen = healthy()
+    seen.cells = [CellRun(6, "step1_database_url_solution", "DATABASE_URL = sqlite", "NameError",
+                          "name 'sqlite' is not defined")]
+    lost = failed(seen)
+    assert list(lost) == ["step1_database_url"] and "step 1" in lost["step1_database_url"][1]
+
+
+def test_a_judge_that_saw_nothing_fails_every_build_step_and_says_why():
+    seen = Observed(trouble="a cell did not finish within 60 s")
+    records = decide(seen)
+    assert not any(r.passed for r in records.values())
+    assert "a cell did not finish within 60 s" in records["step3_engine_connects"].message
+    assert records["step1_database_url"].message.startswith("`DATABASE_URL` is not defined")
