@@ -20,7 +20,10 @@ repeated: correct variants, wrong ones, quiz cases):
      submission's notebook as nbgrader ran it: hidden tests restored, outputs cleared) in a
      fresh kernel with nbclient, no nbgrader, one at a time;
   3. self-grading, from click to score, against a bare run (bench/selfgrade.py, run after);
-  4. with `--sandbox`, the sandbox's cost: the command with and without it, alternating.
+  4. with `--sandbox`, the sandbox's cost: the command with and without it, alternating;
+  5. the judge's cost (course_grade/judge/, which stock nbgrader runs too): each way once more
+     with `c.JudgeBuildSteps.enabled = False` (a bare run: the in-kernel checks alone), and the
+     time the judge adds per submission.
 With `--quick`, only sequential nbgrader and the Dask command, both ways (e.g. `--submissions 120 --quick`:
 the command's fixed cost, cluster start and the final export, spread over more submissions).
 """
@@ -144,6 +147,17 @@ def with_feedback(wall: dict, n: int, jobs: int) -> None:
         print(f"{label:<52} {wall[way]:7.1f}s {wall[way] / n:8.2f}s {wall['sequential feedback'] / wall[way]:8.2f}x")
 
 
+def judge_cost(wall: dict, n: int, jobs: int) -> None:
+    """The judge's added time per submission, against a bare run of the same way (judge off)."""
+    print(f"\n{'the judge (bare: c.JudgeBuildSteps.enabled = False)':<52} {'bare':>8} {'judged':>9} {'added':>9}")
+    for way, label in (("sequential", "sequential nbgrader autograde, per submission"),
+                       ("dask", f"course-grade grade --jobs {jobs}, per submission")):
+        bare, judged = wall[f"{way} without the judge"] / n, wall[way] / n
+        print(f"{label:<52} {bare:7.2f}s {judged:8.2f}s {judged - bare:8.2f}s")
+    print(f"{'speed-up over sequential, both without the judge':<52} {'':>8} {'':>9} "
+          f"{wall['sequential without the judge'] / wall['dask without the judge']:8.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--submissions", type=int, default=40)
@@ -165,12 +179,18 @@ def main() -> None:
         return
     ways = ("sequential", "dask", "dask feedback") if args.quick else \
         ("sequential", "previous", "dask", "dask one worker", "dask feedback")
+    bare_ways = ("sequential without the judge", "dask without the judge")
 
     with tempfile.TemporaryDirectory() as tmp:
         previous = baseline_code(args.baseline, Path(tmp) / "baseline")
         courses = {}
         for way in ways:
             course = courses[way] = make_course(Path(tmp) / way.replace(" ", "-"))
+            for i, sub in enumerate(chosen):
+                submit_as(course, type(sub)(**{**sub.__dict__, "name": f"s{i:03d}-{sub.name}"}))
+        for way in bare_ways:
+            course = courses[way] = make_course(Path(tmp) / way.replace(" ", "-"),
+                                                extra_config="c.JudgeBuildSteps.enabled = False\n")
             for i, sub in enumerate(chosen):
                 submit_as(course, type(sub)(**{**sub.__dict__, "name": f"s{i:03d}-{sub.name}"}))
         students = sorted(p.name for p in (courses["sequential"] / "submitted").iterdir())
@@ -196,6 +216,9 @@ def main() -> None:
         wall["dask feedback"] = command(courses["dask feedback"], args.jobs, feedback=True)
         if not args.quick:
             wall["dask one worker"] = command(courses["dask one worker"], 1)
+        done, wall["sequential without the judge"] = autograde(courses["sequential without the judge"])
+        assert done.returncode == 0, done.stderr[-2000:]
+        wall["dask without the judge"] = command(courses["dask without the judge"], args.jobs)
         reference = scores(courses["sequential"], students)
         identical = all(scores(courses[w], students) == reference for w in ways[1:])
         spread = "; ".join(f"{way}: " + ", ".join(f"{t:.1f}s" for t in times) for way, times in rounds.items())
@@ -206,6 +229,7 @@ def main() -> None:
                                ("dask", f"course-grade grade --jobs {args.jobs} (LocalCluster)")):
                 print(f"{label:<52} {wall[way]:7.1f}s {wall[way] / n:8.2f}s {wall['sequential'] / wall[way]:8.2f}x")
             with_feedback(wall, n, args.jobs)
+            judge_cost(wall, n, args.jobs)
             return
 
         # the floor: each distinct submission's own notebook, bare, weighted by how often it occurs
@@ -228,6 +252,7 @@ def main() -> None:
     print(f"{'Dask against sequential nbgrader':<52} {'':>8} {'':>9} {wall['sequential'] / wall['dask']:8.2f}x"
           "   (target >= 3.0x)")
     with_feedback(wall, n, args.jobs)
+    judge_cost(wall, n, args.jobs)
     one = wall["dask one worker"] / n
     print(f"\n{'per-submission cost':<52} {'cost':>8} {'floor':>9} {'ratio':>9}")
     label = "one worker (wall / N) vs bare nbclient, one at a time"
