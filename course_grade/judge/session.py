@@ -86,6 +86,9 @@ class JudgeKernel:
                                                       allow_stdin=False, timeout=seconds or self.cell_seconds,
                                                       output_hook=hear)
         except TimeoutError:
+            if not silent and await self._interrupted():
+                return printed, {"status": "error", "ename": "TimeoutError",
+                                 "evalue": f"the cell was stopped after {seconds or self.cell_seconds:g} s"}
             self.dead = True
             raise JudgeError(f"a cell did not finish within {seconds or self.cell_seconds:g} s") from None
         except Exception as exc:  # the kernel died, or its channels closed
@@ -95,6 +98,16 @@ class JudgeKernel:
             self.dead = True
             raise JudgeError("the kernel died while running the notebook's code")
         return printed, reply["content"]
+
+    async def _interrupted(self, seconds: float = 10.0) -> bool:
+        """Interrupt the cell that runs too long, as nbgrader's Execute does, and whether the
+        kernel is idle again (the next cells then run, as they do when grading)."""
+        try:
+            await self.km.interrupt_kernel()
+            await self.kc.execute_interactive("", silent=True, store_history=False, timeout=seconds)
+        except Exception:  # still busy, or gone
+            return False
+        return True
 
     async def cell(self, index: int, grade_id: str | None, source: str) -> CellRun:
         _, content = await self.run(source)
