@@ -27,6 +27,7 @@ from course_grade.judge.watch import open_connections, settled
 OTHER_POOL_SIZE = ref.POOL_SIZE + 2  # step 3 run again with this POOL_SIZE must make this pool
 SEQUENTIAL = 3  # requests one after another, after the first: a pooled connection is reused by each
 SERVE = "__import__('autograder.serve').serve"
+BODY_BYTES = 1_000_000  # the most the judge reads of one answer (the lesson's rows are a few hundred bytes)
 
 
 @dataclass
@@ -113,11 +114,20 @@ def client(socket: Socket) -> httpx.AsyncClient:
 
 
 async def get(http: httpx.AsyncClient, path: str) -> Answer:
+    """GET `path`: at most BODY_BYTES of the answer are read, all of it within CHECK_TIME_LIMIT."""
     try:
-        response = await http.get(path)
+        async with asyncio.timeout(ref.CHECK_TIME_LIMIT), http.stream("GET", path) as response:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():  # decoded (gzip), read no further than needed
+                body += chunk
+                if len(body) > BODY_BYTES:
+                    return Answer(response.status_code, body[:BODY_BYTES].decode("utf-8", "replace"),
+                                  error=f"an answer longer than {BODY_BYTES} bytes, cut")
+            return Answer(response.status_code, body.decode(response.encoding or "utf-8", "replace"))
+    except TimeoutError:
+        return Answer(None, error=f"no whole answer within {ref.CHECK_TIME_LIMIT} s")
     except httpx.HTTPError as exc:
         return Answer(None, error=f"{type(exc).__name__}: {exc}"[:300])
-    return Answer(response.status_code, response.text[:100_000])
 
 
 class Counter:
