@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 
 from autograder import cells
@@ -71,6 +72,17 @@ async def _serve(app, socket: str, lifespan: str) -> str | None:
     return _brief(error) if error else "the app's lifespan failed at startup"
 
 
+def _as_async(engine):
+    """A synchronous Engine on an async driver, wrapped so the probe can use its very pool."""
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    if isinstance(engine, Engine):
+        with contextlib.suppress(Exception):
+            return AsyncEngine(engine)
+    return engine
+
+
 def _probe_app(engine):
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
@@ -93,7 +105,11 @@ def _probe_app(engine):
 async def probe(ns: dict, socket: str, values: dict | None = None) -> None:
     """Serve the lesson's own route on `engine`: the notebook's, or (with `values`) the one
     its step-3 cell makes when those names have those values."""
+    gc.collect()  # connections the notebook's cells left to the garbage collector close now, not mid-count
     engine, error = ns.get("engine", _MISSING), None
+    if not values:
+        with contextlib.suppress(Exception):  # the probe starts from an empty pool, as a fresh server's
+            await engine.dispose()
     if values:
         engine, exc = await cells.rerun(ns, "engine", values)
         error = _brief(exc) if exc is not None else None
@@ -106,7 +122,7 @@ async def probe(ns: dict, socket: str, values: dict | None = None) -> None:
         facts["limit"] = pool.size() + max(pool._max_overflow, 0)
     except Exception:  # not an engine, or a pool without a size: the judge sees it anyway
         pass
-    facts["serve_error"] = await _serve(_probe_app(engine), socket, "off")
+    facts["serve_error"] = await _serve(_probe_app(_as_async(engine)), socket, "off")
     _probes.append(engine)
     _say(**facts)
 
@@ -130,6 +146,7 @@ async def retire() -> None:
 async def app(ns: dict, socket: str, stand_in: bool = False) -> None:
     """Serve the notebook's `app` with its lifespan; with `stand_in`, a correct `engine`
     first replaces the notebook's (step 3 is wrong, and step 4 is judged on its own)."""
+    gc.collect()
     if stand_in:
         from sqlalchemy.ext.asyncio import create_async_engine
 

@@ -99,12 +99,19 @@ def _probe(seen: Observed) -> PoolSeen:
     if facts.get("error"):  # the step-3 cell, run again with the correct values standing in, failed
         _fail(f"Your step 3 cell, run again with the correct values of steps 1 and 2, stopped with "
               f"{facts['error']}: fix it and run it again.")
-    said = verdicts.engine_kind(str(facts.get("engine_kind")))
-    if said:
-        _fail(said)
+    if facts.get("engine_kind") == "missing":
+        _fail(verdicts.ENGINE_MISSING)
     if facts.get("serve_error") or facts.get("call_error"):
         _fail(COULD_NOT_RUN.format(why=facts.get("serve_error") or facts.get("call_error")))
     return probe
+
+
+def _async(probe: PoolSeen) -> None:
+    """The engine is an AsyncEngine, as the server says (a sync Engine is served through a
+    wrapper, so its pool can still be seen: what it says can fail a check, never pass one)."""
+    said = verdicts.engine_kind(str(probe.facts.get("engine_kind")))
+    if said:
+        _fail(said)
 
 
 def _reads(probe: PoolSeen, database_name: str) -> None:
@@ -123,6 +130,7 @@ def _reads(probe: PoolSeen, database_name: str) -> None:
 
 def step3_engine_is_async(seen: Observed) -> None:
     probe = _probe(seen)
+    _async(probe)
     _reads(probe, ref.DB_FILE)
     if seen.rerun is None or seen.rerun.first is None:
         _fail(COULD_NOT_RUN.format(why=seen.trouble or "step 3 could not run again with another DATABASE_URL"))
@@ -155,14 +163,16 @@ def step3_engine_pool_size(seen: Observed) -> None:
 
 def step3_pool_size_uses_variable(seen: Observed) -> None:
     _probe(seen)
-    if seen.rerun is None or seen.rerun.first is None or seen.rerun.first.status != 200:
+    resized = seen.resized
+    if resized is None or resized.first is None or resized.first.status != 200:
         _fail(f"with POOL_SIZE = {OTHER_POOL_SIZE}, your step 3 code, run again, made no engine that could be used: "
               "pass pool_size=POOL_SIZE and DATABASE_URL to create_async_engine.")
-    _pool(seen.rerun, OTHER_POOL_SIZE, variable=True)
+    _pool(resized, OTHER_POOL_SIZE, variable=True)
 
 
 def step3_engine_connects(seen: Observed) -> None:
     probe = _probe(seen)
+    _async(probe)
     answer = probe.first
     if answer is None or answer.status != 200:
         detail = (answer.body if answer and answer.status else (answer.error if answer else "")) or "no answer"

@@ -2,7 +2,7 @@
 
 `observe()` runs the submission's cells in the judge's kernel, then three servers in turn:
 the lesson's own route on the notebook's `engine` (step 3 as written), on the step-3 cell run
-again with another POOL_SIZE and another database (step 3 follows its variables), and the
+again with another database and with another POOL_SIZE (step 3 follows its variables), and the
 notebook's `app` with its lifespan (step 4). For each it writes rows into the database
 itself, sends real requests, and counts the server's open connections to the database file
 (between requests, and while 20 requests wait on a write lock the judge holds).
@@ -68,7 +68,8 @@ class Observed:
     values: dict = field(default_factory=dict)  # DATABASE_URL and POOL_SIZE as the fresh process reports them
     standing_in: dict = field(default_factory=dict)  # the values step 3 was judged with, when steps 1-2 are wrong
     probe: PoolSeen | None = None
-    rerun: PoolSeen | None = None
+    rerun: PoolSeen | None = None    # step 3 run again with another DATABASE_URL
+    resized: PoolSeen | None = None  # step 3 run again with another POOL_SIZE
     app: AppSeen | None = None
     trouble: str | None = None  # what stopped the judge from seeing the rest
 
@@ -167,7 +168,7 @@ async def _at_once(seen: PoolSeen, http, path: str, databases: list[Database], c
 
 
 async def _probe(kernel: JudgeKernel, name: str, database: Database, values: dict,
-                 also: Database | None = None) -> PoolSeen:
+                 also: Database | None = None, at_once: bool = True) -> PoolSeen:
     """The lesson's route on an engine: it reads `database` (the judge's rows go there), and
     its connections are counted there and in `also` (where an engine that ignores
     DATABASE_URL goes)."""
@@ -182,7 +183,8 @@ async def _probe(kernel: JudgeKernel, name: str, database: Database, values: dic
     try:
         async with client(socket) as http:
             await _first(seen, http, "/rows", database, count, tables.random_rows(4))
-            await _at_once(seen, http, "/rows", databases, count)
+            if at_once:
+                await _at_once(seen, http, "/rows", databases, count)
     finally:
         socket.close()
     return seen
@@ -221,7 +223,7 @@ async def _app(kernel: JudgeKernel, folder: JudgeFolder, stand_in: bool) -> AppS
 
 def usable(seen: PoolSeen | None) -> bool:
     """Whether the notebook's engine served the table's rows through a pool that keeps connections."""
-    if seen is None or seen.first is None or seen.first.status != 200:
+    if seen is None or seen.first is None or seen.first.status != 200 or seen.facts.get("engine_kind") != "AsyncEngine":
         return False
     rows, said = verdicts.rows(seen.first.status, seen.first.body)
     return said is None and verdicts.same_rows(rows, seen.wanted, "") is None and seen.after_first >= 1
@@ -239,8 +241,13 @@ async def observe(kernel: JudgeKernel, folder: JudgeFolder, cells: list[tuple[in
         seen.values = (await kernel.call(f"{SERVE}.report(globals())")).facts
         seen.standing_in = standing_in(seen.values, seen.cells, step_of)
         seen.probe = await _probe(kernel, "probe.sock", folder.main, seen.standing_in)
-        other = {**seen.standing_in, "DATABASE_URL": folder.other.url(), "POOL_SIZE": OTHER_POOL_SIZE}
-        seen.rerun = await _probe(kernel, "rerun.sock", folder.other, other, also=folder.main)
+        # step 3 run again with another database, then with another pool size (one at a time,
+        # as the in-kernel checks do: a cell that sets one of them again must not hide the other)
+        seen.rerun = await _probe(kernel, "rerun.sock", folder.other,
+                                  {**seen.standing_in, "DATABASE_URL": folder.other.url()}, also=folder.main,
+                                  at_once=False)
+        seen.resized = await _probe(kernel, "resized.sock", folder.main,
+                                    {**seen.standing_in, "POOL_SIZE": OTHER_POOL_SIZE})
         await kernel.call(f"await {SERVE}.retire()")
         seen.app = await _app(kernel, folder, stand_in=bool(seen.standing_in) or not usable(seen.probe))
     except JudgeError as exc:

@@ -38,7 +38,9 @@ def healthy() -> Observed:
     return Observed(cells=[CellRun(6, "step1_database_url_solution", "DATABASE_URL = ...")],
                     values={"DATABASE_URL": repr(ref.DATABASE_URL), "DATABASE_URL_type": "str",
                             "POOL_SIZE": repr(ref.POOL_SIZE), "POOL_SIZE_type": "int"},
-                    probe=pool(ROWS, ref.POOL_SIZE), rerun=pool(ROWS, OTHER_POOL_SIZE), app=app)
+                    probe=pool(ROWS, ref.POOL_SIZE), rerun=PoolSeen(facts={"engine_kind": "AsyncEngine"}, wanted=ROWS,
+                                                                   first=ok(ROWS), after_first=1),
+                    resized=pool(ROWS, OTHER_POOL_SIZE), app=app)
 
 
 def failed(seen: Observed) -> dict[str, tuple[str | None, str]]:
@@ -83,12 +85,12 @@ def test_twenty_requests_must_share_a_bounded_pool(peak, words):
 def test_a_pool_that_keeps_another_number_of_connections_loses_the_pool_size_checks():
     seen = healthy()
     seen.probe = pool(ROWS, idle=0, pool_kind="NullPool")
-    seen.rerun = pool(ROWS, idle=0, pool_kind="NullPool")
+    seen.resized = pool(ROWS, idle=0, pool_kind="NullPool")
     lost = failed(seen)
     assert set(lost) == {"step3_engine_pool_size", "step3_pool_size_uses_variable"}
     assert "NullPool opens and closes a connection per use" in lost["step3_engine_pool_size"][1]
     seen = healthy()
-    seen.rerun = pool(ROWS, idle=ref.POOL_SIZE)  # the same pool whatever POOL_SIZE says: typed in
+    seen.resized = pool(ROWS, idle=ref.POOL_SIZE)  # the same pool whatever POOL_SIZE says: typed in
     lost = failed(seen)
     assert set(lost) == {"step3_pool_size_uses_variable"}
     assert f"with POOL_SIZE = {OTHER_POOL_SIZE}" in lost["step3_pool_size_uses_variable"][1]
@@ -96,7 +98,7 @@ def test_a_pool_that_keeps_another_number_of_connections_loses_the_pool_size_che
 
 def test_an_engine_that_ignores_database_url_reads_the_lessons_file_when_told_another():
     seen = healthy()
-    seen.rerun = replace(pool(ROWS, OTHER_POOL_SIZE), first=ok(SEED))  # not the rows the judge put in the other file
+    seen.rerun = replace(seen.rerun, first=ok(SEED))  # not the rows the judge put in the other file
     assert failed(seen) == {"step3_engine_is_async": (None, verdicts.URL_TYPED_IN)}
 
 
