@@ -43,8 +43,15 @@ def _brief(exc: BaseException) -> str:
 
 def report(ns: dict) -> None:
     """The values steps 1 and 2 define, as written (repr), and the kinds of the later names."""
-    facts = {name: (repr(ns[name])[:2000] if name in ns else None) for name in ("DATABASE_URL", "POOL_SIZE")}
-    facts.update({f"{name}_type": type(ns[name]).__name__ for name in ("DATABASE_URL", "POOL_SIZE") if name in ns})
+    facts = {}
+    for name in ("DATABASE_URL", "POOL_SIZE"):
+        if name in ns:
+            value = ns[name]
+            kind = type(value)
+            facts[name] = repr(value)[:2000]
+            # a subclass writes any repr it likes: its kind is then named in full, and no literal matches it
+            facts[f"{name}_type"] = kind.__name__ if kind in (str, int, bool, float, tuple) else \
+                f"{kind.__module__}.{kind.__qualname__}"
     facts.update({f"{name}_kind": _kind(ns.get(name, _MISSING)) for name in ("engine", "app", "get_connection")})
     _say(**facts)
 
@@ -170,7 +177,18 @@ def without_dependency(ns: dict) -> None:
 
     target, dependency = ns.get("app"), ns.get("get_connection")
     try:
-        target.dependency_overrides[dependency] = refuse
+        for each in _apps(target):
+            each.dependency_overrides[dependency] = refuse
         _say(overridden=True)
     except Exception as exc:
         _say(overridden=False, error=_brief(exc))
+
+
+def _apps(target, depth: int = 0) -> list:
+    """`target` and every FastAPI app mounted in it (each resolves its own overrides)."""
+    found = [target]
+    for route in getattr(target, "routes", ()) if depth < 5 else ():
+        inner = getattr(route, "app", None)
+        if inner is not None and hasattr(inner, "dependency_overrides") and inner is not target:
+            found += _apps(inner, depth + 1)
+    return found

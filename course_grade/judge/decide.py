@@ -144,6 +144,10 @@ def _pool(probe: PoolSeen, size: int, variable: bool) -> None:
     said = verdicts.pool_kind(probe.facts.get("pool_kind"))
     if said:
         _fail(said)
+    if probe.opened or probe.after_first == 0:
+        _fail(f"`engine` opened a new connection to the database for a second request instead of reusing the "
+              f"one its pool kept: {'with POOL_SIZE = ' + str(size) + ', ' if variable else ''}create it with "
+              f"{verdicts.STEP3_HOW}, and no `poolclass=` argument.")
     answered = sum(1 for a in probe.concurrent if a.status == 200)
     if answered < len(probe.concurrent):
         _fail(f"{len(probe.concurrent) - answered} of {ref.CONCURRENT_REQUESTS} requests made at once through "
@@ -215,11 +219,11 @@ def step4_connections_returned(seen: Observed) -> None:
     app = _app(seen)
     for answer in [app.first, *app.sequential]:
         _answer_rows(answer)
-    if app.after_first == 0 or 0 in app.reused:
-        _fail(verdicts.NOT_REUSED)
     grown = max(app.reused, default=app.after_first) - app.after_first
     if grown > 0:
         _fail(verdicts.LEAK.format(n=grown))
+    if app.after_first == 0 or 0 in app.reused or app.opened:
+        _fail(verdicts.NOT_REUSED)
 
 
 def step4_items_reads_the_table(seen: Observed) -> None:

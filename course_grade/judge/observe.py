@@ -22,7 +22,7 @@ from autograder import verdicts
 from course_grade.judge import database as tables
 from course_grade.judge.folder import Database, JudgeError, JudgeFolder, Socket
 from course_grade.judge.session import CellRun, JudgeKernel
-from course_grade.judge.watch import open_connections, settled
+from course_grade.judge.watch import Opens, open_connections, settled
 
 OTHER_POOL_SIZE = ref.POOL_SIZE + 2  # step 3 run again with this POOL_SIZE must make this pool
 SEQUENTIAL = 3  # requests one after another, after the first: a pooled connection is reused by each
@@ -47,6 +47,7 @@ class PoolSeen:
     after_first: int = 0        # open connections to the file after it
     reused: list = field(default_factory=list)  # open connections after each sequential request
     sequential: list = field(default_factory=list)  # their answers
+    opened: int = 0             # new opens of the database file during those requests (a pool makes none)
     peak: int = 0               # open connections while 20 requests waited on the judge's lock
     concurrent: list = field(default_factory=list)  # the 20 answers
     idle: int = 0               # open connections once all 20 had their answer
@@ -155,6 +156,19 @@ async def _first(seen: PoolSeen, http, path: str, database: Database, count: Cou
     seen.after_first = await settled(count)
 
 
+async def _one_by_one(seen: PoolSeen, http, path: str, database: Database, count: Counter, times: int) -> None:
+    """Ask `times` more times, one request after another, counting the connections left
+    open after each and every new open of the database file meanwhile (a pool opens none)."""
+    opens = Opens(database.path)
+    try:
+        for _ in range(times):
+            seen.sequential.append(await get(http, path))
+            seen.reused.append(await settled(count))
+        seen.opened = opens.take()
+    finally:
+        opens.close()
+
+
 async def _at_once(seen: PoolSeen, http, path: str, databases: list[Database], count: Counter) -> None:
     """20 requests at once, while the judge holds the databases' write locks: each waits with
     its connection open, so the peak is how many connections the server opens at once."""
@@ -183,6 +197,7 @@ async def _probe(kernel: JudgeKernel, name: str, database: Database, values: dic
     try:
         async with client(socket) as http:
             await _first(seen, http, "/rows", database, count, tables.random_rows(4))
+            await _one_by_one(seen, http, "/rows", database, count, 1)
             if at_once:
                 await _at_once(seen, http, "/rows", databases, count)
     finally:
@@ -201,16 +216,14 @@ async def _app(kernel: JudgeKernel, folder: JudgeFolder, stand_in: bool) -> AppS
     try:
         async with client(socket) as http:
             await _first(seen, http, "/items", folder.main, count, [dict(r) for r in ref.SEED_ROWS])
-            for _ in range(SEQUENTIAL):
-                seen.sequential.append(await get(http, "/items"))
-                seen.reused.append(await settled(count))
+            await _one_by_one(seen, http, "/items", folder.main, count, SEQUENTIAL)
             seen.fresh = tables.random_rows(7)
             tables.put_rows(folder.main, seen.fresh)
             seen.fresh_answer = await get(http, "/items")
             tables.put_rows(folder.main, [])
             seen.empty_answer = await get(http, "/items")
             tables.put_rows(folder.main, [dict(r) for r in ref.SEED_ROWS])
-            if seen.after_first >= 1 and all(n == seen.after_first for n in seen.reused):
+            if seen.after_first >= 1 and not seen.opened and all(n == seen.after_first for n in seen.reused):
                 # (else the requests wait for connections that never come back)
                 await _at_once(seen, http, "/items", [folder.main], count)
             overridden = await kernel.call(f"{SERVE}.without_dependency(globals())")

@@ -68,3 +68,35 @@ async def settled(count, *, quiet: float = 0.05, longest: float = 2.0, poll: flo
         elif time.monotonic() - since >= quiet:
             break
     return last
+
+
+class Opens:
+    """Counts every open of one file, by any process (inotify's IN_OPEN on its inode, so an
+    open inside the sandbox, through its bind mount, counts too): the opens between two
+    `take()` calls are how many new connections the server made meanwhile."""
+
+    IN_OPEN, IN_NONBLOCK, IN_CLOEXEC = 0x20, 0o4000, 0o2000000
+    EVENT = 16  # struct inotify_event without a name (a watch on a file names nothing)
+
+    def __init__(self, path: str):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(self.IN_NONBLOCK | self.IN_CLOEXEC)
+        if self.fd < 0 or libc.inotify_add_watch(self.fd, os.fsencode(path), self.IN_OPEN) < 0:
+            error = ctypes.get_errno()
+            if self.fd >= 0:
+                os.close(self.fd)
+            raise OSError(error, f"cannot watch {path}: {os.strerror(error)}")
+
+    def take(self) -> int:
+        """The opens since the last call."""
+        count = 0
+        while True:
+            try:
+                count += len(os.read(self.fd, 4096 * self.EVENT)) // self.EVENT
+            except BlockingIOError:
+                return count
+
+    def close(self) -> None:
+        os.close(self.fd)

@@ -143,3 +143,16 @@ def test_a_judge_that_saw_nothing_fails_every_build_step_and_says_why():
     assert not any(r.passed for r in records.values())
     assert "a cell did not finish within 60 s" in records["step3_engine_connects"].message
     assert records["step1_database_url"].message.startswith("`DATABASE_URL` is not defined")
+
+
+def test_a_request_that_opens_the_database_file_again_is_no_reuse_whatever_stays_open():
+    # e.g. a file handle held open beside a new sqlite3 connection per request: the count of
+    # open files stays steady, but the judge counts each open of the file (inotify)
+    seen = healthy()
+    seen.app.opened = 3
+    assert failed(seen)["step4_connections_returned"][0] == "connection_not_reused"
+    seen = healthy()
+    seen.probe.opened = 1
+    lost = failed(seen)
+    assert set(lost) == {"step3_engine_pool_size", "step3_pool_size_uses_variable"}
+    assert "opened a new connection to the database for a second request" in lost["step3_engine_pool_size"][1]
