@@ -1,8 +1,9 @@
-"""The server's open connections to a database file, counted from outside its process.
+"""The server's connections to a database file, seen from outside its process.
 
 Each SQLite connection holds the database file open. The judge counts the file descriptors,
-in every process of the sandbox, whose file is the database's inode: /proc/PID/fd is read from
-outside, so nothing the server's code does changes what it says (short of closing the file).
+in every process of the sandbox, whose file is the database's inode (/proc/PID/fd, read from
+outside), and every new open of that file (inotify): a file held open beside a connection
+made per request keeps the count steady, but each request's open is still counted.
 """
 from __future__ import annotations
 
