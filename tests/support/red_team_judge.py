@@ -489,43 +489,34 @@ _report.hidden_gate = _quiet
                    'DATABASE_URL = str("sqlite:///./elsewhere.db")',
             STEP2: 'class int(int):\n    def __repr__(self):\n        return "5"\n\n\nPOOL_SIZE = int(50)',
             STEP3: BLANK, STEP4: BLANK}, dict(NOTHING)),
-            "no string at all: a str and an int whose repr is the lesson's value", 0, False,
-            known_gap="steps 1-2 are decided from the repr the kernel prints (autograder/serve.report, "
-                      "observe.reported): a str subclass named `str` whose __repr__ is the lesson's URL, and an "
-                      "int subclass named `int` whose __repr__ is '5', pass the judge while DATABASE_URL and "
-                      "POOL_SIZE are wrong (the kernel fails them; the judge overrules it to a pass)"),
+            "no string at all: a str and an int whose repr is the lesson's value (a subclass is reported by "
+            "its full name, so no literal matches it)", 0, False),
+        # The visible rows check asks on the set-up cell's rows, as the in-kernel check does (a
+        # student's live feedback): a list typed in equal to them keeps those 2 points, and the
+        # hidden check, on rows the judge writes, takes its own 2 (the lesson's design).
         Entry(Submission("rtj_fake_app_fixed_rows", {**steps123_blank, STEP4: FIXED_ROWS},
-                         {**steps123_lost, "step4_items_returns_all_rows": "", "step4_connections_returned": "",
+                         {**steps123_lost, "step4_connections_returned": "",
                           "step4_items_reads_the_table": "", "step4_concurrent_requests_share_the_pool": ""}),
-              "a fixed list equal to the seed rows; forged pool events", 5, True,
-              known_gap="step4_items_returns_all_rows (2 points) passes on a fixed list: the judge's first "
-                        "request is made on ref.SEED_ROWS, which a list typed into the route matches; no database "
-                        "is read"),
+              "a fixed list equal to the seed rows; forged pool events", 5, True),
         Entry(Submission("rtj_held_file_handle_fakes_reuse", {**steps123_blank, STEP4: HELD_HANDLE},
                          {**steps123_lost, **no_reuse}),
-              "a sqlite3 connection per request plus one plain file handle held on test.db", 7, True,
-              known_gap="reuse and concurrency are judged by counting the server's open files on test.db "
-                        "(watch.open_connections): a plain open('test.db', 'rb') held after the first request "
-                        "looks like a pooled connection, so a connection opened and closed per request passes "
-                        "step4_connections_returned and step4_concurrent_requests_share_the_pool"),
+              "a sqlite3 connection per request plus one plain file handle held on test.db (each request's "
+              "open of the file is counted)", 7, True),
         Entry(Submission("rtj_judge_hands_patched", _step1(_judge_hands_cell()) | {
             STEP2: "pass", STEP3: "pass", STEP4: "pass"}, dict(NOTHING)),
             "typing.get_type_hints runs exec: autograder.serve replaced by fake servers, checks patched", 13, True,
             known_gap="the judge's hands run in the student's process: autograder.serve, reached by name from a "
-                      "string, is replaced (values reported, fake servers on the judge's sockets that read its "
-                      "rows with sqlite3 and hold plain file handles, 418 on request): a notebook that builds "
-                      "nothing scores 13/13 with the judge, unflagged"),
+                      "string, is replaced by fakes that report the lesson's values, answer 418 on request and read "
+                      "the judge's rows with a sqlite3 connection per request: 9 of 13 (steps 1-2, is_async, "
+                      "connects, route, both rows checks); each request's open of the file still costs the pool "
+                      "and reuse checks (README, threat model: what the judge cannot see)"),
     ]
 
 
 # Correct programs: full marks, never flagged.
-HONEST_VARIANTS = ("lifespan_disposes_engine", "orm_model_async_session", "class_based_dependency")
-JUDGE_FAILS_CORRECT = {
-    "mounted_sub_application": "the judge tests the dependency by setting dependency_overrides on `app` "
-                               "(serve.without_dependency); a route on a FastAPI sub-application mounted at / "
-                               "reads the sub-application's overrides, so GET /items never answers 418 and "
-                               "step4_app_has_items_route fails (and is flagged) for a correct program",
-}
+HONEST_VARIANTS = ("lifespan_disposes_engine", "orm_model_async_session", "class_based_dependency",
+                   "mounted_sub_application")  # the judge's override reaches every mounted FastAPI app
+JUDGE_FAILS_CORRECT: dict[str, str] = {}
 
 
 def honest() -> list[Submission]:
