@@ -35,7 +35,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import Pool, QueuePool
 
-from autograder import cells, db, explain, progress, registry, report, verdicts
+from autograder import cells, connects, db, explain, progress, registry, report, verdicts
 from autograder import reference as ref
 from autograder.registry import STEP_NAMES
 from autograder.report import fail, guarded, hidden_gate, stand_in
@@ -562,17 +562,25 @@ async def step4_items_returns_all_rows(ns: dict) -> None:
         _assert_same_rows(_rows_of(response), db.table_rows(), "With the rows the setup cell made")
 
 
-@check(step=4, points=1, description="after each request every connection is back in the pool")
+@check(step=4, points=1,
+       description="after each request every connection is back in the pool, and the next request reuses it")
 async def step4_connections_returned(ns: dict) -> None:
+    """A first request opens the pool's first connection; the requests after it, one at a
+    time, must each find every connection given back (a leak is said first), and open no new
+    connection to the database at all: whatever opens one (dispose(), NullPool, an engine or a
+    driver connection per request) is seen by connects.counting()."""
     app = _step4(ns)
     async with _step4_engine(ns) as engine, _serving(app, graded_stop=True) as client:
         with _pool_use() as use:
-            for _ in range(3):
-                (response,) = await _send(client)
-                _rows_of(response)
-                still_out = await _wait_all_given_back(engine, use)
+            for request in range(4):  # the first opens the pool's first connection
+                with connects.counting() as opened:
+                    (response,) = await _send(client)
+                    _rows_of(response)
+                    still_out = await _wait_all_given_back(engine, use)
                 if still_out:
                     fail(LEAK.format(n=still_out))
+                if request and opened.count:
+                    _fail(explain.named("connection_not_reused"))
 
 
 @check(step=4, points=2, hidden=True, needs=("step4_items_returns_all_rows",),
