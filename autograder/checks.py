@@ -28,13 +28,14 @@ import sys
 import tempfile
 
 import httpx
+from asgi_lifespan import LifespanManager
 from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import Pool, QueuePool
 
-from autograder import cells, db, explain, progress, registry, report, verdicts
+from autograder import cells, connects, db, explain, progress, registry, report, verdicts
 from autograder import reference as ref
 from autograder.registry import STEP_NAMES
 from autograder.report import fail, guarded, hidden_gate, stand_in
@@ -298,7 +299,7 @@ async def _step4_engine(ns: dict):
         try:
             yield engine
         finally:
-            pool._timeout = saved_timeout
+            pool._timeout = engine.pool._timeout = saved_timeout  # a lifespan's dispose() made a new pool
             await engine.dispose()
         return
     stand_in("Step 4 is graded with a correct `engine` standing in for yours, which is missing or not a working "
@@ -382,17 +383,93 @@ def _spy(dependency, seen: list):
     return functools.wraps(dependency)(spy)
 
 
-async def _get_items(app, count: int = 1) -> list[httpx.Response]:
-    """`count` concurrent GET /items, in-process, each bounded in time."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://lesson", follow_redirects=True) as client:
+@contextlib.asynccontextmanager
+async def _serving(app, *, graded_stop: bool = False):
+    """A client sending requests to `app` in this process, with the app started as a server
+    starts it: its lifespan (`FastAPI(lifespan=...)`, where an app may make or attach its engine)
+    runs its startup before the first request and its shutdown after the last, each bounded in
+    time. An error at startup is the check's failure, in one sentence (explain: lifespan_failed);
+    one at shutdown only where `graded_stop` (the check that connections are given back). The
+    app is stopped after a failed check too, and only that failure is said."""
+    manager = LifespanManager(app, startup_timeout=ref.CHECK_TIME_LIMIT, shutdown_timeout=ref.CHECK_TIME_LIMIT)
+    try:
+        await manager.__aenter__()
+    except Exception as exc:
+        _fail(explain.at_request(exc))
+    failed = False
+    try:
+        transport = httpx.ASGITransport(app=manager.app)  # manager.app: requests see the lifespan's state
+        async with httpx.AsyncClient(transport=transport, base_url="http://lesson", follow_redirects=True) as client:
+            yield client
+    except BaseException:
+        failed = True
+        raise
+    finally:
         try:
-            async with asyncio.timeout(ref.CHECK_TIME_LIMIT):
-                return await asyncio.gather(*(client.get("/items") for _ in range(count)))
-        except Exception as exc:  # the app's own exception, re-raised by ASGITransport
-            if report.latest("step4_app_has_items_route") == (False, NO_DEPENDS.message):
-                _fail(NO_DEPENDS)  # the route fails because it does not use get_connection
-            _fail(explain.at_request(exc))
+            await manager.__aexit__(None, None, None)
+        except Exception as exc:
+            if graded_stop and not failed:
+                _fail(explain.at_request(exc))
+
+
+async def _send(client: httpx.AsyncClient, count: int = 1) -> list[httpx.Response]:
+    """`count` concurrent GET /items, each bounded in time."""
+    try:
+        async with asyncio.timeout(ref.CHECK_TIME_LIMIT):
+            return await asyncio.gather(*(client.get("/items") for _ in range(count)))
+    except Exception as exc:  # the app's own exception, re-raised by ASGITransport
+        if report.latest("step4_app_has_items_route") == (False, NO_DEPENDS.message):
+            _fail(NO_DEPENDS)  # the route fails because it does not use get_connection
+        _fail(explain.at_request(exc))
+
+
+async def _get_items(app, count: int = 1) -> list[httpx.Response]:
+    """`count` concurrent GET /items, in-process, with the app started and stopped around them."""
+    async with _serving(app) as client:
+        return await _send(client, count)
+
+
+@contextlib.contextmanager
+def _pool_use():
+    """Connections lent by every SQLAlchemy pool while the block runs: the app may take them
+    from step 3's `engine` or from an engine its lifespan made. Yields pool -> counts: "out"
+    (lent and not yet given back), "peak" (most lent at once), "checkouts"."""
+    use: dict = {}
+    lent: dict = {}  # a pooled connection's record -> the pool that lent it
+
+    def on_checkout(_dbapi, record, proxy):
+        pool = getattr(proxy, "_pool", None)
+        counts = use.setdefault(pool, {"out": 0, "peak": 0, "checkouts": 0})
+        lent[record] = pool
+        counts["out"] += 1
+        counts["checkouts"] += 1
+        counts["peak"] = max(counts["peak"], counts["out"])
+
+    def on_checkin(_dbapi, record):
+        pool = lent.pop(record, _MISSING)
+        if pool is not _MISSING:
+            use[pool]["out"] -= 1
+
+    event.listen(Pool, "checkout", on_checkout)
+    event.listen(Pool, "checkin", on_checkin)
+    try:
+        yield use
+    finally:
+        event.remove(Pool, "checkout", on_checkout)
+        event.remove(Pool, "checkin", on_checkin)
+
+
+async def _wait_all_given_back(engine: AsyncEngine, use: dict) -> int:
+    """Connections still lent by step 3's `engine` or any pool the app used, after giving
+    cleanup that runs after the response a moment."""
+    def out() -> int:
+        return max(engine.pool.checkedout(), sum(counts["out"] for counts in use.values()))
+
+    for _ in range(20):
+        if out() <= 0:
+            return 0
+        await asyncio.sleep(0.05)
+    return out()
 
 
 def _rows_of(response: httpx.Response) -> list:
@@ -414,28 +491,26 @@ async def step4_app_has_items_route(ns: dict) -> None:
     app = _step4(ns)
     dependency = _dependency(ns)
     failed = False
-    async with _step4_engine(ns):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://lesson", follow_redirects=True) as client:
-            with _watching(dependency) as seen:
-                try:
-                    async with asyncio.timeout(ref.CHECK_TIME_LIMIT):
-                        response = await client.get("/items")
-                except Exception:
-                    failed = True  # the route exists and failed: the next checks say why
-            if not seen and not (not failed and response.status_code in (404, 405)):
-                # code run in another thread (a plain `def` dependency) is not seen above:
-                # ask FastAPI itself, through an override that notes its calls
-                saved = dict(app.dependency_overrides)
-                app.dependency_overrides[dependency] = _spy(dependency, seen)
-                try:
-                    async with asyncio.timeout(ref.CHECK_TIME_LIMIT):
-                        await client.get("/items")
-                except Exception:
-                    pass
-                finally:
-                    app.dependency_overrides.clear()
-                    app.dependency_overrides.update(saved)
+    async with _step4_engine(ns), _serving(app) as client:
+        with _watching(dependency) as seen:
+            try:
+                async with asyncio.timeout(ref.CHECK_TIME_LIMIT):
+                    response = await client.get("/items")
+            except Exception:
+                failed = True  # the route exists and failed: the next checks say why
+        if not seen and not (not failed and response.status_code in (404, 405)):
+            # code run in another thread (a plain `def` dependency) is not seen above:
+            # ask FastAPI itself, through an override that notes its calls
+            saved = dict(app.dependency_overrides)
+            app.dependency_overrides[dependency] = _spy(dependency, seen)
+            try:
+                async with asyncio.timeout(ref.CHECK_TIME_LIMIT):
+                    await client.get("/items")
+            except Exception:
+                pass
+            finally:
+                app.dependency_overrides.clear()
+                app.dependency_overrides.update(saved)
     if not failed and response.status_code in (404, 405):
         _rows_of(response)
     if seen:
@@ -460,15 +535,6 @@ def _assert_same_rows(got: list, want: list[dict], when: str, *, fixed_list_like
         _fail(said)
 
 
-async def _wait_all_checked_in(engine: AsyncEngine) -> int:
-    """Checked-out connections, after giving cleanup that runs after the response a moment."""
-    for _ in range(20):
-        if engine.pool.checkedout() == 0:
-            return 0
-        await asyncio.sleep(0.05)
-    return engine.pool.checkedout()
-
-
 @check(step=4, points=2, description="GET /items answers 200 with every row of items as a list of dicts")
 async def step4_items_returns_all_rows(ns: dict) -> None:
     app = _step4(ns)
@@ -477,16 +543,25 @@ async def step4_items_returns_all_rows(ns: dict) -> None:
         _assert_same_rows(_rows_of(response), db.table_rows(), "With the rows the setup cell made")
 
 
-@check(step=4, points=1, description="after each request every connection is back in the pool")
+@check(step=4, points=1,
+       description="after each request every connection is back in the pool, and the next request reuses it")
 async def step4_connections_returned(ns: dict) -> None:
+    """A first request opens the pool's first connection; the requests after it, one at a
+    time, must each find every connection given back (a leak is said first), and open no new
+    connection to the database at all: whatever opens one (dispose(), NullPool, an engine or a
+    driver connection per request) is seen by connects.counting()."""
     app = _step4(ns)
-    async with _step4_engine(ns) as engine:
-        for _ in range(3):
-            (response,) = await _get_items(app)
-            _rows_of(response)
-            still_out = await _wait_all_checked_in(engine)
-            if still_out:
-                fail(LEAK.format(n=still_out))
+    async with _step4_engine(ns) as engine, _serving(app, graded_stop=True) as client:
+        with _pool_use() as use:
+            for request in range(4):  # the first opens the pool's first connection
+                with connects.counting() as opened:
+                    (response,) = await _send(client)
+                    _rows_of(response)
+                    still_out = await _wait_all_given_back(engine, use)
+                if still_out:
+                    fail(LEAK.format(n=still_out))
+                if request and opened.count:
+                    _fail(explain.named("connection_not_reused"))
 
 
 @check(step=4, points=2, hidden=True, needs=("step4_items_returns_all_rows",),
@@ -507,37 +582,25 @@ async def step4_items_reads_the_table(ns: dict) -> None:
 @check(step=4, points=1, hidden=True, needs=("step4_connections_returned",),
        description="20 requests at once all succeed through the pool, within its limit")
 async def step4_concurrent_requests_share_the_pool(ns: dict) -> None:
+    """Counted on every pool, whichever engine the app takes its connections from."""
     app = _step4(ns)
-    async with _step4_engine(ns) as engine:
-        pool = engine.pool
-        limit = pool.size() + max(pool._max_overflow, 0)
-        seen = {"out": 0, "peak": 0, "checkouts": 0}
-
-        def on_checkout(*_):
-            seen["out"] += 1
-            seen["checkouts"] += 1
-            seen["peak"] = max(seen["peak"], seen["out"])
-
-        def on_checkin(*_):
-            seen["out"] -= 1
-
-        event.listen(pool, "checkout", on_checkout)
-        event.listen(pool, "checkin", on_checkin)
-        try:
-            responses = await _get_items(app, ref.CONCURRENT_REQUESTS)
-        finally:
-            event.remove(pool, "checkout", on_checkout)
-            event.remove(pool, "checkin", on_checkin)
-        for response in responses:
-            _rows_of(response)
-        n = ref.CONCURRENT_REQUESTS
-        if seen["checkouts"] < n:
-            fail(
-                f"{n} requests took only {seen['checkouts']} connection(s) from `engine`'s pool: "
-                "every request must get its connection from `engine` through get_connection."
-            )
-        if seen["peak"] > limit:
-            fail(f"{n} requests held {seen['peak']} connections at once, more than the pool allows ({limit}).")
-        still_out = await _wait_all_checked_in(engine)
-        if still_out:
-            fail(LEAK.format(n=still_out))
+    n = ref.CONCURRENT_REQUESTS
+    async with _step4_engine(ns) as engine, _serving(app) as client:
+        with _pool_use() as use:
+            responses = await _send(client, n)
+            for response in responses:
+                _rows_of(response)
+            checkouts = sum(counts["checkouts"] for counts in use.values())
+            if checkouts < n:
+                fail(
+                    f"{n} requests took only {checkouts} connection(s) from a pool: "
+                    "every request must get its connection from `engine` through get_connection."
+                )
+            for pool, counts in use.items():
+                limit = pool.size() + max(pool._max_overflow, 0) if isinstance(pool, QueuePool) else None
+                if limit is not None and counts["peak"] > limit:
+                    fail(f"{n} requests held {counts['peak']} connections at once, "
+                         f"more than the pool allows ({limit}).")
+            still_out = await _wait_all_given_back(engine, use)
+            if still_out:
+                fail(LEAK.format(n=still_out))

@@ -3,7 +3,7 @@ wrong and how to fix it, in the lesson's terms (the raw error may follow, never 
 
 Two tables, each a list of `Mistake`s tried in order, the first match wins:
 - `AT_REQUEST`: errors raised while the app answered GET /items (the route, its dependency,
-  the query, turning the return value into JSON);
+  the query, turning the return value into JSON), or as its lifespan started or stopped it;
 - `IN_CELL`: errors a student's step cell raised when it ran (a wrong import, a name used
   before it is defined, a route parameter FastAPI cannot read ...).
 
@@ -57,6 +57,14 @@ class Clue:
 
     def through(self, fragment: str) -> bool:
         return any(fragment in f for f in self.files)
+
+    def lifespan_stage(self) -> str | None:
+        """"startup" or "shutdown" when the error came out of the app's lifespan as asgi-lifespan's
+        `LifespanManager` started or stopped it (not out of a request it served), else None."""
+        for code in self.codes:
+            if "asgi_lifespan" in code.co_filename and code.co_name in ("__aenter__", "__aexit__"):
+                return "startup" if code.co_name == "__aenter__" else "shutdown"
+        return None
 
     def in_plain_def(self) -> bool:
         """The innermost frame of the student's own code is a plain `def` (not `async def`)."""
@@ -158,7 +166,42 @@ def _no_table(c: Clue) -> str:
     return "the query found no `items` table: run the setup cell at the top of the notebook, then your cells again."
 
 
+LIFESPAN = "the lifespan function given to `FastAPI(lifespan=...)`"
+
+
+def _lifespan_failed(c: Clue) -> str:
+    if c.lifespan_stage() == "startup":
+        return (f"`app` did not start: {LIFESPAN} failed before its `yield`, where it prepares what requests "
+                f"need (the engine); fix that code and run the step 4 cell again ({raw(c.exc)}).")
+    return (f"`app` did not stop cleanly: {LIFESPAN} failed after its `yield`, where it cleans up when the app "
+            f"stops (`await engine.dispose()`); fix that code and run the step 4 cell again ({raw(c.exc)}).")
+
+
+def _lifespan_timeout(c: Clue) -> str:
+    if c.lifespan_stage() == "startup":
+        return (f"`app` did not start in time: {LIFESPAN} never reached its `yield`; the code before `yield` "
+                "must finish (create the engine, then `yield`) before the app can answer requests.")
+    return (f"`app` did not stop in time: {LIFESPAN} never finished the code after its `yield`; "
+            "cleaning up there (`await engine.dispose()`) must end.")
+
+
+CONNECTION_NOT_REUSED = (
+    "`get_connection` does not reuse pooled connections: each request opened a new connection to the database, "
+    "and none stayed in the pool for the next request; take every connection from the one `engine` of step 3 "
+    "(`async with engine.connect() as conn: yield conn`), without `dispose()`, `NullPool` or a new engine per "
+    "request."
+)
+
+
+def _never(_c: Clue) -> bool:
+    """A named mistake seen by a check's observation, never by an exception's look."""
+    return False
+
+
 AT_REQUEST: list[Mistake] = [
+    Mistake("lifespan_timeout", lambda c: c.lifespan_stage() is not None and type(c.exc) is TimeoutError,
+            _lifespan_timeout),
+    Mistake("lifespan_failed", lambda c: c.lifespan_stage() is not None, _lifespan_failed),
     Mistake("closed_connection",
             lambda c: c.named("ResourceClosedError") or (c.says("closed") and c.through("sqlalchemy")),
             "`get_connection` handed the route a closed connection: `return` inside `async with` closes it "
@@ -223,9 +266,19 @@ AT_REQUEST: list[Mistake] = [
             "the connection came from a synchronous engine (made by `create_engine`), which cannot run queries "
             "inside async code (MissingGreenlet): make `engine` with `create_async_engine` from "
             "sqlalchemy.ext.asyncio (step 3) and take connections with `async with engine.connect() as conn:`."),
+    Mistake("state_not_set", lambda c: c.says("'State' object has no attribute"), lambda c: _state_not_set(c)),
     Mistake("name_not_defined_at_request", lambda c: c.any(NameError) and _missing_name(c) is not None,
             lambda c: _name_at_request(c)),
+    Mistake("connection_not_reused", _never, CONNECTION_NOT_REUSED),
 ]
+
+
+def _state_not_set(c: Clue) -> str:
+    found = re.search(r"'State' object has no attribute '(\w+)'", c.text)
+    name = found.group(1) if found else "engine"
+    return (f"the app's state has no `{name}` when GET /items runs: {LIFESPAN} sets it before its `yield` "
+            f"(`app.state.{name} = ...`, or `yield {{\"{name}\": ...}}` for `request.state`), and it runs only "
+            "when the app is made with `app = FastAPI(lifespan=lifespan)`.")
 
 
 def _name_at_request(c: Clue) -> str:
@@ -273,11 +326,14 @@ def request_failed(exc: BaseException):
     """For the lesson's cell that calls GET /items: raise a named mistake as RequestFailed, one
     sentence and the raw error, without the framework's frames in between (httpx, Starlette,
     FastAPI: forty and more, none of them the student's); any other error is raised again
-    whole, every frame shown."""
+    whole, every frame shown. An error of the app's lifespan (it did not start or stop) is
+    named as well."""
     said = named_at_request(exc)
     if said is None:
         raise exc
-    raise RequestFailed(f"GET /items failed: {said.message} ({raw(exc)})") from None
+    where = "" if said.mistake in ("lifespan_failed", "lifespan_timeout") else "GET /items failed: "
+    error = "" if raw(exc) in said.message else f" ({raw(exc)})"
+    raise RequestFailed(f"{where}{said.message}{error}") from None
 
 
 # ------------------------------------------------------------------- errors in a step cell

@@ -437,30 +437,35 @@ finally:
 ### Call your app from the notebook
 
 No server is needed: `httpx.ASGITransport` passes requests straight to `app` inside this
-kernel. The cell uses `await` at the top level because the notebook already runs an event
-loop (`asyncio.run()` would fail here). Then it reads the pool: `engine.pool.checkedout()`
-counts connections lent out, `engine.pool.checkedin()` those idle in the pool. Once a
-request is done, a connection still checked out is a leak.
+kernel. `LifespanManager` (from the `asgi-lifespan` library) first starts the app as a server
+would: if you gave `FastAPI(lifespan=...)` a function, its code before `yield` runs now and
+its code after `yield` when the block ends. The cell uses `await` at the top level because
+the notebook already runs an event loop (`asyncio.run()` would fail here). Then it reads the
+pool: `engine.pool.checkedout()` counts connections lent out, `engine.pool.checkedin()` those
+idle in the pool. Once a request is done, a connection still checked out is a leak.
 
-If the request fails inside your app, the error passes through dozens of httpx, Starlette
-and FastAPI frames before it reaches you. For a common mistake, `request_failed` says in one
+If the request fails inside your app (or the app fails to start), the error passes through
+dozens of httpx, Starlette and FastAPI frames before it reaches you. For a common mistake, `request_failed` says in one
 sentence what is wrong and how to fix it, followed by the original error; any other error is
 shown whole.
 """),
     readonly("step4_call_items", '''
 # Read-only: run it to call your app (nbgrader restores this cell when it grades).
 import httpx
+from asgi_lifespan import LifespanManager
 from autograder.explain import request_failed
 
-async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lesson") as client:
-    try:
-        response = await client.get("/items")
-    except Exception as error:
-        request_failed(error)  # a common mistake in one sentence; any other error in full
+try:
+    async with LifespanManager(app) as manager:  # starts the app as a server does (its lifespan, if any)
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://lesson") as client:
+            response = await client.get("/items")
+        print("status:", response.status_code)
+        print("checked out:", engine.pool.checkedout())  # healthy after a request: 0
+        print("checked in: ", engine.pool.checkedin())   # here 1: the connection kept open for reuse
+except Exception as error:
+    request_failed(error)  # a common mistake in one sentence; any other error in full
 
-print("status:", response.status_code)
-print("checked out:", engine.pool.checkedout())  # healthy after a request: 0
-print("checked in: ", engine.pool.checkedin())   # here 1: the connection kept open for reuse
 if engine.pool.checkedout() == 0:
     print("Healthy: the dependency gave its connection back, and the pool keeps it open for the next request.")
 else:

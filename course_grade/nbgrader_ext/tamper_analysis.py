@@ -40,6 +40,7 @@ ALLOWED_MODULES = {
     "aiosqlite": "the async SQLite driver the URL names",
     "sqlite3": "reading the lesson's own test.db (paths are checked as for open())",
     "httpx": "calling the app through ASGITransport, as the lesson does",
+    "asgi_lifespan": "starting the app's lifespan before calling it, as the lesson does (LifespanManager)",
     "annotated_types": "constraints in Annotated[...] types",
     # typing and data
     "__future__": "from __future__ import annotations",

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import asynccontextmanager
 from importlib import metadata
 
 import greenlet
+import httpx
 import pytest
-from fastapi import Depends, FastAPI
+from asgi_lifespan import LifespanManager
+from fastapi import Depends, FastAPI, Request
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool, StaticPool
@@ -156,6 +159,43 @@ async def test_after_a_request_nothing_is_checked_out_unless_the_dependency_leak
     assert leaky_engine.pool.checkedout() == 1
     await held.pop().close()
     await leaky_engine.dispose()
+
+
+async def test_lifespan_manager_runs_the_lifespan_around_the_requests_and_asgi_transport_alone_does_not(db_url):
+    """The call cell: `httpx.ASGITransport` sends no lifespan events, so an app whose lifespan
+    makes its engine has none; `LifespanManager` runs the code before `yield` first, the
+    requests (its yielded state in `request.state`) inside its block, the code after `yield` as
+    the block ends."""
+    ran = []
+
+    @asynccontextmanager
+    async def lifespan(app):
+        ran.append("startup")
+        app_engine = create_async_engine(db_url, pool_size=5)
+        yield {"engine": app_engine}
+        await app_engine.dispose()
+        ran.append("shutdown")
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/items")
+    async def items(request: Request):
+        ran.append("request")
+        async with request.state.engine.connect() as conn:
+            return (await conn.execute(text("SELECT * FROM items"))).mappings().all()
+
+    async with client(app) as c:
+        with pytest.raises(AttributeError, match="'State' object has no attribute 'engine'"):
+            await c.get("/items")
+    assert ran == ["request"]  # the lifespan never ran
+
+    async with LifespanManager(app) as manager:
+        assert ran == ["request", "startup"]
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://claims") as c:
+            assert (await c.get("/items")).status_code == 200
+        assert ran == ["request", "startup", "request"]
+    assert ran[-1] == "shutdown"
 
 
 async def test_a_closed_pooled_connection_is_back_in_the_pool_before_the_route_uses_it(db_url):

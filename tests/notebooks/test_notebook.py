@@ -188,7 +188,12 @@ async def read_items(conn=Depends(get_connection)):
     ("async def get_connection():\n    async with engine.connect() as conn:\n        yield conn\n",
      "return 1 / 0",  # a mistake the lesson does not name: shown whole, every frame
      ("ZeroDivisionError: division by zero", "starlette", "1 / 0"), ("RequestFailed:",)),
-], ids=["closed connection", "name not defined", "not a named mistake"])
+    ("from contextlib import asynccontextmanager\n\n@asynccontextmanager\nasync def lifespan(app):\n"
+     "    app.state.engine = engin\n    yield\n\napp = FastAPI(lifespan=lifespan)\n\n"
+     "async def get_connection():\n    async with engine.connect() as conn:\n        yield conn\n", None,
+     ("RequestFailed: `app` did not start", "before its `yield`", "NameError: name 'engin' is not defined"),
+     ("starlette", "asgi_lifespan", "GET /items failed: `app`")),
+], ids=["closed connection", "name not defined", "not a named mistake", "lifespan fails at startup"])
 def test_the_request_cell_names_a_common_mistake_in_one_sentence(tmp_path, dependency, route_body, shown, hidden):
     """The lesson's cell that calls GET /items: for a named mistake, one sentence and the raw
     error, without the forty frames of httpx, Starlette and FastAPI; any other error whole."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tests.support.variants import DEPENDENCY, HEAD  # the same step-4 opening as the correct variants
+from tests.support.variants import DEPENDENCY, HEAD, LIFESPAN_HEAD  # the correct variants' step-4 openings
 
 STEP1 = "step1_database_url_solution"
 STEP2 = "step2_pool_size_solution"
@@ -28,6 +28,9 @@ ROUTE = "step4_app_has_items_route"
 REQUESTS = ("step4_items_returns_all_rows", "step4_items_reads_the_table", "step4_connections_returned",
             "step4_concurrent_requests_share_the_pool")
 STEP4_CELLS = (ROUTE, *REQUESTS)
+# a dependency that opens a new database connection per request: the reuse check fails, and the
+# hidden concurrency check, which needs it, waits for it
+NOT_REUSED = ("step4_connections_returned", "step4_concurrent_requests_share_the_pool")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,14 @@ ROUTE_CODE = '''
 async def read_items(conn: Annotated[AsyncConnection, Depends(get_connection)]):
     result = await conn.execute(text("SELECT * FROM items"))
     return [dict(row) for row in result.mappings()]
+'''
+
+
+STATE_DEPENDENCY = '''
+
+async def get_connection(request: Request):
+    async with request.app.state.engine.connect() as conn:
+        yield conn
 '''
 
 
@@ -136,7 +147,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 engine = create_async_engine(DATABASE_URL, poolclass=NullPool)
-'''), each(("step3_engine_pool_size", "step3_pool_size_uses_variable"), "NullPool")),
+'''), each(("step3_engine_pool_size", "step3_pool_size_uses_variable"), "NullPool"),
+            note="loses step 3's two pool checks only: step 4 is graded with a pooled engine standing in, "
+                 "so its reuse check passes (nullpool_engine_in_step4 loses it)"),
     Mistake("engine_nullpool_with_pool_size", 3, engine('''
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -219,6 +232,141 @@ async def get_connection():
 async def get_connection():
     return await engine.connect()
 '''), each(("step4_connections_returned", "step4_concurrent_requests_share_the_pool"), "leak")),
+
+    # connections not reused: every request opens a new database connection (the lesson's point missed)
+    Mistake("dispose_after_each_request", 4, step4(dependency='''
+
+async def get_connection():
+    async with engine.connect() as conn:
+        yield conn
+    await engine.dispose()  # "clean up" after every request: closes the pooled connection
+'''), each(NOT_REUSED, "does not reuse pooled connections")),
+    Mistake("engine_per_request", 4, step4(dependency='''
+
+from sqlalchemy.ext.asyncio import create_async_engine
+
+
+async def get_connection():
+    request_engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)
+    async with request_engine.connect() as conn:
+        yield conn
+'''), each(NOT_REUSED, "new engine per request")),
+    Mistake("engine_per_request_disposed", 4, step4(dependency='''
+
+from sqlalchemy.ext.asyncio import create_async_engine
+
+
+async def get_connection():
+    request_engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)
+    try:
+        async with request_engine.connect() as conn:
+            yield conn
+    finally:
+        await request_engine.dispose()
+'''), each(NOT_REUSED, "new engine per request")),
+    Mistake("nullpool_engine_in_step4", 4, step4(dependency='''
+
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+app_engine = create_async_engine(DATABASE_URL, poolclass=NullPool)
+
+
+async def get_connection():
+    async with app_engine.connect() as conn:
+        yield conn
+'''), each(NOT_REUSED, "NullPool"), note="step 3's engine is right; the app uses another, without a pool"),
+    Mistake("lifespan_engine_with_nullpool", 4, step4(ROUTE_CODE, head=HEAD.replace("app = FastAPI()\n", "") + '''
+from contextlib import asynccontextmanager
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    app.state.engine = create_async_engine(DATABASE_URL, poolclass=NullPool)
+    yield
+    await app.state.engine.dispose()
+
+
+app = FastAPI(lifespan=lifespan)
+''', dependency='''
+
+async def get_connection(request: Request):
+    async with request.app.state.engine.connect() as conn:
+        yield conn
+'''), each(NOT_REUSED, "does not reuse pooled connections")),
+    Mistake("aiosqlite_connection_per_request", 4, step4('''
+
+@app.get("/items")
+async def read_items(conn: Annotated[aiosqlite.Connection, Depends(get_connection)]):
+    cursor = await conn.execute("SELECT * FROM items")
+    return [dict(row) for row in await cursor.fetchall()]
+''', dependency='''
+
+import aiosqlite
+
+
+async def get_connection():
+    async with aiosqlite.connect("test.db") as conn:  # the driver itself, not the engine's pool
+        conn.row_factory = aiosqlite.Row
+        yield conn
+'''), each(NOT_REUSED, "the one `engine` of step 3")),
+    Mistake("sqlite3_connection_per_request", 4, step4('''
+
+@app.get("/items")
+async def read_items(conn: Annotated[sqlite3.Connection, Depends(get_connection)]):
+    return [dict(row) for row in conn.execute("SELECT * FROM items")]
+''', dependency='''
+
+import sqlite3
+
+
+async def get_connection():
+    conn = sqlite3.connect("test.db")  # a synchronous connection of its own, outside the pool
+    conn.row_factory = sqlite3.Row
+    try:
+        yield conn
+    finally:
+        conn.close()
+'''), each(NOT_REUSED, "does not reuse pooled connections")),
+
+    # the app's lifespan (FastAPI(lifespan=...)), where an app may make or attach its engine
+    Mistake("lifespan_startup_fails", 4, step4(ROUTE_CODE, head=LIFESPAN_HEAD + '''
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    app.state.engine = create_async_engine(DATABSE_URL, pool_size=POOL_SIZE)
+    yield
+    await app.state.engine.dispose()
+
+
+app = FastAPI(lifespan=lifespan)
+''', dependency=STATE_DEPENDENCY), each(STEP4_CELLS, "did not start"),
+            avoid=("GET /items failed",), note="NameError when the app starts: no request can be served"),
+    Mistake("lifespan_not_given_to_app", 4, step4(ROUTE_CODE, head=LIFESPAN_HEAD + '''
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    app.state.engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)
+    yield
+    await app.state.engine.dispose()
+
+
+app = FastAPI()
+''', dependency=STATE_DEPENDENCY), each(REQUESTS, "FastAPI(lifespan=lifespan)"),
+            note="the lifespan never runs, so app.state has no engine: the route takes get_connection, which fails"),
+    Mistake("lifespan_shutdown_fails", 4, step4(ROUTE_CODE, head=LIFESPAN_HEAD + '''
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    app.state.engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)
+    yield
+    await app.state.engine.close()  # an AsyncEngine has no close(): dispose() closes its pool
+''' + "\n\napp = FastAPI(lifespan=lifespan)\n", dependency=STATE_DEPENDENCY), each(NOT_REUSED, "did not stop"),
+            note="requests are served; the check that connections go back also stops the app"),
     Mistake("hard_coded_rows", 4, step4('''
 
 @app.get("/items")

@@ -40,6 +40,24 @@ async def get_connection():
 '''
 
 
+ROUTE = '''
+
+@app.get("/items")
+async def read_items(conn: Annotated[AsyncConnection, Depends(get_connection)]):
+    result = await conn.execute(text("SELECT * FROM items"))
+    return result.mappings().all()
+'''
+
+LIFESPAN_HEAD = '''
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+'''
+
+
 def step4(body: str, head: str = HEAD, dependency: str = DEPENDENCY) -> dict[str, str]:
     return {STEP4: (head + dependency + body).strip()}
 
@@ -429,6 +447,189 @@ async def lifespan(app: FastAPI):
 
 
 app = FastAPI(lifespan=lifespan)
+''')),
+
+    # the engine made or attached in the app's lifespan (FastAPI's "Lifespan Events"): the checks
+    # start the app as a server does, and count the pool the app really uses
+    Variant("lifespan_engine_on_app_state", step4(ROUTE, head=LIFESPAN_HEAD + '''
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    app.state.engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)
+    yield
+    await app.state.engine.dispose()
+
+
+app = FastAPI(lifespan=lifespan)
+''', dependency='''
+
+async def get_connection(request: Request):
+    async with request.app.state.engine.connect() as conn:
+        yield conn
+'''), note="a second engine, made at startup: step 3's `engine` is never used by the app"),
+    Variant("lifespan_yields_state", step4(ROUTE, head=LIFESPAN_HEAD + '''
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    app_engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)
+    yield {"engine": app_engine}  # lifespan state: each request's request.state
+    await app_engine.dispose()
+
+
+app = FastAPI(lifespan=lifespan)
+''', dependency='''
+
+async def get_connection(request: Request):
+    async with request.state.engine.connect() as conn:
+        yield conn
+''')),
+    Variant("lifespan_attaches_step3_engine", step4(ROUTE, head=LIFESPAN_HEAD + '''
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    app.state.engine = engine  # step 3's engine, one pool for the whole app
+    yield
+    await engine.dispose()
+
+
+app = FastAPI(lifespan=lifespan)
+''', dependency='''
+
+async def get_connection(request: Request):
+    async with request.app.state.engine.connect() as conn:
+        yield conn
+''')),
+    Variant("lifespan_engine_sub_dependency", step4(ROUTE, head=LIFESPAN_HEAD + '''
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    app.state.engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)
+    try:
+        yield
+    finally:
+        await app.state.engine.dispose()
+
+
+app = FastAPI(lifespan=lifespan)
+''', dependency='''
+
+def get_engine(request: Request) -> AsyncEngine:
+    return request.app.state.engine
+
+
+async def get_connection(engine: Annotated[AsyncEngine, Depends(get_engine)]):
+    async with engine.connect() as conn:
+        yield conn
+'''), note="a sub-dependency hands get_connection the lifespan's engine (its parameter shadows step 3's)"),
+    Variant("lifespan_sessionmaker_on_app_state", step4('''
+
+@app.get("/items")
+async def read_items(session: Annotated[AsyncSession, Depends(get_connection)]):
+    result = await session.execute(text("SELECT * FROM items"))
+    return result.mappings().all()
+''', head=LIFESPAN_HEAD + '''
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    app.state.sessions = async_sessionmaker(engine, expire_on_commit=False)
+    yield
+    await engine.dispose()
+
+
+app = FastAPI(lifespan=lifespan)
+''', dependency='''
+
+async def get_connection(request: Request):
+    async with request.app.state.sessions() as session:
+        yield session
+''')),
+    Variant("lifespan_on_included_router", step4('''
+
+router = APIRouter(lifespan=lifespan)
+
+
+@router.get("/items")
+async def read_items(conn: Annotated[AsyncConnection, Depends(get_connection)]):
+    result = await conn.execute(text("SELECT * FROM items"))
+    return result.mappings().all()
+
+
+app.include_router(router)  # FastAPI runs the router's lifespan with the app's
+''', head=LIFESPAN_HEAD + '''
+from fastapi import APIRouter
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    app.state.engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)
+    yield
+    await app.state.engine.dispose()
+
+
+app = FastAPI()
+''', dependency='''
+
+async def get_connection(request: Request):
+    async with request.app.state.engine.connect() as conn:
+        yield conn
+''')),
+    Variant("startup_and_shutdown_events", step4(ROUTE, head=LIFESPAN_HEAD + '''
+app = FastAPI()
+
+
+@app.on_event("startup")  # FastAPI's older form of a lifespan (deprecated, still supported)
+async def open_pool():
+    app.state.engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)
+
+
+@app.on_event("shutdown")
+async def close_pool():
+    await app.state.engine.dispose()
+''', dependency='''
+
+async def get_connection(request: Request):
+    async with request.app.state.engine.connect() as conn:
+        yield conn
+''')),
+
+    # reuse: correct ways of taking pooled connections, none of which opens a new one per request
+    Variant("engine_lifo_pool_recycled", {STEP3: '''
+from sqlalchemy.ext.asyncio import create_async_engine
+
+engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE, pool_use_lifo=True, pool_recycle=3600)
+'''.strip()}),
+    Variant("engine_without_overflow", {STEP3: '''
+from sqlalchemy.ext.asyncio import create_async_engine
+
+# at most POOL_SIZE connections: a request beyond them waits for one to come back
+engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE, max_overflow=0)
+'''.strip()}),
+    Variant("transaction_per_request", step4(ROUTE, dependency='''
+
+async def get_connection():
+    async with engine.connect() as conn, conn.begin():  # rolled back or committed at the end
+        yield conn
+''')),
+    Variant("sessionmaker_begin", step4('''
+
+@app.get("/items")
+async def read_items(session: Annotated[AsyncSession, Depends(get_connection)]):
+    result = await session.execute(text("SELECT * FROM items"))
+    return result.mappings().all()
+''', dependency='''
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+SessionLocal = async_sessionmaker(engine)
+
+
+async def get_connection():
+    async with SessionLocal.begin() as session:  # one transaction per request, committed at the end
+        yield session
 ''')),
     Variant("return_connection_route_closes", step4('''
 

@@ -105,7 +105,8 @@ def test_selfgrade_shows_score_and_messages_and_changes_nothing(learner):
     assert "Score: 22/23" in out
     assert "FAIL 0/1  Step 2: POOL_SIZE is the integer 5." in out
     assert "`POOL_SIZE` is the string '5'; write the number without quotes" in out
-    assert "PASS 1/1  Step 4: after each request every connection is back in the pool." in out
+    assert ("PASS 1/1  Step 4: after each request every connection is back in the pool, "
+            "and the next request reuses it.") in out
     assert "PASS 1/1  Step 3 (hidden): the pool size comes from POOL_SIZE, not a typed-in number." in out
     assert out.count("PASS") == 20 and "1 check(s) to fix" in out
     assert snapshot(learner) == before, "self-grading must not touch the learner's files"
