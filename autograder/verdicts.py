@@ -11,7 +11,7 @@ import collections
 import json
 
 from autograder import reference as ref
-from autograder.explain import FIX_LEAK, Said
+from autograder.explain import FIX_LEAK, Said, named
 
 MISSING = object()  # a name the notebook does not define
 
@@ -23,11 +23,7 @@ FIXED_LIST = (
     "{when}, GET /items returned other rows: read them from the database with "
     "SELECT * FROM items on every request instead of returning a fixed or saved list."
 )
-NOT_REUSED = Said(
-    "`get_connection` does not reuse pooled connections: each request opened a new connection to the database, "
-    "and none stayed in the pool for the next request; take every connection from the one `engine` of step 3 "
-    "(`async with engine.connect() as conn: yield conn`), without `dispose()`, `NullPool` or a new engine per "
-    "request.", "connection_not_reused")
+NOT_REUSED = named("connection_not_reused")
 STEP3_HOW = "engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)"
 ENGINE_MISSING = f"`engine` is not defined: create it in the step 3 cell with {STEP3_HOW} and run it."
 URL_TYPED_IN = (

@@ -194,8 +194,8 @@ def _app(seen: Observed) -> AppSeen:
     if facts.get("app_kind") == "missing":
         _fail("`app` is not defined: create it in the step 4 cell with app = FastAPI() and run the cell.")
     if facts.get("serve_error") or facts.get("call_error"):
-        _fail(f"`app` did not start as a server starts it ({facts.get('serve_error') or facts.get('call_error')}): "
-              "if it has a lifespan, make its start-up work, then run the step 4 cell again.")
+        _fail(Said(f"`app` did not start as a server starts it ({facts.get('serve_error') or facts.get('call_error')}):"
+                   " if it has a lifespan, make its start-up work, then run the step 4 cell again.", "lifespan_failed"))
     return app
 
 
