@@ -167,6 +167,24 @@ async def app(ns: dict, socket: str, stand_in: bool = False) -> None:
     _say(**facts)
 
 
+async def stop_app() -> None:
+    """Stop the app's server as a deployment stops it: its lifespan's shutdown runs."""
+    failed = None
+    for server, task in _servers:
+        server.should_exit = True
+        try:
+            async with asyncio.timeout(ref.CHECK_TIME_LIMIT):
+                await task
+        except Exception as exc:
+            failed = _brief(exc)
+        lifespan = getattr(server, "lifespan", None)
+        broke = getattr(lifespan, "shutdown_failed", False) or getattr(lifespan, "error_occurred", False)
+        if failed is None and broke:
+            failed = "the lifespan raised an error after its `yield`"
+    _servers.clear()
+    _say(shutdown_error=failed)
+
+
 def without_dependency(ns: dict) -> None:
     """Make `get_connection` answer 418 wherever the app depends on it (the judge then sees
     whether GET /items goes through it)."""

@@ -224,6 +224,9 @@ def step4_connections_returned(seen: Observed) -> None:
         _fail(verdicts.LEAK.format(n=grown))
     if app.after_first == 0 or 0 in app.reused or app.opened:
         _fail(verdicts.NOT_REUSED)
+    if app.shutdown_error:
+        _fail(Said(f"`app` did not stop cleanly ({app.shutdown_error}): make the code after `yield` in its lifespan "
+                   "work (for example `await engine.dispose()`), then run the step 4 cell again.", "lifespan_failed"))
 
 
 def step4_items_reads_the_table(seen: Observed) -> None:

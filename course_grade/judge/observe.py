@@ -61,6 +61,7 @@ class AppSeen(PoolSeen):
     fresh_answer: Answer | None = None
     empty_answer: Answer | None = None
     without_dependency: Answer | None = None  # GET /items once get_connection answers 418
+    shutdown_error: str | None = None  # how the server's stop went (the lifespan's shutdown runs then)
 
 
 @dataclass
@@ -229,6 +230,8 @@ async def _app(kernel: JudgeKernel, folder: JudgeFolder, stand_in: bool) -> AppS
             overridden = await kernel.call(f"{SERVE}.without_dependency(globals())")
             if overridden.facts.get("overridden"):
                 seen.without_dependency = await get(http, "/items")
+            stopped = await kernel.call(f"await {SERVE}.stop_app()")
+            seen.shutdown_error = stopped.facts.get("shutdown_error") if stopped.facts else "the server did not stop"
     finally:
         socket.close()
     return seen
