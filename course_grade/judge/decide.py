@@ -274,8 +274,7 @@ def decide(seen: Observed, checks: dict | None = None) -> dict[str, CheckRecord]
         if check.hidden and not all(records.get(n) and records[n].passed for n in check.needs):
             records[name] = _waiting(check, {n: r.passed for n, r in records.items()})
             continue
-        stand_in = bool(seen.standing_in) if check.step == 3 else bool(seen.app and seen.app.stand_in)
-        stand_in = stand_in and check.step in (3, 4)
+        stand_in = {3: bool(seen.standing_in), 4: bool(seen.app and seen.app.stand_in)}.get(check.step, False)
         try:
             rule(seen)
         except Failed as failed:
