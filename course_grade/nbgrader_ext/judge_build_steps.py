@@ -53,9 +53,17 @@ class JudgeBuildSteps(NbGraderPreprocessor):
 
     enabled = Bool(True, help="Judge the build steps outside the kernel (False: the in-kernel checks decide "
                               "alone, as nbgrader does by default).").tag(config=True)
-    cell_timeout = Float(60.0, help="Seconds each of the notebook's cells may run in the judge's kernel.").tag(
-        config=True)
+    cell_timeout = Float(None, allow_none=True, help="Seconds each of the notebook's cells may run in the judge's "
+                         "kernel (default: c.Execute.timeout, the limit the notebook was graded with).")
+    cell_timeout.tag(config=True)
     spare = None  # a grading worker's spare kernels: the judge's kernel is forked from their zygote
+
+    def seconds(self) -> float:
+        """Each cell's time limit in the judge's kernel: the one it had when the notebook ran."""
+        if self.cell_timeout is not None:
+            return self.cell_timeout
+        limit = self.config.Execute.get("timeout", self.config.NotebookClient.get("timeout"))
+        return float(limit) if isinstance(limit, (int, float)) and limit > 0 else 60.0
 
     def preprocess(self, nb, resources):
         cells = {cell.metadata.nbgrader["grade_id"]: cell for cell in nb.cells
@@ -64,7 +72,7 @@ class JudgeBuildSteps(NbGraderPreprocessor):
         if not self.enabled or not cells:
             return nb, resources
         spare = type(self).spare
-        records, seen = judge(nb, self.config, getattr(spare, "zygote", None), self.cell_timeout)
+        records, seen = judge(nb, self.config, getattr(spare, "zygote", None), self.seconds())
         if seen.trouble:
             self.log.warning("The judge could not see everything: %s", seen.trouble)
         disagreed = []
