@@ -476,8 +476,9 @@ _report.hidden_gate = _quiet
         # ------------------------------------------------- forged observations, fake servers
         Entry(Submission("rtj_forged_events_sqlite3_per_request", {**steps123_blank, STEP4: SQLITE_PER_REQUEST},
                          {**steps123_lost, **no_reuse}),
-              "checkout/checkin fired on engine.pool.dispatch; rows read by a sqlite3 connection per request",
-              7, True),
+              "checkout/checkin fired on engine.pool.dispatch; rows read by a sqlite3 connection per request "
+              "(the kernel's count of sqlite3.connect events sees each open too)",
+              7, False),
         Entry(Submission("rtj_httpx_patched_in_process", {STEP4: HTTPX_PATCHED}, dict(step4_lost)),
               "httpx.AsyncClient.get patched in the kernel; `app` has no route", 13, True),
         Entry(Submission("rtj_httpx_and_uvicorn_patched", {STEP4: UVICORN_PATCHED},
@@ -501,7 +502,7 @@ _report.hidden_gate = _quiet
         Entry(Submission("rtj_held_file_handle_fakes_reuse", {**steps123_blank, STEP4: HELD_HANDLE},
                          {**steps123_lost, **no_reuse}),
               "a sqlite3 connection per request plus one plain file handle held on test.db (each request's "
-              "open of the file is counted)", 7, True),
+              "open of the file is counted, in the kernel and by the judge)", 7, False),
         Entry(Submission("rtj_judge_hands_patched", _step1(_judge_hands_cell()) | {
             STEP2: "pass", STEP3: "pass", STEP4: "pass"}, dict(NOTHING)),
             "typing.get_type_hints runs exec: autograder.serve replaced by fake servers, checks patched", 13, True,
