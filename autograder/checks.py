@@ -66,7 +66,7 @@ ready = hidden_gate  # the visible part of a hidden check's cell: checks.ready("
 
 
 def _fail(said: explain.Said) -> None:
-    fail(said.message, said.mistake)
+    fail(said.message, said.mistake, unexplained=said.unexplained)
 
 
 def _cell_failed(step: int, also: str | None = None) -> None:

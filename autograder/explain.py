@@ -84,9 +84,12 @@ class Mistake:
 
 @dataclass(frozen=True)
 class Said:
-    """A sentence for the student, and the key of the named mistake it names (None: none)."""
+    """A sentence for the student, and the key of the named mistake it names (None: none).
+    `unexplained`: the generic sentence around a raw error, said when no named mistake and no
+    specific check fits (the mutation corpus counts these; the item analysis shows them apart)."""
     message: str
     mistake: str | None = None
+    unexplained: bool = False
 
 
 def _chain(exc: BaseException) -> tuple[BaseException, ...]:
@@ -314,7 +317,7 @@ def at_request(exc: BaseException) -> Said:
     """One sentence for an error raised while the app answered GET /items."""
     return named_at_request(exc) or Said(
         f"GET /items failed with {raw(exc)}: run your cell that calls /items to see the whole error, "
-        "and compare your route and `get_connection` with the hint of step 4.")
+        "and compare your route and `get_connection` with the hint of step 4.", unexplained=True)
 
 
 class RequestFailed(Exception):
@@ -451,4 +454,4 @@ def in_cell(step: int, exc: BaseException, source: str = "") -> Said:
                 return Said("Y" + said[1:], mistake.key)
             return Said(f"Your step {step} cell stopped with an error: {said}", mistake.key)
     return Said(f"Your step {step} cell stopped with {raw(exc)} when you last ran it, so what it defines is missing "
-                "or out of date: fix the line the error points to and run the cell again.")
+                "or out of date: fix the line the error points to and run the cell again.", unexplained=True)

@@ -27,6 +27,7 @@ class CheckRecord:
     stand_in: bool = False      # graded with an earlier step's correct value standing in
     same_as: str | None = None  # the earlier check that gave this failure first (the message points there)
     waiting_for: tuple[str, ...] = ()  # a hidden check not run yet: the visible checks it waits for
+    unexplained: bool = False   # the message is the generic one around a raw error (no named mistake fits)
 
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "waiting_for": list(self.waiting_for)}
@@ -39,7 +40,8 @@ class CheckRecord:
         if not isinstance(data, dict):
             raise ValueError("a check record is a JSON object")
         kinds = {"check": str, "step": int, "points": int, "passed": bool, "mistake": (str, type(None)),
-                 "message": str, "stand_in": bool, "same_as": (str, type(None)), "waiting_for": list}
+                 "message": str, "stand_in": bool, "same_as": (str, type(None)), "waiting_for": list,
+                 "unexplained": bool}
         given = {k: v for k, v in data.items() if k in kinds}
         wrong = [k for k, v in given.items()
                  if not isinstance(v, kinds[k]) or (kinds[k] is int and isinstance(v, bool))]

@@ -33,16 +33,17 @@ class CheckFailed(AssertionError):
     """A check found something to fix; the message says what and how, `mistake` names it
     (a key of autograder.explain's tables) when it is a named mistake."""
 
-    def __init__(self, message: str, mistake: str | None = None):
+    def __init__(self, message: str, mistake: str | None = None, unexplained: bool = False):
         super().__init__(message)
         self.mistake = mistake
+        self.unexplained = unexplained  # the generic sentence around a raw error: nothing named fits
 
     def _render_traceback_(self) -> list[str]:  # called by IPython instead of a traceback
         return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
 
 
-def fail(message: str, mistake: str | None = None) -> None:
-    raise CheckFailed(message, mistake)
+def fail(message: str, mistake: str | None = None, *, unexplained: bool = False) -> None:
+    raise CheckFailed(message, mistake, unexplained)
 
 
 # who hears each check's result: CheckRecord -> None (the progress panel)
@@ -97,7 +98,8 @@ def _say_notes(name: str) -> None:
 def _unexpected(name: str, exc: BaseException) -> CheckFailed:
     return CheckFailed(
         f"the check `{name}` could not run ({type(exc).__name__}: {exc}); "
-        "re-run the notebook from the top (Kernel > Restart and Run All) and try again."
+        "re-run the notebook from the top (Kernel > Restart and Run All) and try again.",
+        unexplained=True,
     )
 
 
@@ -176,8 +178,9 @@ def _finish(name: str, failure: CheckFailed | None):
         shown = None
     else:
         message, same_as = _once(name, str(failure))
-        record = _record(name, False, mistake=failure.mistake, message=message, stand_in=bool(_notes), same_as=same_as)
-        shown = CheckFailed(message, failure.mistake)
+        record = _record(name, False, mistake=failure.mistake, message=message, stand_in=bool(_notes),
+                         same_as=same_as, unexplained=failure.unexplained)
+        shown = CheckFailed(message, failure.mistake, failure.unexplained)
     for listener in _listeners:
         listener(record)
     if passed:

@@ -95,7 +95,7 @@ def rows(status: int, body: str) -> tuple[list | None, Said | None]:
     if status == 422:
         return None, Said(QUERY_PARAMETER)
     if status != 200:
-        return None, Said(f"GET /items answered {status} instead of 200: {body[:200]}")
+        return None, Said(f"GET /items answered {status} instead of 200: {body[:200]}", unexplained=True)
     try:
         found = json.loads(body)
     except ValueError:

@@ -279,7 +279,8 @@ def decide(seen: Observed, checks: dict | None = None) -> dict[str, CheckRecord]
             rule(seen)
         except Failed as failed:
             records[name] = CheckRecord(name, check.step, check.points, False, failed.said.mistake,
-                                        failed.said.message, stand_in=stand_in)
+                                        failed.said.message, stand_in=stand_in,
+                                        unexplained=failed.said.unexplained)
         else:
             records[name] = CheckRecord(name, check.step, check.points, True, stand_in=stand_in)
     return records

@@ -78,6 +78,19 @@ def test_records_round_trip_and_junk_is_skipped():
     cell = {"cell_type": "code", "metadata": {"nbgrader": {"grade_id": "step1_database_url"}}, "outputs": outputs}
     other = {"cell_type": "code", "metadata": {"nbgrader": {"grade_id": "step2_pool_size"}}, "outputs": outputs}
     assert by_cell({"cells": [cell, other]}) == {"step1_database_url": record}  # a cell's own check only
+    unexplained = CheckRecord("step4_app_has_items_route", 4, 1, False, message="GET /items failed", unexplained=True)
+    assert CheckRecord.from_json(unexplained.to_json()).unexplained is True, unexplained.to_json()
+
+
+def test_the_generic_sentence_is_marked_unexplained_and_a_named_one_is_not():
+    from autograder import explain
+
+    fallback = explain.at_request(LookupError("no such thing"))
+    assert fallback.unexplained and fallback.mistake is None, fallback
+    cell_fallback = explain.in_cell(2, LookupError("no such thing"))
+    assert cell_fallback.unexplained and cell_fallback.mistake is None, cell_fallback
+    named = explain.in_cell(1, NameError("name 'sqlite' is not defined"), 'DATABASE_URL = sqlite+aiosqlite:///./test.db')
+    assert not named.unexplained, named
 
 
 def _notebook_with_a_record() -> nbformat.NotebookNode:
