@@ -547,7 +547,10 @@ def problem(outcome: Outcome) -> str | None:
     return None
 
 
-RAW_CLASS = re.compile(r"\b([A-Z]\w*(?:Error|Exception|Exit|Interrupt|Timeout|Closed|Started|Greenlet))\b")
+# the raw error as explain.raw() puts it into the generic sentences ("failed with X:", "stopped
+# with X", "could not run (X:"), or any name that looks like an exception's
+RAW_CLASS = re.compile(r"(?:failed with|stopped with|could not run \()\s*([A-Z]\w*)\b"
+                       r"|\b([A-Z]\w*(?:Error|Exception|Exit|Interrupt|Timeout|Closed|Started|Greenlet))\b")
 ANSWERED = re.compile(r"answered (\d{3}) instead of 200")
 
 
@@ -558,7 +561,7 @@ def error_class(why: str) -> str:
     if found:
         return f"HTTP {found.group(1)}"
     found = RAW_CLASS.search(why)
-    return found.group(1) if found else "(no exception named)"
+    return (found.group(1) or found.group(2)) if found else "(no exception named)"
 
 
 # Mutants that earn full marks, reviewed: id -> why no behaviour the lesson asks for changes.
@@ -628,7 +631,6 @@ FAST_SAMPLE: dict[str, str] = {
     "step1:url_driver:L1:+aiosqlite->+pysqlite": "named",
     'step2:number:L1:5->"5"': "named",
     "step3:drop_import:L1:create_async_engine": "named",
-    "step3:keyword_rename:L5:pool_size->poolsize": "named",
     "step4:drop_await:L20:conn.execute": "named",
     "step4:yield_to_return:L15:yield conn": "named",
     "step4:http_method:L18:app.get->post": "named",
