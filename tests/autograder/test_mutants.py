@@ -4,9 +4,9 @@ graded through the real notebook by the in-shell harness.
 Each mutant must earn full marks and be a reviewed equivalent (EQUIVALENT), or lose only its
 own step's cells, each with a named or specific message. The ones graded wrong today are in
 KNOWN, a strict xfail: each shows in the summary, and one that gets fixed fails until it is
-taken off the list. The fast tier grades FAST_SAMPLE (a few per kind of edit, ~2 s of wall
-time); the slow tier grades every mutant (171, about a minute on 2 cores) and writes the
-report to test-artifacts/mutants/report.txt.
+taken off the list. The fast tier grades FAST_SAMPLE (10, one per kind of edit: ~2.5 s of
+CPU); the slow tier grades every mutant (171: 25 to 55 s of wall time on 2 shared cores) and
+writes the report to test-artifacts/mutants/report.txt.
 """
 from __future__ import annotations
 
