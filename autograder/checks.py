@@ -288,7 +288,8 @@ async def _step4_engine(ns: dict):
     """
     engine = ns.get("engine", _MISSING)
     usable = (
-        isinstance(engine, AsyncEngine)
+        not _standing_in(ns)  # step 1 or 2 is wrong: the engine built on it is not step 4's to answer for
+        and isinstance(engine, AsyncEngine)
         and engine.url.render_as_string(hide_password=False) == ref.DATABASE_URL
         and isinstance(engine.pool, QueuePool)
     )

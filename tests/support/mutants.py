@@ -592,7 +592,6 @@ EQUIVALENT: dict[str, str] = {
 KNOWN: dict[str, str] = {
     # step 2's POOL_SIZE = 0 (SQLAlchemy: a pool without a size limit) is graded in step 4's
     # hidden concurrency check too: step 4 keeps the student's engine instead of a stand-in
-    "step2:number:L1:5->0": "not_own_step",
     # the generic sentence: in a step cell (explain.in_cell's fallback)
     "step3:rename_scope:L5:DATABASE_URL->POOL_SIZE": "fallback",
     "step3:rename_scope:L5:POOL_SIZE->DATABASE_URL": "fallback",
