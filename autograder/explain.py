@@ -133,11 +133,29 @@ def clue(exc: BaseException, *, step: int = 0, source: str = "") -> Clue:
     return Clue(exc, str(exc), chain, files, _returned(chain), codes, step, source)
 
 
+def _wordy(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """`text`, or its first `limit` characters or fewer, cut at a word boundary (at a space when
+    there is one in the second half), with an ellipsis when cut."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    space = text.rfind(" ", 0, limit + 1)
+    if space > limit // 2:
+        cut = space
+    else:
+        cut = next((i for i in range(limit, 0, -1) if not (_wordy(text[i - 1]) and _wordy(text[i]))), limit)
+    return text[:cut].rstrip() + "…"
+
+
 def raw(exc: BaseException) -> str:
     if isinstance(exc, SyntaxError):
         return f"SyntaxError: {exc.msg}"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+    return f"{type(exc).__name__}: {clip(text)}" if text else type(exc).__name__
 
 
 def _type_name(obj) -> str:

@@ -18,7 +18,7 @@ import contextlib
 import gc
 import json
 
-from autograder import cells
+from autograder import cells, explain
 from autograder import reference as ref
 
 MARK = "course-judge:"
@@ -38,7 +38,7 @@ _MISSING = object()
 
 
 def _brief(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:500]
+    return explain.clip(f"{type(exc).__name__}: {exc}", 500)
 
 
 def report(ns: dict) -> None:

@@ -11,7 +11,7 @@ import collections
 import json
 
 from autograder import reference as ref
-from autograder.explain import FIX_LEAK, Said, named
+from autograder.explain import FIX_LEAK, Said, clip, named
 
 MISSING = object()  # a name the notebook does not define
 
@@ -95,7 +95,7 @@ def rows(status: int, body: str) -> tuple[list | None, Said | None]:
     if status == 422:
         return None, Said(QUERY_PARAMETER)
     if status != 200:
-        return None, Said(f"GET /items answered {status} instead of 200: {body[:200]}", unexplained=True)
+        return None, Said(f"GET /items answered {status} instead of 200: {clip(body)}", unexplained=True)
     try:
         found = json.loads(body)
     except ValueError:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from autograder import reference as ref
 from autograder import verdicts
-from autograder.explain import Said, in_cell, named
+from autograder.explain import Said, clip, in_cell, named
 from autograder.records import CheckRecord
 from course_grade.judge.observe import OTHER_POOL_SIZE, Answer, AppSeen, Observed, PoolSeen, reported
 
@@ -119,7 +119,7 @@ def _reads(probe: PoolSeen, database_name: str) -> None:
     answer = probe.first
     if answer is None or answer.status != 200:
         detail = (answer.body if answer and answer.status else (answer.error if answer else "")) or "no answer"
-        _fail(f"`engine` could not read the table `items` from {database_name} ({detail[:300]}); "
+        _fail(f"`engine` could not read the table `items` from {database_name} ({clip(detail, 300)}); "
               "check DATABASE_URL in step 1 and the engine of step 3.")
     found, said = verdicts.rows(answer.status, answer.body)
     if said is not None or verdicts.same_rows(found, probe.wanted, "") is not None:
@@ -180,7 +180,7 @@ def step3_engine_connects(seen: Observed) -> None:
     answer = probe.first
     if answer is None or answer.status != 200:
         detail = (answer.body if answer and answer.status else (answer.error if answer else "")) or "no answer"
-        _fail(f"`engine` could not connect to the database ({detail[:300]}); check DATABASE_URL in step 1.")
+        _fail(f"`engine` could not connect to the database ({clip(detail, 300)}); check DATABASE_URL in step 1.")
 
 
 # --------------------------------------------------------------------------------- step 4

@@ -19,6 +19,7 @@ import httpx
 
 from autograder import reference as ref
 from autograder import verdicts
+from autograder.explain import clip
 from course_grade.judge import database as tables
 from course_grade.judge.folder import Database, JudgeError, JudgeFolder, Socket
 from course_grade.judge.session import CellRun, JudgeKernel
@@ -132,7 +133,7 @@ async def get(http: httpx.AsyncClient, path: str) -> Answer:
     except TimeoutError:
         return Answer(None, error=f"no whole answer within {ref.CHECK_TIME_LIMIT} s")
     except httpx.HTTPError as exc:
-        return Answer(None, error=f"{type(exc).__name__}: {exc}"[:300])
+        return Answer(None, error=clip(f"{type(exc).__name__}: {exc}", 300))
 
 
 class Counter:

@@ -7,6 +7,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from autograder.explain import clip
 from autograder.serve import MARK
 from course_grade.judge.folder import JudgeError, JudgeFolder
 from course_grade.kernels.sandbox import SandboxedKernelManager
@@ -128,7 +129,7 @@ class JudgeKernel:
                 facts = found if isinstance(found, dict) else {}
         error = None
         if content.get("status") == "error":
-            error = f"{content.get('ename')}: {content.get('evalue')}"[:500]
+            error = clip(f"{content.get('ename')}: {content.get('evalue')}", 500)
         return Said(facts, error)
 
     def processes(self) -> list[int]:
