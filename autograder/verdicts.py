@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import json
+import posixpath
 
 from autograder import reference as ref
 from autograder.explain import FIX_LEAK, Said, clip, named
@@ -36,6 +37,22 @@ QUERY_PARAMETER = (
 )
 
 
+SQLITE_FILE = "sqlite+aiosqlite:///"
+
+
+def _path(url: str) -> str:
+    return url[len(SQLITE_FILE):]
+
+
+def _same_file(url: str, want: str) -> bool:
+    """`url` names the lesson's file by another relative path (`test.db`, `././test.db`), without
+    `..` (which depends on folders that may not exist) or query options."""
+    path = _path(url)
+    if not url.startswith(SQLITE_FILE) or not path or path.startswith("/") or "?" in path or ".." in path.split("/"):
+        return False
+    return posixpath.normpath(path) == posixpath.normpath(_path(want))
+
+
 def database_url(url) -> Said | None:
     """Step 1: DATABASE_URL is exactly the lesson's URL."""
     want = ref.DATABASE_URL
@@ -58,6 +75,9 @@ def database_url(url) -> Said | None:
                     f'dialect+driver://location, so write "{want}".')
     if url.startswith("sqlite+aiosqlite:") and not url.startswith("sqlite+aiosqlite:///"):
         return Said(f'`DATABASE_URL` ({url!r}) needs three slashes before the file\'s path: write "{want}".')
+    if _same_file(url, want):
+        return Said(f"`DATABASE_URL` ({url!r}) names the same file as the lesson's URL, {_path(want)}, but the lesson "
+                    f'asks for its exact string: write "{want}".', "url_same_file")
     if url.startswith("sqlite+aiosqlite://"):
         return Said(f'`DATABASE_URL` points at the wrong file ({url!r}); use exactly "{want}", '
                     "the file the setup cell filled.")
