@@ -338,6 +338,38 @@ def at_request(exc: BaseException) -> Said:
         "and compare your route and `get_connection` with the hint of step 4.", unexplained=True)
 
 
+ITEMS_PATHS = ("/items", "/items/")
+
+
+def _endpoints(target, depth: int = 0) -> set:
+    """The endpoints `target` (an app or a router) serves: its routes', its included routers'
+    (FastAPI keeps an included router itself, or copies its routes) and its mounted apps'."""
+    found = set()
+    for route in getattr(target, "routes", ()) if depth < 6 else ():
+        found.add(getattr(route, "endpoint", None))
+        for inner in (getattr(route, "original_router", None), getattr(route, "app", None)):
+            if inner is not None and inner is not target and hasattr(inner, "routes"):
+                found |= _endpoints(inner, depth + 1)
+    return found
+
+
+def router_left_out(ns: dict, app) -> str | None:
+    """The name of an APIRouter of the notebook with a GET /items route that `app` does not serve
+    (the router was never given to `app.include_router`), else None."""
+    from fastapi import APIRouter
+
+    served = None
+    for name, value in list(ns.items()):
+        if name.startswith("_") or not isinstance(value, APIRouter):
+            continue
+        for route in value.routes:
+            if getattr(route, "path", None) in ITEMS_PATHS and "GET" in (getattr(route, "methods", None) or ()):
+                served = _endpoints(app) if served is None else served
+                if getattr(route, "endpoint", None) not in served:
+                    return name
+    return None
+
+
 class RequestFailed(Exception):
     """GET /items failed inside the student's app with a named mistake: the message says what
     is wrong and how to fix it, then the raw error."""

@@ -163,6 +163,8 @@ async def app(ns: dict, socket: str, stand_in: bool = False) -> None:
     engine = ns.get("engine")
     with contextlib.suppress(Exception):  # a stand-in, or any engine with a sized pool
         facts["limit"] = engine.pool.size() + max(engine.pool._max_overflow, 0)
+    with contextlib.suppress(Exception):  # explains a 404
+        facts["router_left_out"] = explain.router_left_out(ns, target)
     facts["serve_error"] = "no app" if target is _MISSING else await _serve(target, socket, "on")
     _say(**facts)
 

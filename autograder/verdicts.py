@@ -104,9 +104,14 @@ def pool_size(size) -> Said | None:
     return None
 
 
-def rows(status: int, body: str) -> tuple[list | None, Said | None]:
+def rows(status: int, body: str, *, router: str | None = None) -> tuple[list | None, Said | None]:
     """Step 4: the rows a GET /items response carries (status code and body text), or why
-    it carries none."""
+    it carries none. `router`: the name of an APIRouter with GET /items that the app does not
+    include (explain.router_left_out), which explains a 404."""
+    if status == 404 and router:
+        return None, Said(f"`app` does not answer GET /items (404 Not Found): your route is on `{router}`, an "
+                          f"APIRouter that `app` does not include; add `app.include_router({router})`.",
+                          "router_not_included")
     if status == 404:
         return None, Said('`app` does not answer GET /items (404 Not Found): add the route with @app.get("/items").')
     if status == 405:

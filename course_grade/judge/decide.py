@@ -54,12 +54,18 @@ def _cell_failed(seen: Observed, step: int) -> None:
             return
 
 
-def _answer_rows(answer: Answer | None) -> list:
+def _router(app: AppSeen) -> str | None:
+    """The APIRouter the server says `app` leaves out (a name only chooses the 404's sentence)."""
+    name = app.facts.get("router_left_out")
+    return name if isinstance(name, str) and name.isidentifier() else None
+
+
+def _answer_rows(answer: Answer | None, router: str | None = None) -> list:
     if answer is None or answer.status is None:
         why = answer.error if answer else "no request was made"
         _fail(f"GET /items got no answer within {ref.CHECK_TIME_LIMIT} s ({why}): a request that waits for a "
               "connection that never comes back is the usual cause; give each connection back after the request.")
-    found, said = verdicts.rows(answer.status, answer.body)
+    found, said = verdicts.rows(answer.status, answer.body, router=router)
     if said is not None:
         _fail(said)
     return found
@@ -202,7 +208,7 @@ def _app(seen: Observed) -> AppSeen:
 def step4_app_has_items_route(seen: Observed) -> None:
     app = _app(seen)
     if app.first is not None and app.first.status in (404, 405, 422):
-        _answer_rows(app.first)
+        _answer_rows(app.first, _router(app))
     if app.facts.get("get_connection_kind") == "missing":
         _fail("`get_connection` is not defined: write the dependency `async def get_connection():` "
               "in the step 4 cell.")
@@ -212,13 +218,13 @@ def step4_app_has_items_route(seen: Observed) -> None:
 
 def step4_items_returns_all_rows(seen: Observed) -> None:
     app = _app(seen)
-    _same(_answer_rows(app.first), app.wanted, SEED_WHEN)
+    _same(_answer_rows(app.first, _router(app)), app.wanted, SEED_WHEN)
 
 
 def step4_connections_returned(seen: Observed) -> None:
     app = _app(seen)
     for answer in [app.first, *app.sequential]:
-        _answer_rows(answer)
+        _answer_rows(answer, _router(app))
     grown = max(app.reused, default=app.after_first) - app.after_first
     if grown > 0:
         _fail(verdicts.LEAK.format(n=grown))
@@ -231,15 +237,15 @@ def step4_connections_returned(seen: Observed) -> None:
 
 def step4_items_reads_the_table(seen: Observed) -> None:
     app = _app(seen)
-    _same(_answer_rows(app.fresh_answer), app.fresh, FRESH_WHEN, fixed_list_likely=True)
-    if _answer_rows(app.empty_answer) != []:
+    _same(_answer_rows(app.fresh_answer, _router(app)), app.fresh, FRESH_WHEN, fixed_list_likely=True)
+    if _answer_rows(app.empty_answer, _router(app)) != []:
         _fail(verdicts.FIXED_LIST.format(when="With the table emptied"))
 
 
 def step4_concurrent_requests_share_the_pool(seen: Observed) -> None:
     app = _app(seen)
     for answer in app.concurrent:
-        _answer_rows(answer)
+        _answer_rows(answer, _router(app))
     n, limit = ref.CONCURRENT_REQUESTS, app.facts.get("limit")
     limit = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else ref.POOL_SIZE + 10
     if app.peak < 2:
