@@ -12,6 +12,7 @@ a case to tests/support/mistakes.py.
 """
 from __future__ import annotations
 
+import dis
 import inspect
 import re
 from collections.abc import Callable
@@ -219,6 +220,177 @@ def _never(_c: Clue) -> bool:
     return False
 
 
+def _chain_text(c: Clue) -> str:
+    return " ".join(str(e) for e in c.chain)
+
+
+def _attribute_missing(c: Clue, *kinds: str) -> tuple[str, str] | None:
+    """(the object's class, the attribute) of an "'Kind' object has no attribute 'name'" error
+    in the chain, for a class `kinds` names (regular expressions), else None."""
+    found = re.search(rf"'({'|'.join(kinds)})' object has no attribute '(\w+)'", _chain_text(c))
+    return (found.group(1), found.group(2)) if found else None
+
+
+def _innermost(exc: BaseException):
+    """(frame, offset of its last instruction) of the innermost student's code `exc` passed
+    through, or None."""
+    found, tb = None, exc.__traceback__
+    while tb is not None:
+        if _students(tb.tb_frame.f_code.co_filename):
+            found = tb.tb_frame, tb.tb_lasti
+        tb = tb.tb_next
+    return found
+
+
+def _awaited_later(c: Clue) -> bool:
+    """The statement of the student's code that failed on a coroutine awaits what it was
+    building: `await` applies to the whole chain after it (`await conn.execute(...).mappings()`)."""
+    failed = next((e for e in c.chain if isinstance(e, AttributeError) and "'coroutine' object" in str(e)), None)
+    where = _innermost(failed) if failed is not None else None
+    if where is None:
+        return False
+    frame, offset = where
+    for instruction in dis.get_instructions(frame.f_code):
+        if instruction.offset <= offset:
+            continue
+        if instruction.opname == "GET_AWAITABLE":
+            return True
+        if instruction.opname.startswith(("STORE_", "RETURN_", "POP_TOP", "JUMP", "POP_JUMP")):
+            return False
+    return False
+
+
+def _unawaited_call(c: Clue) -> str:
+    """The call whose coroutine the student used before awaiting it, as the lesson writes it."""
+    coroutine = next((e.obj for e in c.chain if isinstance(e, AttributeError) and inspect.iscoroutine(
+        getattr(e, "obj", None))), None)
+    owner, _, method = getattr(coroutine, "__qualname__", "AsyncConnection.execute").rpartition(".")
+    return f"{'session' if 'Session' in owner else 'conn'}.{method}(...)" if owner else f"{method}(...)"
+
+
+def _await_misplaced(c: Clue) -> str:
+    chained = _attribute_missing(c, "coroutine")
+    if chained is not None:
+        call = _unawaited_call(c)
+        owner = call.split(".")[0] if "." in call else "conn"
+        return (f"`await` applies to the whole expression after it, so `.{chained[1]}` was called on `{call}` "
+                f"before it was awaited: await the query alone, `result = await {owner}.execute(text(...))`, "
+                "then read `result.mappings().all()` without `await`.")
+    found = re.search(r"object (\w+) can't be used in 'await' expression|'(\w+)' object can't be awaited", c.text)
+    kind = next((k for k in found.groups() if k), "?") if found else "?"
+    if "ContextManager" in kind:
+        return (f"`await` was put before a context manager ({kind}, such as `engine.begin()`), which is entered, "
+                "not awaited: write `async with engine.connect() as conn:` without `await`.")
+    if kind.endswith("Engine"):
+        return ("`await` was put before the engine, which is used as it is: take a connection from it, "
+                "`async with engine.connect() as conn:`, and await only the query, `await conn.execute(text(...))`.")
+    return (f"`await` was put before a {kind}, which is not awaitable: only the query is awaited, "
+            "`result = await conn.execute(text(...))`; reading its rows, `result.mappings().all()`, "
+            "needs no `await`.")
+
+
+def _not_awaitable(c: Clue) -> bool:
+    return c.says("can't be used in 'await' expression", "object can't be awaited")
+
+
+AWAIT_MISPLACED = Mistake(
+    "await_misplaced",
+    lambda c: _not_awaitable(c) or (_attribute_missing(c, "coroutine") is not None and _awaited_later(c)),
+    _await_misplaced)
+
+CONNECT_AWAITED_AND_ENTERED = Mistake(
+    "connect_awaited_and_entered",
+    lambda c: c.named("InvalidRequestError") and c.says("connection is already started"),
+    "`await engine.connect()` opens the connection already, so `async with` cannot open it again: write "
+    "`async with engine.connect() as conn:` without `await`.")
+
+
+def _json_of_rows(c: Clue) -> str:
+    found = re.search(r"Object of type (\w+) is not JSON serializable", _chain_text(c))
+    kind = found.group(1) if found else "?"
+    return (f"`JSONResponse(...)` (like `json.dumps`) cannot turn SQLAlchemy's {kind} objects into JSON, "
+            "as FastAPI does with what a route returns: return the rows themselves, `return result.mappings().all()`, "
+            "or give it plain dicts, `JSONResponse([dict(row) for row in result.mappings()])`.")
+
+
+JSON_RESPONSE_OF_ROWS = Mistake(
+    "json_response_of_rows",
+    lambda c: re.search(r"Object of type \w*(Row|Result)\w* is not JSON serializable",
+                        _chain_text(c)) is not None,
+    _json_of_rows)
+
+
+def _legacy_query(c: Clue) -> str:
+    kind = (_attribute_missing(c, r"\w*Session", r"\w*Connection") or ("AsyncSession", "query"))[0]
+    name = "session" if "Session" in kind else "conn"
+    return (f"`.query(...)` is the legacy ORM API, which an {kind} does not have: run the SQL with `await`, "
+            f"`result = await {name}.execute(text(\"SELECT * FROM items\"))`, and return `result.mappings().all()`.")
+
+
+LEGACY_QUERY = Mistake(
+    "legacy_query",
+    lambda c: (_attribute_missing(c, r"\w*Session", r"\w*Connection") or ("", ""))[1] == "query",
+    _legacy_query)
+
+ASYNC_WITH_ENGINE = Mistake(
+    "async_with_engine",
+    lambda c: re.search(r"'(Async)?Engine' object does not support the asynchronous context manager protocol",
+                        _chain_text(c)) is not None,
+    "`async with` was used on the engine itself, which is not a context manager: create it once, "
+    "`engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)`, and take a connection from it where you need "
+    "one, `async with engine.connect() as conn:`.")
+
+
+def _engine_handed_in(c: Clue) -> bool:
+    """The engine an AttributeError is about came into the student's innermost function as an
+    argument not named like an engine (the route's `conn`): `get_connection` gave the route the engine."""
+    failed = next((e for e in c.chain if isinstance(e, AttributeError)
+                   and type(getattr(e, "obj", None)).__name__ in ("AsyncEngine", "Engine")), None)
+    where = _innermost(failed) if failed is not None else None
+    if where is None:
+        return False
+    code, local = where[0].f_code, where[0].f_locals
+    arguments = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    return any(local.get(name) is failed.obj and "engine" not in name.lower() for name in arguments)
+
+
+POOL_METHODS = ("size", "checkedout", "checkedin", "overflow", "status", "timeout")
+
+
+def _engine_method(c: Clue) -> str:
+    kind, name = _attribute_missing(c, "AsyncEngine", "Engine") or ("AsyncEngine", "?")
+    if name == "close":
+        return (f"an {kind} has no `close()`: `await engine.dispose()` closes its pool's connections, and the "
+                "lesson disposes only when the app stops, after the `yield` of its lifespan; each request gives its "
+                "connection back by leaving `async with engine.connect() as conn:`.")
+    if name in POOL_METHODS:
+        return f"`{name}()` belongs to the engine's pool, not the engine: write `engine.pool.{name}()`."
+    if re.search(r"pool|size|overflow", name):
+        return (f"an {kind} has no `{name}`: its pool's numbers are asked of `engine.pool`, "
+                "`engine.pool.size()` (connections it keeps) and `engine.pool.checkedout()` (connections lent).")
+    return (f"an {kind} has no `{name}`: it lends connections, so take one and run the query on it, "
+            "`async with engine.connect() as conn:` and `result = await conn.execute(text(...))`.")
+
+
+ENGINE_HAS_NO_METHOD = Mistake(
+    "engine_has_no_method",
+    lambda c: _attribute_missing(c, "AsyncEngine", "Engine") is not None and not _engine_handed_in(c),
+    _engine_method)
+
+
+def _app_attribute(c: Clue) -> str:
+    kind, name = _attribute_missing(c, "FastAPI", "Starlette", "Request") or ("FastAPI", "engine")
+    return (f"the {kind} object has no `{name}`: what the lifespan makes is kept on the app's state, "
+            f"`app.state.{name} = ...` before its `yield`, and `get_connection` reads it as "
+            f"`request.app.state.{name}`.")
+
+
+APP_ATTRIBUTE_NOT_SET = Mistake(
+    "app_attribute_not_set",
+    lambda c: _attribute_missing(c, "FastAPI", "Starlette", "Request") is not None,
+    _app_attribute)
+
+
 AT_REQUEST: list[Mistake] = [
     Mistake("lifespan_timeout", lambda c: c.lifespan_stage() is not None and type(c.exc) is TimeoutError,
             _lifespan_timeout),
@@ -240,11 +412,14 @@ AT_REQUEST: list[Mistake] = [
     Mistake("connection_not_opened", lambda c: c.named("AsyncContextNotStarted"),
             "the connection was never opened: `engine.connect()` on the async engine must be entered with "
             "`async with engine.connect() as conn:` (or awaited: `conn = await engine.connect()`)."),
+    ASYNC_WITH_ENGINE,
+    CONNECT_AWAITED_AND_ENTERED,
     Mistake("sync_with_on_async",
             lambda c: c.says("does not support the context manager protocol",
                              "object does not support the context manager"),
             "`with` is the synchronous form: the async engine's connection is opened with "
             "`async with engine.connect() as conn:` inside `async def get_connection()`."),
+    AWAIT_MISPLACED,
     Mistake("context_manager_dependency", lambda c: c.says("GeneratorContextManager"), CONTEXT_MANAGER_DEPENDENCY),
     Mistake("dependency_opened_by_hand",
             lambda c: c.says("'async_generator' object does not support the asynchronous context manager"),
@@ -270,11 +445,14 @@ AT_REQUEST: list[Mistake] = [
             lambda c: ("FastAPI rejected what the route returned against its `response_model`: make the model's "
                        "fields match the columns id (int), name (str) and price (float), and return a list of rows. "
                        f"({raw(c.exc)})")),
+    JSON_RESPONSE_OF_ROWS,
     Mistake("not_json", lambda c: c.returned is not None or (c.named("ValueError") and c.through("fastapi/encoders")),
             _bad_return),
     Mistake("dict_of_row", lambda c: c.says("dictionary update sequence"),
             "`dict(row)` does not work on a SQLAlchemy `Row`: take the rows as mappings, "
             "`[dict(row) for row in result.mappings()]` or `result.mappings().all()`."),
+    LEGACY_QUERY,
+    ENGINE_HAS_NO_METHOD,
     Mistake("engine_given_to_route",
             lambda c: c.says("'AsyncEngine' object has no attribute", "'Engine' object has no attribute"),
             "`get_connection` gave the route the engine itself, not a connection: yield a connection from "
@@ -288,6 +466,7 @@ AT_REQUEST: list[Mistake] = [
             "inside async code (MissingGreenlet): make `engine` with `create_async_engine` from "
             "sqlalchemy.ext.asyncio (step 3) and take connections with `async with engine.connect() as conn:`."),
     Mistake("state_not_set", lambda c: c.says("'State' object has no attribute"), lambda c: _state_not_set(c)),
+    APP_ATTRIBUTE_NOT_SET,
     Mistake("name_not_defined_at_request", lambda c: c.any(NameError) and _missing_name(c) is not None,
             lambda c: _name_at_request(c)),
     Mistake("connection_not_reused", _never, CONNECTION_NOT_REUSED),
@@ -446,6 +625,32 @@ def _no_depends(c: Clue) -> str:
             "`conn: Annotated[AsyncConnection, Depends(get_connection)]`).")
 
 
+ENGINE_ARGUMENTS = ("max_overflow", "connect_args")  # real ones, refused only by a pool without a size
+
+
+def _limit_arguments(c: Clue) -> list[str]:
+    """The arguments create_async_engine refused that look like a limit on connections
+    (`max_connections=`, `max_size=`, `pool_max=`, `maxconn=` ...)."""
+    found = re.search(r"Invalid argument\(s\) (.+?) sent to create_engine", c.text)
+    names = re.findall(r"'(\w+)'", found.group(1)) if found else []
+    return [name for name in names if re.search(r"max|limit|conn", name) and name not in ENGINE_ARGUMENTS]
+
+
+def _connection_limit(c: Clue) -> str:
+    name = (_limit_arguments(c) or ["max_connections"])[0]
+    if name == "max_connections":
+        return ("`max_connections` is a PostgreSQL server setting (how many connections the server accepts), "
+                "not an argument of `create_async_engine`: the pool's size is `pool_size=POOL_SIZE`.")
+    return (f"`{name}=` is not an argument of `create_async_engine` (nor is `max_connections`, a PostgreSQL server "
+            "setting): the pool's size is `pool_size=POOL_SIZE`.")
+
+
+def _state_in_cell(c: Clue) -> str:
+    name = (_attribute_missing(c, "State") or ("State", "engine"))[1]
+    return (f"`app.state` has no `{name}` yet: the lifespan sets it only when the app starts, before its `yield`, "
+            f"so read it inside `get_connection` (`request.app.state.{name}`), not at the top of the cell.")
+
+
 IN_CELL: list[Mistake] = [
     Mistake("interrupted", lambda c: c.any(KeyboardInterrupt),
             lambda c: f"your step {c.step} cell was stopped before it finished (interrupted, or over the time "
@@ -477,12 +682,19 @@ IN_CELL: list[Mistake] = [
             lambda c: c.says("can't be used in 'await' expression", "object can't be awaited") and c.says("Engine"),
             "`create_async_engine(...)` is not awaited: it returns the engine at once; write "
             "`engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)` without `await`."),
+    Mistake("connection_limit_argument", lambda c: bool(_limit_arguments(c)), _connection_limit),
     Mistake("unknown_engine_argument", lambda c: c.says("Invalid argument(s)") and c.says("create_engine"),
             lambda c: f"`create_async_engine` does not take one of your arguments ({raw(c.exc)}): "
                       "the pool's size is `pool_size=POOL_SIZE`."),
     Mistake("sync_driver_for_async_engine",
             lambda c: c.says("is not async", "pysqlite") and c.named("InvalidRequestError"),
             "`create_async_engine` needs an async driver: the URL must start with `sqlite+aiosqlite://` (step 1)."),
+    Mistake("await_misplaced", _not_awaitable, _await_misplaced),
+    ASYNC_WITH_ENGINE,
+    CONNECT_AWAITED_AND_ENTERED,
+    ENGINE_HAS_NO_METHOD,
+    LEGACY_QUERY,
+    Mistake("state_read_in_cell", lambda c: _attribute_missing(c, "State") is not None, _state_in_cell),
 ]
 
 

@@ -94,6 +94,57 @@ async def read_items(conn: Annotated[AsyncConnection, Depends(get_connection)]):
 '''
 
 
+# what the generic sentence around a raw error says: a named mistake never says it
+GENERIC = ("GET /items failed with", "is missing or out of date")
+
+
+def lifespan(setup: str, dependency: str = STATE_DEPENDENCY, body: str = ROUTE_CODE) -> dict[str, str]:
+    """Step 4 with an app made by `FastAPI(lifespan=lifespan)`; `setup`: the lifespan function."""
+    return step4(body, head=LIFESPAN_HEAD + setup + "\n\napp = FastAPI(lifespan=lifespan)\n", dependency=dependency)
+
+
+LIFESPAN_ON_STATE = '''
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    app.state.engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)
+    yield
+    await app.state.engine.dispose()
+'''
+JSON_RESPONSE = "\nfrom fastapi.responses import JSONResponse\n"
+SESSION_ROUTE = '''
+
+@app.get("/items")
+async def read_items(session: Annotated[AsyncSession, Depends(get_connection)]):
+    {body}
+'''
+SESSION_DEPENDENCY = '''
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def get_connection():
+    async with AsyncSession(engine) as session:
+        yield session
+'''
+ROUTER = '''
+
+from fastapi import APIRouter
+
+{name} = APIRouter({prefix})
+
+
+@{name}.get("{path}")
+async def read_items(conn: Annotated[AsyncConnection, Depends(get_connection)]):
+    result = await conn.execute(text("SELECT * FROM items"))
+    return result.mappings().all()
+'''
+
+
+def dependency(body: str) -> dict[str, str]:
+    return step4(dependency="\n\nasync def get_connection():\n" + body)
+
+
 MISTAKES = [
     # ---------------------------------------------------------------------------- step 1
     Mistake("url_sync_driver", 1, url('DATABASE_URL = "sqlite:///./test.db"'),
@@ -500,6 +551,123 @@ asyncio.run(main())
 '''}, each(STEP4_CELLS, "asyncio.run"),
             note="the app is right but the step's cell raises (asyncio.run() inside the notebook's "
                  "running loop): the step is not done, and the message names the cell's error"),
+    # ---------------------------- errors that once had only the generic sentence, or a misleading one
+    # `await` on what is not awaitable
+    Mistake("await_on_a_chain", 4, step4(route(execute="await conn.execute", returns="result.all()").replace(
+        'text("SELECT * FROM items"))', 'text("SELECT * FROM items")).mappings()')),
+            each(REQUESTS, "applies to the whole expression"), avoid=("missing its `await`", *GENERIC)),
+    Mistake("await_on_rows", 4, step4(route(returns="await result.mappings().all()")),
+            each(REQUESTS, "not awaitable"), avoid=GENERIC),
+    Mistake("await_on_fetchall", 4, step4(route(returns="await result.fetchall()")),
+            each(REQUESTS, "not awaitable"), avoid=GENERIC),
+    Mistake("await_on_engine_begin", 4,
+            dependency("    async with await engine.begin() as conn:\n        yield conn\n"),
+            each(REQUESTS, "entered, not awaited"), avoid=("decorated with @asynccontextmanager", *GENERIC)),
+    Mistake("async_with_awaited_connect", 4,
+            dependency("    async with await engine.connect() as conn:\n        yield conn\n"),
+            each(REQUESTS, "without `await`"), avoid=GENERIC),
+    Mistake("awaited_connection_entered_again", 4,
+            dependency("    conn = await engine.connect()\n    async with conn:\n        yield conn\n"),
+            each(REQUESTS, "without `await`"), avoid=GENERIC),
+    # JSONResponse given SQLAlchemy's rows
+    Mistake("json_response_of_mappings", 4,
+            step4(JSON_RESPONSE + route(returns="JSONResponse(result.mappings().all())")),
+            each(REQUESTS, "JSONResponse([dict(row)"), avoid=GENERIC),
+    Mistake("json_response_of_rows", 4,
+            step4(JSON_RESPONSE + route(returns="JSONResponse(content=result.fetchall())")),
+            each(REQUESTS, "JSONResponse([dict(row)"), avoid=GENERIC),
+    Mistake("json_response_of_wrapped_mappings", 4,
+            step4(JSON_RESPONSE + route(returns='JSONResponse({"items": [row for row in result.mappings()]})')),
+            each(REQUESTS, "JSONResponse([dict(row)"), avoid=GENERIC),
+    Mistake("json_dumps_of_mappings", 4, step4("\nimport json\n\nfrom fastapi import Response\n" + route(
+        returns='Response(json.dumps(result.mappings().all()), media_type="application/json")')),
+            each(REQUESTS, "cannot turn SQLAlchemy's RowMapping objects into JSON"), avoid=GENERIC),
+    # the app's state, or the app, without what the lifespan was meant to put there
+    Mistake("state_under_another_name", 4,
+            lifespan(LIFESPAN_ON_STATE.replace("app.state.engine", "app.state.db_engine")),
+            each(REQUESTS, "`app.state.engine = ...`"), avoid=GENERIC),
+    Mistake("engine_read_from_app_not_state", 4,
+            lifespan(LIFESPAN_ON_STATE, STATE_DEPENDENCY.replace("request.app.state.engine", "request.app.engine")),
+            each(REQUESTS, "request.app.state.engine"), avoid=GENERIC),
+    Mistake("engine_read_from_request", 4,
+            lifespan(LIFESPAN_ON_STATE, STATE_DEPENDENCY.replace("request.app.state.engine", "request.engine")),
+            each(REQUESTS, "request.app.state.engine"), avoid=GENERIC),
+    Mistake("state_read_in_the_cell", 4,
+            {STEP4: lifespan(LIFESPAN_ON_STATE)[STEP4] + "\n\nprint(app.state.engine.pool.size())"},
+            each(STEP4_CELLS, "not at the top of the cell"), avoid=GENERIC),
+    Mistake("state_bound_in_the_cell", 4, {STEP4: lifespan(LIFESPAN_ON_STATE)[STEP4] + "\n\nengine = app.state.engine"},
+            each(STEP4_CELLS, "not at the top of the cell"), avoid=GENERIC),
+    # the legacy `.query()` on an AsyncSession or a connection
+    Mistake("session_query", 4, step4(SESSION_ROUTE.format(
+        body='return [dict(row._mapping) for row in session.query(text("SELECT * FROM items")).all()]'),
+        dependency=SESSION_DEPENDENCY), each(REQUESTS, "legacy ORM API"), avoid=GENERIC),
+    Mistake("session_query_awaited", 4, step4(SESSION_ROUTE.format(
+        body='result = await session.query(text("SELECT * FROM items"))\n    return result.mappings().all()'),
+        dependency=SESSION_DEPENDENCY.replace("AsyncSession(engine)", "async_sessionmaker(engine)()").replace(
+            "import AsyncSession", "import AsyncSession, async_sessionmaker")),
+            each(REQUESTS, "legacy ORM API"), avoid=GENERIC),
+    Mistake("connection_query", 4, step4(route(execute="conn.query", returns="result.all()")),
+            each(REQUESTS, "legacy ORM API"), avoid=GENERIC),
+    # `async with engine`
+    Mistake("async_with_engine_as_conn", 4, dependency("    async with engine as conn:\n        yield conn\n"),
+            each(REQUESTS, "not a context manager"), avoid=GENERIC),
+    Mistake("async_with_engine_around_connect", 4, dependency(
+        "    async with engine:\n        async with engine.connect() as conn:\n            yield conn\n"),
+            each(REQUESTS, "not a context manager"), avoid=GENERIC),
+    Mistake("async_with_engine_in_step3", 3, engine(
+        IMPORT_ENGINE + "async with create_async_engine(DATABASE_URL, pool_size=POOL_SIZE) as engine:\n    pass"),
+            each(STEP3_CELLS, "not a context manager"), avoid=GENERIC),
+    # methods an engine does not have
+    Mistake("engine_acquire", 4, dependency("    async with engine.acquire() as conn:\n        yield conn\n"),
+            each(REQUESTS, "has no `acquire`"), avoid=("gave the route the engine itself", *GENERIC)),
+    Mistake("engine_get_connection", 4, dependency(
+        "    conn = await engine.get_connection()\n"
+        "    try:\n        yield conn\n    finally:\n        await conn.close()\n"),
+            each(REQUESTS, "has no `get_connection`"), avoid=("gave the route the engine itself", *GENERIC)),
+    Mistake("engine_execute_in_route", 4, step4(route(execute="await engine.execute")),
+            each(REQUESTS, "has no `execute`"), avoid=("gave the route the engine itself", *GENERIC)),
+    Mistake("engine_execute_in_step3", 3, engine(
+        IMPORT_ENGINE + 'engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)\nengine.execute("SELECT 1")'),
+            each(STEP3_CELLS, "has no `execute`"), avoid=GENERIC),
+    Mistake("engine_close_in_step3", 3, engine(
+        IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)\nengine.close()"),
+            each(STEP3_CELLS, "dispose()"), avoid=GENERIC),
+    Mistake("engine_close_in_step4", 4, {STEP4: step4()[STEP4] + "\n\nawait engine.close()"},
+            each(STEP4_CELLS, "only when the app stops"), avoid=GENERIC),
+    Mistake("engine_close_in_route", 4, step4(route(returns="rows").replace(
+        "    return rows\n", "    rows = result.mappings().all()\n    await engine.close()\n    return rows\n")),
+            each(REQUESTS, "dispose()"), avoid=("gave the route the engine itself", *GENERIC),
+            note="an error after the dependency's `yield` would fail only in-process: a server has sent the answer"),
+    # the lesson's file by another path
+    Mistake("url_same_file_without_dot", 1, url('DATABASE_URL = "sqlite+aiosqlite:///test.db"'),
+            {"step1_database_url": "same file"}, avoid=("wrong file",)),
+    Mistake("url_same_file_dot_dot", 1, url('DATABASE_URL = "sqlite+aiosqlite:///././test.db"'),
+            {"step1_database_url": "same file"}, avoid=("wrong file",)),
+    Mistake("url_same_file_double_slash", 1, url('DATABASE_URL = "sqlite+aiosqlite:///.//test.db"'),
+            {"step1_database_url": "same file"}, avoid=("wrong file",)),
+    # a router never included
+    Mistake("router_not_included", 4, step4(ROUTER.format(name="router", prefix="", path="/items")),
+            each(STEP4_CELLS, "app.include_router(router)"), avoid=("@app.get",)),
+    Mistake("prefixed_router_not_included", 4,
+            step4(ROUTER.format(name="items_router", prefix='prefix="/items"', path="")),
+            each(STEP4_CELLS, "app.include_router(items_router)"), avoid=("@app.get",)),
+    Mistake("router_route_added_not_included", 4, step4(
+        ROUTER.format(name="api", prefix="", path="/items").replace('@api.get("/items")\n', "")
+        + '\n\napi.add_api_route("/items", read_items)\n'),
+            each(STEP4_CELLS, "app.include_router(api)"), avoid=("@app.get",)),
+    # a limit on connections where the pool's size belongs
+    Mistake("engine_max_connections", 3,
+            engine(IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, max_connections=POOL_SIZE)"),
+            each(STEP3_CELLS, "PostgreSQL server setting"), avoid=GENERIC),
+    Mistake("engine_max_size", 3,
+            engine(IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, max_size=POOL_SIZE)"),
+            each(STEP3_CELLS, "PostgreSQL server setting"), avoid=GENERIC),
+    Mistake("engine_pool_max", 3,
+            engine(IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, pool_max=POOL_SIZE)"),
+            each(STEP3_CELLS, "PostgreSQL server setting"), avoid=GENERIC),
+    Mistake("engine_maxconn_beside_pool_size", 3, engine(
+        IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE, maxconn=20)"),
+            each(STEP3_CELLS, "PostgreSQL server setting"), avoid=GENERIC),
 ]
 
 

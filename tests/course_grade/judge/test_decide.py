@@ -156,3 +156,48 @@ def test_a_request_that_opens_the_database_file_again_is_no_reuse_whatever_stays
     lost = failed(seen)
     assert set(lost) == {"step3_engine_pool_size", "step3_pool_size_uses_variable"}
     assert "opened a new connection to the database for a second request" in lost["step3_engine_pool_size"][1]
+
+
+@pytest.mark.parametrize("grade_id, source, ename, evalue, key, words", [
+    ("step3_engine_solution", "engine = create_async_engine(DATABASE_URL, max_connections=POOL_SIZE)", "TypeError",
+     "Invalid argument(s) 'max_connections' sent to create_engine(), using configuration "
+     "SQLiteDialect_aiosqlite/AsyncAdaptedQueuePool/Engine.  Please check that the keyword arguments are "
+     "appropriate for this combination of components.", "connection_limit_argument", "PostgreSQL server setting"),
+    ("step3_engine_solution", "engine.close()", "AttributeError", "'AsyncEngine' object has no attribute 'close'",
+     "engine_has_no_method", "await engine.dispose()"),
+    ("step3_engine_solution", "async with create_async_engine(DATABASE_URL) as engine: ...", "TypeError",
+     "'AsyncEngine' object does not support the asynchronous context manager protocol", "async_with_engine",
+     "async with engine.connect() as conn:"),
+    ("step4_app_solution", "engine = app.state.engine", "AttributeError", "'State' object has no attribute 'engine'",
+     "state_read_in_cell", "not at the top of the cell"),
+], ids=["max_connections", "engine.close()", "async with engine", "app.state read in the cell"])
+def test_the_judge_names_a_cell_error_from_its_name_and_text_alone(grade_id, source, ename, evalue, key, words):
+    seen = healthy()
+    seen.cells = [CellRun(9, grade_id, source, ename, evalue)]
+    lost = failed(seen)
+    step = grade_id[:5]
+    assert lost and all(name.startswith(step) for name in lost), lost
+    first = lost[next(iter(lost))]
+    assert first[0] == key and words in first[1], first
+    assert not any(r.unexplained for r in decide(seen).values() if not r.passed)
+
+
+def test_a_404_from_a_router_left_out_says_to_include_it():
+    seen = healthy()
+    seen.app.first = Answer(404, '{"detail":"Not Found"}')
+    seen.app.facts["router_left_out"] = "items_router"
+    lost = failed(seen)
+    assert lost["step4_app_has_items_route"] == (
+        "router_not_included", "`app` does not answer GET /items (404 Not Found): your route is on `items_router`, an "
+        "APIRouter that `app` does not include; add `app.include_router(items_router)`.")
+    seen.app.facts["router_left_out"] = "router; import os"  # the server's account chooses a name, never code
+    assert "@app.get" in failed(seen)["step4_app_has_items_route"][1]
+
+
+def test_the_lessons_file_by_another_path_is_told_so():
+    seen = healthy()
+    seen.values.update(DATABASE_URL=repr("sqlite+aiosqlite:///test.db"))
+    seen.standing_in = {"DATABASE_URL": ref.DATABASE_URL}
+    lost = failed(seen)
+    assert list(lost) == ["step1_database_url"]
+    assert lost["step1_database_url"][0] == "url_same_file" and "wrong file" not in lost["step1_database_url"][1]
