@@ -284,9 +284,9 @@ def _await_misplaced(c: Clue) -> str:
     if kind.endswith("Engine"):
         return ("`await` was put before the engine, which is used as it is: take a connection from it, "
                 "`async with engine.connect() as conn:`, and await only the query, `await conn.execute(text(...))`.")
-    return (f"`await` was put before a {kind}, which is not awaitable: only the query is awaited, "
-            "`result = await conn.execute(text(...))`; reading its rows, `result.mappings().all()`, "
-            "needs no `await`.")
+    return (f"`await` was put before a {kind}, which is not awaitable: remove that `await`; only the query is "
+            "awaited, `result = await conn.execute(text(...))`, and reading its rows, `result.mappings().all()`, "
+            "needs none.")
 
 
 def _not_awaitable(c: Clue) -> bool:
@@ -355,6 +355,16 @@ def _engine_handed_in(c: Clue) -> bool:
 
 
 POOL_METHODS = ("size", "checkedout", "checkedin", "overflow", "status", "timeout")
+ROUTE_METHODS = ("get", "post", "put", "patch", "delete", "api_route", "route", "add_api_route", "include_router",
+                 "state")
+# what the lesson calls each method on, and how it writes the call
+OWNERS = {
+    **dict.fromkeys(("connect", "begin", "dispose"), ("the engine", "`async with engine.connect() as conn:`")),
+    **dict.fromkeys(("execute", "stream", "commit", "rollback", "exec_driver_sql"),
+                    ("a connection", "`result = await conn.execute(text(...))`")),
+    **dict.fromkeys(("mappings", "all", "fetchall", "fetchone", "first", "one", "scalars"),
+                    ("the query's result", "`result.mappings().all()`")),
+}
 
 
 def _engine_method(c: Clue) -> str:
@@ -368,6 +378,11 @@ def _engine_method(c: Clue) -> str:
     if re.search(r"pool|size|overflow", name):
         return (f"an {kind} has no `{name}`: its pool's numbers are asked of `engine.pool`, "
                 "`engine.pool.size()` (connections it keeps) and `engine.pool.checkedout()` (connections lent).")
+    if name in ROUTE_METHODS:
+        return (f"an {kind} has no `{name}`: routes are added to the app, `@app.get(\"/items\")`; the engine only "
+                "lends the route its connections.")
+    if OWNERS.get(name, ("",))[0] == "the query's result":
+        return f"an {kind} has no `{name}`: it is a method of the query's result, {OWNERS[name][1]}."
     return (f"an {kind} has no `{name}`: it lends connections, so take one and run the query on it, "
             "`async with engine.connect() as conn:` and `result = await conn.execute(text(...))`.")
 
@@ -376,6 +391,18 @@ ENGINE_HAS_NO_METHOD = Mistake(
     "engine_has_no_method",
     lambda c: _attribute_missing(c, "AsyncEngine", "Engine") is not None and not _engine_handed_in(c),
     _engine_method)
+
+
+def _app_used_as_database(c: Clue) -> str:
+    kind, name = _attribute_missing(c, "FastAPI", "Starlette", "Request") or ("FastAPI", "execute")
+    owner, example = OWNERS.get(name, OWNERS["execute"])
+    return f"the {kind} object has no `{name}()`: it is a method of {owner}, {example}."
+
+
+APP_USED_AS_DATABASE = Mistake(
+    "app_used_as_database",
+    lambda c: (_attribute_missing(c, "FastAPI", "Starlette", "Request") or ("", ""))[1] in OWNERS,
+    _app_used_as_database)
 
 
 def _app_attribute(c: Clue) -> str:
@@ -453,6 +480,7 @@ AT_REQUEST: list[Mistake] = [
             "`[dict(row) for row in result.mappings()]` or `result.mappings().all()`."),
     LEGACY_QUERY,
     ENGINE_HAS_NO_METHOD,
+    APP_USED_AS_DATABASE,
     Mistake("engine_given_to_route",
             lambda c: c.says("'AsyncEngine' object has no attribute", "'Engine' object has no attribute"),
             "`get_connection` gave the route the engine itself, not a connection: yield a connection from "
@@ -693,6 +721,7 @@ IN_CELL: list[Mistake] = [
     ASYNC_WITH_ENGINE,
     CONNECT_AWAITED_AND_ENTERED,
     ENGINE_HAS_NO_METHOD,
+    APP_USED_AS_DATABASE,
     LEGACY_QUERY,
     Mistake("state_read_in_cell", lambda c: _attribute_missing(c, "State") is not None, _state_in_cell),
 ]

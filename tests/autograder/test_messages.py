@@ -41,7 +41,7 @@ CLASSES = {
     # `await` on what is not awaitable (and `await engine.connect()` entered again)
     "await_on_a_chain": ("await_misplaced", ("applies to the whole expression", "`.mappings`",
                                              "result = await conn.execute(text(...))"), ("missing its `await`",)),
-    "await_on_rows": ("await_misplaced", ("before a list, which is not awaitable", "needs no `await`"), ()),
+    "await_on_rows": ("await_misplaced", ("before a list, which is not awaitable", "remove that `await`"), ()),
     "await_on_fetchall": ("await_misplaced", ("not awaitable", "result.mappings().all()"), ()),
     "await_on_engine_begin": ("await_misplaced", ("entered, not awaited", "async with engine.connect() as conn:"),
                               ("decorated with @asynccontextmanager",)),
@@ -86,6 +86,14 @@ CLASSES = {
     "engine_close_in_step4": ("engine_has_no_method", ("has no `close()`", "dispose()"), ()),
     "engine_close_in_route": ("engine_has_no_method", ("has no `close()`", "only when the app stops"),
                                         ("gave the route the engine itself",)),
+    "route_added_to_engine": ("engine_has_no_method", ("has no `get`", '`@app.get("/items")`'),
+                              ("take one and run the query",)),
+    # the app where the engine or the connection belongs
+    "app_connect_in_dependency": ("app_used_as_database", ("FastAPI object has no `connect()`",
+                                                           "async with engine.connect() as conn:"), ("app.state",)),
+    "app_execute_in_route": ("app_used_as_database", ("FastAPI object has no `execute()`", "await conn.execute"),
+                             ("app.state",)),
+    "app_awaited": ("await_misplaced", ("before a FastAPI", "remove that `await`"), ()),
     # a limit on connections where the pool's size belongs
     "engine_max_connections": ("connection_limit_argument", ("`max_connections` is a PostgreSQL server setting",
                                                              "not an argument of `create_async_engine`",

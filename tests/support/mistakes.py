@@ -638,6 +638,15 @@ asyncio.run(main())
         "    return rows\n", "    rows = result.mappings().all()\n    await engine.close()\n    return rows\n")),
             each(REQUESTS, "dispose()"), avoid=("gave the route the engine itself", *GENERIC),
             note="an error after the dependency's `yield` would fail only in-process: a server has sent the answer"),
+    Mistake("route_added_to_engine", 4, step4(ROUTE_CODE.replace("@app.get", "@engine.get")),
+            each(STEP4_CELLS, '@app.get("/items")'), avoid=GENERIC),
+    # the app where the engine or the connection belongs
+    Mistake("app_connect_in_dependency", 4, dependency("    async with app.connect() as conn:\n        yield conn\n"),
+            each(REQUESTS, "a method of the engine"), avoid=("app.state.connect", *GENERIC)),
+    Mistake("app_execute_in_route", 4, step4(route(execute="await app.execute")),
+            each(REQUESTS, "a method of a connection"), avoid=("app.state.execute", *GENERIC)),
+    Mistake("app_awaited", 4, step4(head=HEAD.replace("app = FastAPI()", "app = await FastAPI()")),
+            each(STEP4_CELLS, "remove that `await`"), avoid=GENERIC),
     # the lesson's file by another path
     Mistake("url_same_file_without_dot", 1, url('DATABASE_URL = "sqlite+aiosqlite:///test.db"'),
             {"step1_database_url": "same file"}, avoid=("wrong file",)),
