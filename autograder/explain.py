@@ -418,6 +418,96 @@ APP_ATTRIBUTE_NOT_SET = Mistake(
     _app_attribute)
 
 
+# What each of the lesson's objects is, for a method called on the wrong one or rows read from it.
+WHAT_IT_IS = {
+    "AsyncEngine": "the engine, which lends connections", "Engine": "an engine, which lends connections",
+    "AsyncConnection": "the connection, which runs the query", "Connection": "a connection, which runs the query",
+    "CursorResult": "the query's result itself", "Result": "the query's result itself",
+    "AsyncResult": "a streamed result, read with `async for`", "AsyncMappingResult": "a streamed result, read with "
+    "`async for`", "ScalarResult": "the first column's values (`scalars()`), not rows",
+    "MappingResult": "the rows as mappings, not yet a list", "FastAPI": "the application, which holds the routes",
+    "int": "a single number (`scalar()`, `first()`, `scalars()` and `one()` give single values or one row)",
+    "str": "a string", "NoneType": "None (a function that returned nothing)",
+}
+READ_ROWS = "read the table's rows from the query's result: `result = await conn.execute(text(...))`, then " \
+    "`return result.mappings().all()`"
+
+
+def _a(kind: str) -> str:
+    return f"{'an' if kind[:1] in 'AEIOU' or kind == 'int' else 'a'} {kind}"
+
+
+def _method_owner(c: Clue) -> tuple[str, str] | None:
+    """(the object's class, the method) of "'Kind' object has no attribute 'name'", for a method
+    the lesson calls on another of its objects, else None."""
+    found = _attribute_missing(c, r"\w+")
+    return found if found is not None and found[1] in OWNERS and found[0] in WHAT_IT_IS else None
+
+
+def _wrong_owner(c: Clue) -> str:
+    kind, name = _method_owner(c) or ("int", "mappings")
+    owner, example = OWNERS[name]
+    return f"`{name}()` is a method of {owner}, {example}, but your code calls it on {_a(kind)}, {WHAT_IT_IS[kind]}."
+
+
+METHOD_ON_WRONG_OBJECT = Mistake("method_on_wrong_object", lambda c: _method_owner(c) is not None, _wrong_owner)
+
+_NOT_ROWS = re.compile(r"'(\w+)' object is not (?:iterable|subscriptable)")
+
+
+def _not_rows(c: Clue) -> str | None:
+    found = _NOT_ROWS.search(_chain_text(c))
+    return found.group(1) if found and found.group(1) in WHAT_IT_IS else None
+
+
+def _rows_from(c: Clue) -> str:
+    kind = _not_rows(c) or "int"
+    if kind.startswith("Async") and "Result" in kind:
+        return (f"your route loops over {_a(kind)} with a plain `for`: `conn.stream(...)` gives a streamed result, "
+                f"read with `async for`; the lesson's way is simpler: {READ_ROWS}.")
+    return f"your route reads rows from {_a(kind)}, {WHAT_IT_IS[kind]}: {READ_ROWS}."
+
+
+ROWS_FROM_WRONG_OBJECT = Mistake("rows_from_wrong_object", lambda c: _not_rows(c) is not None, _rows_from)
+
+# a call that lost its argument -> (how the lesson names it, how it writes the call)
+CALLS = {"text": ("text", '`text("SELECT * FROM items")`'),
+         "execute": ("conn.execute", '`await conn.execute(text("SELECT * FROM items"))`'),
+         "get": ("app.get", '`@app.get("/items")`'), "api_route": ("app.api_route", '`@app.get("/items")`'),
+         "include_router": ("app.include_router", "`app.include_router(router)`"),
+         "create_async_engine": ("create_async_engine", "`create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)`"),
+         "connect": ("engine.connect", "`async with engine.connect() as conn:`"),
+         "Depends": ("Depends", "`Depends(get_connection)`")}
+_MISSING_ARGUMENT = re.compile(r"(?:\w+\.)?(\w+)\(\) missing \d+ required (?:positional|keyword-only) argument")
+
+
+def _call_missing(c: Clue) -> tuple[str, str] | None:
+    found = _MISSING_ARGUMENT.search(_chain_text(c))
+    return CALLS.get(found.group(1)) if found else None
+
+
+ARGUMENT_MISSING = Mistake(
+    "argument_missing", lambda c: _call_missing(c) is not None,
+    lambda c: "`{}()` was called without what it needs: write {}.".format(*_call_missing(c)))
+DRIVER_SQL_WITH_TEXT = Mistake(
+    "driver_sql_with_text", lambda c: c.says("argument 1 must be str, not TextClause"),
+    "`exec_driver_sql` takes the SQL as a plain string, and `text(...)` is for `execute`: write "
+    '`result = await conn.execute(text("SELECT * FROM items"))`.')
+ONE_ROW_EXPECTED = Mistake(
+    "one_row_expected", lambda c: c.named("MultipleResultsFound", "NoResultFound"),
+    "`one()` asks for exactly one row, and the table holds several: return them all, "
+    "`result.mappings().all()`.")
+ENGINE_CALL = "`engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)`"
+ENGINE_ARGUMENTS_MIXED_UP = Mistake(  # the URL where the size goes, or the size where the URL goes
+    "engine_arguments_mixed_up",
+    lambda c: c.step == 3 and (c.says("Expected string or URL object")
+                               or (c.named("TypeError") and c.says("unsupported operand", "not supported between")
+                                   and c.says("'str'"))),
+    lambda c: (f"`create_async_engine` takes the URL as its first argument, and yours got something else: "
+               f"write {ENGINE_CALL}.") if c.says("Expected string or URL object") else
+              (f"`pool_size` got a string, but the pool's size is a number: write {ENGINE_CALL}."))
+
+
 AT_REQUEST: list[Mistake] = [
     Mistake("lifespan_timeout", lambda c: c.lifespan_stage() is not None and type(c.exc) is TimeoutError,
             _lifespan_timeout),
@@ -495,6 +585,11 @@ AT_REQUEST: list[Mistake] = [
             "sqlalchemy.ext.asyncio (step 3) and take connections with `async with engine.connect() as conn:`."),
     Mistake("state_not_set", lambda c: c.says("'State' object has no attribute"), lambda c: _state_not_set(c)),
     APP_ATTRIBUTE_NOT_SET,
+    METHOD_ON_WRONG_OBJECT,
+    ROWS_FROM_WRONG_OBJECT,
+    ARGUMENT_MISSING,
+    DRIVER_SQL_WITH_TEXT,
+    ONE_ROW_EXPECTED,
     Mistake("name_not_defined_at_request", lambda c: c.any(NameError) and _missing_name(c) is not None,
             lambda c: _name_at_request(c)),
     Mistake("connection_not_reused", _never, CONNECTION_NOT_REUSED),
@@ -724,6 +819,9 @@ IN_CELL: list[Mistake] = [
     APP_USED_AS_DATABASE,
     LEGACY_QUERY,
     Mistake("state_read_in_cell", lambda c: _attribute_missing(c, "State") is not None, _state_in_cell),
+    ENGINE_ARGUMENTS_MIXED_UP,
+    METHOD_ON_WRONG_OBJECT,
+    ARGUMENT_MISSING,
 ]
 
 

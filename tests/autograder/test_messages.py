@@ -111,6 +111,30 @@ CLASSES = {
     "router_not_included": ("router_not_included", ("`router`", "app.include_router(router)"), ("@app.get",)),
     "prefixed_router_not_included": ("router_not_included", ("app.include_router(items_router)",), ("@app.get",)),
     "router_route_added_not_included": ("router_not_included", ("app.include_router(api)",), ("@app.get",)),
+    # a result's method called on another object; rows read from what holds none
+    "scalars_then_mappings": ("method_on_wrong_object", ("`mappings()` is a method of the query's result",
+                                                         "ScalarResult"), ()),
+    "scalar_then_mappings": ("method_on_wrong_object", ("an int, a single number",), ()),
+    "mappings_of_connection": ("method_on_wrong_object", ("an AsyncConnection, the connection",), ()),
+    "rows_from_scalars": ("rows_from_wrong_object", ("reads rows from an int", "result.mappings().all()"), ()),
+    "rows_from_connection": ("rows_from_wrong_object", ("reads rows from an AsyncConnection",), ()),
+    "result_indexed": ("rows_from_wrong_object", ("reads rows from a CursorResult",), ()),
+    "stream_looped_with_for": ("rows_from_wrong_object", ("`async for`", "result.mappings().all()"), ()),
+    # a call without its argument
+    "text_without_sql": ("argument_missing", ("`text()` was called without what it needs",), ()),
+    "execute_without_query": ("argument_missing", ("`conn.execute()`",), ()),
+    "route_without_path": ("argument_missing", ("`app.get()`", '`@app.get("/items")`'), ()),
+    "exec_driver_sql_of_text": ("driver_sql_with_text", ("plain string", "conn.execute(text("), ()),
+    "exec_driver_sql_of_columns_text": ("driver_sql_with_text", ("plain string",), ()),
+    # one row asked of a table of several
+    "one_row_of_mappings": ("one_row_expected", ("exactly one row", "result.mappings().all()"), ()),
+    "scalar_one": ("one_row_expected", ("exactly one row",), ()),
+    "one_row": ("one_row_expected", ("exactly one row",), ()),
+    # create_async_engine's arguments mixed up
+    "engine_arguments_swapped": ("engine_arguments_mixed_up", ("URL as its first argument",), ()),
+    "engine_size_as_url": ("engine_arguments_mixed_up", ("URL as its first argument",), ()),
+    "engine_url_as_size": ("engine_arguments_mixed_up", ("`pool_size` got a string",), ()),
+    "engine_size_as_text": ("engine_arguments_mixed_up", ("`pool_size` got a string",), ()),
 }
 CATALOGUE = {m.name: m for m in MISTAKES}
 

@@ -677,6 +677,53 @@ asyncio.run(main())
     Mistake("engine_maxconn_beside_pool_size", 3, engine(
         IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE, maxconn=20)"),
             each(STEP3_CELLS, "PostgreSQL server setting"), avoid=GENERIC),
+    # a result's method called on another object (found by the mutation corpus, tests/support/mutants.py)
+    Mistake("scalars_then_mappings", 4, step4(route(execute="await conn.scalars")),
+            each(REQUESTS, "but your code calls it on a ScalarResult"), avoid=GENERIC),
+    Mistake("scalar_then_mappings", 4, step4(route(execute="await conn.scalar")),
+            each(REQUESTS, "but your code calls it on an int"), avoid=GENERIC),
+    Mistake("mappings_of_connection", 4, step4(route(returns="conn.mappings().all()")),
+            each(REQUESTS, "but your code calls it on an AsyncConnection"), avoid=GENERIC),
+    # rows read from what holds no rows
+    Mistake("rows_from_scalars", 4, step4(route(returns="[dict(row) for row in result.scalars()]")),
+            each(REQUESTS, "reads rows from an int"), avoid=GENERIC),
+    Mistake("rows_from_connection", 4, step4(route(returns="[dict(row) for row in conn]")),
+            each(REQUESTS, "reads rows from an AsyncConnection"), avoid=GENERIC),
+    Mistake("result_indexed", 4, step4(route(returns='[{"id": result["id"]}]')),
+            each(REQUESTS, "reads rows from a CursorResult"), avoid=GENERIC),
+    Mistake("stream_looped_with_for", 4, step4(route(execute="await conn.stream")),
+            each(REQUESTS, "`async for`"), avoid=GENERIC),
+    # a call without its argument
+    Mistake("text_without_sql", 4, step4(route(sql="text()")),
+            each(REQUESTS, '`text("SELECT * FROM items")`'), avoid=GENERIC),
+    Mistake("execute_without_query", 4, step4(route(sql="")),
+            each(REQUESTS, "`conn.execute()` was called without what it needs"), avoid=GENERIC),
+    Mistake("route_without_path", 4, step4(ROUTE_CODE.replace('@app.get("/items")', "@app.get()")),
+            each(STEP4_CELLS, '`@app.get("/items")`'), avoid=GENERIC),
+    Mistake("exec_driver_sql_of_text", 4, step4(route(execute="await conn.exec_driver_sql")),
+            each(REQUESTS, "plain string"), avoid=GENERIC),
+    Mistake("exec_driver_sql_of_columns_text", 4,
+            step4(route(execute="await conn.exec_driver_sql", sql='text("SELECT id, name, price FROM items")')),
+            each(REQUESTS, "plain string"), avoid=GENERIC),
+    # exactly one row asked of a table of several
+    Mistake("one_row_of_mappings", 4, step4(route(returns="[dict(result.mappings().one())]")),
+            each(REQUESTS, "exactly one row"), avoid=GENERIC),
+    Mistake("scalar_one", 4, step4(route(returns="[{'id': result.scalar_one()}]")),
+            each(REQUESTS, "exactly one row"), avoid=GENERIC),
+    Mistake("one_row", 4, step4(route(returns="[dict(result.one()._mapping)]")),
+            each(REQUESTS, "exactly one row"), avoid=GENERIC),
+    # create_async_engine's arguments mixed up
+    Mistake("engine_arguments_swapped", 3,
+            engine(IMPORT_ENGINE + "engine = create_async_engine(POOL_SIZE, pool_size=DATABASE_URL)"),
+            each(STEP3_CELLS, "takes the URL as its first argument"), avoid=GENERIC),
+    Mistake("engine_size_as_url", 3, engine(IMPORT_ENGINE + "engine = create_async_engine(POOL_SIZE)"),
+            each(STEP3_CELLS, "takes the URL as its first argument"), avoid=GENERIC),
+    Mistake("engine_url_as_size", 3,
+            engine(IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, pool_size=DATABASE_URL)"),
+            each(STEP3_CELLS, "`pool_size` got a string"), avoid=GENERIC),
+    Mistake("engine_size_as_text", 3,
+            engine(IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, pool_size=str(POOL_SIZE))"),
+            each(STEP3_CELLS, "`pool_size` got a string"), avoid=GENERIC),
 ]
 
 
