@@ -18,6 +18,7 @@ with the earlier step's correct value standing in, and says so (report.stand_in)
 """
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import functools
@@ -205,6 +206,15 @@ async def step3_engine_pool_size(ns: dict) -> None:
         _check_pool(engine, ref.POOL_SIZE)
 
 
+def _keyword_passed(source: str, name: str) -> bool:
+    """Whether the code passes `name=` to some call (comments and strings do not count)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return name in source
+    return any(k.arg == name for node in ast.walk(tree) if isinstance(node, ast.Call) for k in node.keywords)
+
+
 @check(step=3, points=1, hidden=True, needs=("step3_engine_pool_size",),
        description="the pool size comes from POOL_SIZE, not a typed-in number")
 async def step3_pool_size_uses_variable(ns: dict) -> None:
@@ -218,8 +228,14 @@ async def step3_pool_size_uses_variable(ns: dict) -> None:
         pool = getattr(rebuilt, "pool", None)
         if isinstance(pool, QueuePool) and pool.size() == probe:
             return
+        moved = next((name for name, value in (("max_overflow", getattr(pool, "_max_overflow", None)),
+                                               ("pool_timeout", getattr(pool, "_timeout", None))) if value == probe),
+                     None) if isinstance(pool, QueuePool) else None
+        if moved:
+            fail(f"POOL_SIZE went to `{moved}`, not to the pool's size: pass pool_size=POOL_SIZE to "
+                 "create_async_engine.")
         source = (cells.latest("engine") or cells.Run("", None, frozenset())).source
-        if error is None and "pool_size" not in source:
+        if error is None and not _keyword_passed(source, "pool_size"):
             fail(
                 "`engine` was created without pool_size, so its pool has SQLAlchemy's default size "
                 "(which happens to be 5): pass pool_size=POOL_SIZE to create_async_engine."

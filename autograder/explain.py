@@ -545,6 +545,10 @@ AT_REQUEST: list[Mistake] = [
             lambda c: c.says("'coroutine' object", "coroutine object") and c.in_plain_def(),
             "a plain `def` route cannot await the async connection: write the route as `async def read_items(...)` "
             "and `result = await conn.execute(text(...))`."),
+    Mistake("coroutine_entered",
+            lambda c: c.says("'coroutine' object does not support the asynchronous context manager protocol"),
+            "`async with` was given a coroutine (the call of an async function, such as `engine.raw_connection()`), "
+            "not a context manager: take each connection with `async with engine.connect() as conn:`."),
     Mistake("missing_await",
             lambda c: c.says("'coroutine' object", "coroutine object") or _type_name(c.returned) == "coroutine",
             "a call to the database is missing its `await`: `conn.execute(...)` gives a coroutine until "
@@ -566,8 +570,10 @@ AT_REQUEST: list[Mistake] = [
     Mistake("not_json", lambda c: c.returned is not None or (c.named("ValueError") and c.through("fastapi/encoders")),
             _bad_return),
     Mistake("dict_of_row", lambda c: c.says("dictionary update sequence"),
-            "`dict(row)` does not work on a SQLAlchemy `Row`: take the rows as mappings, "
-            "`[dict(row) for row in result.mappings()]` or `result.mappings().all()`."),
+            lambda c: ("`dict(...)` was given something other than a row (each item of what your route loops over "
+                       "is a name or a value, as `result.keys()` gives): " if c.says("has length") else
+                       "`dict(row)` does not work on a SQLAlchemy `Row`: ")
+            + "take the rows as mappings, `[dict(row) for row in result.mappings()]` or `result.mappings().all()`."),
     LEGACY_QUERY,
     ENGINE_HAS_NO_METHOD,
     APP_USED_AS_DATABASE,
@@ -774,6 +780,17 @@ def _state_in_cell(c: Clue) -> str:
             f"so read it inside `get_connection` (`request.app.state.{name}`), not at the top of the cell.")
 
 
+def _unknown_argument(c: Clue) -> str:
+    names = ", ".join(f"`{name}=`" for name in re.findall(r"'(\w+)'", c.text.split(" sent to")[0]))
+    pool = re.search(r"using configuration \w+/(\w+)/", c.text)
+    if pool and pool.group(1) in ("NullPool", "StaticPool", "SingletonThreadPool", "AssertionPool"):
+        return (f"a {pool.group(1)} has no size, so `create_async_engine` does not take {names or 'pool_size'} "
+                "with it: remove the `poolclass` argument, and the file URL gets a queue pool of "
+                "`pool_size=POOL_SIZE`.")
+    return (f"`create_async_engine` does not take {names or f'one of your arguments ({raw(c.exc)})'}: "
+            "the pool's size is `pool_size=POOL_SIZE`.")
+
+
 IN_CELL: list[Mistake] = [
     Mistake("interrupted", lambda c: c.any(KeyboardInterrupt),
             lambda c: f"your step {c.step} cell was stopped before it finished (interrupted, or over the time "
@@ -807,8 +824,7 @@ IN_CELL: list[Mistake] = [
             "`engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)` without `await`."),
     Mistake("connection_limit_argument", lambda c: bool(_limit_arguments(c)), _connection_limit),
     Mistake("unknown_engine_argument", lambda c: c.says("Invalid argument(s)") and c.says("create_engine"),
-            lambda c: f"`create_async_engine` does not take one of your arguments ({raw(c.exc)}): "
-                      "the pool's size is `pool_size=POOL_SIZE`."),
+            _unknown_argument),
     Mistake("sync_driver_for_async_engine",
             lambda c: c.says("is not async", "pysqlite") and c.named("InvalidRequestError"),
             "`create_async_engine` needs an async driver: the URL must start with `sqlite+aiosqlite://` (step 1)."),

@@ -239,11 +239,14 @@ def test_clip_cuts_between_words_and_says_so(text):
 
 
 async def test_raw_error_text_in_a_message_ends_with_a_whole_word(lesson_folder):
-    """SQLAlchemy's error for an unknown engine argument is longer than a message keeps."""
-    changes = CATALOGUE["engine_keyword_typo"].changes
-    said = await _said(changes)
-    assert said.mistake == "unknown_engine_argument" and "…" in said.message, said
-    assert not _cut_words(said.message, LONG.replace("poolsize", "poolsize")), said.message
+    """SQLAlchemy's error for an unknown engine argument is longer than a message keeps: its named
+    message gives the argument alone, and raw text that is shown is cut between words."""
+    said = await _said(CATALOGUE["engine_keyword_typo"].changes)
+    assert said.mistake == "unknown_engine_argument" and "`poolsize=`" in said.message, said
+    odd = LONG.replace("Invalid argument(s)", "Unusual value")  # no named mistake: the raw text is shown
+    shown_raw = explain.in_cell(3, RuntimeError(odd))
+    assert shown_raw.unexplained and "…" in shown_raw.message, shown_raw
+    assert not _cut_words(shown_raw.message, odd), shown_raw.message
     answered = verdicts.rows(500, "Internal error: " + LONG)[1]
     assert answered.message.endswith("…") and not _cut_words(answered.message, LONG), answered.message
 
