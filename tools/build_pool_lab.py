@@ -11,13 +11,16 @@ from __future__ import annotations
 import sys
 
 if __package__:  # imported as tools.<name> (the tests)
+    from . import lesson_words
     from .notebook_builder import ROOT, code, md, write_or_check
 else:  # run as a script: python tools/<name>.py
+    import lesson_words
     from notebook_builder import ROOT, code, md, write_or_check
 
 from autograder.reference import SEED_ROWS
 
 NOTEBOOK = ROOT / "notebooks" / "pool-lab.ipynb"
+TIME = "{lab_time}"  # filled in from tools/lesson_words.py's model of this notebook
 
 
 CELLS = [
@@ -36,7 +39,7 @@ database is a SQLite file of its own, `pool-lab.db`, beside this notebook (the l
 **How to use it:** run the cells from top to bottom (*Run → Run All Cells*); the whole lab
 takes a few seconds. Every number you see is measured as the cell runs, so your numbers will
 differ a little from anyone else's. Change a setting and run a cell again to see what moves.
-Reading time: about 10 minutes.
+Time: """ + TIME + """.
 """),
     md("setup-md", """
 ## Set-up
@@ -113,6 +116,24 @@ async with httpx.AsyncClient(transport=httpx.ASGITransport(app=make_app(engine))
 print("status:", response.status_code, response.json())
 print("connections checked out:", engine.pool.checkedout(), "| kept open in the pool:", engine.pool.checkedin())
 await engine.dispose()  # close the engine's connections: every experiment cleans up after itself
+'''),
+    md("status-md", """
+## The pool's own summary
+
+`engine.pool.status()` sums up a pool in one line. The cell prints it for a fresh engine with
+a pool size of 5, then each of its numbers with what it means.
+"""),
+    code("pool_status", '''
+engine = create_async_engine(DATABASE_URL, pool_size=5)
+pool = engine.pool
+print(pool.status())  # SQLAlchemy's summary; each number is explained below
+print("pool class:", type(pool).__name__, "(a queue pool: it lends each connection to one user at a time)")
+print("pool size:", pool.size(), "= connections the pool keeps open for reuse, once it has opened them")
+print("connections in pool:", pool.checkedin(), "= open and idle, ready to lend (checkedin())")
+print("checked out:", pool.checkedout(), "= lent out and not given back yet (checkedout())")
+print("current overflow:", pool.overflow(), "= connections open now minus pool size. It is negative until")
+print("  the pool has opened pool size connections: -5 means 5 can still open before any overflow one.")
+await engine.dispose()
 '''),
     md("burst-why", """
 ## Experiment 1: thirty requests at once, three pools
@@ -343,6 +364,9 @@ dependency around it), so every connection goes back to the pool. Each engine in
 was closed with `await engine.dispose()`; run the lab again whenever you like.
 """),
 ]
+
+
+CELLS = lesson_words.fill_time(CELLS, TIME, lesson_words.notebook_minutes)
 
 
 def main(argv: list[str]) -> None:
