@@ -291,8 +291,8 @@ A pool keeps connections open after a request, so the next request reuses one. T
 settings decide how many:
 
 - `pool_size` (default 5): connections the pool **keeps open** for reuse; not the maximum.
-- `max_overflow` (default 10): **extra** connections it may open in a burst, closed when
-  given back. At most `pool_size + max_overflow` are out at once.
+- `max_overflow` (default 10): **extra** connections it may open in a burst; once the burst
+  is over, only `pool_size` stay open. At most `pool_size + max_overflow` are out at once.
 - `pool_timeout` (default 30 s): once `pool_size + max_overflow` connections are out, how
   long the next request waits for one to come back before it fails with
   `sqlalchemy.exc.TimeoutError`.
@@ -418,9 +418,9 @@ await demo_engine.dispose()
 
 The cell below calls `GET /items` with no server: `httpx.ASGITransport` passes requests
 straight to `app` in this kernel. Then it reads the pool: `engine.pool.checkedout()` counts
-connections lent out, `engine.pool.checkedin()` those open and idle in the pool. After any
-number of requests one after another, a healthy app shows **0 checked out and 1 checked
-in**: one connection, reused by every request and kept open for the next. A connection
+connections lent out, `engine.pool.checkedin()` those open and idle in the pool. After one
+request, or many one after another, a healthy app shows **0 checked out and 1 checked in**:
+one connection, reused by every request and kept open for the next. A connection
 still checked out after a request is a leak.
 
 <details><summary><b>Go deeper:</b> what else the cell does</summary>
@@ -467,8 +467,8 @@ a dead one before your route gets it.
 
 `pool_recycle=1800` makes the pool replace a connection more than 1800 seconds old, at the
 moment it is next checked out: nothing happens to it while it sits idle. It protects you only
-when it is below the server's idle timeout, so that a connection is replaced before it has
-been idle long enough to be dropped. The optional PostgreSQL notebook shows both options on a
+when it is below the server's idle timeout: then a connection idle long enough to have been
+dropped is also old enough to be replaced when it is checked out. The optional PostgreSQL notebook shows both options on a
 real server.
 
 </details>

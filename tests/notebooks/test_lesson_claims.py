@@ -5,7 +5,9 @@ Some claims are proven with the quiz questions that ask about them, in tests/aut
 a yield dependency's cleanup runs after the response is sent (test_graded_yield_cleanup);
 requests one after another leave 0 checked out and 1 checked in (test_graded_checkedout);
 each worker process has its own pool (test_graded_workers_multiply); pool_pre_ping replaces a
-dead connection and pool_recycle an old one (test_graded_pre_ping).
+dead connection (test_graded_pre_ping). pool_recycle and pool_timeout are proven here, and
+every statement the lesson makes about hidden checks is read from its text and checked against
+autograder/registry.py.
 """
 from __future__ import annotations
 
@@ -69,7 +71,8 @@ async def test_creating_the_engine_opens_no_connection(db_url):
 
 
 async def test_pool_size_plus_max_overflow_connections_then_a_timeout_error(db_url):
-    """Default max_overflow=10: 15 connections at once; the 16th waits pool_timeout and fails."""
+    """Default max_overflow=10: 15 connections at once; the 16th waits pool_timeout and fails;
+    once the burst is over, only pool_size connections stay open."""
     engine = create_async_engine(db_url, pool_size=5, pool_timeout=0.5)
     held = [await engine.connect() for _ in range(15)]
     assert engine.pool.checkedout() == 15
@@ -204,7 +207,8 @@ async def test_lifespan_manager_runs_the_lifespan_around_the_requests_and_asgi_t
 
 async def test_a_closed_pooled_connection_is_back_in_the_pool_before_the_route_uses_it(db_url):
     """The mistake's Go deeper: `return` inside `async with` gives the database connection back
-    to the pool; the route holds a closed SQLAlchemy Connection."""
+    to the pool; FastAPI awaits the dependency, as the lesson's demo cell does, and the route
+    holds a closed SQLAlchemy Connection."""
     engine = create_async_engine(db_url, pool_size=5)
     seen = {}
     app = FastAPI()
