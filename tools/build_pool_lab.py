@@ -143,7 +143,8 @@ Three settings decide how many connections a pool lets out:
 - **`pool_size`** (default 5) is how many connections the pool *keeps open* between
   requests, ready for reuse. It is **not** the maximum.
 - **`max_overflow`** (default 10) is how many *extra* connections the pool may open when all
-  kept ones are busy. It closes an extra one as soon as it comes back.
+  kept ones are busy. As connections come back, it keeps `pool_size` of them open and closes
+  the rest.
 - So the **limit** on connections out at the same moment is `pool_size + max_overflow`:
   5 + 0 = 5 for the first engine below, and 5 + 10 = 15 with the defaults.
 - **`NullPool`** is no pool at all: every checkout opens a brand-new connection and every
@@ -197,8 +198,8 @@ plt.show()
     md("queue-why", """
 ## Experiment 2: who waits, and for how long
 
-A request that finds every connection busy **queues**: it waits inside `engine.connect()`
-until another request gives a connection back. For the first engine of Experiment 1
+A request that finds the limit reached (`pool_size + max_overflow` connections out)
+**queues**: it waits inside `engine.connect()` until another request gives a connection back. For the first engine of Experiment 1
 (limit 5), the bars show each request's wait: the time from sending it until it had its
 connection.
 """),
