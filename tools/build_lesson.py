@@ -233,10 +233,10 @@ connection is slow compared with a short query, so the app *reuses* connections 
 **Goal.** A `GET /items` route that returns every row of the table `items` through a pooled
 async SQLAlchemy engine, called from this notebook.
 
-**Time:** """ + TIME + """: four build steps, then a practice quiz and a graded quiz. Each
-step has a task, a hint, a cell for your code and test cells that check it. **Go deeper**
-blocks are optional. If things get tangled, use *Kernel → Restart Kernel and
-Run All Cells*.
+**Time:** """ + TIME + """:
+four build steps, then a practice quiz and a graded quiz. Each step has a task, a hint, a
+cell for your code and test cells that check it. **Go deeper** blocks are optional. If things
+get tangled, use *Kernel → Restart Kernel and Run All Cells*.
 """),
     md("setup-instructions", """
 ## Set-up: the `items` table
@@ -468,8 +468,8 @@ a dead one before your route gets it.
 `pool_recycle=1800` makes the pool replace a connection more than 1800 seconds old, at the
 moment it is next checked out: nothing happens to it while it sits idle. It protects you only
 when it is below the server's idle timeout: then a connection idle long enough to have been
-dropped is also old enough to be replaced when it is checked out. The optional PostgreSQL notebook shows both options on a
-real server.
+dropped is also old enough to be replaced when it is checked out. The optional PostgreSQL
+notebook shows `pool_pre_ping` at work on a real server.
 
 </details>
 

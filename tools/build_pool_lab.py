@@ -199,9 +199,9 @@ plt.show()
 ## Experiment 2: who waits, and for how long
 
 A request that finds the limit reached (`pool_size + max_overflow` connections out)
-**queues**: it waits inside `engine.connect()` until another request gives a connection back. For the first engine of Experiment 1
-(limit 5), the bars show each request's wait: the time from sending it until it had its
-connection.
+**queues**: it waits inside `engine.connect()` until another request gives a connection
+back. For the first engine of Experiment 1 (limit 5), the bars show each request's wait: the
+time from sending it until it had its connection.
 """),
     code("queue_plot", '''
 limited = bursts[0]  # pool_size=5, max_overflow=0

@@ -47,6 +47,7 @@ checks each.
 from __future__ import annotations
 
 import copy
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -190,7 +191,7 @@ def notebook_minutes(reader: Reader, nb, quiz_kind: str | None = None) -> float:
 
 def stated(minutes: float) -> int:
     """The figure the course states: the nearest multiple of 5 minutes, at least 5."""
-    return max(5, 5 * round(minutes / 5))
+    return max(5, 5 * math.floor(minutes / 5 + 0.5))  # halves round up, not to even
 
 
 def phrase(knows: float, new: float) -> str:

@@ -25,7 +25,7 @@ def test_the_lesson_takes_thirty_minutes_for_a_reader_who_knows_fastapi():
 @pytest.mark.parametrize("path", [SOURCE_NB, RELEASE_NB], ids=["source", "release"])
 def test_the_lesson_states_the_models_time(path):
     intro = nbformat.read(path, as_version=4).cells[0].source
-    assert f"**Time:** {lw.phrase(*COURSE['lesson'])}: four build steps" in intro, intro
+    assert f"**Time:** {lw.phrase(*COURSE['lesson'])}:\nfour build steps" in intro, intro
 
 
 @pytest.mark.parametrize("name, notebook, words", [
