@@ -15,6 +15,11 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from autograder.course import ASSIGNMENT
 
+if __package__:  # imported as tools.build_lesson (the tests)
+    from . import lesson_words
+else:  # run as a script: python tools/build_lesson.py
+    import lesson_words
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 
@@ -45,11 +50,11 @@ def readonly(grade_id: str, code: str):
     return new_code_cell(code.strip(), id=grade_id, metadata=_nbgrader(grade_id, locked=True))
 
 
-def seed_rows(indent: str = "    ") -> str:
-    """The rows of `items` (autograder/reference.py) as tuples, one a line, for a set-up cell."""
+def seed_rows() -> str:
+    """The rows of `items` (autograder/reference.py) as a list of tuples, for a set-up cell."""
     from autograder.reference import SEED_ROWS
 
-    return "\n".join(f'{indent}({r["id"]}, "{r["name"]}", {r["price"]!r}),' for r in SEED_ROWS)
+    return "[" + ", ".join(f'({r["id"]}, "{r["name"]}", {r["price"]!r})' for r in SEED_ROWS) + "]"
 
 
 def plain(cell_id: str, code: str):
@@ -107,6 +112,14 @@ QUIZ_KEY = {
         "C": "No socket is opened; the base_url is only used to build the request.",
         "D": "The app runs unchanged, with its real database.",
     }),
+    "max_overflow": ("how many connections pool_size=5 allows", "A",
+        "max_overflow defaults to 10, so the engine keeps 5 connections and opens up to 10 more under load: 15 at "
+        "once.", {
+        "A": "Right: 5 + 10 = 15.",
+        "B": "pool_size is what stays open, not the limit: max_overflow (10) more can open.",
+        "C": "10 is max_overflow alone; add the 5 of pool_size.",
+        "D": "A queue pool has a limit unless pool_size=0 or max_overflow=-1.",
+    }),
     "yield_cleanup": ("when code after `yield` runs", "D",
         "With a default Depends, FastAPI resumes the dependency after the response has been sent, so the connection "
         "is given back once the request is done.", {
@@ -125,20 +138,12 @@ QUIZ_KEY = {
         "D": "The connection is closed and given back at once, so the pool does not run out.",
     }),
     "pool_timeout": ("what a request does when the pool is exhausted", "C",
-        "A request that finds every connection checked out waits up to pool_timeout seconds (30 by default) for one "
-        "to come back, then fails with sqlalchemy.exc.TimeoutError; the app keeps running.", {
+        "Once pool_size + max_overflow connections are out, a request waits up to pool_timeout seconds (30 by "
+        "default) for one to come back, then fails with sqlalchemy.exc.TimeoutError; the app keeps running.", {
         "A": "The wait is bounded by pool_timeout.",
         "B": "pool_size + max_overflow = 15 is the most the pool will open.",
         "C": "Right: it waits pool_timeout, then raises TimeoutError.",
         "D": "Only that request fails; the process carries on.",
-    }),
-    "max_overflow": ("how many connections pool_size=5 allows", "A",
-        "max_overflow defaults to 10, so the engine keeps 5 connections and opens up to 10 more under load: 15 at "
-        "once.", {
-        "A": "Right: 5 + 10 = 15.",
-        "B": "pool_size is what stays open, not the limit: max_overflow (10) more can open.",
-        "C": "10 is max_overflow alone; add the 5 of pool_size.",
-        "D": "A queue pool has a limit unless pool_size=0 or max_overflow=-1.",
     }),
     "checkedout": ("checkedout() and checkedin() after three requests", "C",
         "Requests one after another reuse one connection: each checks it out and the yield dependency gives it back, "
@@ -157,9 +162,9 @@ QUIZ_KEY = {
         "D": "Right: 4 x (5 + 10) = 60.",
     }),
     "pre_ping": ("which option replaces dead connections", "D",
-        "pool_pre_ping=True makes the pool test each connection as it is checked out and silently replace one that "
-        "is dead. pool_recycle (for example 300) also helps, by replacing connections older than that many seconds "
-        "before the server drops them.", {
+        "pool_pre_ping=True makes the pool test each connection as it is checked out and replace one that is dead. "
+        "pool_recycle also helps when it is below the server's idle timeout: a connection older than that many "
+        "seconds is replaced at its next checkout.", {
         "A": "pool_timeout is how long a request waits for a free connection; it does not test connections.",
         "B": "max_overflow limits extra connections; it does not test them.",
         "C": "pool_size=0 removes the limit on connections; it does not test them.",
@@ -201,42 +206,49 @@ def _hidden_call(qid: str, correct: str, explanation: str, why: dict) -> str:
     return "\n".join(lines)
 
 
+def hidden_checks() -> str:
+    """The wrap-up's list of what grading adds: every hidden check, from its declaration."""
+    sys.path.insert(0, str(ROOT))
+    from autograder import checks, registry  # noqa: F401 - importing the checks declares them
+
+    hidden = [c for c in registry.declared() if c.hidden]
+    count = NUMBER_WORDS.get(len(hidden), str(len(hidden)))
+    lines = [f"When your notebook is graded, {count} hidden checks run as well:", ""]
+    lines += [f"- step {c.step}: {c.description};" for c in hidden]
+    lines[-1] = lines[-1].rstrip(";") + "."
+    return "\n".join(lines)
+
+
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+TIME = "{lesson_time}"  # the intro's time, filled in by build() from tools/lesson_words.py's model
+
 CELLS = [
     md("intro", """
 # Connection pooling in FastAPI: build and apply
 
-**Scenario.** You are building a small FastAPI service that reads a product list from a
-database. Opening a database connection is slow compared with a short query, so the app
-will *reuse* connections through a **connection pool**, as production backends do.
+**Scenario.** Your FastAPI service reads a product list from a database. Opening a database
+connection is slow compared with a short query, so the app *reuses* connections through a
+**connection pool**.
 
-**Goal.** A FastAPI app whose `GET /items` route reads every row of the table `items` from a
-SQLite database, through a pooled async SQLAlchemy engine, called from this notebook.
+**Goal.** A `GET /items` route that returns every row of the table `items` through a pooled
+async SQLAlchemy engine, called from this notebook.
 
-**What you will learn**
-- what each part of an async database URL means;
-- what `pool_size`, `max_overflow` and `pool_timeout` control;
-- how a FastAPI dependency lends a route a connection with `yield` and gives it back;
-- how to call your app in-process and read the pool's status to spot a leak.
-
-**Time:** about 30 minutes: four build steps (about 20 minutes), then a practice quiz and a
-graded quiz (about 10 minutes). Each step has a task, a hint you can open, a cell for your
-code and test cells that check it. **Go deeper** blocks are optional: skip them on a first
-pass. If things get tangled, use *Kernel → Restart Kernel and Run All Cells*.
+**Time:** """ + TIME + """:
+four build steps, then a practice quiz and a graded quiz. Each step has a task, a hint, a
+cell for your code and test cells that check it. **Go deeper** blocks are optional. If things
+get tangled, use *Kernel → Restart Kernel and Run All Cells*.
 """),
     md("setup-instructions", """
 ## Set-up: the `items` table
 
-This read-only cell creates the table `items` in the file `test.db` beside this notebook,
-with three rows (running it again gives the same three).
+Run this read-only cell: it creates the table `items` in the file `test.db` beside this
+notebook, with three rows.
 """),
     readonly("setup_items_table", '''
-# Create the table `items` in ./test.db and fill it with three rows.
-# Running this cell again empties the table first, so it always ends with the same rows.
+# Read-only: creates the table `items` in ./test.db with three rows (the same three each run).
 import sqlite3
 
-SEED_ROWS = [
-{seed_rows}
-]
+SEED_ROWS = {seed_rows}
 
 db = sqlite3.connect("test.db")
 with db:  # one transaction: committed at the end of the block
@@ -249,8 +261,7 @@ print(f"items table ready with {len(SEED_ROWS)} rows")
     md("progress-instructions", """
 ## Your progress
 
-This panel counts the steps whose checks pass and names the next one. It updates as you run
-the test cells.
+This panel counts the steps whose checks pass and names the next one.
 """),
     readonly("progress_show", """
 from autograder import progress
@@ -260,18 +271,14 @@ progress.show()
     md("step1-instructions", """
 ## Step 1: the database URL
 
-SQLAlchemy finds a database from a URL of the form `dialect+driver://location`:
-
-| part | here | meaning |
-|---|---|---|
-| dialect | `sqlite` | the kind of database, which decides the SQL it speaks |
-| driver | `aiosqlite` | the Python library that talks to it; an async engine needs an **async** driver such as `aiosqlite` |
-| location | `///./test.db` | the file `test.db` in the notebook's folder (three slashes, then a relative path) |
+SQLAlchemy finds a database from a URL, `dialect+driver://location`. Here the dialect is
+`sqlite` (the kind of database), the driver `aiosqlite` (the Python library that talks to it:
+an async engine needs an async driver), and the location `///./test.db` (the file `test.db`
+in this folder).
 
 **Your task:** create a variable `DATABASE_URL` holding exactly the string
 `"sqlite+aiosqlite:///./test.db"`.
-"""  # noqa: E501 - a markdown table row cannot wrap
-        + "\n\n" + hint("""
+""" + "\n\n" + hint("""
 A string assignment: `DATABASE_URL = "sqlite+aiosqlite:///./test.db"`. Check the `+` between
 dialect and driver, and the three slashes before `./test.db`.
 """)),
@@ -280,30 +287,29 @@ dialect and driver, and the three slashes before `./test.db`.
     md("step2-instructions", """
 ## Step 2: the pool size
 
-A pool keeps connections open after a request is done, so the next request reuses one
-instead of opening a new one. Three engine settings decide how many:
+A pool keeps connections open after a request, so the next request reuses one. Three engine
+settings decide how many:
 
-- `pool_size` (default 5): connections the pool **keeps open** for reuse. It is not the
-  maximum.
-- `max_overflow` (default 10): **extra** connections it may open when all kept ones are
-  busy. At most `pool_size + max_overflow` are open at once.
-- `pool_timeout` (default 30 s): how long a request waits when every connection is busy,
-  before it fails with `sqlalchemy.exc.TimeoutError`.
+- `pool_size` (default 5): connections the pool **keeps open** for reuse; not the maximum.
+- `max_overflow` (default 10): **extra** connections it may open in a burst; once the burst
+  is over, only `pool_size` stay open. At most `pool_size + max_overflow` are out at once.
+- `pool_timeout` (default 30 s): once `pool_size + max_overflow` connections are out, how
+  long the next request waits for one to come back before it fails with
+  `sqlalchemy.exc.TimeoutError`.
 
-These limits are per engine. A server running several **worker processes**
-(`uvicorn --workers 4`) creates an engine in each, so each process has its own pool.
+Each engine has its own pool: 4 worker processes (`uvicorn --workers 4`) make 4 engines, so
+4 pools.
 
 **Your task:** create a variable `POOL_SIZE` set to the number `5`.
 """ + "\n\n" + hint("""
 A whole number, without quotes: `POOL_SIZE = 5`.
 """) + """
 
-<details><summary><b>Go deeper:</b> what happens to the extra connections</summary>
+<details><summary><b>Go deeper:</b> the database counts every worker's connections</summary>
 
-An overflow connection is closed as soon as it is given back, so after a burst the pool is
-back to `pool_size` open connections. The database sees the connections of every worker
-process together, and a database server accepts only so many (PostgreSQL's
-`max_connections`): size the pools of all workers against that limit. The pool lab
+The database sees the connections of every worker process together, and a database server
+accepts only so many (PostgreSQL's `max_connections`): keep
+`workers × (pool_size + max_overflow)` below that limit. The pool lab
 (`notebooks/pool-lab.ipynb`) plots a burst against each limit.
 
 </details>"""),
@@ -312,14 +318,13 @@ process together, and a database server accepts only so many (PostgreSQL's
     md("step3-instructions", """
 ## Step 3: the pooled async engine
 
-An **engine** is SQLAlchemy's entry point to a database: it owns the pool and hands out
-connections from it. `create_async_engine` (from `sqlalchemy.ext.asyncio`) makes one you can
-use with `await`. Creating the engine opens no connection yet: the pool opens connections
-as requests ask for them.
+An **engine** is SQLAlchemy's entry point to a database: it owns the pool and lends
+connections from it. `create_async_engine` makes one you use with `await`. It opens no
+connection yet: the pool opens them as requests ask.
 
 **Your task:** import `create_async_engine` from `sqlalchemy.ext.asyncio` and create a
-variable `engine` by calling it with `DATABASE_URL` and `pool_size=POOL_SIZE`. Use the
-variable, not the number, so that changing `POOL_SIZE` changes the pool.
+variable `engine` by calling it with `DATABASE_URL` and `pool_size=POOL_SIZE` (the variable,
+not the number).
 """ + "\n\n" + hint("""
 ```python
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -328,100 +333,75 @@ engine = create_async_engine(DATABASE_URL, pool_size=...)
 Fill in the `...` with the variable from step 2.
 """) + """
 
-<details><summary><b>Go deeper:</b> greenlet, and which pool class you get</summary>
+<details><summary><b>Go deeper:</b> greenlet, the pool class, and the pool's own summary</summary>
 
-`sqlalchemy.ext.asyncio` needs `sqlalchemy[asyncio]`, which installs the `greenlet` library:
-SQLAlchemy's core is synchronous code, and it runs that code inside a greenlet so that each
-call to the async driver can be awaited.
+`sqlalchemy.ext.asyncio` needs `sqlalchemy[asyncio]`, which installs `greenlet`: SQLAlchemy's
+core is synchronous code, and it runs that code inside a greenlet so that each call to the
+async driver can be awaited.
 
 The URL decides the pool class. A SQLite *file* URL like yours gets an
 `AsyncAdaptedQueuePool`, which takes `pool_size`. An in-memory URL (`sqlite+aiosqlite://`)
 gets a `StaticPool`, which shares one connection and rejects `pool_size`.
 `poolclass=NullPool` turns pooling off: a new connection for every checkout, closed when it
-is given back.
+is given back. `engine.pool.status()` sums up a pool in one line; the pool lab explains each
+of its numbers.
 
 </details>"""),
     solution("step3_engine_solution", 3),
-    md("step3-explore", """
-Look inside your engine: run the cell. It prints SQLAlchemy's one-line summary of the pool,
-then each number with what it means.
-"""),
-    plain("step3_explore_pool", '''
-pool = engine.pool
-print(pool.status())  # SQLAlchemy's summary; each number is explained below
-print("pool class:", type(pool).__name__, "(a queue pool: it lends each connection to one user at a time)")
-print("pool size:", pool.size(), "= connections the pool keeps open for reuse, once it has opened them")
-print("connections in pool:", pool.checkedin(), "= open and idle, ready to lend (checkedin())")
-print("checked out:", pool.checkedout(), "= lent out and not given back yet (checkedout())")
-print("current overflow:", pool.overflow(), "= connections open now minus pool size. It is negative until")
-print("  the pool has opened pool size connections: -5 means 5 can still open before any overflow one.")
-'''),
     *step_checks(3),
     md("step4-instructions", """
 ## Step 4: a FastAPI route that borrows a pooled connection
 
-A route gets its connection from a **dependency**: a function that FastAPI calls for each
-request, named in the route's parameters with `Depends(...)`. The dependency must *lend* a
-connection and take it back after the route is done. That is what `yield` does:
+A route gets its connection from a **dependency**: a function FastAPI calls for each
+request, named in the route's parameters with `Depends(...)`. It must *lend* a connection
+and take it back after the route is done. That is what `yield` does:
 
 ```python
 async def get_connection():
     async with engine.connect() as conn:  # check a connection out of the pool
         yield conn                        # the route runs here, with conn open
-    # leaving `async with` closes conn, which gives it back to the pool
 ```
 
-FastAPI runs the code up to `yield` and passes `conn` to the route. After the response has
-been sent, it resumes the function, and the connection goes back to the pool.
+FastAPI runs the function up to `yield` and passes `conn` to the route. After the response
+has been sent, it runs the rest: leaving `async with` gives the connection back to the pool.
 
-### The mistake to avoid
-
-Do not write `return conn` instead of `yield conn`: `return` leaves the `async with` block
-at once, and leaving the block closes the connection, so the route gets a closed connection.
-The read-only cell below runs that mistake on a demo app and prints the error.
+**The mistake to avoid:** `return conn` instead of `yield conn`. `return` leaves the
+`async with` block at once, which closes the connection: the route gets a closed one, as the
+read-only cell below shows.
 
 <details><summary><b>Go deeper:</b> what "closed" means for a pooled connection</summary>
 
 Closing a pooled connection does not end the database connection: it gives it back to the
 pool, which keeps it open for the next user. What is closed is the SQLAlchemy `Connection`
 object your code holds, so any later `execute` on it fails with
-`sqlalchemy.exc.ResourceClosedError: This Connection is closed`. In the demo, the database
-connection is already back in the pool when the route tries to use it.
+`sqlalchemy.exc.ResourceClosedError: This Connection is closed`. FastAPI awaits a dependency
+that returns, as the demo does, and passes what it returns to the route.
 
 </details>
 """),
     readonly("step4_demo_return_mistake", '''
-# Read-only demo: a dependency that *returns* from inside `async with`, run for real.
-import httpx
-from fastapi import Depends, FastAPI
+# Read-only demo: a dependency that *returns* from inside `async with`, run on an engine of its own.
 from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-demo_engine = create_async_engine("sqlite+aiosqlite:///./test.db", pool_size=5)
-demo_app = FastAPI()
+demo_engine = create_async_engine("sqlite+aiosqlite:///./test.db")
 
 async def get_connection_with_return():
     async with demo_engine.connect() as conn:
         return conn  # leaving the block here closes conn before the route gets it
 
-@demo_app.get("/items")
-async def demo_items(conn=Depends(get_connection_with_return)):
-    result = await conn.execute(text("SELECT * FROM items"))
-    return result.mappings().all()
-
+closed_conn = await get_connection_with_return()  # what FastAPI would pass to the route
 try:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=demo_app), base_url="http://demo") as client:
-        await client.get("/items")
+    await closed_conn.execute(text("SELECT * FROM items"))  # what the route would run
 except exc.ResourceClosedError as error:
-    print(f"The route failed with {type(error).__module__}.{type(error).__name__}: {error}")
-finally:
-    await demo_engine.dispose()
+    print(f"The route fails with {type(error).__module__}.{type(error).__name__}: {error}")
+await demo_engine.dispose()
 '''),
     md("step4-task", """
 **Your task:**
 1. import `FastAPI` and `Depends` from `fastapi`, and create the app: `app = FastAPI()`;
-2. write the dependency `async def get_connection()` that yields a connection from `engine`
-   inside `async with engine.connect() as conn:`;
+2. write the dependency `async def get_connection()` that yields a connection inside
+   `async with engine.connect() as conn:`;
 3. add a route `GET /items` to `app` that takes `conn` through `Depends(get_connection)`,
    runs `SELECT * FROM items` with `await conn.execute(text(...))` (`text` comes from
    `sqlalchemy`) and returns every row as a list of dicts.
@@ -436,18 +416,25 @@ finally:
     md("step4-try-it", """
 ### Call your app from the notebook
 
-No server is needed: `httpx.ASGITransport` passes requests straight to `app` inside this
-kernel. `LifespanManager` (from the `asgi-lifespan` library) first starts the app as a server
-would: if you gave `FastAPI(lifespan=...)` a function, its code before `yield` runs now and
-its code after `yield` when the block ends. The cell uses `await` at the top level because
-the notebook already runs an event loop (`asyncio.run()` would fail here). Then it reads the
-pool: `engine.pool.checkedout()` counts connections lent out, `engine.pool.checkedin()` those
-idle in the pool. Once a request is done, a connection still checked out is a leak.
+The cell below calls `GET /items` with no server: `httpx.ASGITransport` passes requests
+straight to `app` in this kernel. Then it reads the pool: `engine.pool.checkedout()` counts
+connections lent out, `engine.pool.checkedin()` those open and idle in the pool. After one
+request, or many one after another, a healthy app shows **0 checked out and 1 checked in**:
+one connection, reused by every request and kept open for the next. A connection
+still checked out after a request is a leak.
 
-If the request fails inside your app (or the app fails to start), the error passes through
-dozens of httpx, Starlette and FastAPI frames before it reaches you. For a common mistake, `request_failed` says in one
+<details><summary><b>Go deeper:</b> what else the cell does</summary>
+
+`LifespanManager` (from the `asgi-lifespan` library) starts the app as a server would: if you
+gave `FastAPI(lifespan=...)` a function, its code before `yield` runs first and its code
+after `yield` when the block ends (`httpx.ASGITransport` alone never runs it). The cell uses
+`await` at the top level because the notebook already runs an event loop (`asyncio.run()`
+would fail here). When the request fails inside your app, the error passes through dozens of
+httpx, Starlette and FastAPI frames: for a common mistake, `request_failed` says in one
 sentence what is wrong and how to fix it, followed by the original error; any other error is
 shown whole.
+
+</details>
 """),
     readonly("step4_call_items", '''
 # Read-only: run it to call your app (nbgrader restores this cell when it grades).
@@ -462,35 +449,34 @@ try:
             response = await client.get("/items")
         print("status:", response.status_code)
         print("checked out:", engine.pool.checkedout())  # healthy after a request: 0
-        print("checked in: ", engine.pool.checkedin())   # here 1: the connection kept open for reuse
+        print("checked in: ", engine.pool.checkedin())   # 1: the connection kept open for reuse
 except Exception as error:
     request_failed(error)  # a common mistake in one sentence; any other error in full
-
-if engine.pool.checkedout() == 0:
-    print("Healthy: the dependency gave its connection back, and the pool keeps it open for the next request.")
-else:
-    print("A leak: a connection is still checked out after the request, so get_connection did not give it back.")
 response.json()
 '''),
     *step_checks(4),
     md("quiz-practice", """
-## One more thing: when pooled connections die
+## When pooled connections die
 
 A database server can drop a connection while it sits idle in the pool (a restart, an idle
 timeout). The pool does not notice, and the next request to get that connection fails.
-Two engine options help:
+With `pool_pre_ping=True` the pool tests each connection as it is checked out and replaces
+a dead one before your route gets it.
 
-- `pool_pre_ping=True`: the pool pings each connection as it is checked out and replaces a
-  dead one before your route sees it.
-- `pool_recycle=1800`: the pool replaces connections older than that many seconds, before
-  anything drops them.
+<details><summary><b>Go deeper:</b> <code>pool_recycle</code></summary>
 
-The optional PostgreSQL notebook shows both on a real server.
+`pool_recycle=1800` makes the pool replace a connection more than 1800 seconds old, at the
+moment it is next checked out: nothing happens to it while it sits idle. It protects you only
+when it is below the server's idle timeout: then a connection idle long enough to have been
+dropped is also old enough to be replaced when it is checked out. The optional PostgreSQL
+notebook shows `pool_pre_ping` at work on a real server.
+
+</details>
 
 ## Practice quiz
 
-Five questions to test your understanding, with instant feedback: choose an answer and
-press **Check**. Open **Hint** first if you are stuck. Nothing here is graded.
+Five questions with instant feedback: choose an answer and press **Check**. Nothing here is
+graded.
 """),
     readonly("quiz_practice_show", """
 from autograder import quiz
@@ -498,12 +484,11 @@ from autograder import quiz
 quiz.show_practice()
 """),
     md("quiz-test", """
-## Test this pattern (graded)
+## Graded quiz
 
-Ten questions, one point each. Each choice is **saved as soon as you click it** in
-`quiz_answers.json`, which is submitted with this notebook; you can change it until you
-submit. You see "answer saved", not whether you were right: your score comes with your
-feedback.
+Ten questions, one point each. Each click **saves** your choice in `quiz_answers.json`,
+which is submitted with this notebook; you can change it until you submit. You see "answer
+saved", not whether you were right.
 """),
     readonly("quiz_test_show", """
 from autograder import quiz
@@ -515,10 +500,10 @@ quiz.show_test()
 ## Wrap-up
 
 You built a FastAPI app that reads through a pooled async engine, and a `yield` dependency
-that gives every connection back, so `engine.pool.checkedout()` is 0 once a request is done.
-When your notebook is graded, hidden checks also change the table's rows, check that every
-connection goes back, and send 20 requests at once. Next, the pool lab
-(`notebooks/pool-lab.ipynb`) shows bursts, queueing, a timeout and a leak in plots.
+that gives every connection back. """ + hidden_checks() + """
+
+Next, the pool lab (`notebooks/pool-lab.ipynb`) shows bursts, queueing, a timeout and a leak
+in plots.
 """),
     readonly("progress_show_again", """
 from autograder import progress
@@ -528,10 +513,9 @@ progress.show()
     md("self-grade-instructions", """
 ## Grade your own notebook (self-study)
 
-Studying on your own? Save the notebook (**Ctrl+S**), then press the button: it grades a
-copy of the saved file, hidden tests and quiz key included, and shows your score and every
-check's message. Your notebook is not changed. (From a terminal: `course-grade
-selfgrade`.)
+Save the notebook (**Ctrl+S**), then press the button: it grades a copy of the saved file,
+hidden tests and quiz key included, and shows every check's result (in a terminal:
+`course-grade selfgrade`).
 """),
     readonly("self_grade_button", """
 from autograder import selfgrade
@@ -542,7 +526,8 @@ selfgrade.button()
 
 
 def build() -> nbformat.NotebookNode:
-    nb = new_notebook(cells=CELLS)
+    """The notebook, its intro stating the time tools/lesson_words.py's model gives it."""
+    nb = new_notebook(cells=lesson_words.fill_time(CELLS, TIME, lesson_words.lesson_minutes))
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},

@@ -11,13 +11,16 @@ from __future__ import annotations
 import sys
 
 if __package__:  # imported as tools.<name> (the tests)
+    from . import lesson_words
     from .notebook_builder import ROOT, code, md, write_or_check
 else:  # run as a script: python tools/<name>.py
+    import lesson_words
     from notebook_builder import ROOT, code, md, write_or_check
 
 from autograder.reference import SEED_ROWS
 
 NOTEBOOK = ROOT / "notebooks" / "pool-lab.ipynb"
+TIME = "{lab_time}"  # filled in from tools/lesson_words.py's model of this notebook
 
 
 CELLS = [
@@ -36,7 +39,7 @@ database is a SQLite file of its own, `pool-lab.db`, beside this notebook (the l
 **How to use it:** run the cells from top to bottom (*Run → Run All Cells*); the whole lab
 takes a few seconds. Every number you see is measured as the cell runs, so your numbers will
 differ a little from anyone else's. Change a setting and run a cell again to see what moves.
-Reading time: about 10 minutes.
+Time: """ + TIME + """.
 """),
     md("setup-md", """
 ## Set-up
@@ -114,6 +117,24 @@ print("status:", response.status_code, response.json())
 print("connections checked out:", engine.pool.checkedout(), "| kept open in the pool:", engine.pool.checkedin())
 await engine.dispose()  # close the engine's connections: every experiment cleans up after itself
 '''),
+    md("status-md", """
+## The pool's own summary
+
+`engine.pool.status()` sums up a pool in one line. The cell prints it for a fresh engine with
+a pool size of 5, then each of its numbers with what it means.
+"""),
+    code("pool_status", '''
+engine = create_async_engine(DATABASE_URL, pool_size=5)
+pool = engine.pool
+print(pool.status())  # SQLAlchemy's summary; each number is explained below
+print("pool class:", type(pool).__name__, "(a queue pool: it lends each connection to one user at a time)")
+print("pool size:", pool.size(), "= connections the pool keeps open for reuse, once it has opened them")
+print("connections in pool:", pool.checkedin(), "= open and idle, ready to lend (checkedin())")
+print("checked out:", pool.checkedout(), "= lent out and not given back yet (checkedout())")
+print("current overflow:", pool.overflow(), "= connections open now minus pool size. It is negative until")
+print("  the pool has opened pool size connections: -5 means 5 can still open before any overflow one.")
+await engine.dispose()
+'''),
     md("burst-why", """
 ## Experiment 1: thirty requests at once, three pools
 
@@ -122,7 +143,8 @@ Three settings decide how many connections a pool lets out:
 - **`pool_size`** (default 5) is how many connections the pool *keeps open* between
   requests, ready for reuse. It is **not** the maximum.
 - **`max_overflow`** (default 10) is how many *extra* connections the pool may open when all
-  kept ones are busy. It closes an extra one as soon as it comes back.
+  kept ones are busy. As connections come back, it keeps `pool_size` of them open and closes
+  the rest.
 - So the **limit** on connections out at the same moment is `pool_size + max_overflow`:
   5 + 0 = 5 for the first engine below, and 5 + 10 = 15 with the defaults.
 - **`NullPool`** is no pool at all: every checkout opens a brand-new connection and every
@@ -176,10 +198,10 @@ plt.show()
     md("queue-why", """
 ## Experiment 2: who waits, and for how long
 
-A request that finds every connection busy **queues**: it waits inside `engine.connect()`
-until another request gives a connection back. For the first engine of Experiment 1
-(limit 5), the bars show each request's wait: the time from sending it until it had its
-connection.
+A request that finds the limit reached (`pool_size + max_overflow` connections out)
+**queues**: it waits inside `engine.connect()` until another request gives a connection
+back. For the first engine of Experiment 1 (limit 5), the bars show each request's wait: the
+time from sending it until it had its connection.
 """),
     code("queue_plot", '''
 limited = bursts[0]  # pool_size=5, max_overflow=0
@@ -343,6 +365,9 @@ dependency around it), so every connection goes back to the pool. Each engine in
 was closed with `await engine.dispose()`; run the lab again whenever you like.
 """),
 ]
+
+
+CELLS = lesson_words.fill_time(CELLS, TIME, lesson_words.notebook_minutes)
 
 
 def main(argv: list[str]) -> None:

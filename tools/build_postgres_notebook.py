@@ -18,11 +18,14 @@ import pprint
 import sys
 
 if __package__:  # imported as tools.<name> (the tests)
+    from . import lesson_words
     from .notebook_builder import ROOT, code, md, write_or_check
 else:  # run as a script: python tools/<name>.py
+    import lesson_words
     from notebook_builder import ROOT, code, md, write_or_check
 
 NOTEBOOK = ROOT / "notebooks" / "postgres.ipynb"
+TIME = "{postgres_time}"  # filled in from tools/lesson_words.py's model of this notebook and its quiz
 sys.path.insert(0, str(ROOT))
 from autograder import server_db  # noqa: E402
 from autograder.solution import step_code  # noqa: E402
@@ -69,7 +72,7 @@ variable is not set it runs on a SQLite file of its own, `postgres-lab.db` (the 
 but no server answers, the check cell below says how to start one and the other cells skip
 themselves.
 
-**Time:** about 15 minutes. Run the cells from top to bottom (*Run → Run All Cells*).
+**Time:** """ + TIME + """. Run the cells from top to bottom (*Run → Run All Cells*).
 """),
     code("choose-database", f'''
 import os
@@ -287,11 +290,14 @@ print("engine disposed; checked in now:", engine.pool.checkedin())
 - A server limits connections: keep `workers × (pool_size + max_overflow)` (plus your other
   clients) below `max_connections`, minus the slots reserved for superusers.
 - `pool_pre_ping=True` replaces connections that died under the pool (a restart, an idle
-  timeout) before a request gets them; `pool_recycle` retires old connections before
-  something drops them.
+  timeout) before a request gets them; `pool_recycle=N` replaces a connection older than `N`
+  seconds at its next checkout, which helps when `N` is below the idle timeout.
 - Measure before tuning: the ratio above is this machine's, today.
 """),
 ]
+
+
+CELLS = lesson_words.fill_time(CELLS, TIME, lambda reader, nb: lesson_words.notebook_minutes(reader, nb, "server"))
 
 
 def main(argv: list[str]) -> None:

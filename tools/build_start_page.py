@@ -7,10 +7,25 @@ from __future__ import annotations
 
 import sys
 
-from notebook_builder import ROOT, code, md, write_or_check
+if __package__:  # imported as tools.<name> (the tests)
+    from . import lesson_words
+    from .notebook_builder import ROOT, code, md, write_or_check
+else:  # run as a script: python tools/<name>.py
+    import lesson_words
+    from notebook_builder import ROOT, code, md, write_or_check
 
 NOTEBOOK = ROOT / "notebooks" / "start.ipynb"
 LESSON = "../workspace/connection-pooling/connection-pooling.ipynb"
+# minutes (if you know FastAPI, if you are new to it) of each notebook, from tools/lesson_words.py's
+# model of the committed notebooks: build them first
+TIMES = lesson_words.course()
+ALL = tuple(sum(times[i] for times in TIMES.values()) for i in range(2))
+
+
+def minutes(name: str) -> str:
+    """A row's two time cells: `30 min | 60 min`."""
+    return " | ".join(f"{lesson_words.stated(m)} min" for m in TIMES[name])
+
 
 
 CELLS = [
@@ -24,18 +39,17 @@ database connections, and you learn to tell a healthy pool from one that leaks o
 You write real code in a Jupyter notebook and call your app from the notebook itself: no
 server to run, nothing to install beyond this environment.
 
-**Time:** about an hour in all: the lesson with its quizzes (30 minutes), the pool lab
-(10 minutes), and the optional PostgreSQL notebook (15 minutes).
+**Time:** the lesson with its quizzes takes """ + lesson_words.phrase(*TIMES["lesson"]) + """;
+the whole path below, the optional PostgreSQL notebook included, """ + lesson_words.phrase(*ALL) + """.
 """),
     md("path", f"""
 ## The path through the course
 
-| | notebook | what you do | time |
-|---|---|---|---|
-| 1 | [**The lesson**]({LESSON}) | build the app in four graded steps: database URL, pool size, pooled async engine, a FastAPI route with a `yield` dependency | 20 min |
-| 2 | the quizzes, at the end of the lesson | a practice quiz with instant feedback, then a graded 10-question quiz | 10 min |
-| 3 | [**Pool lab**](pool-lab.ipynb) | watch a pool at work in plots: queueing, exhaustion and its `TimeoutError`, a leaked connection, pooled vs unpooled speed | 10 min |
-| 4 | [**Beyond SQLite: PostgreSQL**](postgres.ipynb) (optional) | the same app against a database server, and what changes when connections are expensive | 15 min |
+| | notebook | what you do | if you know FastAPI | if you are new to it |
+|---|---|---|---|---|
+| 1 | [**The lesson**]({LESSON}) | build the app in four graded steps (database URL, pool size, pooled async engine, a FastAPI route with a `yield` dependency), then a practice quiz with instant feedback and a graded 10-question quiz | {minutes("lesson")} |
+| 2 | [**Pool lab**](pool-lab.ipynb) | watch a pool at work in plots: queueing, exhaustion and its `TimeoutError`, a leaked connection, pooled vs unpooled speed | {minutes("pool lab")} |
+| 3 | [**Beyond SQLite: PostgreSQL**](postgres.ipynb) (optional) | the same app against a database server, and what changes when connections are expensive | {minutes("postgres")} |
 
 Open the lesson with the link in the table (it is your own copy, made by the cell below if it
 is missing). Run its cells from top to bottom: *Run → Run All Cells* re-runs everything.

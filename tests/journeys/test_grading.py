@@ -75,5 +75,5 @@ def test_quiz_scores_count_the_right_answers(graded):
 
 
 def test_quiz_feedback_explains_the_right_answer(graded):
-    message = graded["quiz_all_wrong"]["quiz07_max_overflow"].message
+    message = graded["quiz_all_wrong"]["quiz04_max_overflow"].message
     assert "you chose B (5)" in message and "The answer is A" in message and "15 at once" in message

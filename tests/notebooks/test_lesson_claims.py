@@ -5,17 +5,21 @@ Some claims are proven with the quiz questions that ask about them, in tests/aut
 a yield dependency's cleanup runs after the response is sent (test_graded_yield_cleanup);
 requests one after another leave 0 checked out and 1 checked in (test_graded_checkedout);
 each worker process has its own pool (test_graded_workers_multiply); pool_pre_ping replaces a
-dead connection and pool_recycle an old one (test_graded_pre_ping).
+dead connection (test_graded_pre_ping). pool_recycle and pool_timeout are proven here, and
+every statement the lesson makes about hidden checks is read from its text and checked against
+autograder/registry.py.
 """
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from contextlib import asynccontextmanager
 from importlib import metadata
 
 import greenlet
 import httpx
+import nbformat
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import Depends, FastAPI, Request
@@ -23,7 +27,9 @@ from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool, StaticPool
 
+from autograder import quiz
 from tests.support.apps import client, yield_app
+from tests.support.course import SOURCE_NB
 
 pytestmark = pytest.mark.anyio
 
@@ -65,7 +71,8 @@ async def test_creating_the_engine_opens_no_connection(db_url):
 
 
 async def test_pool_size_plus_max_overflow_connections_then_a_timeout_error(db_url):
-    """Default max_overflow=10: 15 connections at once; the 16th waits pool_timeout and fails."""
+    """Default max_overflow=10: 15 connections at once; the 16th waits pool_timeout and fails;
+    once the burst is over, only pool_size connections stay open."""
     engine = create_async_engine(db_url, pool_size=5, pool_timeout=0.5)
     held = [await engine.connect() for _ in range(15)]
     assert engine.pool.checkedout() == 15
@@ -200,7 +207,8 @@ async def test_lifespan_manager_runs_the_lifespan_around_the_requests_and_asgi_t
 
 async def test_a_closed_pooled_connection_is_back_in_the_pool_before_the_route_uses_it(db_url):
     """The mistake's Go deeper: `return` inside `async with` gives the database connection back
-    to the pool; the route holds a closed SQLAlchemy Connection."""
+    to the pool; FastAPI awaits the dependency, as the lesson's demo cell does, and the route
+    holds a closed SQLAlchemy Connection."""
     engine = create_async_engine(db_url, pool_size=5)
     seen = {}
     app = FastAPI()
@@ -219,3 +227,114 @@ async def test_a_closed_pooled_connection_is_back_in_the_pool_before_the_route_u
             await c.get("/items")
     assert seen["pool"] == (0, 1)
     await engine.dispose()
+
+
+async def test_pool_timeout_applies_only_once_pool_size_plus_max_overflow_connections_are_out(db_url):
+    """Step 2: `pool_timeout` is how long a request waits once `pool_size + max_overflow`
+    connections are out. While fewer are out, even with every kept connection busy, a checkout
+    does not wait: it opens an overflow connection."""
+    engine = create_async_engine(db_url, pool_size=2, max_overflow=3, pool_timeout=1)
+    held = []
+    for n in range(1, 6):
+        start = time.perf_counter()
+        held.append(await engine.connect())
+        assert time.perf_counter() - start < 0.5, f"checkout {n} of 5 waited"
+    assert engine.pool.checkedout() == 5 and engine.pool.overflow() == 3
+    start = time.perf_counter()
+    with pytest.raises(exc.TimeoutError, match="QueuePool limit of size 2 overflow 3 reached"):
+        await engine.connect()
+    assert time.perf_counter() - start >= 0.9  # the sixth waited pool_timeout, then gave up
+    for conn in held:
+        await conn.close()
+    await engine.dispose()
+
+
+async def test_pool_recycle_replaces_an_old_connection_at_its_next_checkout_not_while_it_is_idle(db_url):
+    """The Go deeper on `pool_recycle`: the pool checks a connection's age when it is checked
+    out; an idle connection older than pool_recycle stays open in the pool until then."""
+    engine = create_async_engine(db_url, pool_size=1, pool_recycle=0.3)
+    opened, closed = [], []
+    event.listen(engine.sync_engine, "connect", lambda *a: opened.append(1))
+    event.listen(engine.sync_engine, "close", lambda *a: closed.append(1))
+    async with engine.connect() as conn:
+        first = (await conn.get_raw_connection()).driver_connection
+    await asyncio.sleep(0.6)  # idle in the pool, twice as old as pool_recycle
+    assert (len(opened), len(closed), engine.pool.checkedin()) == (1, 0, 1), "the idle connection was touched"
+    async with engine.connect() as conn:  # the checkout finds it too old: closed and replaced now
+        assert (len(opened), len(closed)) == (2, 1)
+        assert (await conn.get_raw_connection()).driver_connection is not first
+        assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+    async with engine.connect():  # a young connection is lent again as it is
+        assert (len(opened), len(closed)) == (2, 1)
+    await engine.dispose()
+
+
+async def test_pool_recycle_protects_only_when_below_the_servers_idle_timeout(db_url):
+    """A server that drops connections idle longer than its timeout (here 0.4 s, and the
+    driver connection closed as the server would): with pool_recycle below that timeout the
+    next checkout gets a new connection; above it, the dead one."""
+    server_idle_timeout = 0.4
+
+    async def next_request_after_the_server_dropped_it(pool_recycle: float) -> bool:
+        engine = create_async_engine(db_url, pool_size=1, max_overflow=0, pool_recycle=pool_recycle)
+        async with engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+        await asyncio.sleep(server_idle_timeout + 0.1)
+        await driver.close()  # the server dropped the idle connection
+        try:
+            async with engine.connect() as conn:
+                return (await conn.execute(text("SELECT 1"))).scalar() == 1
+        except exc.DBAPIError:
+            return False
+        finally:
+            await engine.dispose()
+
+    below, above = await asyncio.gather(next_request_after_the_server_dropped_it(server_idle_timeout / 2),
+                                        next_request_after_the_server_dropped_it(30))
+    assert below, "pool_recycle below the server's idle timeout: the old connection is replaced at checkout"
+    assert not above, "pool_recycle above it: the dropped connection is handed to the request"
+
+
+HIDDEN_OR_VISIBLE = re.compile(r"\b(hidden|visible)\b", re.I)
+# what the lesson says about hidden checks, each proven below; the wrap-up's list follows its sentence
+GRADED_ALSO = re.compile(r"When your notebook is graded, (?P<count>\w+) hidden checks run as well:\n\n"
+                         r"(?P<listed>(?:- .*\n?)+)")
+SELF_GRADE = re.compile(r"it grades a copy of the saved file,\s+hidden tests and quiz key included")
+
+
+def test_every_statement_about_hidden_or_visible_checks_matches_the_registry():
+    """Each place the lesson's text says "hidden" or "visible" is a statement this test knows
+    how to prove, and it is true of the checks as autograder/registry.py declares them."""
+    from autograder import checks, registry  # noqa: F401 - importing the checks declares them
+    from tools.build_lesson import NUMBER_WORDS
+
+    hidden = [c for c in registry.declared() if c.hidden]
+    source = nbformat.read(SOURCE_NB, as_version=4)
+    text = "\n\n".join(c.source for c in source.cells if c.cell_type == "markdown")
+    hidden_tests = "\n".join(c.source.split("### BEGIN HIDDEN TESTS", 1)[1] for c in source.cells
+                             if "### BEGIN HIDDEN TESTS" in c.source)
+
+    (said,) = GRADED_ALSO.finditer(text)
+    assert said["count"] == NUMBER_WORDS[len(hidden)], (said["count"], [c.name for c in hidden])
+    listed = re.findall(r"^- step (\d+): (.+?)[;.]$", said["listed"], re.M)
+    assert listed == [(str(c.step), c.description) for c in hidden], listed
+
+    (said,) = SELF_GRADE.finditer(text)
+    # self-grading runs the hidden tests (tests/course_grade/selfgrade/test_selfgrade.py shows a
+    # hidden check passing there); here: every hidden check and the quiz key are in them, nothing else
+    assert all(f"checks.{c.name}(" in hidden_tests for c in hidden)
+    assert not any(f"checks.{c.name}(" in hidden_tests for c in registry.declared() if not c.hidden)
+    assert all(f'quiz.check_answer(\n    "{q.id}"' in hidden_tests for q in quiz.load("test"))
+
+    rest = SELF_GRADE.sub("", GRADED_ALSO.sub("", text))
+    unproven = [line for line in rest.splitlines() if HIDDEN_OR_VISIBLE.search(line)]
+    assert not unproven, f"statements about hidden or visible checks that no test proves: {unproven}"
+
+
+def test_each_test_cell_says_hidden_exactly_when_its_check_is():
+    from autograder import checks, registry  # noqa: F401 - importing the checks declares them
+
+    cells = {c.id: c.source for c in nbformat.read(SOURCE_NB, as_version=4).cells}
+    for c in registry.declared():
+        title = cells[c.name].splitlines()[0]
+        assert ("(hidden)" in title) == c.hidden == ("### BEGIN HIDDEN TESTS" in cells[c.name]), (c.name, title)

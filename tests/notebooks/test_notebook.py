@@ -68,7 +68,8 @@ def test_every_graded_cell_ran_and_passed(executed):
 
 def test_mistake_demo_shows_the_real_closed_connection_error(executed):
     _, cells = executed
-    assert "sqlalchemy.exc.ResourceClosedError: This Connection is closed" in _text(cells["step4_demo_return_mistake"])
+    shown = _text(cells["step4_demo_return_mistake"])
+    assert "The route fails with sqlalchemy.exc.ResourceClosedError: This Connection is closed" in shown
 
 
 def test_items_cell_shows_the_rows_as_json(executed):
@@ -76,19 +77,9 @@ def test_items_cell_shows_the_rows_as_json(executed):
     shown = _text(cells["step4_call_items"])
     assert "status: 200" in shown
     assert "'name': 'Espresso cup'" in shown and "'price': 89.99" in shown
-    # the yield dependency gave its connection back, and the pool keeps it for reuse
+    # the yield dependency gave its connection back, and the pool keeps it for reuse: the
+    # "0 checked out and 1 checked in" the lesson's text states (graded quiz question 8)
     assert "checked out: 0\n" in shown and "checked in:  1\n" in shown
-    assert "Healthy: the dependency gave its connection back" in shown and "A leak" not in shown
-
-
-def test_engine_exploration_cell_explains_each_number(executed):
-    _, cells = executed
-    shown = _text(cells["step3_explore_pool"])
-    assert "Pool size: 5  Connections in pool: 0 Current Overflow: -5 Current Checked out connections: 0" in shown
-    assert "pool class: AsyncAdaptedQueuePool" in shown
-    for line in ("pool size: 5 =", "connections in pool: 0 =", "checked out: 0 =", "current overflow: -5 ="):
-        assert line in shown, line
-    assert "-5 means 5 can still open before any overflow one" in shown
 
 
 def test_setup_cell_is_idempotent(tmp_path, monkeypatch):

@@ -68,6 +68,17 @@ def cells(request, runs):
     return runs[request.param]
 
 
+def test_the_pool_status_cell_explains_each_number(cells):
+    """The numbers of `pool.status()` for a fresh pool of 5 (proven in
+    tests/notebooks/test_lesson_claims.py::test_the_pool_status_cell_explains_overflow_truly)."""
+    shown = _text(cells["pool_status"])
+    assert "Pool size: 5  Connections in pool: 0 Current Overflow: -5 Current Checked out connections: 0" in shown
+    assert "pool class: AsyncAdaptedQueuePool" in shown
+    for line in ("pool size: 5 =", "connections in pool: 0 =", "checked out: 0 =", "current overflow: -5 ="):
+        assert line in shown, line
+    assert "-5 means 5 can still open before any overflow one" in shown
+
+
 def test_every_cell_runs_without_error_or_stderr(cells):
     code = [c for c in cells.values() if c.cell_type == "code"]
     assert len(code) >= 8

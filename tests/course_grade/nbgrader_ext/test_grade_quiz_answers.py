@@ -297,7 +297,7 @@ def test_honest_quiz_scores_are_unchanged(stock):
     assert {name: _quiz_score(graded[name]) for name in
             ("solution", "quiz_all_wrong", "quiz_partly_right", "quiz_missing_file", "quiz_malformed_file")} == {
         "solution": 10, "quiz_all_wrong": 0, "quiz_partly_right": 6, "quiz_missing_file": 0, "quiz_malformed_file": 0}
-    message = graded["quiz_all_wrong"]["quiz07_max_overflow"].message
+    message = graded["quiz_all_wrong"]["quiz04_max_overflow"].message
     assert "you chose B (5)" in message and "The answer is A" in message and "15 at once" in message
     assert "quiz_answers.json is missing" in graded["quiz_missing_file"]["quiz01_url_driver"].message
     assert "not readable JSON" in graded["quiz_malformed_file"]["quiz01_url_driver"].message
