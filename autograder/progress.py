@@ -1,13 +1,20 @@
-"""The lesson's progress indicator: how many of the four build steps pass, and what is next.
+"""The lesson's progress indicator: what the kernel knows of the four build steps, and what is next.
 
 `show()` (a read-only cell near the top of the lesson, and again at its end) displays a
 panel; every step check hands its record here (autograder.report.guarded), and the panel
-updates in place through its display id, wherever it is shown. A step counts as done when
-each of its visible checks (autograder.registry) has passed on its latest run, on the
-student's own values: a pass with an earlier step's correct value standing in does not
-count, and a later failure undoes it. When a check completes a step, its cell also prints
-one line saying so and what comes next. Importing this module also starts recording the
-cells the student runs (autograder.cells), which the checks read.
+updates in place through its display id, wherever it is shown. A step counts when each of
+its visible checks (autograder.registry) has passed on its latest run, on the student's own
+values: a pass with an earlier step's correct value standing in does not count, and a later
+failure undoes it. The panel says only that much: hidden checks run when the notebook is
+graded. When a check completes a step's visible checks, its cell also prints one line
+saying so and what comes next.
+
+Once the **Grade my notebook** button has graded the saved notebook (autograder.selfgrade),
+it hands each graded cell's result here (`graded`), and the panel shows that grading: the
+score, and the checks (hidden ones included) that did not pass. A check run after it makes
+that grading out of date: the panel goes back to the kernel's own count and says when it
+last graded. Importing this module also starts recording the cells the student runs
+(autograder.cells), which the checks read.
 
 The panel is plain HTML (no widget), so it also shows in nbconvert output and feedback. This
 module never raises and never writes to stderr: a test cell must not lose its points to it.
@@ -15,13 +22,30 @@ module never raises and never writes to stderr: a test cell must not lose its po
 from __future__ import annotations
 
 import html
+import time
+from dataclasses import dataclass, replace
 
 from autograder import cells, registry, report
 from autograder.records import CheckRecord
 
 DISPLAY_ID = "course-progress"
+GRADE_BUTTON = "Grade my notebook"
+HIDDEN_LATER = f"hidden checks run only when your notebook is graded (press {GRADE_BUTTON} at the end)"
+
+
+@dataclass(frozen=True)
+class Grading:
+    """What the Grade my notebook button found in the saved notebook."""
+    score: float
+    max_score: float
+    failed: tuple[str, ...]  # the grade_ids that lost points, in the notebook's order
+    steps_passed: tuple[int, ...]  # build steps whose every check (hidden ones too) has full marks
+    at: str  # when, "HH:MM"
+    current: bool = True  # no check has run since
+
 
 _latest: dict[str, bool] = {}  # check name -> did its latest run pass on the student's own values
+_grading: list[Grading] = []  # the latest grading by the button, if any
 _shown = False
 cells.install()
 
@@ -47,17 +71,62 @@ def next_step() -> int | None:
     return next((n for n in registry.STEPS if n not in done), None)
 
 
+def _points(value: float) -> str:
+    return f"{value:g}"
+
+
+def _named(grade_id: str) -> str:
+    check = registry.get(grade_id)
+    if check is None:
+        return f"quiz question {int(grade_id[4:6])}" if grade_id[4:6].isdigit() else f"`{grade_id}`"
+    return f"“{check.title}”"
+
+
+def _graded_line(grading: Grading) -> str:
+    line = f"Graded at {grading.at} (your saved notebook): {_points(grading.score)}/{_points(grading.max_score)} points."
+    if not grading.failed:
+        return line + " Every check passes, hidden ones included."
+    hidden = [g for g in grading.failed if (registry.get(g) is not None and registry.get(g).hidden)]
+    others = [g for g in grading.failed if g not in hidden]
+    if hidden:
+        line += f" Hidden checks not passed: {'; '.join(_named(g) for g in hidden)}."
+    if others:
+        line += f" {'Other checks' if hidden else 'Checks'} not passed: {'; '.join(_named(g) for g in others)}."
+    return line + f" Why: under {GRADE_BUTTON}."
+
+
 def summary() -> str:
-    """One line of plain text: 'Progress: 2/4 steps done. Next: step 3, the pooled async engine.'"""
+    """One line of plain text: the latest grading when no check ran since it, else the
+    kernel's count: 'Progress: 2/4 steps pass their visible checks. Next: step 3, the pooled
+    async engine.'"""
+    if _grading and _grading[-1].current:
+        return _graded_line(_grading[-1])
     done, upcoming = done_steps(), next_step()
-    line = f"Progress: {len(done)}/{len(registry.STEPS)} steps done."
+    line = f"Progress: {len(done)}/{len(registry.STEPS)} steps pass their visible checks"
     if upcoming is None:
-        return line + " All four steps pass: on to the quizzes."
-    return line + f" Next: step {upcoming}, {registry.STEPS[upcoming]}."
+        line += f"; {HIDDEN_LATER}."
+    else:
+        line += f". Next: step {upcoming}, {registry.STEPS[upcoming]}."
+    if _grading:
+        last = _grading[-1]
+        line += (f" (Last graded at {last.at}: {_points(last.score)}/{_points(last.max_score)} points, "
+                 f"before the checks you ran since.)")
+    return line
+
+
+def _step_line(n: int) -> str:
+    """What a check's cell prints when it completes step `n`'s visible checks."""
+    hidden = len(registry.for_step(n, hidden=True))
+    if not hidden:
+        return f"Step {n} passes its checks."
+    return (f"Step {n} passes its visible checks; its {hidden} hidden check{'s' if hidden > 1 else ''} "
+            f"run{'' if hidden > 1 else 's'} when your notebook is graded.")
 
 
 def _html() -> str:
-    done, upcoming = done_steps(), next_step()
+    grading = _grading[-1] if _grading and _grading[-1].current else None
+    done = list(grading.steps_passed) if grading else done_steps()
+    upcoming = next((n for n in registry.STEPS if n not in done), None)
     pills = []
     for n, title in registry.STEPS.items():
         state = "done" if n in done else "next" if n == upcoming else "todo"
@@ -75,9 +144,16 @@ def _html() -> str:
         '<div style="background:#eaeef2;border-radius:4px;height:8px;margin-bottom:6px">'
         f'<div style="background:#1a7f37;width:{percent}%;height:8px;border-radius:4px"></div></div>'
         f"<div>{''.join(pills)}</div>"
-        "<div style=\"color:#57606a;margin-top:4px\">Updates as your step checks pass. "
-        "Run a step's test cells after your code.</div></div>"
+        f"<div style=\"color:#57606a;margin-top:4px\">{html.escape(_footer(grading))}</div></div>"
     )
+
+
+def _footer(grading: Grading | None) -> str:
+    if grading is not None:
+        return (f"A step is ticked when all its checks, hidden ones included, passed in that grading. Running a "
+                f"check again shows your progress in this kernel; press {GRADE_BUTTON} again to grade anew.")
+    return ("Counts the visible checks as you run a step's test cells after your code; "
+            f"{HIDDEN_LATER}.")
 
 
 def _bundle() -> dict:
@@ -105,15 +181,40 @@ def hear(record: CheckRecord) -> None:
         before = set(done_steps())
         _latest[record.check] = record.passed and not record.stand_in
         finished = set(done_steps()) - before
-        if _shown:
-            from IPython.display import update_display
-
-            update_display(_bundle(), raw=True, display_id=DISPLAY_ID)
+        if _grading and _grading[-1].current:
+            _grading[-1] = replace(_grading[-1], current=False)
+        _update()
         for n in sorted(finished):
-            print(f"Step {n} done. {summary()}")
+            print(f"{_step_line(n)} {summary()}")
+    except Exception:
+        pass
+
+
+def _update() -> None:
+    if _shown:
+        from IPython.display import update_display
+
+        update_display(_bundle(), raw=True, display_id=DISPLAY_ID)
+
+
+def graded(cells_graded: list[dict]) -> None:
+    """Called by the Grade my notebook button with each graded cell's result (dicts with
+    grade_id, score and points, in the notebook's order): the panel shows that grading."""
+    try:
+        import autograder.checks  # noqa: F401 - declares every check: which are hidden, which step
+
+        rows = [(str(c["grade_id"]), float(c["score"]), float(c["points"])) for c in cells_graded]
+        failed = tuple(gid for gid, score, points in rows if score < points - 1e-9)
+        steps_passed = tuple(n for n in registry.STEPS
+                             if (names := {c.name for c in registry.for_step(n)})
+                             and names <= {gid for gid, _, _ in rows} and not names & set(failed))
+        _grading[:] = [Grading(sum(r[1] for r in rows), sum(r[2] for r in rows), failed, steps_passed,
+                               time.strftime("%H:%M"))]
+        _update()
     except Exception:
         pass
 
 
 def reset() -> None:
     _latest.clear()
+    _grading.clear()

@@ -6,12 +6,16 @@ the saved notebook with the hidden tests on the course's warm self-grading servi
 the button starts that service in the background (`selfgrade NOTEBOOK --warm`, detached,
 output discarded), so its kernel is booted by the time the learner clicks; not in a grading
 kernel, nor where the instructor side is not installed, nor with COURSE_SELFGRADE_SERVICE=off.
+A click asks the command for its result as data (`--json`): the button shows its report, and
+hands each graded cell's score to the progress panel (autograder.progress.graded), which then
+shows the score and the checks, hidden ones included, that did not pass.
 This module never imports the instructor side: a course hub that installs only `autograder`
 shows the button, and a click says self-grading is not available there.
 """
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -65,6 +69,17 @@ def button():
     warm_up()
 
 
+def _grading(printed: str) -> dict | None:
+    """The grading `selfgrade --json` printed (its report and cells), or None."""
+    try:
+        found = json.loads(printed)
+    except ValueError:
+        return None
+    if isinstance(found, dict) and isinstance(found.get("report"), str) and isinstance(found.get("cells"), list):
+        return found
+    return None
+
+
 def make_button():
     import ipywidgets as widgets
 
@@ -84,10 +99,17 @@ def make_button():
             return
         out.append_stdout("Grading a copy of the saved notebook with every hidden test (a few seconds; "
                           "the first time, up to a minute)...\n")
-        done = subprocess.run([sys.executable, "-m", "course_grade", "selfgrade", str(_this_notebook())],
+        done = subprocess.run([sys.executable, "-m", "course_grade", "selfgrade", str(_this_notebook()), "--json"],
                               capture_output=True, text=True, env=tool_env())
         out.outputs = ()
-        out.append_stdout(done.stdout if done.returncode == 0 else (done.stderr.strip() or done.stdout) + "\n")
+        grading = _grading(done.stdout) if done.returncode == 0 else None
+        if grading is None:
+            out.append_stdout((done.stderr.strip() or done.stdout) + "\n")
+        else:
+            out.append_stdout(grading["report"] + "\n")
+            from autograder import progress
+
+            progress.graded(grading["cells"])
         go.disabled = False
 
     go.on_click(on_click)

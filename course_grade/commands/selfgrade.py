@@ -15,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"your notebook (default: {ASSIGNMENT}.ipynb here, else in workspace/{ASSIGNMENT}/)")
     parser.add_argument("--course", type=Path, help="the course repository (default: found above the notebook)")
     only = parser.add_mutually_exclusive_group()
+    only.add_argument("--json", dest="as_json", action="store_true",
+                      help="print the grading as JSON: the report's text and each graded cell's score")
     only.add_argument("--warm", action="store_true",
                       help="only start the self-grading service in the background (if it is not running) and return")
     only.add_argument("--status", dest="service_only", action="store_const", const="status",
@@ -27,4 +29,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from course_grade.selfgrade import client
 
-    return client.main(args.notebook, args.course, warm=args.warm, service_only=args.service_only)
+    return client.main(args.notebook, args.course, warm=args.warm, service_only=args.service_only,
+                       as_json=args.as_json)

@@ -1,6 +1,7 @@
 """Self-grading for self-learners: grade your own copy of the lesson with the full autograder.
 
     python -m course_grade selfgrade [NOTEBOOK] [--course DIR]
+    python -m course_grade selfgrade [NOTEBOOK] [--course DIR] --json
     python -m course_grade selfgrade [NOTEBOOK] [--course DIR] --warm
 
 NOTEBOOK defaults to connection-pooling.ipynb in the current folder, else the working copy
@@ -11,8 +12,10 @@ self-grading service (course_grade/selfgrade/service.py: nbgrader loaded, the as
 memory, a kernel booted), started in the background if it is not running, with the very task
 the instructor's grading runs (course_grade.engine.task.grade); where the service cannot start, the
 same task runs in this process. Your files are only read. Prints the score and every graded
-cell's result and message. `--warm` only starts the service and returns at once (the lesson's
-button does so when it is shown).
+cell's result and message; `--json` prints the same as data, `as_data()`, which the lesson's
+button reads (it shows the report, and hands the cells' results to the progress panel).
+`--warm` only starts the service and returns at once (the lesson's button does so when it is
+shown).
 
 The lesson's last cell offers the same thing as a button (`autograder.selfgrade.button()`).
 """
@@ -137,6 +140,14 @@ def report(results: list[CellResult], notebook: Path) -> str:
     return "\n".join(lines)
 
 
+def as_data(results: list[CellResult], notebook: Path) -> dict:
+    """The grading as data (`--json`): the report's text, and each graded cell's grade_id,
+    score, points and message, in the notebook's order."""
+    return {"report": report(results, notebook),
+            "cells": [{"grade_id": r.grade_id, "score": r.score, "points": r.points, "message": r.message}
+                      for r in results]}
+
+
 def service_line(course: Path, stop: bool = False) -> str:
     """One line on the course's background self-grading service; with `stop`, stop it first."""
     said = service.stop(course) if stop else service.status(course)
@@ -148,10 +159,11 @@ def service_line(course: Path, stop: bool = False) -> str:
 
 
 def main(notebook: Path | None, course: Path | None, out=sys.stdout, warm: bool = False,
-         service_only: str | None = None) -> int:
-    """`selfgrade [NOTEBOOK] [--course DIR] [--warm | --status | --stop]`: print the report; with
-    `warm`, only start the course's self-grading service in the background (if it is not
-    running) and return; with `service_only` ("status" or "stop"), say whether it runs, or stop it."""
+         service_only: str | None = None, as_json: bool = False) -> int:
+    """`selfgrade [NOTEBOOK] [--course DIR] [--json | --warm | --status | --stop]`: print the
+    report (with `as_json`, the grading as data: `as_data`); with `warm`, only start the course's
+    self-grading service in the background (if it is not running) and return; with
+    `service_only` ("status" or "stop"), say whether it runs, or stop it."""
     try:
         if warm or service_only:
             where = (course or find_course(notebook.resolve().parent if notebook else Path.cwd())).resolve()
@@ -168,5 +180,5 @@ def main(notebook: Path | None, course: Path | None, out=sys.stdout, warm: bool 
     except (service.ServiceUnavailable, RuntimeError) as exc:  # ServiceUnavailable: --warm only
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(report(results, path), file=out)
+    print(json.dumps(as_data(results, path)) if as_json else report(results, path), file=out)
     return 0

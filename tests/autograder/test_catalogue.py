@@ -216,7 +216,7 @@ def test_no_step_done_while_a_cell_of_that_step_raised(catalogue, name):
     assert g.ok, g.error
     said = g.step_done_while_raised()
     raised = {cid: f"{r.ename}: {r.message[:150]}" for cid, r in g.student_cells.items() if r.raised}
-    assert not said, f"{said} said 'Step N done' while a student cell of that step raised: {raised}"
+    assert not said, f"{said} said 'Step N passes' while a student cell of that step raised: {raised}"
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -233,13 +233,13 @@ STAND_IN = re.compile(r"standing in for yours")
 @pytest.mark.parametrize("mistake", [sampled(f"mistake:{m.name}", m, m.name) for m in MISTAKES if m.step in (1, 2, 3)])
 def test_later_steps_graded_with_a_stand_in_say_so(catalogue, mistake):
     """When an earlier step is wrong, a later step graded with its correct value standing in
-    says so once, and never says "Step N done" for that step."""
+    says so once, and never says "Step N passes" for that step."""
     g = catalogue[f"mistake:{mistake.name}"]
     notes = [gid for gid, c in g.cells.items() if STAND_IN.search(c.stdout or "")]
     if mistake.step in (1, 2):  # step 3 is always graded with step 1's or 2's value standing in
         assert any(gid.startswith("step3_") for gid in notes), (
             f"no step 3 cell said a stand-in was used:\n{_summary(g)}")
     for step in {int(gid[4]) for gid in notes}:
-        done = [gid for gid, c in g.cells.items() if f"Step {step} done" in (c.stdout or "")]
-        assert not done, f"{done} said 'Step {step} done' although step {step} passed with a stand-in"
+        done = [gid for gid, c in g.cells.items() if f"Step {step} passes" in (c.stdout or "")]
+        assert not done, f"{done} said 'Step {step} passes' although step {step} passed with a stand-in"
     assert len({g.cells[gid].stdout for gid in notes}) == len(notes), "a stand-in note is said twice"

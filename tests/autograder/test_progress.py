@@ -38,7 +38,9 @@ def test_a_step_is_done_when_all_its_checks_pass(capsys):
     assert progress.done_steps() == []
     hear("step3_engine_connects", True)
     assert progress.done_steps() == [3]
-    assert capsys.readouterr().out == "Step 3 done. Progress: 1/4 steps done. Next: step 1, the database URL.\n"
+    assert capsys.readouterr().out == (
+        "Step 3 passes its visible checks; its 1 hidden check runs when your notebook is graded. "
+        "Progress: 1/4 steps pass their visible checks. Next: step 1, the database URL.\n")
 
 
 def test_a_pass_with_a_stand_in_does_not_count(capsys):
@@ -53,7 +55,7 @@ def test_a_later_failure_undoes_the_step(capsys):
     hear("step1_database_url", False)
     assert progress.done_steps() == [] and progress.next_step() == 1
     hear("step1_database_url", True)
-    assert capsys.readouterr().out.count("Step 1 done.") == 2  # said again when it passes again
+    assert capsys.readouterr().out.count("Step 1 passes its checks.") == 2  # said again when it passes again
 
 
 def test_hidden_and_quiz_checks_do_not_count(capsys):
@@ -62,11 +64,66 @@ def test_hidden_and_quiz_checks_do_not_count(capsys):
     assert progress.done_steps() == [] and capsys.readouterr().out == ""
 
 
-def test_all_done_points_to_the_quizzes():
+def pass_every_visible_check() -> None:
     for _, needed in progress.steps().values():
         for check in needed:
             hear(check, True)
-    assert progress.summary() == "Progress: 4/4 steps done. All four steps pass: on to the quizzes."
+
+
+def test_all_visible_checks_passing_is_not_called_done_the_hidden_ones_run_when_graded(capsys):
+    pass_every_visible_check()
+    assert progress.summary() == (
+        "Progress: 4/4 steps pass their visible checks; hidden checks run only when your notebook is graded "
+        "(press Grade my notebook at the end).")
+    said = capsys.readouterr().out
+    assert "Step 1 passes its checks." in said and "Step 2 passes its checks." in said
+    assert "Step 4 passes its visible checks; its 2 hidden checks run when your notebook is graded." in said
+    assert "done" not in said.lower() and "all four steps pass" not in said.lower()
+
+
+def graded_cells(lost: dict[str, float] | None = None) -> list[dict]:
+    """What the Grade my notebook button hands the panel: every graded cell of the lesson, in
+    order, with full marks but for `lost` (grade_id -> the score it got)."""
+    from tests.support.course import graded_cells as points
+
+    lost = lost or {}
+    return [{"grade_id": gid, "score": lost.get(gid, p), "points": p} for gid, p in points().items()]
+
+
+def test_a_grading_shows_the_score_and_names_the_hidden_checks_that_failed():
+    pass_every_visible_check()
+    progress.graded(graded_cells({"step4_items_reads_the_table": 0, "step3_pool_size_uses_variable": 0,
+                                  "quiz03_asgi_transport": 0}))
+    said = progress.summary()
+    assert said.startswith("Graded at ") and "(your saved notebook): 19/23 points." in said, said
+    assert ("Hidden checks not passed: “Step 3 (hidden): the pool size comes from POOL_SIZE, not a typed-in "
+            "number”; “Step 4 (hidden): rows put in the table at grading time come back, and an empty table "
+            "gives []”.") in said, said
+    assert "Other checks not passed: quiz question 3." in said and said.endswith("Why: under Grade my notebook.")
+    html = progress._html()
+    assert html.count("course-progress-done") == 2, "steps 3 and 4 lost a hidden check: not ticked"
+    assert "hidden ones included" in html
+
+
+def test_a_full_grading_says_every_check_passes():
+    progress.graded(graded_cells())
+    assert progress.summary().endswith("(your saved notebook): 23/23 points. Every check passes, hidden ones included.")
+    assert progress._html().count("course-progress-done") == 4
+
+
+def test_a_check_run_after_the_grading_puts_the_kernels_count_back_and_says_when_it_last_graded():
+    progress.graded(graded_cells({"step2_pool_size": 0}))
+    assert "Checks not passed: “Step 2: POOL_SIZE is the integer 5”." in progress.summary()
+    hear("step2_pool_size", True)
+    said = progress.summary()
+    assert said.startswith("Progress: 1/4 steps pass their visible checks. Next: step 1, the database URL."), said
+    assert "(Last graded at " in said and ": 22/23 points, before the checks you ran since.)" in said
+
+
+def test_a_grading_the_panel_cannot_read_changes_nothing():
+    progress.graded([{"grade_id": "step1_database_url"}])  # no score: not a grading
+    progress.graded("not a list of cells")
+    assert progress.summary().startswith("Progress: 0/4 steps pass their visible checks.")
 
 
 def test_every_declared_check_is_a_graded_cell_with_its_points():

@@ -135,10 +135,10 @@ class Graded:
         return not self.error
 
     def step_done_while_raised(self) -> list[str]:
-        """Cells that said "Step N done" while a student cell of step N raised."""
+        """Cells that said "Step N passes" (its visible checks) while a student cell of step N raised."""
         raised = {run.step for run in self.student_cells.values() if run.raised and run.step}
         return [gid for gid, cell in self.cells.items()
-                for n in raised if f"Step {n} done" in cell.stdout]
+                for n in raised if f"Step {n} passes" in cell.stdout]
 
 
 class HarnessError(RuntimeError):

@@ -252,15 +252,19 @@ def test_selfgrade_bad_input_is_one_line_and_exit_2(tmp_path, make, says):
 
 
 def test_lesson_button_grades_the_notebook_it_runs_in(learner):
-    """The button, clicked in a real kernel, grades the notebook the kernel belongs to."""
+    """The button, clicked in a real kernel, grades the notebook the kernel belongs to, shows
+    the report, and the progress panel shows that grading."""
     path = learner / "connection-pooling.ipynb"
     probe = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         f"import os\nos.environ['JPY_SESSION_NAME'] = {str(path)!r}\n"
-        "from autograder import selfgrade\nbox = selfgrade.make_button()\ngo, out = box.children\n"
-        "go.click()\nprint(''.join(o.get('text', '') for o in out.outputs))")])
+        "from autograder import progress, selfgrade\nbox = selfgrade.make_button()\ngo, out = box.children\n"
+        "go.click()\nprint(''.join(o.get('text', '') for o in out.outputs))\nprint('PANEL:', progress.summary())")])
     NotebookClient(probe, timeout=600, resources={"metadata": {"path": str(learner)}}).execute()
     shown = "".join(o.get("text", "") for o in probe.cells[0].outputs)
-    assert "Score: 22/23" in shown and "FAIL 0/1  Step 2" in shown
+    assert "Score: 22/23" in shown and "FAIL 0/1  Step 2" in shown, shown
+    panel = shown.split("PANEL: ", 1)[1]
+    assert "(your saved notebook): 22/23 points." in panel, panel
+    assert "Checks not passed: “Step 2: POOL_SIZE is the integer 5”." in panel and "Hidden" not in panel, panel
 
 
 def test_workspace_copy_is_made_once_and_reset_keeps_a_backup(tmp_path):
