@@ -83,7 +83,8 @@ def _named(grade_id: str) -> str:
 
 
 def _graded_line(grading: Grading) -> str:
-    line = f"Graded at {grading.at} (your saved notebook): {_points(grading.score)}/{_points(grading.max_score)} points."
+    score = f"{_points(grading.score)}/{_points(grading.max_score)}"
+    line = f"Graded at {grading.at} (your saved notebook): {score} points."
     if not grading.failed:
         return line + " Every check passes, hidden ones included."
     hidden = [g for g in grading.failed if (registry.get(g) is not None and registry.get(g).hidden)]

@@ -261,7 +261,8 @@ print(f"items table ready with {len(SEED_ROWS)} rows")
     md("progress-instructions", """
 ## Your progress
 
-This panel counts the steps whose checks pass and names the next one.
+This panel counts the steps whose visible checks pass and names the next one. After **Grade my
+notebook** (at the end), it shows that grading, hidden checks included.
 """),
     readonly("progress_show", """
 from autograder import progress

@@ -117,8 +117,8 @@ def test_lesson_in_the_browser(page, lab):
     # The blank release, run from the top: the panel appears and stops at 0/4; step 1's
     # placeholder raises, so Run All stops there.
     nb.run_all(RUN_ALL_TIMEOUT, expect_all=False)
-    assert wait_summary(nb, "progress_show", "Progress: 0/4 steps done.") == \
-        "Progress: 0/4 steps done. Next: step 1, the database URL.", where
+    assert wait_summary(nb, "progress_show", "Progress: 0/4") == \
+        "Progress: 0/4 steps pass their visible checks. Next: step 1, the database URL.", where
     assert "NotImplementedError" in nb.outputs_text("step1_database_url_solution"), where
     nb.screenshot("02-progress-0-of-4", "progress_show")
 
@@ -127,9 +127,9 @@ def test_lesson_in_the_browser(page, lab):
     nb.type_into("step1_database_url_solution", answers["step1_database_url_solution"])
     nb.run_cell("step1_database_url_solution")
     nb.run_cell("step1_database_url")
-    assert "Step 1 done." in nb.outputs_text("step1_database_url"), where
+    assert "Step 1 passes its checks." in nb.outputs_text("step1_database_url"), where
     assert wait_summary(nb, "progress_show", "1/4") == \
-        "Progress: 1/4 steps done. Next: step 2, the pool size.", where
+        "Progress: 1/4 steps pass their visible checks. Next: step 2, the pool size.", where
     nb.screenshot("03-step1-filled-progress-1-of-4", "progress_show")
 
     # The other three steps typed in too, then Run All Cells: all four steps pass, and the run
@@ -138,7 +138,8 @@ def test_lesson_in_the_browser(page, lab):
     for cell_id in ("step2_pool_size_solution", "step3_engine_solution", "step4_app_solution"):
         nb.type_into(cell_id, answers[cell_id])
     nb.run_all(RUN_ALL_TIMEOUT)
-    final = "Progress: 4/4 steps done. All four steps pass: on to the quizzes."
+    final = ("Progress: 4/4 steps pass their visible checks; hidden checks run only when your notebook is graded "
+             "(press Grade my notebook at the end).")  # what it knows: the hidden checks have not run yet
     assert wait_summary(nb, "progress_show", "4/4") == final, where
     nb.screenshot("04-progress-4-of-4", "progress_show")
     assert not nb.errors(), f"error or stderr outputs before the quiz is answered: {nb.errors()} {where}"
@@ -217,6 +218,20 @@ def test_lesson_in_the_browser(page, lab):
     nb.screenshot("09-rerun-answers-kept", "quiz_test_show")
     nb.screenshot("10-progress-4-of-4-at-the-end", "progress_show_again")
     assert not [e for e in page.errors if "widget" in e.lower()], f"widget errors in the browser: {page.errors}"
+
+    # Saved, then graded with the button: the panels now show that grading (hidden checks
+    # included), and no longer only what the visible checks said.
+    page.keyboard.press("ControlOrMeta+s")
+    saved_nb = lab.root / LESSON
+    wait_until(lambda: answers["step4_app_solution"] in saved_nb.read_text(), 30, "the notebook to be saved",
+               details=nb.screenshot_hint)
+    nb.show("self_grade_button").get_by_role("button", name="Grade my notebook").click()
+    full_marks = "23/23 points. Every check passes, hidden ones included."
+    for panel in ("progress_show_again", "progress_show"):
+        shown = wait_summary(nb, panel, full_marks, timeout=300)
+        assert shown.startswith("Graded at ") and shown.endswith("(your saved notebook): " + full_marks), where
+    assert "Score: 23/23" in nb.outputs_text("self_grade_button"), where
+    nb.screenshot("10b-progress-after-grading", "progress_show_again")
     # Last, as it concerns looks only: the options are readable at this window size.
     for cell_id in ("quiz_practice_show", "quiz_test_show"):
         assert_labels_fit(nb, cell_id, where)
