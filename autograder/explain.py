@@ -215,6 +215,12 @@ CONNECTION_NOT_REUSED = (
 )
 
 
+ROUTE_TRAILING_SLASH = (
+    "your route is at `/items/` but the lesson calls `/items`, which FastAPI answers with a redirect (307) that "
+    "the lesson's call does not follow: write `@app.get(\"/items\")`, without the slash at the end."
+)
+
+
 def _never(_c: Clue) -> bool:
     """A named mistake seen by a check's observation, never by an exception's look."""
     return False
@@ -599,6 +605,7 @@ AT_REQUEST: list[Mistake] = [
     Mistake("name_not_defined_at_request", lambda c: c.any(NameError) and _missing_name(c) is not None,
             lambda c: _name_at_request(c)),
     Mistake("connection_not_reused", _never, CONNECTION_NOT_REUSED),
+    Mistake("route_has_trailing_slash", _never, ROUTE_TRAILING_SLASH),
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import json
 import posixpath
+from urllib.parse import urlsplit
 
 from autograder import reference as ref
 from autograder.explain import FIX_LEAK, Said, clip, named
@@ -104,10 +105,19 @@ def pool_size(size) -> Said | None:
     return None
 
 
-def rows(status: int, body: str, *, router: str | None = None) -> tuple[list | None, Said | None]:
+REDIRECTS = (301, 302, 303, 307, 308)
+
+
+def rows(status: int, body: str, *, router: str | None = None, location: str = "") -> tuple[list | None, Said | None]:
     """Step 4: the rows a GET /items response carries (status code and body text), or why
     it carries none. `router`: the name of an APIRouter with GET /items that the app does not
-    include (explain.router_left_out), which explains a 404."""
+    include (explain.router_left_out), which explains a 404. `location`: where a redirect
+    points; it is not followed, as the lesson's own call of GET /items does not follow one."""
+    if status in REDIRECTS:
+        if urlsplit(location).path == "/items/":
+            return None, named("route_has_trailing_slash")
+        return None, Said(f"GET /items answered a redirect ({status}) to `{location}` instead of the rows, and the "
+                          "lesson's call does not follow redirects: answer GET /items itself with the rows.")
     if status == 404 and router:
         return None, Said(f"`app` does not answer GET /items (404 Not Found): your route is on `{router}`, an "
                           f"APIRouter that `app` does not include; add `app.include_router({router})`.",

@@ -65,7 +65,7 @@ def _answer_rows(answer: Answer | None, router: str | None = None) -> list:
         why = answer.error if answer else "no request was made"
         _fail(f"GET /items got no answer within {ref.CHECK_TIME_LIMIT} s ({why}): a request that waits for a "
               "connection that never comes back is the usual cause; give each connection back after the request.")
-    found, said = verdicts.rows(answer.status, answer.body, router=router)
+    found, said = verdicts.rows(answer.status, answer.body, router=router, location=answer.location)
     if said is not None:
         _fail(said)
     return found
@@ -207,7 +207,7 @@ def _app(seen: Observed) -> AppSeen:
 
 def step4_app_has_items_route(seen: Observed) -> None:
     app = _app(seen)
-    if app.first is not None and app.first.status in (404, 405, 422):
+    if app.first is not None and app.first.status in (404, 405, 422, *verdicts.REDIRECTS):
         _answer_rows(app.first, _router(app))
     if app.facts.get("get_connection_kind") == "missing":
         _fail("`get_connection` is not defined: write the dependency `async def get_connection():` "

@@ -39,6 +39,7 @@ class Answer:
     status: int | None
     body: str = ""
     error: str = ""
+    location: str = ""  # where a redirect points (never followed)
 
 
 @dataclass
@@ -116,20 +117,21 @@ def standing_in(values: dict, cells: list[CellRun], step_of) -> dict:
 def client(socket: Socket) -> httpx.AsyncClient:
     transport = httpx.AsyncHTTPTransport(uds=socket.path)
     return httpx.AsyncClient(transport=transport, base_url="http://judge", timeout=ref.CHECK_TIME_LIMIT,
-                             follow_redirects=True)
+                             follow_redirects=False)  # as the lesson's own call: a redirect is an answer
 
 
 async def get(http: httpx.AsyncClient, path: str) -> Answer:
     """GET `path`: at most BODY_BYTES of the answer are read, all of it within CHECK_TIME_LIMIT."""
     try:
         async with asyncio.timeout(ref.CHECK_TIME_LIMIT), http.stream("GET", path) as response:
+            location = response.headers.get("location", "")[:2000]
             body = bytearray()
             async for chunk in response.aiter_bytes():  # decoded (gzip), read no further than needed
                 body += chunk
                 if len(body) > BODY_BYTES:
                     return Answer(response.status_code, body[:BODY_BYTES].decode("utf-8", "replace"),
-                                  error=f"an answer longer than {BODY_BYTES} bytes, cut")
-            return Answer(response.status_code, body.decode(response.encoding or "utf-8", "replace"))
+                                  error=f"an answer longer than {BODY_BYTES} bytes, cut", location=location)
+            return Answer(response.status_code, body.decode(response.encoding or "utf-8", "replace"), location=location)
     except TimeoutError:
         return Answer(None, error=f"no whole answer within {ref.CHECK_TIME_LIMIT} s")
     except httpx.HTTPError as exc:

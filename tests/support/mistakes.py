@@ -535,6 +535,39 @@ async def get_connection():
     async with sync_engine.connect() as conn:
         yield conn
 '''), each(REQUESTS, "create_async_engine"), note="MissingGreenlet: a synchronous engine with the async driver"),
+    # a route the lesson's call of GET /items reaches only through a redirect, which it does not follow
+    Mistake("route_with_trailing_slash", 4, step4(ROUTE_CODE.replace('"/items"', '"/items/"')),
+            each(STEP4_CELLS, 'your route is at `/items/` but the lesson calls `/items`'), avoid=("404",)),
+    Mistake("router_prefix_with_slash_route", 4, step4('''
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/items")
+
+
+@router.get("/")
+async def read_items(conn: Annotated[AsyncConnection, Depends(get_connection)]):
+    result = await conn.execute(text("SELECT * FROM items"))
+    return [dict(row) for row in result.mappings()]
+
+
+app.include_router(router)
+'''), each(STEP4_CELLS, "`/items/`")),
+    Mistake("items_redirects_elsewhere", 4, step4('''
+
+from fastapi.responses import RedirectResponse
+
+
+@app.get("/items")
+async def items_moved():
+    return RedirectResponse("/api/items")
+
+
+@app.get("/api/items")
+async def read_items(conn: Annotated[AsyncConnection, Depends(get_connection)]):
+    result = await conn.execute(text("SELECT * FROM items"))
+    return [dict(row) for row in result.mappings()]
+'''), each(STEP4_CELLS, "redirect")),
     Mistake("asyncio_run_in_step_cell", 4, {STEP4: step4()[STEP4] + '''
 
 

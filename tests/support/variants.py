@@ -652,4 +652,16 @@ async def read_items(conn: AsyncConnection = Depends(get_connection, use_cache=F
     rows = (await conn.execute(text("SELECT * FROM items"))).mappings().fetchall()
     return [dict(r) for r in rows]
 ''')),
+
+    # GET /items answered at /items itself (the lesson's call does not follow a redirect)
+    Variant("route_with_and_without_slash", step4('''
+
+@app.get("/items")
+@app.get("/items/")
+async def read_items(conn: Annotated[AsyncConnection, Depends(get_connection)]):
+    result = await conn.execute(text("SELECT * FROM items"))
+    return result.mappings().all()
+''')),
+    Variant("redirect_slashes_off",
+            step4(ROUTE, head=HEAD.replace("app = FastAPI()", "app = FastAPI(redirect_slashes=False)"))),
 ]

@@ -201,3 +201,33 @@ def test_the_lessons_file_by_another_path_is_told_so():
     lost = failed(seen)
     assert list(lost) == ["step1_database_url"]
     assert lost["step1_database_url"][0] == "url_same_file" and "wrong file" not in lost["step1_database_url"][1]
+
+
+STEP4_VISIBLE = {"step4_app_has_items_route", "step4_items_returns_all_rows", "step4_connections_returned"}
+STEP4_ALL = STEP4_VISIBLE | {"step4_items_reads_the_table", "step4_concurrent_requests_share_the_pool"}
+
+
+def test_a_route_at_items_with_a_slash_is_named_and_its_redirect_never_followed():
+    seen = healthy()
+    redirect = Answer(307, "", location="http://judge/items/")
+    seen.app.first, seen.app.sequential = redirect, [redirect] * 3
+    seen.app.fresh_answer = seen.app.empty_answer = redirect
+    seen.app.concurrent = [redirect] * ref.CONCURRENT_REQUESTS
+    lost = failed(seen)
+    assert set(lost) == STEP4_ALL, lost
+    for name in STEP4_VISIBLE:
+        assert lost[name] == ("route_has_trailing_slash", named_said("route_has_trailing_slash")), name
+    assert "your route is at `/items/` but the lesson calls `/items`" in lost["step4_app_has_items_route"][1]
+
+
+def test_a_redirect_elsewhere_is_no_answer_either():
+    seen = healthy()
+    seen.app.first = Answer(307, "", location="/api/items")
+    message = failed(seen)["step4_app_has_items_route"][1]
+    assert "GET /items answered a redirect (307) to `/api/items`" in message
+
+
+def named_said(key: str) -> str:
+    from autograder.explain import named
+
+    return named(key).message
