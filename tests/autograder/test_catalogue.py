@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+import autograder.checks  # noqa: F401 - importing the checks declares them
+from autograder import registry
 from tests.support.course import ROOT, graded_cells
 from tests.support.harness import BLANK, grade_many
 from tests.support.mistakes import MISTAKES
@@ -225,6 +227,21 @@ def test_one_message_per_mistake(catalogue, name):
     same text (a later cell failing for the same reason points to the first)."""
     g = catalogue[name]
     assert not repeated_messages(g), repeated_messages(g)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_the_lessons_own_call_succeeds_whenever_the_visible_checks_pass(catalogue, name):
+    """The lesson's read-only cell that calls GET /items (as the checks do, following no
+    redirect) answers the rows on whatever passes the visible checks of the four steps (a
+    step 4 graded with a correct engine standing in for a wrong one is not such a case)."""
+    g = catalogue[name]
+    assert g.ok, g.error
+    visible = [c.name for c in registry.declared() if not c.hidden]
+    if not all(g.cells[gid].full for gid in visible):
+        return
+    call = g.lesson_cells["step4_call_items"]
+    assert not call.raised and not call.stderr, f"the call cell raised {call.ename}: {call.message[:300]}"
+    assert "status: 200" in call.stdout and "Healthy" in call.stdout, call.stdout[-500:]
 
 
 STAND_IN = re.compile(r"standing in for yours")

@@ -124,11 +124,13 @@ class CellRun:
 
 @dataclasses.dataclass
 class Graded:
-    """One submission: every graded cell, the student's own cells, and how long it took."""
+    """One submission: every graded cell, the student's own cells, the lesson's other cells
+    (read-only, such as the cell that calls GET /items), and how long it took."""
     cells: dict[str, CellResult]
     student_cells: dict[str, CellRun]
     seconds: float
     error: str = ""  # the harness could not grade it (timeout, a child that died): why
+    lesson_cells: dict[str, CellRun] = dataclasses.field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -285,7 +287,7 @@ def _grade_here(plan: list[dict], quiz_text: str | None, folder: str) -> dict:
     # hooks when imported. Its heavy dependencies stay imported from the server.
     for name in [m for m in sys.modules if m == "autograder" or m.startswith("autograder.")]:
         del sys.modules[name]
-    cells, student = {}, {}
+    cells, student, lesson = {}, {}, {}
 
     async def run_all():
         for cell in plan:
@@ -310,14 +312,14 @@ def _grade_here(plan: list[dict], quiz_text: str | None, folder: str) -> dict:
                 cells[cell["grade_id"]] = dataclasses.asdict(CellResult(
                     cell["grade_id"], points, max_points, passed, ename, message, stdout, stderr, shown, seconds,
                     [d for d in data if _jsonable(d)]))
-            if cell["student"]:
-                student[cell["id"]] = dataclasses.asdict(CellRun(
+            if not cell["graded"]:
+                (student if cell["student"] else lesson)[cell["id"]] = dataclasses.asdict(CellRun(
                     cell["id"], cell["step"], bool(ename), ename, message, stdout, stderr, shown, seconds))
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(run_all())
-    return {"cells": cells, "student_cells": student}
+    return {"cells": cells, "student_cells": student, "lesson_cells": lesson}
 
 
 def _child(conn, plan, quiz_text):
@@ -364,6 +366,7 @@ def _graded(payload: dict) -> Graded:
         cells={gid: CellResult(**c) for gid, c in payload["cells"].items()},
         student_cells={cid: CellRun(**c) for cid, c in payload["student_cells"].items()},
         seconds=payload["seconds"], error=payload["error"],
+        lesson_cells={cid: CellRun(**c) for cid, c in payload.get("lesson_cells", {}).items()},
     )
 
 
