@@ -7,7 +7,10 @@ imported, near the top of the lesson) records each cell as it runs. The checks u
 - run the student's own step-3 code again with other inputs: "if POOL_SIZE were 7, would
   the pool keep 7?", a behavioural question for any code through which the value flows
   (a variable, a dict of options, a helper function ...), and "with the correct POOL_SIZE
-  standing in, does step 3 work?", so a mistake in an earlier step costs that step only.
+  standing in, does step 3 work?", so a mistake in an earlier step costs that step only;
+- run a step's own cells again on their own (`alone`), in a namespace that holds only what
+  the earlier steps define: a cell that works only because another cell (the lesson's
+  read-only demo, say) imported a name it uses fails there, as it would in a fresh kernel.
 
 Cells the grader itself runs (test cells, which import `autograder`) are not the student's
 and are never run again. Without the hook (cells run before it was installed) the cells'
@@ -149,6 +152,30 @@ def raised(names, also: str | None = None) -> Run | None:
     return next((run for run in found if run.error is not None), None)
 
 
+def imports_only(run: Run) -> bool:
+    """A cell of imports and nothing else (a student may put a step's imports in a cell of their own)."""
+    tree = _tree(run.source)
+    return tree is not None and bool(tree.body) and all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in tree.body)
+
+
+def step_runs(names, also: str | None = None) -> list[Run]:
+    """A step's own cells, oldest first: the latest cell defining each of `names`, the later
+    cells whose code matches `also` (as `raised` finds them), and, before them, every cell
+    of imports only (once each)."""
+    history = runs()
+    found = [run for run in (latest(name) for name in names) if run is not None]
+    if also and found:
+        first = min(history.index(run) for run in found)
+        found += [run for run in history[first:] if re.search(also, run.source)]
+    chosen = {id(run) for run in found}
+    imports, seen = [], set()
+    for run in history:
+        if id(run) not in chosen and imports_only(run) and run.error is None and run.source not in seen:
+            seen.add(run.source)
+            imports.append(run)
+    return imports + [run for run in history if id(run) in chosen]
+
+
 class _Rewrite(ast.NodeTransformer):
     """Top-level `NAME = ...` becomes `NAME = <value>` for the names being stood in."""
 
@@ -206,6 +233,36 @@ def _time_limit(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
+async def _execute(run: Run, scratch: dict, values: dict) -> None:
+    """One of the student's cells, already run once, run again in `scratch` (with `values`
+    replacing its top-level assignments of those names)."""
+    tree = ast.fix_missing_locations(_Rewrite(values).visit(_tree(run.source)))
+    # dont_inherit: compiled as the kernel compiles a cell, not with this module's `annotations` future
+    code = compile(tree, RERUN_FILE, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+    result = eval(code, scratch)  # the student's own cell
+    if hasattr(result, "__await__"):
+        await result
+
+
+async def alone(step: list[Run], namespace: dict, seconds: float = RERUN_TIME_LIMIT):
+    """Run a step's cells again, in order, in `namespace` alone (none of the kernel's other
+    names), bounded by `seconds`: (the cell that raised, its error), or (None, None) when they
+    all ran, or did not finish in time (not what this asks)."""
+    try:
+        async with asyncio.timeout(seconds):
+            with contextlib.redirect_stdout(io.StringIO()), _time_limit(seconds):
+                for run in step:
+                    if _tree(run.source) is None:
+                        continue
+                    try:
+                        await _execute(run, namespace, {})
+                    except Exception as exc:
+                        return run, exc
+    except (RerunTimeout, TimeoutError):
+        pass
+    return None, None
+
+
 async def rerun(ns: dict, name: str, values: dict, seconds: float = RERUN_TIME_LIMIT):
     """Run the student's cells again, in a copy of the namespace, from the latest one that
     assigns one of `values`' names to the latest one that defines `name`, with those
@@ -227,15 +284,10 @@ async def rerun(ns: dict, name: str, values: dict, seconds: float = RERUN_TIME_L
             with contextlib.redirect_stdout(io.StringIO()), _time_limit(seconds):
                 for index in range(start, end + 1):
                     run = history[index]
-                    tree = _tree(run.source)
-                    if tree is None or (run.error is not None and index != end):
+                    if _tree(run.source) is None or (run.error is not None and index != end):
                         continue
-                    tree = ast.fix_missing_locations(_Rewrite(values).visit(tree))
-                    code = compile(tree, RERUN_FILE, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
                     try:
-                        result = eval(code, scratch)  # the student's own cell, already run once
-                        if hasattr(result, "__await__"):
-                            await result
+                        await _execute(run, scratch, values)
                         error = None
                     except Exception as exc:  # an earlier cell stops where it stopped before; the last one counts
                         error = exc

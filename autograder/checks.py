@@ -269,8 +269,9 @@ async def step3_engine_connects(ns: dict) -> None:
 
 # --------------------------------------------------------------------------------- step 4
 
-def _step4(ns: dict):
-    """The student's app, after their step-4 cells ran without error."""
+async def _step4(ns: dict, *, requests: bool = True):
+    """The student's app, after their step-4 cells ran without error, and ran on their own too
+    (`_runs_alone`; with `requests`, also answering a request on their own)."""
     from fastapi import FastAPI
 
     _cell_failed(4, also=_ROUTE_CODE)
@@ -279,7 +280,59 @@ def _step4(ns: dict):
         fail("`app` is not defined: create it in the step 4 cell with app = FastAPI() and run the cell.")
     if not isinstance(app, FastAPI):
         fail(f"`app` is a {type(app).__name__}, not a FastAPI application: write app = FastAPI().")
+    await _runs_alone(ns, requests)
     return app
+
+
+IMPORT_MISSING = "import_missing"
+_alone: dict = {}  # (the cells' code, with a request) -> what running them on their own found (a Said or None)
+
+
+async def _runs_alone(ns: dict, requests: bool) -> None:
+    """Step 4's own cells, run again in a namespace holding only what steps 1 to 3 define
+    (DATABASE_URL, POOL_SIZE and a correct `engine`, as the lesson defines them, and the names
+    the step 1-3 cells import), as a fresh kernel runs them without the lesson's read-only
+    cells: a name they use but import nowhere (one the demo cell imported, say) fails, named
+    (explain: import_missing). With `requests`, the app they make answers GET /items once too
+    (a name used only inside the route fails only then). Any other outcome is the other
+    checks' business. Each distinct code is run once per kernel."""
+    step = cells.step_runs(STEP_NAMES[4], _ROUTE_CODE)
+    earlier = [run for run in (cells.latest(STEP_NAMES[n][0]) for n in (1, 2, 3)) if run is not None]
+    key = (tuple(run.source for run in earlier + step), requests)
+    if step and key not in _alone:
+        _alone[key] = await _alone_said(ns, earlier, step, requests)
+    if _alone.get(key) is not None:
+        _fail(_alone[key])
+
+
+async def _alone_said(ns: dict, earlier: list, step: list, requests: bool) -> explain.Said | None:
+    source = "\n\n".join(run.source for run in step)
+
+    def named(exc: BaseException) -> explain.Said | None:
+        said = explain.in_cell(4, exc, source)
+        return said if said.mistake == IMPORT_MISSING else None
+
+    namespace = {"__name__": ns.get("__name__", "__main__")}
+    namespace.update({name: ns[name] for run in earlier for name in run.defines if name in ns})
+    engine = create_async_engine(ref.DATABASE_URL, pool_size=ref.POOL_SIZE, pool_timeout=ref.CHECK_POOL_TIMEOUT)
+    namespace.update(DATABASE_URL=ref.DATABASE_URL, POOL_SIZE=ref.POOL_SIZE, engine=engine)
+    try:
+        _, error = await cells.alone(step, namespace)
+        if error is not None:
+            return named(error)
+        app = namespace.get("app")
+        if not requests or not hasattr(app, "router"):
+            return None
+        try:
+            async with asyncio.timeout(cells.RERUN_TIME_LIMIT), LifespanManager(app) as manager:
+                transport = httpx.ASGITransport(app=manager.app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://lesson") as client:
+                    await client.get("/items")
+        except Exception as exc:
+            return named(exc)
+        return None
+    finally:
+        await engine.dispose()
 
 
 def _dependency(ns: dict):
@@ -508,7 +561,7 @@ def _is_async(dependency) -> bool:
 @check(step=4, points=1,
        description="app answers GET /items with a route that takes its connection from get_connection")
 async def step4_app_has_items_route(ns: dict) -> None:
-    app = _step4(ns)
+    app = await _step4(ns, requests=False)
     dependency = _dependency(ns)
     failed = False
     async with _step4_engine(ns), _serving(app) as client:
@@ -557,7 +610,7 @@ def _assert_same_rows(got: list, want: list[dict], when: str, *, fixed_list_like
 
 @check(step=4, points=2, description="GET /items answers 200 with every row of items as a list of dicts")
 async def step4_items_returns_all_rows(ns: dict) -> None:
-    app = _step4(ns)
+    app = await _step4(ns)
     async with _step4_engine(ns):
         (response,) = await _get_items(app)
         _assert_same_rows(_rows_of(response, ns), db.table_rows(), "With the rows the setup cell made")
@@ -570,7 +623,7 @@ async def step4_connections_returned(ns: dict) -> None:
     time, must each find every connection given back (a leak is said first), and open no new
     connection to the database at all: whatever opens one (dispose(), NullPool, an engine or a
     driver connection per request) is seen by connects.counting()."""
-    app = _step4(ns)
+    app = await _step4(ns)
     async with _step4_engine(ns) as engine, _serving(app, graded_stop=True) as client:
         with _pool_use() as use:
             for request in range(4):  # the first opens the pool's first connection
@@ -587,7 +640,7 @@ async def step4_connections_returned(ns: dict) -> None:
 @check(step=4, points=2, hidden=True, needs=("step4_items_returns_all_rows",),
        description="rows put in the table at grading time come back, and an empty table gives []")
 async def step4_items_reads_the_table(ns: dict) -> None:
-    app = _step4(ns)
+    app = await _step4(ns)
     async with _step4_engine(ns):
         with db.rows_replaced(db.random_rows(7)) as rows:
             (response,) = await _get_items(app)
@@ -603,7 +656,7 @@ async def step4_items_reads_the_table(ns: dict) -> None:
        description="20 requests at once all succeed through the pool, within its limit")
 async def step4_concurrent_requests_share_the_pool(ns: dict) -> None:
     """Counted on every pool, whichever engine the app takes its connections from."""
-    app = _step4(ns)
+    app = await _step4(ns)
     n = ref.CONCURRENT_REQUESTS
     async with _step4_engine(ns) as engine, _serving(app) as client:
         with _pool_use() as use:

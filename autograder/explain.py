@@ -12,6 +12,7 @@ a case to tests/support/mistakes.py.
 """
 from __future__ import annotations
 
+import ast
 import dis
 import inspect
 import re
@@ -755,6 +756,39 @@ def _import_error(c: Clue) -> str:
     return f"an import in your step {c.step} cell failed: check the module's and the name's spelling ({raw(c.exc)})."
 
 
+def _binds(source: str, name: str) -> bool:
+    """Whether `source` imports or defines `name` anywhere (True when it cannot be read)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return True
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                (a.asname or a.name.split(".")[0]) in (name, "*") for a in node.names):
+            return True
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            return True
+        if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store):
+            return True
+    return False
+
+
+def _unimported(c: Clue) -> str | None:
+    """The name a NameError in the chain misses, when the lesson knows its import and the
+    cell's own code imports it nowhere."""
+    for e in c.chain:
+        found = re.search(r"name '(\w+)' is not defined", str(e)) if isinstance(e, NameError) else None
+        if found and found.group(1) in IMPORTS and not _binds(c.source, found.group(1)):
+            return found.group(1)
+    return None
+
+
+def _not_imported(c: Clue) -> str:
+    name = _unimported(c)
+    return (f"your step {c.step} cell uses `{name}` but does not import it, so the cell fails when it runs on its "
+            f"own (in a fresh kernel, or exported as a .py file): add `{IMPORTS[name]}` to that cell.")
+
+
 def _no_depends(c: Clue) -> str:
     return ("FastAPI tried to read the route's connection parameter from the request, because it has no "
             "`Depends`: write `conn: AsyncConnection = Depends(get_connection)` (or "
@@ -809,6 +843,8 @@ IN_CELL: list[Mistake] = [
             lambda c: f"your step {c.step} cell is not valid Python ({raw(c.exc)}, "
                       f"line {getattr(c.exc, 'lineno', '?')}): fix that line and run the cell again."),
     Mistake("import_error", lambda c: c.any(ImportError), _import_error),
+    Mistake("import_missing", lambda c: c.any(NameError) and c.step > 0 and _unimported(c) is not None,
+            _not_imported),
     Mistake("name_error", lambda c: c.any(NameError) and _missing_name(c) is not None, _name_error),
     Mistake("parameter_without_depends",
             lambda c: c.named("FastAPIError") and c.says("Invalid args for response field"),

@@ -24,6 +24,7 @@ from autograder import reference as ref
 MARK = "course-judge:"
 _servers: list = []  # keeps the servers (and their tasks) alive while the judge asks them
 _probes: list = []  # the engines the probes served
+_name_errors: list = []  # a NameError's text, for each request the app failed with one
 
 
 def _say(**facts) -> None:
@@ -150,6 +151,36 @@ async def retire() -> None:
     _say(retired=True)
 
 
+def _noting_name_errors(target):
+    """`target` as an ASGI app that notes the NameError a request fails with (uvicorn answers
+    it 500 and logs nothing at the judge's log level): which name is missing picks the judge's
+    sentence."""
+    async def noted(scope, receive, send):
+        try:
+            await target(scope, receive, send)
+        except Exception as exc:
+            found = [e for e in _chain(exc) if isinstance(e, NameError)]
+            if scope.get("type") == "http" and found:
+                _name_errors.append(str(found[0])[:300])
+            raise
+
+    return noted
+
+
+def _chain(exc: BaseException) -> list:
+    seen = []
+    while exc is not None and exc not in seen and len(seen) < 20:
+        seen.append(exc)
+        seen += [e for e in getattr(exc, "exceptions", ()) if isinstance(e, BaseException)]
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def name_errors() -> None:
+    """The NameErrors the app's requests failed with so far."""
+    _say(name_errors=list(_name_errors))
+
+
 async def app(ns: dict, socket: str, stand_in: bool = False) -> None:
     """Serve the notebook's `app` with its lifespan; with `stand_in`, a correct `engine`
     first replaces the notebook's (step 3 is wrong, and step 4 is judged on its own)."""
@@ -165,7 +196,7 @@ async def app(ns: dict, socket: str, stand_in: bool = False) -> None:
         facts["limit"] = engine.pool.size() + max(engine.pool._max_overflow, 0)
     with contextlib.suppress(Exception):  # explains a 404
         facts["router_left_out"] = explain.router_left_out(ns, target)
-    facts["serve_error"] = "no app" if target is _MISSING else await _serve(target, socket, "on")
+    facts["serve_error"] = "no app" if target is _MISSING else await _serve(_noting_name_errors(target), socket, "on")
     _say(**facts)
 
 

@@ -216,13 +216,27 @@ def step4_app_has_items_route(seen: Observed) -> None:
         _fail(named("dependency_opened_by_hand"))
 
 
+def _not_imported(seen: Observed, app: AppSeen) -> None:
+    """GET /items failed (500) with a NameError for a name the step 4 cell uses but never
+    imports (the lesson's read-only demo cell imported it in the student's kernel): named as
+    the in-kernel check names it. The server's account picks the sentence; the 500 fails."""
+    if app.first is None or app.first.status != 500 or not app.name_error:
+        return
+    source = next((run.source for run in reversed(seen.cells) if step_of(run.grade_id) == 4), "")
+    said = in_cell(4, NameError(app.name_error), source)
+    if said.mistake == "import_missing":
+        _fail(said)
+
+
 def step4_items_returns_all_rows(seen: Observed) -> None:
     app = _app(seen)
+    _not_imported(seen, app)
     _same(_answer_rows(app.first, _router(app)), app.wanted, SEED_WHEN)
 
 
 def step4_connections_returned(seen: Observed) -> None:
     app = _app(seen)
+    _not_imported(seen, app)
     for answer in [app.first, *app.sequential]:
         _answer_rows(answer, _router(app))
     grown = max(app.reused, default=app.after_first) - app.after_first

@@ -66,6 +66,7 @@ class AppSeen(PoolSeen):
     empty_answer: Answer | None = None
     without_dependency: Answer | None = None  # GET /items once get_connection answers 418
     shutdown_error: str | None = None  # how the server's stop went (the lifespan's shutdown runs then)
+    name_error: str | None = None  # the server's account of the first request's 500: the NameError it raised
 
 
 @dataclass
@@ -229,6 +230,10 @@ async def _app(kernel: JudgeKernel, folder: JudgeFolder, stand_in: bool) -> AppS
     try:
         async with client(socket) as http:
             await _first(seen, http, "/items", folder.main, count, [dict(r) for r in ref.SEED_ROWS])
+            if seen.first.status == 500:
+                errors = (await kernel.call(f"{SERVE}.name_errors()")).facts.get("name_errors")
+                seen.name_error = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], str) \
+                    else None
             await _one_by_one(seen, http, "/items", folder.main, count, SEQUENTIAL)
             seen.fresh = tables.random_rows(7)
             tables.put_rows(folder.main, seen.fresh)

@@ -535,6 +535,21 @@ async def get_connection():
     async with sync_engine.connect() as conn:
         yield conn
 '''), each(REQUESTS, "create_async_engine"), note="MissingGreenlet: a synchronous engine with the async driver"),
+    # a step's cell that works only because the lesson's read-only demo cell imported a name it
+    # uses: in a fresh kernel (the judge's), or exported as a .py file, it fails
+    Mistake("depends_not_imported", 4, step4(head=HEAD.replace("from fastapi import Depends, FastAPI",
+                                                               "from fastapi import FastAPI")),
+            each(STEP4_CELLS, "add `from fastapi import Depends` to that cell"), avoid=("spelling",),
+            note="the demo cell imported Depends; the route's signature needs it as the cell runs"),
+    Mistake("annotation_class_not_imported", 4, step4(route().replace(
+        "conn: Annotated[AsyncConnection, Depends(get_connection)]", "conn: AsyncConnection = Depends(get_connection)"),
+        head=HEAD.replace("from sqlalchemy.ext.asyncio import AsyncConnection\n", "")),
+            each(STEP4_CELLS, "add `from sqlalchemy.ext.asyncio import AsyncConnection` to that cell"),
+            note="an annotation is evaluated when the route is defined"),
+    Mistake("text_not_imported", 4, step4(head=HEAD.replace("from sqlalchemy import text\n", "")),
+            each(REQUESTS, "add `from sqlalchemy import text` to that cell"),
+            note="used only inside the route: the cell runs, and GET /items fails when it runs on its own"),
+
     # a route the lesson's call of GET /items reaches only through a redirect, which it does not follow
     Mistake("route_with_trailing_slash", 4, step4(ROUTE_CODE.replace('"/items"', '"/items/"')),
             each(STEP4_CELLS, 'your route is at `/items/` but the lesson calls `/items`'), avoid=("404",)),

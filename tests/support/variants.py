@@ -653,6 +653,57 @@ async def read_items(conn: AsyncConnection = Depends(get_connection, use_cache=F
     return [dict(r) for r in rows]
 ''')),
 
+    # a step's cell runs on its own: every name it uses is imported in it (or by an earlier
+    # step's cell), whichever way (the lesson's read-only demo cell imports some of them too)
+    Variant("imports_inside_the_functions", step4('''
+
+@app.get("/items")
+async def read_items(conn=Depends(get_connection)):
+    from sqlalchemy import text
+
+    result = await conn.execute(text("SELECT * FROM items"))
+    return result.mappings().all()
+''', head='''
+from fastapi import Depends, FastAPI
+
+app = FastAPI()
+''')),
+    Variant("module_imports_with_attributes", step4('''
+
+@app.get("/items")
+async def read_items(conn: sqlalchemy.ext.asyncio.AsyncConnection = fastapi.Depends(get_connection)):
+    result = await conn.execute(sqlalchemy.text("SELECT * FROM items"))
+    return result.mappings().all()
+''', head='''
+import fastapi
+import sqlalchemy
+import sqlalchemy.ext.asyncio
+
+app = fastapi.FastAPI()
+''')),
+    Variant("star_imports", step4('''
+
+@app.get("/items")
+async def read_items(conn: AsyncConnection = Depends(get_connection)):
+    result = await conn.execute(text("SELECT * FROM items"))
+    return result.mappings().all()
+''', head='''
+from fastapi import *  # noqa: F403 - Depends, FastAPI (sqlalchemy's star would rebind `engine` to a module)
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+app = FastAPI()
+''')),
+    Variant("step4_imports_in_the_step3_cell", {STEP3: '''
+from typing import Annotated
+
+from fastapi import Depends, FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+engine = create_async_engine(DATABASE_URL, pool_size=POOL_SIZE)
+'''.strip(), **step4(ROUTE, head="app = FastAPI()\n")}, note="the imports come with an earlier step's cell"),
+
     # GET /items answered at /items itself (the lesson's call does not follow a redirect)
     Variant("route_with_and_without_slash", step4('''
 

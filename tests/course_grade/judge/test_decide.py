@@ -231,3 +231,46 @@ def named_said(key: str) -> str:
     from autograder.explain import named
 
     return named(key).message
+
+
+@pytest.mark.parametrize("name, imports", [
+    ("Depends", "from fastapi import Depends"),
+    ("AsyncConnection", "from sqlalchemy.ext.asyncio import AsyncConnection"),
+])
+def test_a_step_cell_that_does_not_import_a_name_it_uses_is_named_as_the_kernel_names_it(name, imports):
+    """The judge runs the student's cells without the lesson's read-only ones (the demo cell
+    imports Depends): the cell stops with a NameError, and the judge says what the in-kernel
+    check, which runs the cell on its own, says."""
+    from autograder.explain import in_cell
+
+    source = "from fastapi import FastAPI\n\napp = FastAPI()\n"
+    error = f"name '{name}' is not defined"
+    seen = healthy()
+    seen.cells.append(CellRun(20, "step4_app_solution", source, "NameError", error))
+    lost = failed(seen)
+    assert set(lost) == STEP4_ALL
+    said = in_cell(4, NameError(error), source)
+    assert said.mistake == "import_missing"
+    assert said.message == (f"Your step 4 cell uses `{name}` but does not import it, so the cell fails when it runs "
+                            f"on its own (in a fresh kernel, or exported as a .py file): add `{imports}` to that cell.")
+    for check in STEP4_VISIBLE:
+        assert lost[check] == ("import_missing", said.message), check
+
+
+def test_a_name_used_only_inside_the_route_and_never_imported_is_named_from_the_servers_account():
+    """The route uses `text` but its cell does not import it: the cell runs, and GET /items
+    answers 500. The server's account (the NameError) picks the in-kernel check's sentence."""
+    from autograder.explain import in_cell
+
+    source = "from fastapi import Depends, FastAPI\n\napp = FastAPI()\n"
+    seen = healthy()
+    seen.cells.append(CellRun(20, "step4_app_solution", source))
+    seen.app.first = Answer(500, "Internal Server Error")
+    seen.app.name_error = "name 'text' is not defined"
+    lost = failed(seen)
+    said = in_cell(4, NameError("name 'text' is not defined"), source)
+    assert lost["step4_items_returns_all_rows"] == ("import_missing", said.message)
+    assert "add `from sqlalchemy import text` to that cell" in said.message
+    assert "step4_app_has_items_route" not in lost, "the route exists and takes get_connection"
+    seen.app.name_error = None  # no account: the 500 still fails, in other words
+    assert failed(seen)["step4_items_returns_all_rows"][1].startswith("GET /items answered 500 instead of 200")
