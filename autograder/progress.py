@@ -153,8 +153,8 @@ def _footer(grading: Grading | None) -> str:
     if grading is not None:
         return (f"A step is ticked when all its checks, hidden ones included, passed in that grading. Running a "
                 f"check again shows your progress in this kernel; press {GRADE_BUTTON} again to grade anew.")
-    return ("Counts the visible checks as you run a step's test cells after your code; "
-            f"{HIDDEN_LATER}.")
+    return (f"Counts a step once its visible checks pass, as you run its test cells after your code; "
+            f"{GRADE_BUTTON} (at the end) runs the hidden checks too.")
 
 
 def _bundle() -> dict:
