@@ -566,19 +566,12 @@ def error_class(why: str) -> str:
 
 # Mutants that earn full marks, reviewed: id -> why no behaviour the lesson asks for changes.
 # A mutant with full marks that is not here fails the slow test, so a new one is looked at.
-DEMO_IMPORTS = "the read-only demo cell above step 4 already imported it into the notebook"
 EQUIVALENT: dict[str, str] = {
     "step4:import_module:L1:typing->typing_extensions": "typing_extensions.Annotated is typing.Annotated on 3.11",
-    "step4:drop_import:L3:Depends": f"`Depends`: {DEMO_IMPORTS} (from fastapi import Depends, FastAPI)",
-    "step4:drop_import:L3:FastAPI": f"`FastAPI`: {DEMO_IMPORTS} (from fastapi import Depends, FastAPI)",
-    "step4:delete_stmt:L3:from fastapi import Depends, FastAPI": f"both names: {DEMO_IMPORTS}",
-    "step4:drop_import:L4:text": f"`text`: {DEMO_IMPORTS} (from sqlalchemy import exc, text)",
     "step4:import_module:L4:sqlalchemy->sqlalchemy.sql": "sqlalchemy.sql.text is the function sqlalchemy exports",
     "step4:return_to_yield:L21:return [dict(row) for row in result.m...":
         "FastAPI 0.165 streams a route that yields as JSON Lines: one line, the whole list, the same JSON "
         "(content-type application/jsonl)",
-    "step4:route_path:L18:/items->/items/": "Starlette redirects GET /items to /items/ (redirect_slashes) and the "
-                                           "checks follow redirects, as a browser does",
     "step4:sql:L20:SELECT * FROM items->select * from items": "SQL keywords are case-insensitive",
     "step4:sql:L20:SELECT->SELECT DISTINCT": "every row has its own primary key `id`: DISTINCT drops none",
     "step4:method:L14:engine.connect->begin": "engine.begin() lends a pooled connection too, in a transaction "
