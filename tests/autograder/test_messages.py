@@ -135,6 +135,15 @@ CLASSES = {
     "engine_size_as_url": ("engine_arguments_mixed_up", ("URL as its first argument",), ()),
     "engine_url_as_size": ("engine_arguments_mixed_up", ("`pool_size` got a string",), ()),
     "engine_size_as_text": ("engine_arguments_mixed_up", ("`pool_size` got a string",), ()),
+    # a name the step's cell uses but imports nowhere (in the notebook, the read-only demo cell imported it)
+    "depends_not_imported": ("import_missing", ("uses `Depends` but does not import it", "runs on its own",
+                                                "add `from fastapi import Depends` to that cell"), ("spelling",)),
+    "annotation_class_not_imported": ("import_missing", (
+        "add `from sqlalchemy.ext.asyncio import AsyncConnection` to that cell",), ("spelling",)),
+    # a route the lesson's call reaches only through a redirect (never followed)
+    "route_with_trailing_slash": ("route_has_trailing_slash", ("your route is at `/items/`",
+                                                               '`@app.get("/items")`'), ("404",)),
+    "router_prefix_with_slash_route": ("route_has_trailing_slash", ("your route is at `/items/`",), ("404",)),
 }
 CATALOGUE = {m.name: m for m in MISTAKES}
 
@@ -151,7 +160,9 @@ def lesson_folder(tmp_path, monkeypatch):
 
 async def _run(code: str, ns: dict) -> None:
     """Run a cell's code as a notebook does (top-level `await` allowed)."""
-    done = eval(compile(code, "<cell>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT), ns)  # the catalogue's code
+    # dont_inherit: annotations evaluated as in a notebook, not postponed by this module's `annotations` future
+    code = compile(code, "<cell>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+    done = eval(code, ns)  # the catalogue's code
     if inspect.iscoroutine(done):
         await done
 
@@ -184,7 +195,8 @@ async def _said(changes: dict[str, str]) -> explain.Said:
     except Exception as exc:
         return explain.at_request(exc)
     router = explain.router_left_out(ns, ns["app"]) if response.status_code == 404 else None
-    said = verdicts.rows(response.status_code, response.text, router=router)[1]
+    said = verdicts.rows(response.status_code, response.text, router=router,
+                         location=response.headers.get("location", ""))[1]
     assert said is not None, f"GET /items answered {response.status_code} {response.text[:200]}: no mistake to tell"
     return said
 
