@@ -241,7 +241,7 @@ def test_the_lessons_own_call_succeeds_whenever_the_visible_checks_pass(catalogu
         return
     call = g.lesson_cells["step4_call_items"]
     assert not call.raised and not call.stderr, f"the call cell raised {call.ename}: {call.message[:300]}"
-    assert "status: 200" in call.stdout and "Healthy" in call.stdout, call.stdout[-500:]
+    assert "status: 200" in call.stdout, call.stdout[-500:]  # and its last line, response.json(), raised nothing
 
 
 STAND_IN = re.compile(r"standing in for yours")
