@@ -300,6 +300,8 @@ HIDDEN_OR_VISIBLE = re.compile(r"\b(hidden|visible)\b", re.I)
 GRADED_ALSO = re.compile(r"When your notebook is graded, (?P<count>\w+) hidden checks run as well:\n\n"
                          r"(?P<listed>(?:- .*\n?)+)")
 SELF_GRADE = re.compile(r"it grades a copy of the saved file,\s+hidden tests and quiz key included")
+PANEL = re.compile(r"This panel counts the steps whose visible checks pass and names the next one\. After "
+                   r"\*\*Grade my\s+notebook\*\* \(at the end\), it shows that grading, hidden checks included\.")
 
 
 def test_every_statement_about_hidden_or_visible_checks_matches_the_registry():
@@ -326,7 +328,20 @@ def test_every_statement_about_hidden_or_visible_checks_matches_the_registry():
     assert not any(f"checks.{c.name}(" in hidden_tests for c in registry.declared() if not c.hidden)
     assert all(f'quiz.check_answer(\n    "{q.id}"' in hidden_tests for q in quiz.load("test"))
 
-    rest = SELF_GRADE.sub("", GRADED_ALSO.sub("", text))
+    (said,) = PANEL.finditer(text)
+    # the panel counts a step on its visible checks alone, and a grading names each hidden check
+    # that failed (tests/autograder/test_progress.py; the browser test clicks Grade my notebook)
+    from autograder import progress
+
+    assert {n: set(needed) for n, (_, needed) in progress.steps().items()} == {
+        n: {c.name for c in registry.for_step(n, hidden=False)} for n in registry.STEPS}
+    try:
+        progress.graded([{"grade_id": c.name, "score": 0, "points": c.points} for c in registry.declared()])
+        assert all(c.title in progress.summary() for c in hidden), progress.summary()
+    finally:
+        progress.reset()
+
+    rest = PANEL.sub("", SELF_GRADE.sub("", GRADED_ALSO.sub("", text)))
     unproven = [line for line in rest.splitlines() if HIDDEN_OR_VISIBLE.search(line)]
     assert not unproven, f"statements about hidden or visible checks that no test proves: {unproven}"
 
