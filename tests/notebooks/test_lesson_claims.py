@@ -233,17 +233,23 @@ async def test_pool_timeout_applies_only_once_pool_size_plus_max_overflow_connec
     """Step 2: `pool_timeout` is how long a request waits once `pool_size + max_overflow`
     connections are out. While fewer are out, even with every kept connection busy, a checkout
     does not wait: it opens an overflow connection."""
+    # pool_timeout=0: a checkout that had to wait at all would give up at once, so five that
+    # succeed show that none of them waited (no clock is read)
+    engine = create_async_engine(db_url, pool_size=2, max_overflow=3, pool_timeout=0)
+    held = [await engine.connect() for _ in range(5)]
+    assert engine.pool.checkedout() == 5 and engine.pool.overflow() == 3, engine.pool.status()
+    with pytest.raises(exc.TimeoutError, match="QueuePool limit of size 2 overflow 3 reached"):
+        await engine.connect()  # the sixth is the first that must wait
+    for conn in held:
+        await conn.close()
+    await engine.dispose()
+    # and the sixth waits pool_timeout before it gives up
     engine = create_async_engine(db_url, pool_size=2, max_overflow=3, pool_timeout=1)
-    held = []
-    for n in range(1, 6):
-        start = time.perf_counter()
-        held.append(await engine.connect())
-        assert time.perf_counter() - start < 0.5, f"checkout {n} of 5 waited"
-    assert engine.pool.checkedout() == 5 and engine.pool.overflow() == 3
+    held = [await engine.connect() for _ in range(5)]
     start = time.perf_counter()
     with pytest.raises(exc.TimeoutError, match="QueuePool limit of size 2 overflow 3 reached"):
         await engine.connect()
-    assert time.perf_counter() - start >= 0.9  # the sixth waited pool_timeout, then gave up
+    assert time.perf_counter() - start >= 0.9, "the sixth checkout gave up before pool_timeout"
     for conn in held:
         await conn.close()
     await engine.dispose()

@@ -139,7 +139,8 @@ def test_progress_panels_reach_four_of_four(executed):
 def test_each_step_says_when_its_checks_pass_and_what_is_next(executed):
     _, cells = executed
     said = "".join(_text(c) for c in cells.values() if c.id.startswith("step"))
-    for line in ("Step 1 passes its checks. Progress: 1/4 steps pass their visible checks. Next: step 2, the pool size.",
+    for line in ("Step 1 passes its checks. Progress: 1/4 steps pass their visible checks. "
+                 "Next: step 2, the pool size.",
                  "Step 2 passes its checks. Progress: 2/4 steps pass their visible checks. "
                  "Next: step 3, the pooled async engine.",
                  "Step 3 passes its visible checks; its 1 hidden check runs when your notebook is graded. "
@@ -180,7 +181,8 @@ async def read_items(conn=Depends(get_connection)):
 
 @pytest.mark.parametrize("dependency, route_body, shown, hidden", [
     ("async def get_connection():\n    async with engine.connect() as conn:\n        return conn\n", None,
-     ("RequestFailed: GET /items failed", "closed connection", "`yield conn`", "ResourceClosedError: This Connection is closed"),
+     ("RequestFailed: GET /items failed", "closed connection", "`yield conn`",
+      "ResourceClosedError: This Connection is closed"),
      ("starlette", "fastapi/routing.py", "httpx/_client.py")),
     ("async def get_connection():\n    async with engin.connect() as conn:\n        yield conn\n", None,
      ("RequestFailed: GET /items failed", "`engin` is not defined", "NameError: name 'engin' is not defined"),
