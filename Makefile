@@ -63,8 +63,9 @@ lint: env
 # The tests also need Debian's chromium, postgresql and npm (installed here when missing),
 # and axe-core from npm for the browser test's accessibility checks (pinned in tests/package-lock.json).
 AXE := tests/node_modules/axe-core/axe.min.js
+# uv goes on the tests' PATH too (where it is .tools/bin/uv): they build wheels and environments with it.
 test: env system-deps $(AXE)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	PATH="$(abspath $(dir $(UV))):$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
 system-deps:
 	@bash tools/system-deps.sh
