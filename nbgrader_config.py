@@ -31,6 +31,12 @@ c.NotebookClient.kernel_manager_class = SandboxedKernelManager
 # The exchange folder shared by instructors and students on one machine (a JupyterHub):
 # set NBGRADER_EXCHANGE to use another place, e.g. in tests.
 c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", "/srv/nbgrader/exchange")
+# `course-grade setup exchange` makes it (mode 1777) and `course-grade setup students` writes the
+# students' config from these two values; release_assignment never makes a missing exchange
+# (course_grade/nbgrader_ext/release_into_existing_exchange.py).
+from course_grade.nbgrader_ext.release_into_existing_exchange import ReleaseIntoExistingExchange  # noqa: E402
+
+c.ExchangeFactory.release_assignment = ReleaseIntoExistingExchange
 
 # nbgrader's LimitOutput counts lines; also cut outputs by size, every kind (streams, errors and
 # their tracebacks, rich outputs of any mime type, output metadata, many small outputs), so one

@@ -25,8 +25,8 @@ from autograder.course import (
 from course_grade import NOT_IMPORTED
 
 __all__ = ["ANSWERS_FILE", "ASSIGNMENT", "COURSE_FILES", "LEFTOVERS", "LOGS", "NBGRADER_FILES", "REPORTS_DIR",
-           "REPORT_FILE", "SUBMISSION_FILES", "Course", "UsageError", "atomic_write", "nbgrader_command", "open_course",
-           "open_gradebook", "timestamp_in", "tool_env"]
+           "REPORT_FILE", "SUBMISSION_FILES", "Course", "UsageError", "atomic_write", "nbgrader_command",
+           "one_transaction", "open_course", "open_gradebook", "timestamp_in", "tool_env"]
 
 REPORT_FILE = "grading-report.csv"  # the grading command's per-student report, in the course folder
 REPORTS_DIR = "reports"  # the item analysis (ASSIGNMENT.html, .csv) and the logs
@@ -61,6 +61,23 @@ def open_gradebook(path: str | os.PathLike):
         yield gradebook
     finally:
         gradebook.close()
+
+
+@contextlib.contextmanager
+def one_transaction(gradebook):
+    """nbgrader's Gradebook calls commit after each change: inside this block its changes are
+    only flushed, then committed together when the block ends, or all rolled back."""
+    session = gradebook.db
+    commit = session.commit
+    session.commit = session.flush
+    try:
+        yield gradebook
+        del session.commit
+        commit()
+    except BaseException:
+        session.__dict__.pop("commit", None)
+        session.rollback()
+        raise
 
 
 @dataclass

@@ -35,7 +35,9 @@ ids to the LMS's identities.
 
 
 EPILOG = """\
-roster (CSV, UTF-8, header row; column names case-insensitive, other columns ignored):
+roster (CSV with a header row, as a spreadsheet saves it: ',', ';' or TAB separated; UTF-8,
+UTF-16 with a byte-order mark, or Windows-1252; column names case-insensitive, other columns
+ignored):
   canvas  nbgrader_id + at least one of canvas_id (Canvas user id, digits), sis_user_id,
           sis_login_id, given on every row; optional: name, section
           e.g.  nbgrader_id,name,canvas_id,sis_user_id,sis_login_id,section

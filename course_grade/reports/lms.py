@@ -71,8 +71,10 @@ student. No points row (Moodle would read it as a student).
 
 Rosters
 -------
-A CSV file (UTF-8, a header row, one row per student) mapping nbgrader student ids to LMS
-identities. Header names are case-insensitive; other columns are ignored.
+A CSV file (a header row, one row per student) mapping nbgrader student ids to LMS
+identities, read as `course-grade roster import` reads it (course_grade/spreadsheet.py: ',', ';'
+or TAB separated; UTF-8, UTF-16 with a byte-order mark, or Windows-1252). Header names are
+case-insensitive; other columns are ignored.
 - canvas: `nbgrader_id` and at least one of `canvas_id` (digits), `sis_user_id`,
   `sis_login_id`, each row giving at least one of them; optional `name`, `section`.
 - moodle: `nbgrader_id` and one of `email`, `username`, `idnumber` (with several, choose
@@ -90,7 +92,6 @@ match its user, so each one is listed.
 """
 from __future__ import annotations
 
-import csv
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -100,6 +101,7 @@ from pathlib import Path
 
 from course_grade import safe_csv
 from course_grade.course import UsageError, atomic_write
+from course_grade.spreadsheet import read_table
 
 LMS_CHOICES = ("canvas", "moodle")
 NBGRADER_ID = "nbgrader_id"
@@ -173,33 +175,13 @@ def read_roster(path: str | os.PathLike, lms: str, match: str | None = None) -> 
     """Read and check a roster; raise RosterError with one line saying what to fix."""
     if lms not in LMS_CHOICES:
         raise RosterError(f"unknown LMS {lms!r}: choose one of {', '.join(LMS_CHOICES)}")
-    path = Path(path)
-    name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise RosterError(f"roster {name} does not exist: pass --roster with the path of your roster CSV") from None
-    except IsADirectoryError:
-        raise RosterError(f"roster {name} is a folder, not a CSV file") from None
-    except UnicodeDecodeError:
-        raise RosterError(f"roster {name} is not UTF-8 text: save it as CSV UTF-8") from None
-    except OSError as exc:
-        raise RosterError(f"cannot read roster {name}: {exc.strerror or exc}") from None
     example = ("nbgrader_id,name,canvas_id,sis_user_id,sis_login_id,section" if lms == "canvas"
                else "nbgrader_id,email")
-    if not text.strip():
-        raise RosterError(f"roster {name} is empty: it needs a header row ({example}) and one row per student")
     try:
-        rows = list(csv.reader(text.splitlines()))
-    except csv.Error as exc:
-        raise RosterError(f"roster {name} is not a readable CSV file: {exc}") from None
-
-    header = [h.strip().lower() for h in rows[0]]
-    seen: set[str] = set()
-    for h in header:
-        if h and h in seen:
-            raise RosterError(f"roster {name} has two columns named {h!r}: keep one")
-        seen.add(h)
+        table = read_table(path, "roster", example)
+    except UsageError as exc:
+        raise RosterError(str(exc)) from None
+    name, header = table.path, table.header
 
     need_one = CANVAS_IDS if lms == "canvas" else MOODLE_IDS
     missing = [NBGRADER_ID] if NBGRADER_ID not in header else []
@@ -228,13 +210,8 @@ def read_roster(path: str | os.PathLike, lms: str, match: str | None = None) -> 
 
     entries: list[RosterEntry] = []
     first_line: dict[tuple[str, str], int] = {}
-    for line, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue  # a blank line or a spreadsheet's empty row: no student on it
-        if len(row) > len(header):
-            raise RosterError(f"roster {name} line {line} has {len(row)} fields but the header has {len(header)}: "
-                              f"quote values that contain commas")
-        values = {h: (row[i].strip() if i < len(row) else "") for i, h in enumerate(header) if h}
+    for row in table.rows:
+        line, values = row.line, row.values
         nb_id = values.get(NBGRADER_ID, "")
         if not nb_id:
             raise RosterError(f"roster {name} line {line} has no nbgrader_id: fill it in or delete the row")

@@ -279,12 +279,20 @@ def test_roster_tolerates_excel_bom_header_case_spaces_and_blank_rows(tmp_path):
     assert roster.entries[1].line == 5
 
 
-def test_a_roster_that_is_not_there_or_not_utf8_is_refused(tmp_path):
+def test_a_roster_that_is_not_there_or_not_text_is_refused(tmp_path):
     with pytest.raises(lms.RosterError, match="does not exist"):
         lms.read_roster(tmp_path / "nope.csv", "canvas")
-    (tmp_path / "latin1.csv").write_bytes("nbgrader_id,email\nzoë,z\xe9@e.org\n".encode("latin-1"))
-    with pytest.raises(lms.RosterError, match="not UTF-8"):
-        lms.read_roster(tmp_path / "latin1.csv", "moodle")
+    (tmp_path / "binary.csv").write_bytes(b"nbgrader_id,email\n\x00\x01\x02\x03x,y\n")
+    with pytest.raises(lms.RosterError, match="not a text file"):
+        lms.read_roster(tmp_path / "binary.csv", "moodle")
+
+
+def test_a_roster_as_excel_saves_it_in_a_semicolon_locale_is_read(tmp_path):
+    """Excel's "CSV" where ',' is the decimal mark: ';' separated, Windows-1252."""
+    (tmp_path / "r.csv").write_bytes("nbgrader_id;email;name\r\nzoë;zoé@e.org;Müller, Zoë\r\n".encode("cp1252"))
+    roster = lms.read_roster(tmp_path / "r.csv", "moodle")
+    assert roster.ids == ["zoë"] and roster.entries[0].fields == {
+        "nbgrader_id": "zoë", "email": "zoé@e.org", "name": "Müller, Zoë"}, roster
 
 
 def test_bad_course_or_assignment_is_refused_and_nothing_is_written(course, tmp_path, capsys):
@@ -386,7 +394,7 @@ def test_a_failed_write_leaves_no_partial_file_and_keeps_the_old_one(course, tmp
     target = course / "exports" / "ps1-canvas.csv"
     target.parent.mkdir()
     target.write_text("the previous export\n")
-    monkeypatch.setattr(lms.csv, "writer", failing_writer(after=3))
+    monkeypatch.setattr(csv, "writer", failing_writer(after=3))
     code, out, err = run([ASSIGNMENT, "--lms", "canvas", "--roster", roster, "--course", course], capsys)
     assert code == 2 and out == ""
     assert err == f"error: cannot write {target}: No space left on device\n"
