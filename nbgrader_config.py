@@ -86,6 +86,12 @@ from nbgrader.preprocessors import ClearHiddenTests, GetGrades  # noqa: E402
 
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
 
+# A late submission's feedback page says first the score before and after nbgrader's late
+# penalty and why (course_grade/nbgrader_ext/late_penalty_note.py; the figures of course_grade/late.py).
+from course_grade.nbgrader_ext.late_penalty_note import LatePenaltyNote  # noqa: E402
+
+c.GenerateFeedback.preprocessors.insert(c.GenerateFeedback.preprocessors.index(GetGrades) + 1, LatePenaltyNote)
+
 # Tampering detected by meaning (course_grade/nbgrader_ext/tamper_analysis.py): before any student code runs, each
 # student-written cell's syntax tree is checked against the lesson's allow-list; a statement
 # that reaches for the grading machinery (and any statement that needs it) is commented out,

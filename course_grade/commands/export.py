@@ -155,6 +155,9 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             if safe_csv.neutralise(value) != value:
                 print(f"written with a leading ': {e.nbgrader_id}'s {column} {value!r} starts like a spreadsheet "
                       f"formula; {lms} will not match it until that ' is removed", file=out)
+    for g in (g for _, g in sorted(grades.by_student.items()) if g.late is not None and g.late.is_late):
+        print(f"late: {g.student}: {g.late.sentence()}: {format_score(g.raw_score)}/{format_score(grades.max_score)} "
+              f"before the penalty, {format_score(g.score)} in the file", file=out)
     manual = [g for s, g in sorted(grades.by_student.items()) if g.needs_manual_grade]
     for g in manual:
         print(f"needs manual grading: {g.student}: its score may change after manual grading", file=out)

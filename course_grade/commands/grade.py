@@ -35,11 +35,13 @@ from pathlib import Path
 
 from course_grade.commands.merge import already_graded, extensions, merge
 from course_grade.commands.nbgrader_steps import NbgraderSteps, after_grading
-from course_grade.commands.progress import Progress, duration, summary_line
+from course_grade.commands.progress import LISTED, Progress, class_summary, summary_line
 from course_grade.course import ASSIGNMENT, LOGS, REPORT_FILE, Course, UsageError, open_course, open_gradebook
 from course_grade.engine.bundles import Graded
+from course_grade.late import late_by
 from course_grade.reasons import ERROR, LATE
 from course_grade.reports.grading_report import keep_log, write_report
+from course_grade.reports.items import QUIZ_STEP
 
 # Submissions read and sent ahead of the workers: enough to keep every worker busy, few
 # enough that the instructor's process and the scheduler never hold a whole class at once.
@@ -72,6 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "default: grade everything")
     parser.add_argument("--submission-timeout", type=float, default=600,
                         help="seconds one submission may take before it is stopped (default: 600)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also print one line per student at the end (grading-report.csv has them either way)")
     parser.add_argument("--no-feedback", action="store_true", help="do not run nbgrader generate_feedback")
     parser.add_argument("--no-spare-kernels", action="store_true",
                         help="start each submission's kernel when it is needed, as nbgrader does (slower; "
@@ -86,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
                          f"e.g. 600")
     return run(args.course, args.assignment, args.jobs, args.submission_timeout, feedback=not args.no_feedback,
                spare_kernels=not args.no_spare_kernels, scheduler=args.scheduler, resume=args.resume,
-               only=args.students)
+               only=args.students, verbose=args.verbose)
 
 
 class Stopped(Exception):
@@ -170,9 +174,10 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
                         o.add(ERROR, f"could not record the grades: {type(exc).__name__}: {exc}"[:300])
                         o.log += "\n" + traceback.format_exc()
                     else:
-                        if late > 0:
-                            o.add(LATE, f"submitted {duration(late)} after the due date: "
-                                        "nbgrader's late penalty applies")
+                        if o.late is not None and o.late.is_late:
+                            o.add(LATE, o.late.sentence())
+                        elif late > 0:  # recorded without grades: no penalty to take
+                            o.add(LATE, f"late by {late_by(late)}")
                     o.log_file = keep_log(course, o)
                     made = o.feedback is not None
                     o.files, o.modes, o.rows, o.log = {}, {}, None, ""  # merged: keep only what the report shows
@@ -193,9 +198,30 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
     return outcomes
 
 
+def _summary(analysis, rows: list[Graded], graded: int) -> list[str]:
+    """The class's summary (commands/progress.class_summary): from the item analysis when it was
+    written (everyone graded in the course, the steps passed), else from this run's rows."""
+    if analysis is not None:
+        late = {s.student: s.late for s in analysis.submissions if s.late is not None}
+        after, steps = {}, []
+        for k, student in enumerate(analysis.students):
+            total = sum(st.scores[k] for st in analysis.steps)
+            after[student] = max(0.0, total - late[student].penalty) if student in late else total
+        for st in analysis.steps:
+            passed = sum(v >= st.max_points - 1e-9 for v in st.scores)
+            steps.append((f"{st.label} ({st.name})" if st.step != QUIZ_STEP else st.label, passed))
+        sentences = {s: x.sentence() for s, x in late.items() if x.is_late}
+        return class_summary(after, analysis.max_score, steps, sentences, (graded, len(rows)))
+    merged = [o for o in rows if o.merged and o.score is not None]
+    max_score = max((o.max_score or 0 for o in merged), default=0)
+    return class_summary({o.student: o.score_after_penalty for o in merged}, max_score, [],
+                         {o.student: o.late.sentence() for o in merged if o.late is not None and o.late.is_late},
+                         (graded, len(rows)))
+
+
 def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float, feedback: bool = True,
         out=sys.stdout, spare_kernels: bool = True, scheduler: str | None = None, resume: bool = False,
-        only: list[str] | None = None) -> int:
+        only: list[str] | None = None, verbose: bool = False) -> int:
     """Grade everything (or only the students in `only`; with `resume`, only what is not graded
     yet); returns the exit status: 0 all graded, 1 some failed, 3 stopped before the end (what
     was merged is kept). Everyone else's grades, feedback and report rows stay as they were."""
@@ -253,20 +279,29 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
     if not finishing.started:
         finishing.start(after_grading(course, rows, feedback and stopped is None))
 
-    analysis = None
+    written = None
     if any(o.status == "graded" for o in outcomes.values()) or (course.root / "autograded").is_dir():
-        from course_grade.reports.item_report import report_after_grading
+        from course_grade.reports.item_report import analysis_after_grading
 
-        analysis = report_after_grading(course.root, assignment, out=out)
+        written = analysis_after_grading(course.root, assignment, out=out)
+    analysis = written[0] if written else None
     for message in finishing.wait():
         print(message, file=out)
         failures += 1
 
-    print("\nSummary", file=out)
-    print(f"{'student':<24} {'status':<9} {'score':>9} {'time':>8}  note", file=out)
-    for o in rows:
-        print(summary_line(o), file=out)
     graded = sum(o.status == "graded" for o in rows)
+    if verbose:
+        print(f"\n{'student':<24} {'status':<9} {'score':>9} {'time':>8}  note", file=out)
+        for o in rows:
+            print(summary_line(o), file=out)
+    print("\nSummary", file=out)
+    for line in _summary(written[1] if written else None, rows, graded):
+        print(line, file=out)
+    unfinished = [o.student for o in rows if o.status != "graded"]
+    if unfinished:
+        print(f"Not graded ({len(unfinished)}): {', '.join(unfinished[:LISTED])}"
+              + (f" and {len(unfinished) - LISTED} more" if len(unfinished) > LISTED else "")
+              + f": see the note and reason columns of {REPORT_FILE}", file=out)
     if stopped is not None:
         print(f"\nStopped: {stopped}. {graded}/{len(rows)} graded and kept in the gradebook; run the same command "
               f"with --resume to grade the rest.", file=out)

@@ -1,13 +1,16 @@
-"""What the grading command prints while it runs: a progress bar, and one line per submission."""
+"""What the grading command prints: while it runs, a progress bar (or one line per submission),
+and at the end the class's summary (mean, median, a histogram, the steps passed, who was late)."""
 from __future__ import annotations
 
+import math
+import statistics
 import time
 
 from course_grade.engine.bundles import Graded
 
 
 def summary_line(o: Graded) -> str:
-    score = f"{o.score:g}/{o.max_score:g}" if o.score is not None and o.merged else "-"
+    score = f"{o.score_after_penalty:g}/{o.max_score:g}" if o.score is not None and o.merged else "-"
     note = o.note + (f" (left out: {', '.join(o.left_out)})" if o.left_out else "")
     note += f" REVIEW: removed {len(o.tampering)} cell(s) that reached for the grader" if o.tampering else ""
     note += f" (log: {o.log_file})" if o.log_file else ""
@@ -39,5 +42,50 @@ class Progress:
         print(line, end="" if self.done < self.total else "\n", file=self.out, flush=True)
 
 
-def duration(n: float) -> str:
-    return f"{n:.0f} s" if n < 120 else f"{n / 60:.0f} min" if n < 7200 else f"{round(n / 3600, 1):g} h"
+
+HISTOGRAM_BINS, BAR_WIDTH = 6, 30
+LISTED = 10  # students named in one line of the summary; grading-report.csv has them all
+
+
+def histogram(scores: list[float], max_score: float, bins: int = HISTOGRAM_BINS) -> list[str]:
+    """A text histogram of scores 0..max_score in `bins` bins of whole points (a partial
+    score falls in the bin of its whole part; the last bin holds max_score)."""
+    top = math.floor(max_score)
+    width = max(1, math.ceil((top + 1) / bins))
+    edges = list(range(0, top + 1, width))
+    counts = [0] * len(edges)
+    for v in scores:
+        counts[min(int(max(v, 0) // width), len(edges) - 1)] += 1
+    most = max(counts) or 1
+    label = len(f"{top}-{top}")
+    lines = []
+    for i, (low, n) in enumerate(zip(edges, counts, strict=True)):
+        high = top if i == len(edges) - 1 else low + width - 1
+        bar = "#" * math.ceil(BAR_WIDTH * n / most)
+        lines.append(f"  {f'{low}-{high}':>{label}}  {bar:<{BAR_WIDTH}} {n}")
+    return lines
+
+
+def class_summary(after: dict[str, float], max_score: float, steps: list[tuple[str, int]],
+                  late: dict[str, str], graded_of: tuple[int, int]) -> list[str]:
+    """What an instructor reads after a run: `after` each graded student's score after the late
+    penalty; `steps` (label, students with every check of it right); `late` student -> sentence;
+    `graded_of` (graded, submissions) of the class."""
+    graded, total = graded_of
+    lines = [f"{graded} of {total} submission(s) graded."]
+    if not after:
+        return lines
+    scores = sorted(after.values())
+    lines.append(f"Score of {max_score:g} (after late penalties), {len(scores)} student(s): "
+                 f"mean {statistics.fmean(scores):.1f}, median {statistics.median(scores):g}, "
+                 f"lowest {scores[0]:g}, highest {scores[-1]:g}")
+    lines += histogram(scores, max_score)
+    if steps:
+        lines.append(f"Students with every check of a step right (of {len(scores)}):")
+        width = max(len(label) for label, _ in steps)
+        lines += [f"  {label:<{width}}  {n}" for label, n in steps]
+    if late:
+        named = sorted(late.items())[:LISTED]
+        more = f"; and {len(late) - len(named)} more" if len(late) > len(named) else ""
+        lines.append(f"Late: {len(late)} (" + "; ".join(f"{s} {why}" for s, why in named) + more + ")")
+    return lines

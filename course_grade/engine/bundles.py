@@ -10,6 +10,7 @@ from pathlib import Path
 
 from course_grade.course import LEFTOVERS, SUBMISSION_FILES, open_gradebook
 from course_grade.files import read_regular
+from course_grade.late import Late
 from course_grade.reasons import FLAGGED_REASONS
 
 # Files read from a submission besides its notebooks: the quiz answers, and nbgrader's
@@ -93,6 +94,14 @@ class Graded:
     reasons: list[str] = field(default_factory=list)  # why it needs a look: the codes above
     grades_kept: bool = False  # timed out after autograde finished: its grades are merged
     log_file: str = ""  # where the instructor's process kept the log of a failed task (course-relative)
+    late: Late | None = None  # how late it came and nbgrader's penalty (course_grade/late.py), when graded
+
+    @property
+    def score_after_penalty(self) -> float | None:
+        """The score the gradebook export and the LMS give: nbgrader's late penalty taken off."""
+        if self.score is None:
+            return None
+        return self.late.after if self.late is not None else self.score
 
     @property
     def flagged(self) -> bool:

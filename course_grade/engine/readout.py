@@ -6,6 +6,7 @@ from pathlib import Path
 
 from course_grade.course import open_gradebook
 from course_grade.engine.bundles import Graded
+from course_grade.late import late_of
 from course_grade.reasons import (
     ANSWERS_DAMAGED,
     ANSWERS_MISSING,
@@ -19,12 +20,13 @@ from course_grade.reasons import (
 )
 
 
-def gradebook_rows(gradebook: Path, assignment: str, student: str) -> dict:
-    """Everything the course gradebook needs of one graded submission, as plain data."""
+def gradebook_rows(gradebook: Path, assignment: str, student: str, method: str = "") -> dict:
+    """Everything the course gradebook needs of one graded submission, as plain data, and its
+    late penalty (`late`: a course_grade.late.Late, `method` naming nbgrader's late rule)."""
     with open_gradebook(gradebook) as gb:
         sub = gb.find_submission(assignment, student)
         return {
-            "timestamp": sub.timestamp, "extension": sub.extension,
+            "timestamp": sub.timestamp, "extension": sub.extension, "late": late_of(sub, method),
             "score": sub.score, "max_score": sub.max_score, "seconds_late": sub.total_seconds_late,
             "notebooks": [{
                 "name": nb.name, "flagged": nb.flagged, "late_submission_penalty": nb.late_submission_penalty,

@@ -38,6 +38,7 @@ from course_grade.engine.bundles import AssignmentBundle, Graded, SubmissionBund
 from course_grade.engine.readout import flagged_cells, gradebook_rows, look_at, why_it_failed
 from course_grade.files import file_modes, read_files, write_files
 from course_grade.kernels.processes import kernels_started_here, kill_tree, wait_child
+from course_grade.late import penalty_method
 from course_grade.reasons import ERROR, NOTES, TAMPERING, TIMED_OUT, notebook_problem, timestamp_problem
 
 SCRATCH_VARIABLE = "COURSE_GRADE_SCRATCH"
@@ -182,12 +183,13 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
             out.add(*why_it_failed(out.log))
             return out
         try:
-            out.rows = gradebook_rows(scratch / "gradebook.db", assignment.name, submission.student)
+            out.rows = gradebook_rows(scratch / "gradebook.db", assignment.name, submission.student,
+                                      penalty_method(config))
         except Exception:  # nbgrader wrote no grades: say why from its log
             out.add(*why_it_failed(out.log))
             out.rows = None
             return out
-        out.score, out.max_score = out.rows["score"], out.rows["max_score"]
+        out.score, out.max_score, out.late = out.rows["score"], out.rows["max_score"], out.rows["late"]
         out.files, out.modes = read_files(graded), file_modes(graded)
         from course_grade.nbgrader_ext.flag_cell_timeouts import timeout_ename
 

@@ -8,9 +8,12 @@ from pathlib import Path
 from course_grade import safe_csv
 from course_grade.course import LOGS, REPORT_FILE, Course, atomic_write
 from course_grade.engine.bundles import Graded
+from course_grade.late import late_by, points
 
 REPORT_COLUMNS = ["student", "status", "score", "max_score", "seconds", "note", "left_out", "removed_cells",
-                  "sandbox", "worker", "reason", "log"]
+                  "sandbox", "worker", "reason", "log", "late_by", "penalty", "score_after_penalty"]
+# the columns every report has had (an older report's rows are read with the new ones empty)
+FIRST_COLUMNS = 10
 
 
 def _read_report(course: Course) -> dict[str, list[str]]:
@@ -20,9 +23,18 @@ def _read_report(course: Course) -> dict[str, list[str]]:
             rows = list(safe_csv.reader(f))
     except OSError:
         return {}
-    if not rows or rows[0][:len(REPORT_COLUMNS) - 2] != REPORT_COLUMNS[:len(REPORT_COLUMNS) - 2]:
+    if not rows or rows[0][:FIRST_COLUMNS] != REPORT_COLUMNS[:FIRST_COLUMNS]:
         return {}
     return {row[0]: row + [""] * (len(REPORT_COLUMNS) - len(row)) for row in rows[1:] if row}
+
+
+def _late_columns(o: Graded) -> list:
+    """late_by, penalty, score_after_penalty: the figures of course_grade/late.py."""
+    if o.score is None or not o.merged:
+        return ["", "", ""]
+    late = o.late
+    return [late_by(late.seconds) if late is not None and late.is_late else "",
+            points(late.penalty) if late is not None else "0", points(o.score_after_penalty)]
 
 
 def write_report(course: Course, outcomes: dict[str, Graded]) -> None:
@@ -32,7 +44,7 @@ def write_report(course: Course, outcomes: dict[str, Graded]) -> None:
         rows[o.student] = [o.student, o.status, "" if o.score is None else o.score,
                            "" if o.max_score is None else o.max_score, f"{o.seconds:.1f}", o.note,
                            " ".join(o.left_out), "; ".join(o.tampering), o.sandbox, o.worker, "; ".join(o.reasons),
-                           o.log_file]
+                           o.log_file, *_late_columns(o)]
     with atomic_write(course.root / REPORT_FILE, newline="") as f:
         writer = safe_csv.Writer(f)
         writer.writerow(REPORT_COLUMNS)

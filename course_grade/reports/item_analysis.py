@@ -21,12 +21,14 @@ are grouped), `statistics` (the quiz's numbers), `item_analysis_html` (the page)
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from course_grade.late import course_penalty_method
 from course_grade.nbgrader_ext.grade_quiz_answers import QUIZ_CELL
 from course_grade.reports.failures import Shown, classify, first_clause, quiz_group
 from course_grade.reports.grading_report import read_grading_report
@@ -87,6 +89,10 @@ def build(course_root: Path, assignment: str) -> Analysis:
         raise ReportError(f"nothing of {assignment!r} is graded yet: "
                           f"grade it first with `course-grade grade {assignment}` "
                           f"(or `nbgrader autograde {assignment}`)")
+    if any(row["late"].is_late for row in subs.values()):  # the late rule's name, from the course config
+        method = course_penalty_method(course_root)
+        for row in subs.values():
+            row["late"] = dataclasses.replace(row["late"], method=method)
     checks = checks_by_id()
     keys = quiz_keys(sources)
     release = course_root / "release" / assignment / f"{assignment}.ipynb"
@@ -204,7 +210,8 @@ def build(course_root: Path, assignment: str) -> Analysis:
             seconds=as_float(row.get("seconds", "")),
             status=row.get("status", "") or ("graded" if in_gb else "not graded"),
             note=row.get("note", ""), removed_cells=row.get("removed_cells", ""), sandbox=row.get("sandbox", ""),
-            flagged=bool(subs.get(s, {}).get("flagged")), left_out=row.get("left_out", ""))
+            flagged=bool(subs.get(s, {}).get("flagged")), left_out=row.get("left_out", ""),
+            late=subs.get(s, {}).get("late"))
         if sub.removed_cells:
             n = len([c for c in sub.removed_cells.split("; ") if c])
             sub.reasons.append(f"REVIEW: tampering: removed {n} cell(s) that reached for the grader: "

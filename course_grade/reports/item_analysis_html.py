@@ -14,6 +14,7 @@ import re
 import statistics
 from pathlib import Path
 
+from course_grade.late import late_by, points
 from course_grade.reports.item_analysis import LETTERS, QUIZ_STEP, UNANSWERED, Analysis, Item
 
 INK, MUTED, BAR, AXIS = "#1a1a1a", "#4a4a4a", "#1f4e79", "#333333"
@@ -180,6 +181,15 @@ def _quiz_table(analysis: Analysis) -> str:
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
+def _score(s) -> str:
+    """The submission's score after nbgrader's late penalty (the gradebook export's figure)."""
+    if s.score is None:
+        return DASH
+    if s.late is not None and s.late.penalty:
+        return f"{max(0.0, s.score - s.late.penalty):g} (late penalty {points(s.late.penalty)})"
+    return f"{s.score:g}"
+
+
 def _submissions(analysis: Analysis) -> str:
     subs = analysis.submissions
     secs = [s.seconds for s in subs if s.seconds is not None]
@@ -191,13 +201,31 @@ def _submissions(analysis: Analysis) -> str:
     elif not analysis.has_grading_report:
         out.append('<p class="muted">No grading-report.csv (graded with stock nbgrader): no times, statuses or sandbox '
                    "notes; flags come from the gradebook alone.</p>")
+    late = analysis.late
+    out.append(f"<h3>Late submissions ({len(late)})</h3>")
+    if late:
+        out.append("<table><caption>Submitted after the due date (extensions counted): nbgrader's late penalty, "
+                   "as the gradebook, grades.csv and the LMS export give it</caption><thead><tr>"
+                   + "".join(f'<th scope="col">{h}</th>' for h in ["Student", "Late by", "Penalty", "Score before",
+                                                                    "Score after", "Why"])
+                   + "</tr></thead><tbody>")
+        for s in late:
+            x = s.late
+            out.append(f'<tr><th scope="row">{esc(s.student)}</th><td>{esc(late_by(x.seconds))}</td>'
+                       f'<td class="num">{points(x.penalty)}</td>'
+                       f'<td class="num">{points(x.score)}/{points(x.max_score)}</td>'
+                       f'<td class="num">{points(x.after)}/{points(x.max_score)}</td>'
+                       f"<td>{esc(x.sentence())}</td></tr>")
+        out.append("</tbody></table>")
+    else:
+        out.append('<p><span class="ok">None late.</span></p>')
     flagged = analysis.flagged
     out.append(f"<h3>Flagged submissions ({len(flagged)})</h3>")
     if flagged:
         out.append("<table><caption>Submissions to look at, and why</caption><thead><tr>"
                    '<th scope="col">Student</th><th scope="col">Score</th><th scope="col">Why</th></tr></thead><tbody>')
         for s in flagged:
-            score = DASH if s.score is None else f"{s.score:g}/{s.max_score:g}" if s.max_score else f"{s.score:g}"
+            score = _score(s) + (f"/{s.max_score:g}" if s.max_score and s.score is not None else "")
             why = "<br>".join(f'<span class="flag">{esc(r)}</span>' for r in s.reasons)
             out.append(f'<tr><th scope="row">{esc(s.student)}</th><td class="num">{score}</td><td>{why}</td></tr>')
         out.append("</tbody></table>")
@@ -209,8 +237,7 @@ def _submissions(analysis: Analysis) -> str:
                                        ["Student", "Status", "Score", "Seconds", "Sandbox", "Note"])
                + "</tr></thead><tbody>")
     for s in subs:
-        score = DASH if s.score is None else f"{s.score:g}"
-        out.append(f'<tr><th scope="row">{esc(s.student)}</th><td>{esc(s.status)}</td><td class="num">{score}</td>'
+        out.append(f'<tr><th scope="row">{esc(s.student)}</th><td>{esc(s.status)}</td><td class="num">{_score(s)}</td>'
                    f'<td class="num">{num(s.seconds, 1)}</td><td>{esc(s.sandbox) or DASH}</td>'
                    f'<td>{esc(s.note)}</td></tr>')
     out.append("</tbody></table></details>")

@@ -34,9 +34,16 @@ def write(analysis: Analysis, out_dir: Path | None = None) -> tuple[Path, Path]:
 def report_after_grading(course_root: Path, assignment: str, out=None) -> Path | None:
     """Write the report at the end of a grading run; never raises. Returns the HTML path, or
     None (after one line, on `out` if given, else logged) when it could not be written."""
+    written = analysis_after_grading(course_root, assignment, out)
+    return written[0] if written else None
+
+
+def analysis_after_grading(course_root: Path, assignment: str, out=None) -> tuple[Path, Analysis] | None:
+    """report_after_grading's work: (the HTML path, the analysis written), or None."""
     try:
-        html_path, _csv = write(build(Path(course_root), assignment))
-        return html_path
+        analysis = build(Path(course_root), assignment)
+        html_path, _csv = write(analysis)
+        return html_path, analysis
     except Exception as exc:  # a report must never fail a grading run
         why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if out is not None:

@@ -5,6 +5,7 @@ import dataclasses
 from pathlib import Path
 
 from course_grade.course import UsageError
+from course_grade.late import Late
 
 LETTERS = "ABCD"
 
@@ -97,6 +98,7 @@ class Submission:
     flagged: bool
     left_out: str = ""
     reasons: list[str] = dataclasses.field(default_factory=list)
+    late: Late | None = None  # how late it came and nbgrader's penalty, from the gradebook
 
 
 @dataclasses.dataclass
@@ -131,6 +133,10 @@ class Analysis:
     @property
     def quiz(self) -> list[Item]:
         return [i for i in self.items if i.is_quiz]
+
+    @property
+    def late(self) -> list[Submission]:
+        return [s for s in self.submissions if s.late is not None and s.late.is_late]
 
     @property
     def flagged(self) -> list[Submission]:

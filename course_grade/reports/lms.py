@@ -92,6 +92,7 @@ match its user, so each one is listed.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -101,6 +102,7 @@ from pathlib import Path
 
 from course_grade import safe_csv
 from course_grade.course import UsageError, atomic_write
+from course_grade.late import Late, course_penalty_method, late_of
 from course_grade.spreadsheet import read_table
 
 LMS_CHOICES = ("canvas", "moodle")
@@ -141,6 +143,7 @@ class Grade:
     raw_score: float
     late_penalty: float
     needs_manual_grade: bool = False
+    late: Late | None = None  # how late it came, and why the penalty (course_grade/late.py)
 
 
 @dataclass
@@ -258,10 +261,13 @@ def read_grades(db: str | os.PathLike, assignment: str) -> Grades:
             raise UsageError(f"unknown assignment {assignment!r} (the gradebook has: {known})") from None
         grades = Grades(assignment, float(found.max_score or 0.0))
         for sub in found.submissions:
-            raw = float(sub.score or 0.0)
-            penalty = float(sub.late_submission_penalty or 0.0)
-            grades.by_student[sub.student_id] = Grade(sub.student_id, max(0.0, raw - penalty), raw, penalty,
-                                                      bool(sub.needs_manual_grade))
+            late = late_of(sub)
+            grades.by_student[sub.student_id] = Grade(sub.student_id, late.after, late.score, late.penalty,
+                                                      bool(sub.needs_manual_grade), late)
+    if any(g.late.is_late for g in grades.by_student.values()):  # the late rule's name, from the course config
+        method = course_penalty_method(db.parent)
+        for s, g in grades.by_student.items():
+            grades.by_student[s] = dataclasses.replace(g, late=dataclasses.replace(g.late, method=method))
     return grades
 
 

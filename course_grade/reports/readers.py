@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from autograder.records import by_cell
+from course_grade.late import late_of
 from course_grade.nbgrader_ext.grade_quiz_answers import QUIZ_CELL
 from course_grade.reports.failures import Shown
 from course_grade.reports.items import QUIZ_STEP, ReportError
@@ -110,7 +111,8 @@ def step_of(gid: str, checks: dict) -> int | str | None:
 
 def gradebook_scores(gradebook: Path, assignment: str):
     """(grade cells [(grade_id, max_score, notebook)], quiz cell sources {grade_id: source},
-    {student: {"grades": {grade_id: score or None}, "flagged": bool}}) from the gradebook."""
+    {student: {"grades": {grade_id: score or None}, "flagged": bool, "late": Late}}) from the
+    gradebook (Late's method left empty: the course config names it)."""
     from nbgrader.api import MissingEntry
 
     from course_grade.course import open_gradebook
@@ -133,7 +135,7 @@ def gradebook_scores(gradebook: Path, assignment: str):
                 flagged = flagged or bool(snb.flagged)
                 for g in snb.grades:
                     grades[g.name] = None if g.auto_score is None and g.manual_score is None else float(g.score)
-            subs[sub.student_id] = {"grades": grades, "flagged": flagged}
+            subs[sub.student_id] = {"grades": grades, "flagged": flagged, "late": late_of(sub)}
     return cells, sources, subs
 
 
