@@ -408,7 +408,7 @@ def test_a_submission_that_cannot_be_graded_is_on_record_flagged_with_its_reason
 def test_late_and_missing_answers_are_graded_and_reported(on_record):
     course, _, rows, _ = on_record
     assert (rows["late"]["status"], rows["late"]["reason"]) == ("graded", "late")
-    assert "submitted 3 h after the due date" in rows["late"]["note"]
+    assert "late by 3 h: no penalty (none)" in rows["late"]["note"]
     assert submission(course, "late")["timestamp"] == DUE + datetime.timedelta(hours=3)
     assert (rows["no_answers"]["status"], rows["no_answers"]["reason"]) == ("graded", "answers missing")
     assert "quiz_answers.json" in rows["no_answers"]["note"]
