@@ -34,6 +34,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -50,7 +51,6 @@ from tests.support.course import ANSWERS_FILE, ASSIGNMENT, answers_file, graded_
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-COURSE_ID = "fastapi-connection-pooling"
 FULL = sum(graded_cells().values())  # 23: 13 on the build steps, 10 on the quiz
 STEP2 = "step2_pool_size_solution"
 WRONG_STEP2 = "POOL_SIZE = 10"  # tests/support/mistakes.py's size_wrong_number: loses step2_pool_size only
@@ -378,17 +378,17 @@ class Exchange:
         need_root()
         self.course = course
         self.root = public_tmp / f"exchange-{journey}"
-        self.root.mkdir()
-        self.root.chmod(0o777)  # README: exists and writable by everyone
         self.instructor = activated(root_env(), course / ".venv", NBGRADER_EXCHANGE=str(self.root))
+        made = self.teacher("course-grade", "setup", "exchange")  # README: once per machine
+        assert self.root.is_dir() and stat.S_IMODE(self.root.stat().st_mode) == 0o1777, made.stdout
         self.student = unix_user(STUDENTS[journey])
         self.home = Path(self.student.pw_dir)
         for leftover in (self.home / ASSIGNMENT, self.home / ".jupyter", self.home / ".local" / "share" / "jupyter"):
             shutil.rmtree(leftover, ignore_errors=True)  # a previous run's
         self.student_env = activated(login_env(self.student), students_env)
+        # README: the students' config, as `course-grade setup students` prints it, in the student's own ~/.jupyter
         write_as(self.student, self.home / ".jupyter" / "nbgrader_config.py",
-                 f"c = get_config()\nc.CourseDirectory.course_id = {COURSE_ID!r}\n"
-                 f"c.Exchange.root = {str(self.root)!r}\n")
+                 self.teacher("course-grade", "setup", "students").stdout)
         self.submissions = 0
 
     def teacher(self, *args, timeout: float = 900) -> subprocess.CompletedProcess:
