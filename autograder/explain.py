@@ -448,13 +448,13 @@ def _method_owner(c: Clue) -> tuple[str, str] | None:
     """(the object's class, the method) of "'Kind' object has no attribute 'name'", for a method
     the lesson calls on another of its objects, else None."""
     found = _attribute_missing(c, r"\w+")
-    return found if found is not None and found[1] in OWNERS and found[0] in WHAT_IT_IS else None
+    return found if found is not None and found[1] in OWNERS and _what_it_is(found[0]) else None
 
 
 def _wrong_owner(c: Clue) -> str:
     kind, name = _method_owner(c) or ("int", "mappings")
     owner, example = OWNERS[name]
-    return f"`{name}()` is a method of {owner}, {example}, but your code calls it on {_a(kind)}, {WHAT_IT_IS[kind]}."
+    return f"`{name}()` is a method of {owner}, {example}, but your code calls it on {_a(kind)}, {_what_it_is(kind)}."
 
 
 METHOD_ON_WRONG_OBJECT = Mistake("method_on_wrong_object", lambda c: _method_owner(c) is not None, _wrong_owner)
@@ -462,9 +462,13 @@ METHOD_ON_WRONG_OBJECT = Mistake("method_on_wrong_object", lambda c: _method_own
 _NOT_ROWS = re.compile(r"'(\w+)' object is not (?:iterable|subscriptable)")
 
 
+def _what_it_is(kind: str) -> str | None:
+    return WHAT_IT_IS.get(kind) or ("the engine's pool, which keeps the connections" if kind.endswith("Pool") else None)
+
+
 def _not_rows(c: Clue) -> str | None:
     found = _NOT_ROWS.search(_chain_text(c))
-    return found.group(1) if found and found.group(1) in WHAT_IT_IS else None
+    return found.group(1) if found and _what_it_is(found.group(1)) else None
 
 
 def _rows_from(c: Clue) -> str:
@@ -472,7 +476,7 @@ def _rows_from(c: Clue) -> str:
     if kind.startswith("Async") and "Result" in kind:
         return (f"your route loops over {_a(kind)} with a plain `for`: `conn.stream(...)` gives a streamed result, "
                 f"read with `async for`; the lesson's way is simpler: {READ_ROWS}.")
-    return f"your route reads rows from {_a(kind)}, {WHAT_IT_IS[kind]}: {READ_ROWS}."
+    return f"your route reads rows from {_a(kind)}, {_what_it_is(kind)}: {READ_ROWS}."
 
 
 ROWS_FROM_WRONG_OBJECT = Mistake("rows_from_wrong_object", lambda c: _not_rows(c) is not None, _rows_from)

@@ -147,6 +147,10 @@ def rows(status: int, body: str, *, router: str | None = None, location: str = "
     if not isinstance(found, list):
         return None, Said(f"GET /items returned a JSON {type(found).__name__}, not a list: "
                           "return one dict per row in a list.")
+    if found and all(isinstance(row, (int, float, str)) or row is None for row in found):
+        shown = json.dumps(found[:3])[:60] if len(found) <= 3 else json.dumps(found[:3])[:60].rstrip("]") + ", …]"
+        return None, Said(f"GET /items returned single values ({shown}), not rows: "
+                          "`scalars()` and `scalar()` give one column only; return `result.mappings().all()`.")
     if found and not all(isinstance(row, dict) for row in found):
         return None, Said("GET /items returned rows as lists, not dicts: return `result.mappings().all()` or "
                           "`[dict(row._mapping) for row in result]`.")

@@ -240,7 +240,8 @@ async def get_connection():
         yield conn
 '''), each(REQUESTS, "async with")),
     Mistake("rows_fetchall_tuples", 4, step4(route(returns="result.fetchall()")), each(REQUESTS, "dict")),
-    Mistake("rows_scalars_ids", 4, step4(route(returns="result.scalars().all()")), each(REQUESTS, "dict")),
+    Mistake("rows_scalars_ids", 4, step4(route(returns="result.scalars().all()")),
+            each(REQUESTS, "single values ([1, 2, 3]), not rows"), avoid=("rows as lists",)),
     Mistake("mappings_without_all", 4, step4(route(returns="result.mappings()")), each(REQUESTS, ".all()")),
     Mistake("dict_of_plain_rows", 4, step4(route(returns="[dict(row) for row in result]")), each(REQUESTS, "mappings")),
     Mistake("connect_neither_await_nor_async_with", 4, step4(dependency='''
@@ -771,6 +772,8 @@ asyncio.run(main())
     Mistake("pool_size_given_to_pool_timeout", 3,
             engine(IMPORT_ENGINE + "engine = create_async_engine(DATABASE_URL, pool_timeout=POOL_SIZE)"),
             {"step3_pool_size_uses_variable": "went to `pool_timeout`"}, avoid=("typed in",)),
+    Mistake("rows_from_the_pool", 4, step4(route(returns="[dict(row) for row in engine.pool]")),
+            each(REQUESTS, "the engine's pool"), avoid=GENERIC),
     # create_async_engine's arguments mixed up
     Mistake("engine_arguments_swapped", 3,
             engine(IMPORT_ENGINE + "engine = create_async_engine(POOL_SIZE, pool_size=DATABASE_URL)"),
