@@ -24,6 +24,7 @@ from sqlalchemy.pool import NullPool, QueuePool, SingletonThreadPool, StaticPool
 from autograder import quiz
 from tests.support.apps import client, yield_app
 from tests.support.course import quiz_key
+from tests.support.dropped import serves_after_the_server_dropped_it
 
 pytestmark = pytest.mark.anyio
 pytestmark = [pytestmark, pytest.mark.slow]
@@ -353,22 +354,9 @@ def test_graded_workers_multiply(db_url):
 async def test_graded_pre_ping(db_url):
     assert keyed("pre_ping") == "`pool_pre_ping=True`"
 
-    async def serves_after_the_connection_died(**options) -> bool:
-        engine = create_async_engine(db_url, **{"pool_size": 1, "max_overflow": 0, **options})
-        async with engine.connect() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
-        await driver.close()  # the server dropped the idle pooled connection
-        try:
-            async with engine.connect() as conn:
-                return (await conn.execute(text("SELECT 1"))).scalar() == 1
-        except exc.DBAPIError:
-            return False
-        finally:
-            await engine.dispose()
-
-    assert await serves_after_the_connection_died(pool_pre_ping=True)
+    assert await serves_after_the_server_dropped_it(db_url, pool_pre_ping=True)
     for other in ({"pool_timeout": 600}, {"max_overflow": 0}):  # the other options do not test connections
-        assert not await serves_after_the_connection_died(**other)
+        assert not await serves_after_the_server_dropped_it(db_url, **other)
     # pool_size=0 (no limit) does not test connections either: it keeps the dead one
     engine = create_async_engine(db_url, pool_size=0)
     async with engine.connect() as conn:

@@ -30,6 +30,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool, StaticPool
 from autograder import quiz
 from tests.support.apps import client, yield_app
 from tests.support.course import SOURCE_NB
+from tests.support.dropped import serves_after_the_server_dropped_it
 
 pytestmark = pytest.mark.anyio
 
@@ -281,22 +282,10 @@ async def test_pool_recycle_protects_only_when_below_the_servers_idle_timeout(db
     next checkout gets a new connection; above it, the dead one."""
     server_idle_timeout = 0.4
 
-    async def next_request_after_the_server_dropped_it(pool_recycle: float) -> bool:
-        engine = create_async_engine(db_url, pool_size=1, max_overflow=0, pool_recycle=pool_recycle)
-        async with engine.connect() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
-        await asyncio.sleep(server_idle_timeout + 0.1)
-        await driver.close()  # the server dropped the idle connection
-        try:
-            async with engine.connect() as conn:
-                return (await conn.execute(text("SELECT 1"))).scalar() == 1
-        except exc.DBAPIError:
-            return False
-        finally:
-            await engine.dispose()
-
-    below, above = await asyncio.gather(next_request_after_the_server_dropped_it(server_idle_timeout / 2),
-                                        next_request_after_the_server_dropped_it(30))
+    idle = server_idle_timeout + 0.1
+    below, above = await asyncio.gather(
+        serves_after_the_server_dropped_it(db_url, idle, pool_recycle=server_idle_timeout / 2),
+        serves_after_the_server_dropped_it(db_url, idle, pool_recycle=30))
     assert below, "pool_recycle below the server's idle timeout: the old connection is replaced at checkout"
     assert not above, "pool_recycle above it: the dropped connection is handed to the request"
 
