@@ -84,8 +84,25 @@ def students_config(course_id: str, root: str) -> str:
             f"c.Exchange.root = {root!r}\n")
 
 
+def _foreign_link(path: Path) -> Path | None:
+    """The first folder of `path` that is a link owned by someone other than root or whoever runs
+    this (e.g. a student's ~/.jupyter made a link to a file of root's), else None."""
+    for folder in reversed(path.absolute().parents):
+        try:
+            st = folder.lstat()
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(st.st_mode) and st.st_uid not in (0, os.geteuid()):
+            return folder
+    return None
+
+
 def write_config(path: Path, text: str, force: bool) -> str:
     """Write `text` at `path` whole or not at all, never through a link; what happened, in words."""
+    foreign = _foreign_link(path)
+    if foreign is not None:
+        raise UsageError(f"{foreign} is a link another user made: it is never followed; write the file where no "
+                         f"other user's link leads, such as {EVERY_USER}")
     try:
         st = path.lstat()
     except FileNotFoundError:

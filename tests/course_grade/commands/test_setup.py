@@ -106,6 +106,22 @@ def test_write_never_replaces_another_file_without_force_nor_follows_a_link(cour
     assert code == 2 and "exists and is not a file" in err
 
 
+def test_write_never_goes_through_a_folder_another_user_linked(course, public, capsys):
+    """A student's ~/.jupyter made a link to a folder of root's: root's `--write` there is refused."""
+    roots = public / "roots"
+    roots.mkdir()
+    home = public / "home"
+    home.mkdir()
+    (home / ".jupyter").symlink_to(roots)
+    os.lchown(home / ".jupyter", 65534, 65534)  # nobody's link
+    code, out, err = run(capsys, "setup", "students", "--course", course, "--write", home / ".jupyter" / "c.py")
+    assert (code, out) == (2, "") and "is a link another user made" in err, err
+    assert list(roots.iterdir()) == []
+    os.lchown(home / ".jupyter", os.geteuid(), os.getegid())  # one's own link is one's own choice
+    code, _, err = run(capsys, "setup", "students", "--course", course, "--write", home / ".jupyter" / "c.py")
+    assert code == 0 and (roots / "c.py").exists(), err
+
+
 def test_a_course_without_config_or_course_id_is_told_what_to_do(public, capsys):
     code, _, err = run(capsys, "setup", "students", "--course", public)
     assert code == 2 and err == f"error: no nbgrader_config.py in {public}: run this in the course folder or pass " \
