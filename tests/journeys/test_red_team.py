@@ -126,7 +126,7 @@ def command(gallery, stock):
     before = len(listener.accepted)
     start = time.perf_counter()
     done = subprocess.run([str(BIN / "python"), "-m", COMMAND, "grade", ASSIGNMENT, "--jobs", "2",
-                           "--submission-timeout", "300", "--no-feedback"], cwd=course, env=tool_env(),
+                           "--submission-timeout", "300", "--no-feedback", "--verbose"], cwd=course, env=tool_env(),
                           capture_output=True, text=True, timeout=1800)
     seconds = time.perf_counter() - start
     print(f"\nthe grading command, {len(entries) + 2} submissions, 2 jobs: {seconds:.0f} s")
