@@ -44,6 +44,22 @@ TAMPERING = "tampering"  # the tampering analysis removed statements
 JUDGE_DISAGREED = "judge disagreed"  # the judge outside the kernel overruled an in-kernel check
 
 
+# Found after grading, by the item analysis (course_grade/reports/attention.py).
+NEARLY_BLANK = "nearly blank"  # at most a quarter of the answer cells and quiz questions answered
+
+
+ANSWERS_PARTIAL = "answers partial"  # quiz_answers.json answers only some of the graded questions
+
+
+NO_SANDBOX = "no sandbox"  # the kernels ran without the sandbox
+
+
+FLAGGED = "flagged"  # flagged in the gradebook for no reason above (by hand in the formgrader)
+
+
+NOT_GRADED = "not graded"  # submitted, with no grades in the gradebook yet
+
+
 # Reasons that flag the submitted notebook in the gradebook (the formgrader's flag, as
 # tampering does). Late and the quiz's answers file are not flagged: nbgrader applies the late
 # penalty itself, and the quiz cells' own message says the file is missing or damaged.
@@ -97,3 +113,36 @@ def notebook_problem(data: bytes | None) -> str | None:
     except Exception:  # whatever nbformat cannot read, nbgrader cannot grade
         return CORRUPT
     return BLANK if not nb.get("cells") else None
+
+
+# What the instructor does about each reason, and the order the attention list gives them in
+# (the submissions that have no grade first, then what changes a grade, then what explains one).
+TO_DO = {
+    CORRUPT: "ask the student to submit the notebook again, then grade it with --student",
+    NO_NOTEBOOK: "ask the student to submit the notebook under the assignment's name, then grade it with --student",
+    BAD_TIMESTAMP: "collect the submission again (nbgrader submit writes timestamp.txt), then grade it with --student",
+    TIMED_OUT: "read its log in logs/, then grade it again with --student and a longer --submission-timeout",
+    KERNEL_DIED: "read its log in logs/ (os._exit, a crash or out of memory), then grade it again with --student",
+    ERROR: "read its log in logs/, fix what it names, then grade it again with --student",
+    NOT_GRADED: "grade it: course-grade grade ASSIGNMENT --student ID (or nbgrader autograde)",
+    BLANK: "ask the student whether they submitted the right file: nothing in it is answered",
+    NEARLY_BLANK: "ask the student whether they submitted their latest work: almost nothing in it is answered",
+    TAMPERING: "read the removed cells in the formgrader and set the grade by hand",
+    JUDGE_DISAGREED: "compare the judge's verdict with the notebook in the formgrader: the judge's grade stands "
+                     "unless you change it",
+    CELL_TIME_LIMIT: "open the cell in the formgrader: if it was slow rather than stuck, raise c.Execute.timeout and "
+                     "grade it again with --student",
+    ANSWERS_MISSING: "ask the student for quiz_answers.json (the quiz cells save it beside the notebook) and grade "
+                     "again, or leave the quiz at 0",
+    ANSWERS_DAMAGED: "ask the student for a fresh quiz_answers.json (run the quiz cells again) and grade again, "
+                     "or leave the quiz at 0",
+    ANSWERS_PARTIAL: "nothing, unless the student says they answered every question: then ask for the file again",
+    NO_SANDBOX: "grade it again with the sandbox on (the README's bubblewrap section)",
+    FLAGGED: "look at it in the formgrader, where it was flagged",
+    LATE: "nothing, unless you agreed an extension: add it in the formgrader and grade again",
+}
+
+
+ORDER = [CORRUPT, NO_NOTEBOOK, BAD_TIMESTAMP, TIMED_OUT, KERNEL_DIED, ERROR, NOT_GRADED, BLANK, NEARLY_BLANK,
+         TAMPERING, JUDGE_DISAGREED, CELL_TIME_LIMIT, ANSWERS_MISSING, ANSWERS_DAMAGED, ANSWERS_PARTIAL, NO_SANDBOX,
+         FLAGGED, LATE]

@@ -36,10 +36,19 @@ from pathlib import Path
 from course_grade.commands.merge import already_graded, extensions, merge
 from course_grade.commands.nbgrader_steps import NbgraderSteps, after_grading
 from course_grade.commands.progress import LISTED, Progress, class_summary, summary_line
-from course_grade.course import ASSIGNMENT, LOGS, REPORT_FILE, Course, UsageError, open_course, open_gradebook
+from course_grade.course import (
+    ASSIGNMENT,
+    LOGS,
+    REPORT_FILE,
+    REPORTS_DIR,
+    Course,
+    UsageError,
+    open_course,
+    open_gradebook,
+)
 from course_grade.engine.bundles import Graded
 from course_grade.late import late_by
-from course_grade.reasons import ERROR, LATE
+from course_grade.reasons import ERROR, LATE, TO_DO
 from course_grade.reports.grading_report import keep_log, write_report
 from course_grade.reports.items import QUIZ_STEP
 
@@ -200,7 +209,10 @@ def grade_all(course: Course, students: list[str], jobs: int, timeout: float, ou
 
 def _summary(analysis, rows: list[Graded], graded: int) -> list[str]:
     """The class's summary (commands/progress.class_summary): from the item analysis when it was
-    written (everyone graded in the course, the steps passed), else from this run's rows."""
+    written (everyone graded in the course, each step, the attention list), else from this
+    run's rows (the late ones only)."""
+    from course_grade.reports.attention import Attention
+
     if analysis is not None:
         late = {s.student: s.late for s in analysis.submissions if s.late is not None}
         after, steps = {}, []
@@ -208,15 +220,16 @@ def _summary(analysis, rows: list[Graded], graded: int) -> list[str]:
             total = sum(st.scores[k] for st in analysis.steps)
             after[student] = max(0.0, total - late[student].penalty) if student in late else total
         for st in analysis.steps:
-            passed = sum(v >= st.max_points - 1e-9 for v in st.scores)
-            steps.append((f"{st.label} ({st.name})" if st.step != QUIZ_STEP else st.label, passed))
-        sentences = {s: x.sentence() for s, x in late.items() if x.is_late}
-        return class_summary(after, analysis.max_score, steps, sentences, (graded, len(rows)))
+            label = f"{st.label} ({st.name})" if st.step != QUIZ_STEP else st.label
+            steps.append((label, st.max_points, st.scores))
+        page = analysis.course_root / REPORTS_DIR / f"{analysis.assignment}.html"
+        return class_summary(after, analysis.max_score, steps, analysis.attention, (graded, len(rows)),
+                             str(page.relative_to(analysis.course_root)))
     merged = [o for o in rows if o.merged and o.score is not None]
     max_score = max((o.max_score or 0 for o in merged), default=0)
-    return class_summary({o.student: o.score_after_penalty for o in merged}, max_score, [],
-                         {o.student: o.late.sentence() for o in merged if o.late is not None and o.late.is_late},
-                         (graded, len(rows)))
+    late = [Attention(o.student, LATE, o.late.sentence(), TO_DO[LATE]) for o in merged
+            if o.late is not None and o.late.is_late]
+    return class_summary({o.student: o.score_after_penalty for o in merged}, max_score, [], late, (graded, len(rows)))
 
 
 def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float, feedback: bool = True,

@@ -1,5 +1,6 @@
 """What the grading command prints: while it runs, a progress bar (or one line per submission),
-and at the end the class's summary (mean, median, a histogram, the steps passed, who was late)."""
+and at the end the class's summary (mean, median, a histogram, each step's figures, and the
+attention list: who needs a look, why, and what to do)."""
 from __future__ import annotations
 
 import math
@@ -7,6 +8,7 @@ import statistics
 import time
 
 from course_grade.engine.bundles import Graded
+from course_grade.reasons import LATE
 
 
 def summary_line(o: Graded) -> str:
@@ -66,26 +68,40 @@ def histogram(scores: list[float], max_score: float, bins: int = HISTOGRAM_BINS)
     return lines
 
 
-def class_summary(after: dict[str, float], max_score: float, steps: list[tuple[str, int]],
-                  late: dict[str, str], graded_of: tuple[int, int]) -> list[str]:
+def class_summary(after: dict[str, float], max_score: float, steps: list[tuple[str, float, list[float]]],
+                  attention: list, graded_of: tuple[int, int], report: str = "") -> list[str]:
     """What an instructor reads after a run: `after` each graded student's score after the late
-    penalty; `steps` (label, students with every check of it right); `late` student -> sentence;
-    `graded_of` (graded, submissions) of the class."""
+    penalty; `steps` (label, points, each graded student's score); `attention` the attention
+    list (course_grade/reports/attention.Attention), grouped by reason; `graded_of` (graded,
+    submissions) of the class; `report` where the page that says what to do is."""
     graded, total = graded_of
     lines = [f"{graded} of {total} submission(s) graded."]
-    if not after:
-        return lines
-    scores = sorted(after.values())
-    lines.append(f"Score of {max_score:g} (after late penalties), {len(scores)} student(s): "
-                 f"mean {statistics.fmean(scores):.1f}, median {statistics.median(scores):g}, "
-                 f"lowest {scores[0]:g}, highest {scores[-1]:g}")
-    lines += histogram(scores, max_score)
+    if after:
+        scores = sorted(after.values())
+        lines.append(f"Score of {max_score:g} (after late penalties), {len(scores)} student(s): "
+                     f"mean {statistics.fmean(scores):.1f}, median {statistics.median(scores):g}, "
+                     f"lowest {scores[0]:g}, highest {scores[-1]:g}")
+        lines += histogram(scores, max_score)
     if steps:
-        lines.append(f"Students with every check of a step right (of {len(scores)}):")
-        width = max(len(label) for label, _ in steps)
-        lines += [f"  {label:<{width}}  {n}" for label, n in steps]
-    if late:
-        named = sorted(late.items())[:LISTED]
-        more = f"; and {len(late) - len(named)} more" if len(late) > len(named) else ""
-        lines.append(f"Late: {len(late)} (" + "; ".join(f"{s} {why}" for s, why in named) + more + ")")
+        width = max(len(label) for label, _, _ in steps)
+        lines.append(f"By step, of {len(steps[0][2])} graded student(s):")
+        lines.append(f"  {'':<{width}}  {'full marks':>10}  {'mean':>9}  {'median':>6}")
+        for label, points, values in steps:
+            full = sum(v >= points - 1e-9 for v in values)
+            mean = f"{statistics.fmean(values):.1f}/{points:g}"
+            lines.append(f"  {label:<{width}}  {full:>10}  {mean:>9}  {statistics.median(values):>6g}")
+    groups: dict[str, list] = {}
+    for a in attention:
+        groups.setdefault(a.code, []).append(a)
+    if groups:
+        people = len({a.student for a in attention})
+        lines.append(f"To look at: {people} student(s), each flagged in the formgrader"
+                     + (f"; why and what to do: {report}" if report else ""))
+        for code, items in groups.items():
+            named = [f"{a.student} {a.found}" if code == LATE else a.student for a in items[:LISTED]]
+            more = f" and {len(items) - LISTED} more" if len(items) > LISTED else ""
+            lines.append(f"  {code} ({len(items)}): {'; '.join(named) if code == LATE else ', '.join(named)}{more}"
+                         f" -> {items[0].to_do}")
+    else:
+        lines.append("To look at: nobody.")
     return lines

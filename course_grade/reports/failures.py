@@ -79,12 +79,12 @@ def classify(shown: Shown, titles: dict[str, str] | None = None) -> tuple[str, s
 
 def quiz_group(answers: dict[str, str] | None, state: str, qid: str) -> tuple[str, str, str]:
     """(group key, kind, label) of a quiz question lost, from the answers as collected
-    (`state`: saved, missing or damaged)."""
+    (`state`: saved, missing or damaged). An answer not given is "absent", not a mistake."""
     if state == "missing":
-        return "quiz:missing", "quiz", "no quiz_answers.json submitted"
+        return "quiz:missing", "absent", "no quiz_answers.json submitted"
     if state == "damaged" or answers is None:
-        return "quiz:damaged", "quiz", "quiz_answers.json damaged"
+        return "quiz:damaged", "absent", "quiz_answers.json damaged"
     letter = answers.get(qid)
     if letter is None:
-        return "quiz:unanswered", "quiz", "not answered"
+        return "quiz:unanswered", "absent", "not answered"
     return f"quiz:{letter}", "quiz", f"chose {letter}"

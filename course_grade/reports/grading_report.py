@@ -11,15 +11,15 @@ from course_grade.engine.bundles import Graded
 from course_grade.late import late_by, points
 
 REPORT_COLUMNS = ["student", "status", "score", "max_score", "seconds", "note", "left_out", "removed_cells",
-                  "sandbox", "worker", "reason", "log", "late_by", "penalty", "score_after_penalty"]
+                  "sandbox", "worker", "reason", "log", "late_by", "penalty", "score_after_penalty", "attention"]
 # the columns every report has had (an older report's rows are read with the new ones empty)
 FIRST_COLUMNS = 10
 
 
-def _read_report(course: Course) -> dict[str, list[str]]:
+def _read_report(root: Path) -> dict[str, list[str]]:
     """The rows of the last report, by student (kept for students this run does not grade)."""
     try:
-        with open(course.root / REPORT_FILE, newline="", encoding="utf-8") as f:
+        with open(root / REPORT_FILE, newline="", encoding="utf-8") as f:
             rows = list(safe_csv.reader(f))
     except OSError:
         return {}
@@ -39,17 +39,33 @@ def _late_columns(o: Graded) -> list:
 
 def write_report(course: Course, outcomes: dict[str, Graded]) -> None:
     """grading-report.csv: this run's rows, and the last report's rows for everyone else."""
-    rows = _read_report(course)
+    rows = _read_report(course.root)
     for o in outcomes.values():
         rows[o.student] = [o.student, o.status, "" if o.score is None else o.score,
                            "" if o.max_score is None else o.max_score, f"{o.seconds:.1f}", o.note,
                            " ".join(o.left_out), "; ".join(o.tampering), o.sandbox, o.worker, "; ".join(o.reasons),
-                           o.log_file, *_late_columns(o)]
+                           o.log_file, *_late_columns(o), ""]
     with atomic_write(course.root / REPORT_FILE, newline="") as f:
         writer = safe_csv.Writer(f)
         writer.writerow(REPORT_COLUMNS)
         for student in sorted(rows):
             writer.writerow(rows[student])
+
+
+def set_attention(course_root: Path, attention: dict[str, list[str]]) -> None:
+    """Fill grading-report.csv's attention column (the attention list's codes, course_grade/reasons.py)
+    for every row, from the item analysis; nothing when there is no report."""
+    rows = _read_report(course_root)
+    if not rows:
+        return
+    column = REPORT_COLUMNS.index("attention")
+    with atomic_write(course_root / REPORT_FILE, newline="") as f:
+        writer = safe_csv.Writer(f)
+        writer.writerow(REPORT_COLUMNS)
+        for student in sorted(rows):
+            row = rows[student][:len(REPORT_COLUMNS)]
+            row[column] = "; ".join(attention.get(student, []))
+            writer.writerow(row)
 
 
 def keep_log(course: Course, o: Graded) -> str:

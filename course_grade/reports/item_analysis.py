@@ -28,14 +28,15 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from course_grade import reasons
 from course_grade.late import course_penalty_method
 from course_grade.nbgrader_ext.grade_quiz_answers import QUIZ_CELL
+from course_grade.reports.attention import Attention, answer_cells, assess, read_facts
 from course_grade.reports.failures import Shown, classify, first_clause, quiz_group
 from course_grade.reports.grading_report import read_grading_report
 from course_grade.reports.items import (
     LETTERS,
     QUIZ_STEP,
-    TEACH_TOP,
     UNANSWERED,
     Analysis,
     Group,
@@ -112,19 +113,32 @@ def build(course_root: Path, assignment: str) -> Analysis:
         for nb_name in sorted({nb for _, _, nb in cells}):
             found.update(cell_results(course_root / "autograded" / s / assignment / f"{nb_name}.ipynb"))
         shown[s] = found
-    collected = {s: quiz_answers_state(course_root / "submitted" / s / assignment) for s in graded}
+    # who needs a look, and why (everyone submitted, graded or not)
+    submitted_dir = course_root / "submitted"
+    everyone = sorted(set(subs) | set(report or {})
+                      | {p.parent.name for p in submitted_dir.glob(f"*/{assignment}") if p.is_dir()})
+    collected = {s: quiz_answers_state(submitted_dir / s / assignment) for s in everyone}
     answers = {s: found for s, (found, _state) in collected.items()}
+    released = answer_cells(_json(release)) if release.is_file() else None
+    questions = [m["qid"] for gid, _, _ in cells if (m := QUIZ_CELL.fullmatch(gid))]
+    attention: list[Attention] = []
+    for s in everyone:
+        facts = read_facts(course_root, assignment, s, (report or {}).get(s, {}), subs.get(s), collected[s])
+        attention += assess(facts, released, questions)
+    absent = {a.student: a for a in attention if a.code in (reasons.BLANK, reasons.NEARLY_BLANK)}
 
-    questions = {}
+    quiz_text = {}
     try:
         from autograder import quiz as quiz_module
 
-        questions = {q.id: q for q in quiz_module.load("test")}
+        quiz_text = {q.id: q for q in quiz_module.load("test")}
     except Exception as exc:
         log.debug("quiz questions unavailable: %s", exc)
 
     titles = {gid: c.title for gid, c in checks.items()}
     items: list[Item] = []
+    # student -> grade_id -> (the mistake it cost, the cell that says it); a gate: ("", the checks waited on)
+    blame: dict[str, dict[str, tuple]] = defaultdict(dict)
     for gid, points, _nb in cells:
         step = step_of(gid, checks)
         check = checks.get(gid)
@@ -138,7 +152,7 @@ def build(course_root: Path, assignment: str) -> Analysis:
             match = QUIZ_CELL.fullmatch(gid)
             item.qid = match["qid"] if match else gid
             item.number = int(re.match(r"quiz(\d+)", gid).group(1)) if re.match(r"quiz(\d+)", gid) else 0
-            q = questions.get(item.qid)
+            q = quiz_text.get(item.qid)
             if q is not None:
                 item.title = f"Question {q.number} ({q.difficulty}): {q.prompt}"
                 item.number = q.number
@@ -155,7 +169,10 @@ def build(course_root: Path, assignment: str) -> Analysis:
             if ok:
                 continue
             cell = shown[s].get(gid, Shown())
-            if item.is_quiz:
+            if s in absent:  # nothing (or almost nothing) answered: not a mistake, on the attention list
+                key, kind, label = f"absent:{absent[s].code}", "absent", f"{absent[s].code} submission"
+                message = absent[s].found
+            elif item.is_quiz:
                 key, kind, label = quiz_group(*collected[s], item.qid)
                 message = cell.error  # the quiz's verdict, as the student read it
             else:
@@ -167,6 +184,13 @@ def build(course_root: Path, assignment: str) -> Analysis:
                     up_key, up_kind, up_label = classify(shown[s][up], titles)
                     if up_kind in ("named", "message"):
                         key, label = f"pointer:{up_key}", f"same mistake as above: {up_label}"
+                        blame[s][gid] = (up_key, up)
+            elif kind == "gate":  # the hidden check waits on visible ones: it costs their mistake
+                blame[s][gid] = ("", cell.record.waiting_for)
+            elif kind in ("named", "message"):
+                blame[s][gid] = (key, gid)
+            elif kind == "quiz":
+                blame[s][gid] = (f"{item.qid}:{key}", gid)
             group = groups.setdefault(key, Group(key, kind, label, ""))
             group.students.append(s)
             examples[key][message] += 1
@@ -198,12 +222,11 @@ def build(course_root: Path, assignment: str) -> Analysis:
                           [sum(scores[s][i.grade_id] for i in members) for s in graded]))
 
     # submissions
-    everyone = sorted(set(subs) | set(report or {}))
     submissions = []
     for s in everyone:
         row = (report or {}).get(s, {})
         in_gb = s in subs and s in scores
-        sub = Submission(
+        submissions.append(Submission(
             student=s,
             score=totals.get(s) if in_gb else as_float(row.get("score", "")),
             max_score=max_total if in_gb else as_float(row.get("max_score", "")),
@@ -211,55 +234,69 @@ def build(course_root: Path, assignment: str) -> Analysis:
             status=row.get("status", "") or ("graded" if in_gb else "not graded"),
             note=row.get("note", ""), removed_cells=row.get("removed_cells", ""), sandbox=row.get("sandbox", ""),
             flagged=bool(subs.get(s, {}).get("flagged")), left_out=row.get("left_out", ""),
-            late=subs.get(s, {}).get("late"))
-        if sub.removed_cells:
-            n = len([c for c in sub.removed_cells.split("; ") if c])
-            sub.reasons.append(f"REVIEW: tampering: removed {n} cell(s) that reached for the grader: "
-                               f"{sub.removed_cells}")
-        elif sub.flagged:
-            sub.reasons.append("REVIEW: flagged in the gradebook (tampering analysis or the formgrader)")
-        if sub.sandbox and sub.sandbox != "on":
-            sub.reasons.append(f"graded without the sandbox: {sub.sandbox}")
-        if sub.status and sub.status != "graded":
-            sub.reasons.append(f"{sub.status}: {sub.note}" if sub.note else sub.status)
-        submissions.append(sub)
+            late=subs.get(s, {}).get("late")))
 
-    teach = _teach(items, headings)
+    lost = {s: {gid: points - scores[s][gid] for gid, points, _ in cells} for s in graded}
+    teach = _teach(items, headings, blame, lost)
+    names = {s: row["name"] for s, row in subs.items() if row.get("name")}
+    emails = {s: row["email"] for s, row in subs.items() if row.get("email")}
     return Analysis(assignment, course_root, datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), graded, max_total,
-                    items, steps, submissions, teach, lesson, report is not None)
+                    items, steps, submissions, teach, lesson, report is not None, attention, names, emails)
 
 
-def _teach(items: list[Item], headings: dict[str, str]) -> list[Teach]:
-    """The most common mistakes across the class (distinct students, each mistake counted
-    once per student however many cells it cost), each with the step it belongs to."""
-    students: dict[str, set] = defaultdict(set)
-    where: dict[str, Counter] = defaultdict(Counter)
-    label, example = {}, {}
+def _json(path: Path) -> dict:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _teach(items: list[Item], headings: dict[str, str], blame: dict[str, dict[str, tuple]],
+           lost: dict[str, dict[str, float]]) -> list[Teach]:
+    """The mistakes that cost the class most points: each student counted once per mistake,
+    with every cell it cost them (cells pointing up to it, hidden checks waiting on a cell it
+    failed); build steps and quiz answers together, the costliest first."""
+    by_id = {i.grade_id: i for i in items}
+    label, example, where = {}, {}, {}
     for item in items:
         for g in item.groups:
             if not g.is_mistake:
                 continue
             key = f"{item.qid}:{g.key}" if item.is_quiz else g.key
-            students[key].update(g.students)
-            where[key][item.grade_id] += g.count
             if key not in label:
                 label[key] = f"Quiz question {item.number}, {g.label}" if item.is_quiz else g.label
                 if item.is_quiz and item.correct:
                     label[key] += f" (the answer is {item.correct})"
-                example[key] = g.example
-    by_id = {i.grade_id: i for i in items}
-    ranked = sorted(students, key=lambda k: (-len(students[k]), label[k]))[:TEACH_TOP]
-    out = []
-    for key in ranked:
-        gid = where[key].most_common(1)[0][0]
-        out.append(Teach(label[key], len(students[key]), by_id[gid].step, headings.get(gid, ""), example[key], key))
-    return out
+                example[key], where[key] = g.example, item
+    cost: dict[str, dict[str, float]] = defaultdict(dict)   # mistake -> student -> points lost
+    for student, cells in blame.items():
+        for gid, (key, via) in cells.items():
+            if not key:  # a gate: the mistake of the first check it waits on that this student failed
+                key = next((cells[c][0] for c in via if c in cells and cells[c][0]), "")
+            if key in label:
+                cost[key][student] = cost[key].get(student, 0.0) + lost[student][gid]
+    ranked = sorted(cost, key=lambda k: (-sum(cost[k].values()), -len(cost[k]), label[k]))
+    return [Teach(_mistake_id(key), label[key], where[key].step, headings.get(where[key].grade_id, ""),
+                  example[key], sorted(cost[key]), sum(cost[key].values()))
+            for key in ranked if by_id.get(where[key].grade_id)]
+
+
+def _mistake_id(key: str) -> str:
+    """The id a spreadsheet gets: the named mistake's key, "quizN:B", or the normalised sentence."""
+    return key.split(":", 1)[1] if key.startswith("named:") else key.replace(":quiz:", ":")
 
 
 # -------------------------------------------------------------------------------- writing
 
 CSV_COLUMNS = ["kind", "id", "step", "title", "points", "students", "passed", "failed", "pass_rate", "difficulty",
                "discrimination", "mean_score", "correct", "A", "B", "C", "D", "unanswered", "flags", "mistakes"]
+# ASSIGNMENT-teach.csv: every mistake, the costliest first (ids, never sentences, in the id columns)
+TEACH_COLUMNS = ["rank", "mistake", "step", "what", "points_lost", "students", "student_ids"]
+# ASSIGNMENT-students.csv: one line per student, for a mail merge
+STUDENT_COLUMNS = ["student", "name", "email", "score", "max_score", "late_penalty", "score_after_penalty",
+                   "attention", "to_do", "mistake_ids", "mistakes"]
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -279,12 +316,51 @@ def csv_rows(analysis: Analysis) -> list[dict[str, str]]:
         row = {"kind": "quiz" if i.is_quiz else "cell", "id": i.grade_id, "step": str(i.step), "title": i.title,
                "points": f"{i.points:g}", "students": str(i.n), "passed": str(i.passed), "failed": str(i.failed),
                "discrimination": _fmt(i.r),
-               "mistakes": "; ".join(f"{g.key.split(':', 1)[-1] if g.kind == 'named' else g.label}={g.count}"
-                                     for g in i.groups)}
+               "mistakes": _mistake_counts(i)}
         if i.is_quiz:
             row.update({"difficulty": _fmt(i.p), "correct": i.correct, "flags": "; ".join(i.flags),
                         **{k: str(v) for k, v in i.options.items()}})
         else:
             row["pass_rate"] = _fmt(i.p)
         rows.append(row)
+    return rows
+
+
+def _mistake_counts(item: Item) -> str:
+    """'closed_connection=3; unnamed=1': the item's mistakes by id (unnamed: a message no
+    named mistake matches); pointers, gates and answers not given are not mistakes."""
+    counts: Counter = Counter()
+    for g in item.groups:
+        if g.is_mistake:
+            counts[g.key.split(":", 1)[1] if g.kind in ("named", "quiz") else "unnamed"] += g.count
+    return "; ".join(f"{k}={n}" for k, n in counts.items())
+
+
+def teach_rows(analysis: Analysis) -> list[dict[str, str]]:
+    return [{"rank": str(k), "mistake": t.key, "step": str(t.step), "what": t.label,
+             "points_lost": f"{t.points_lost:g}", "students": str(t.count), "student_ids": " ".join(t.students)}
+            for k, t in enumerate(analysis.teach, start=1)]
+
+
+def student_rows(analysis: Analysis) -> list[dict[str, str]]:
+    """Everyone submitted: score, the late penalty, the attention list's codes and what to do,
+    and the mistakes they made (ids and sentences in their own columns)."""
+    made: dict[str, list] = defaultdict(list)
+    for t in analysis.teach:
+        for s in t.students:
+            made[s].append(t)
+    look = analysis.to_look_at
+    rows = []
+    for sub in analysis.submissions:
+        s = sub.student
+        late = sub.late
+        penalty = late.penalty if late is not None and late.is_late else 0.0
+        rows.append({"student": s, "name": analysis.names.get(s, ""), "email": analysis.emails.get(s, ""),
+                     "score": _fmt(sub.score, 2), "max_score": _fmt(sub.max_score, 2),
+                     "late_penalty": f"{penalty:g}",
+                     "score_after_penalty": _fmt(None if sub.score is None else max(0.0, sub.score - penalty), 2),
+                     "attention": "; ".join(a.code for a in look.get(s, [])),
+                     "to_do": " | ".join(f"{a.found}: {a.to_do}" for a in look.get(s, [])),
+                     "mistake_ids": "; ".join(t.key for t in made[s]),
+                     "mistakes": " | ".join(t.label for t in made[s])})
     return rows

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from course_grade.late import late_by, points
 from course_grade.reports.item_analysis import LETTERS, QUIZ_STEP, UNANSWERED, Analysis, Item
+from course_grade.reports.items import TEACH_TOP
 
 INK, MUTED, BAR, AXIS = "#1a1a1a", "#4a4a4a", "#1f4e79", "#333333"
 DASH = "—"
@@ -24,7 +25,8 @@ STYLE = f"""
 body {{ font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: {INK}; background: #fff;
        max-width: 72rem; margin: 0 auto; padding: 1rem 1.5rem 3rem; line-height: 1.45; }}
 h1 {{ font-size: 1.6rem; }} h2 {{ margin-top: 2.2rem; border-bottom: 2px solid #d0d7de; padding-bottom: .2rem; }}
-table {{ border-collapse: collapse; margin: .6rem 0 1rem; }}
+table {{ border-collapse: collapse; margin: .6rem 0 1rem; max-width: 100%; }}
+td, th {{ overflow-wrap: anywhere; }} table.quiz th[scope="row"] {{ min-width: 14rem; }}
 th, td {{ border: 1px solid #c8c8c8; padding: .25rem .5rem; text-align: left; vertical-align: top; }}
 th {{ background: #eef2f6; }} td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 caption {{ text-align: left; font-weight: 600; padding: .3rem 0; }}
@@ -151,7 +153,9 @@ def _cell_section(item: Item) -> str:
         tag = {"named": f' <span class="muted">(named mistake <code>{esc(name)}</code>)</span>',
                "pointer": ' <span class="muted">(points up: not a new mistake)</span>',
                "gate": ' <span class="muted">(gate: not a new mistake)</span>',
-               "silent": ' <span class="muted">(no message)</span>'}.get(g.kind, "")
+               "silent": ' <span class="muted">(no message)</span>',
+               "absent": ' <span class="muted">(not answered: on the attention list, not a mistake)</span>'}.get(
+            g.kind, "")
         out.append(f"<li><strong>{students(g.count)}</strong>: {prose(g.label)}{tag}")
         if g.example and g.example != g.label:
             out.append(f"<details><summary>What they read</summary><p>{prose(g.example)}</p></details>")
@@ -176,7 +180,7 @@ def _quiz_table(analysis: Analysis) -> str:
         flags = "<br>".join(f'<span class="flag">{esc(f)}</span>' for f in q.flags) or '<span class="muted">none</span>'
         cells.append(f"<td>{flags}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return (f"<table><caption>Graded quiz: {students(len(analysis.students))}; "
+    return (f"<table class=\"quiz\"><caption>Graded quiz: {students(len(analysis.students))}; "
             "options chosen, the key's in bold</caption>"
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
@@ -219,18 +223,6 @@ def _submissions(analysis: Analysis) -> str:
         out.append("</tbody></table>")
     else:
         out.append('<p><span class="ok">None late.</span></p>')
-    flagged = analysis.flagged
-    out.append(f"<h3>Flagged submissions ({len(flagged)})</h3>")
-    if flagged:
-        out.append("<table><caption>Submissions to look at, and why</caption><thead><tr>"
-                   '<th scope="col">Student</th><th scope="col">Score</th><th scope="col">Why</th></tr></thead><tbody>')
-        for s in flagged:
-            score = _score(s) + (f"/{s.max_score:g}" if s.max_score and s.score is not None else "")
-            why = "<br>".join(f'<span class="flag">{esc(r)}</span>' for r in s.reasons)
-            out.append(f'<tr><th scope="row">{esc(s.student)}</th><td class="num">{score}</td><td>{why}</td></tr>')
-        out.append("</tbody></table>")
-    else:
-        out.append('<p><span class="ok">None flagged.</span></p>')
     out.append(f"<details><summary>Every submission ({len(subs)})</summary>"
                "<table><caption>Every submission</caption>"
                "<thead><tr>" + "".join(f'<th scope="col">{h}</th>' for h in
@@ -244,6 +236,48 @@ def _submissions(analysis: Analysis) -> str:
     return "".join(out)
 
 
+def _attention(analysis: Analysis) -> str:
+    """The attention list: every submission that needs a human look, why, and what to do."""
+    look = analysis.to_look_at
+    if not look:
+        return '<p><span class="ok">Nothing needs a look: every submission was graded, answered, on time and ' \
+               'unflagged.</span></p>'
+    by_student = {s.student: s for s in analysis.submissions}
+    out = [f"<p>{students(len(look))} to look at; each is flagged in the formgrader. The same list is in "
+           f"<code>{esc(analysis.assignment)}-students.csv</code> (the <code>attention</code> column).</p>",
+           "<table><caption>Submissions to look at: why, and what to do</caption><thead><tr>"
+           + "".join(f'<th scope="col">{h}</th>' for h in ["Student", "Score", "Why", "What to do"])
+           + "</tr></thead><tbody>"]
+    for student, items in look.items():
+        sub = by_student.get(student)
+        score = DASH
+        if sub is not None and sub.score is not None:
+            score = _score(sub) + (f"/{sub.max_score:g}" if sub.max_score else "")
+        span = f' rowspan="{len(items)}"' if len(items) > 1 else ""
+        for k, a in enumerate(items):
+            head = (f'<th scope="row"{span}>{esc(analysis.name(student))}</th><td class="num"{span}>{score}</td>'
+                    if k == 0 else "")
+            out.append(f'<tr>{head}<td><span class="flag">{esc(a.code)}</span>: {prose(a.found)}</td>'
+                       f"<td>{prose(a.to_do)}</td></tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _teach_list(analysis: Analysis, out_dir: Path) -> str:
+    if not analysis.teach:
+        return '<p><span class="ok">Nobody made a mistake.</span></p>'
+    out = ["<p>The mistakes that cost the class most points, build steps and quiz together (each student counted "
+           "once per mistake, with every cell it cost them), with who made them and the part of the lesson to "
+           f"teach again. All {len(analysis.teach)} are in <code>{esc(analysis.assignment)}-teach.csv</code>.</p><ol>"]
+    for t in analysis.teach[:TEACH_TOP]:
+        who = ", ".join(analysis.name(s) for s in t.students)
+        out.append(f"<li><strong>{t.points_lost:g} points</strong> lost by <strong>{students(t.count)}</strong>: "
+                   f"{prose(t.label.rstrip('.'))}. {_lesson_link(analysis, out_dir, t.heading, t.step)}"
+                   f"<br><span class=\"muted\">Who: {esc(who)}</span></li>")
+    out.append("</ol>")
+    return "".join(out)
+
+
 def render(analysis: Analysis, out_dir: Path) -> str:
     a = analysis
     n = len(a.students)
@@ -254,16 +288,10 @@ def render(analysis: Analysis, out_dir: Path) -> str:
             f"generated {esc(a.generated)} from the gradebook, the autograded notebooks, the quiz answers as collected"
             f"{' and grading-report.csv' if a.has_grading_report else ''}.</p>"]
 
+    body.append("<h2>Submissions to look at</h2>")
+    body.append(_attention(a))
     body.append("<h2>What to teach again</h2>")
-    if a.teach:
-        body.append("<p>The most common mistakes (each student counted once per mistake), "
-                    "with the part of the lesson it belongs to.</p><ol>")
-        for t in a.teach:
-            body.append(f"<li><strong>{students(t.count)}</strong>: {prose(t.label.rstrip('.'))}. "
-                        f"{_lesson_link(a, out_dir, t.heading, t.step)}</li>")
-        body.append("</ol>")
-    else:
-        body.append('<p><span class="ok">Nobody made a mistake.</span></p>')
+    body.append(_teach_list(a, out_dir))
 
     body.append('<h2>Scores by step</h2><div class="plots">')
     for st in a.steps:

@@ -1,5 +1,6 @@
 """`course-grade report ASSIGNMENT`: the item analysis written to reports/ASSIGNMENT.html and
-.csv. The numbers come from course_grade/reports/item_analysis.py (`build`), the page from
+.csv, the ranked mistakes to ASSIGNMENT-teach.csv, one line per student to
+ASSIGNMENT-students.csv. The numbers come from course_grade/reports/item_analysis.py (`build`), the page from
 course_grade/reports/item_analysis_html.py (`render`); this module puts them on disk, replacing each
 file in one step, and is what the grading command calls at the end of every run."""
 from __future__ import annotations
@@ -9,7 +10,18 @@ from pathlib import Path
 
 from course_grade import safe_csv
 from course_grade.course import REPORTS_DIR, atomic_write
-from course_grade.reports.item_analysis import CSV_COLUMNS, Analysis, build, csv_rows
+from course_grade.reports.attention import flag
+from course_grade.reports.grading_report import set_attention
+from course_grade.reports.item_analysis import (
+    CSV_COLUMNS,
+    STUDENT_COLUMNS,
+    TEACH_COLUMNS,
+    Analysis,
+    build,
+    csv_rows,
+    student_rows,
+    teach_rows,
+)
 from course_grade.reports.item_analysis_html import render
 
 log = logging.getLogger("course_grade.reports.item_analysis")
@@ -24,11 +36,27 @@ def write(analysis: Analysis, out_dir: Path | None = None) -> tuple[Path, Path]:
     page = render(analysis, out_dir)
     with atomic_write(html_path) as f:
         f.write(page)
-    with atomic_write(csv_path, newline="") as f:
-        writer = safe_csv.DictWriter(f, fieldnames=CSV_COLUMNS, restval="")
-        writer.writeheader()
-        writer.writerows(csv_rows(analysis))
+    for path, columns, rows in [(csv_path, CSV_COLUMNS, csv_rows(analysis)),
+                                (out_dir / f"{analysis.assignment}-teach.csv", TEACH_COLUMNS, teach_rows(analysis)),
+                                (out_dir / f"{analysis.assignment}-students.csv", STUDENT_COLUMNS,
+                                 student_rows(analysis))]:
+        with atomic_write(path, newline="") as f:
+            writer = safe_csv.DictWriter(f, fieldnames=columns, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
     return html_path, csv_path
+
+
+def publish(analysis: Analysis) -> tuple[Path, Path]:
+    """Write the report's files into the course's reports/, flag every submission on the
+    attention list in the gradebook (the formgrader's flag) and fill grading-report.csv's
+    attention column."""
+    written = write(analysis)
+    gradebook = analysis.course_root / "gradebook.db"
+    if analysis.attention and gradebook.is_file():
+        flag(gradebook, analysis.assignment, {a.student for a in analysis.attention})
+    set_attention(analysis.course_root, {s: [a.code for a in why] for s, why in analysis.to_look_at.items()})
+    return written
 
 
 def report_after_grading(course_root: Path, assignment: str, out=None) -> Path | None:
@@ -42,7 +70,7 @@ def analysis_after_grading(course_root: Path, assignment: str, out=None) -> tupl
     """report_after_grading's work: (the HTML path, the analysis written), or None."""
     try:
         analysis = build(Path(course_root), assignment)
-        html_path, _csv = write(analysis)
+        html_path, _csv = publish(analysis)
         return html_path, analysis
     except Exception as exc:  # a report must never fail a grading run
         why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from course_grade.course import UsageError
 from course_grade.late import Late
+from course_grade.reports.attention import Attention
 
 LETTERS = "ABCD"
 
@@ -28,7 +29,7 @@ class Group:
     """Students whose failure message in one cell names the same mistake."""
     key: str                 # "named:closed_connection", "message:<first sentence>", "pointer:...", "gate",
                              # "quiz:B", ...
-    kind: str                # named | message | pointer | gate | quiz | silent
+    kind: str                # named | message | pointer | gate | quiz | absent | silent
     label: str               # what is wrong, short
     example: str             # one message as a student read it (the most common one)
     students: list[str] = dataclasses.field(default_factory=list)
@@ -39,7 +40,7 @@ class Group:
 
     @property
     def is_mistake(self) -> bool:
-        """A new mistake (not a pointer up, a gate, or a cell with nothing to say)."""
+        """A new mistake (not a pointer up, a gate, an answer not given, or a cell with nothing to say)."""
         return self.kind in ("named", "message", "quiz")
 
 
@@ -97,19 +98,25 @@ class Submission:
     sandbox: str
     flagged: bool
     left_out: str = ""
-    reasons: list[str] = dataclasses.field(default_factory=list)
     late: Late | None = None  # how late it came and nbgrader's penalty, from the gradebook
 
 
 @dataclasses.dataclass
 class Teach:
-    """One line of "what to teach again"."""
-    label: str
-    count: int
+    """One line of "what to teach again": a mistake, the points it cost the class (each student
+    counted once, every cell it cost them, pointers and hidden checks waiting on it included),
+    and who made it."""
+    key: str                 # the mistake's id: "closed_connection", "quiz3:B", or "message:<sentence>"
+    label: str               # what is wrong, as the students read it
     step: int | str
     heading: str
     example: str
-    key: str
+    students: list[str]
+    points_lost: float
+
+    @property
+    def count(self) -> int:
+        return len(self.students)
 
 
 @dataclasses.dataclass
@@ -125,6 +132,14 @@ class Analysis:
     teach: list[Teach]
     lesson_notebook: Path | None           # the released lesson notebook (for links)
     has_grading_report: bool
+    attention: list[Attention] = dataclasses.field(default_factory=list)
+    names: dict[str, str] = dataclasses.field(default_factory=dict)   # student id -> name, from the roster
+    emails: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def name(self, student: str) -> str:
+        """'Ada Lovelace (ada)', or the id when the gradebook has no name."""
+        full = self.names.get(student, "")
+        return f"{full} ({student})" if full else student
 
     @property
     def cells(self) -> list[Item]:
@@ -139,5 +154,9 @@ class Analysis:
         return [s for s in self.submissions if s.late is not None and s.late.is_late]
 
     @property
-    def flagged(self) -> list[Submission]:
-        return [s for s in self.submissions if s.reasons]
+    def to_look_at(self) -> dict[str, list[Attention]]:
+        """student -> the reasons to look at their submission, in the attention list's order."""
+        out: dict[str, list[Attention]] = {}
+        for a in self.attention:
+            out.setdefault(a.student, []).append(a)
+        return out

@@ -111,7 +111,7 @@ def step_of(gid: str, checks: dict) -> int | str | None:
 
 def gradebook_scores(gradebook: Path, assignment: str):
     """(grade cells [(grade_id, max_score, notebook)], quiz cell sources {grade_id: source},
-    {student: {"grades": {grade_id: score or None}, "flagged": bool, "late": Late}}) from the
+    {student: {"grades": {grade_id: score or None}, "flagged": bool, "late": Late, "name": str, "email": str}}) from the
     gradebook (Late's method left empty: the course config names it)."""
     from nbgrader.api import MissingEntry
 
@@ -135,7 +135,9 @@ def gradebook_scores(gradebook: Path, assignment: str):
                 flagged = flagged or bool(snb.flagged)
                 for g in snb.grades:
                     grades[g.name] = None if g.auto_score is None and g.manual_score is None else float(g.score)
-            subs[sub.student_id] = {"grades": grades, "flagged": flagged, "late": late_of(sub)}
+            name = " ".join(filter(None, [sub.student.first_name, sub.student.last_name]))
+            subs[sub.student_id] = {"grades": grades, "flagged": flagged, "late": late_of(sub), "name": name,
+                                     "email": sub.student.email or ""}
     return cells, sources, subs
 
 

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from course_grade.course import REPORT_FILE
-from tests.support.course import ASSIGNMENT, RELEASE_NB, graded_cells, quiz_key, right_answers
+from tests.support.course import ASSIGNMENT, RELEASE_NB, graded_cells, quiz_key, right_answers, solutions
 
 
 def error_output(message: str, ename: str = "CheckFailed") -> dict:
@@ -43,7 +43,9 @@ def fabricate(course: Path, students: dict[str, dict], report: dict[str, dict] |
     `students`: id -> {"cells": {grade_id: (points, ename, message, stderr[, record])} for every
     graded cell whose result is not full marks with no output (missing cells get full marks;
     a record, as CheckRecord.to_json() gives it, is shown before the error),
-    "answers": {question id: letter} written as quiz_answers.json (None: no file)}.
+    "answers": {question id: letter} written as quiz_answers.json (None: no file),
+    "sources": {answer cell's grade_id: code} (default: the solution; "" leaves the released
+    placeholder, as a student who wrote nothing)}.
     `report`: id -> grading-report.csv columns (the file is written when given)."""
     import datetime
     import uuid
@@ -81,10 +83,13 @@ def fabricate(course: Path, students: dict[str, dict], report: dict[str, dict] |
             if rows[name]:
                 gb.db.execute(model.__table__.insert(), rows[name])
         gb.db.commit()
+    written = solutions()
     for sid, spec in students.items():
         nb = copy.deepcopy(release)
         for cell in nb["cells"]:
             gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if gid in written and (spec.get("sources") or {}).get(gid, written[gid]):
+                cell["source"] = (spec.get("sources") or {}).get(gid, written[gid])
             if gid in points and cell["cell_type"] == "code":
                 got = spec["cells"].get(gid)
                 cell["outputs"] = []

@@ -123,6 +123,6 @@ def test_the_summary_gives_the_class_after_its_penalties_and_no_per_student_dump
     summary = graded.stdout.split("\nSummary\n", 1)[1]
     assert "2 of 2 submission(s) graded." in summary
     assert "Score of 23 (after late penalties), 2 student(s): mean 11.5, median 11.5, lowest 0, highest 23" in summary
-    assert "Late: 1 (late late by 2 h 10 min: penalty 23 points (zero))" in summary
+    assert "  late (1): late late by 2 h 10 min: penalty 23 points (zero) -> " in summary
     assert "Quiz" in summary and "reports/connection-pooling.html" in summary
     assert "student                  status" not in graded.stdout, "the per-student table needs --verbose"

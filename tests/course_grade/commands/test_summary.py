@@ -39,10 +39,12 @@ def test_the_summary_gives_mean_median_distribution_and_steps_of_a_known_class(a
     assert lines[1] == "Score of 23 (after late penalties), 5 student(s): mean 18.0, median 19, lowest 10, highest 23"
     counts = {line.split()[0]: int(line.split()[-1]) for line in lines[2:8]}
     assert counts == {"0-3": 0, "4-7": 0, "8-11": 1, "12-15": 0, "16-19": 2, "20-23": 2}, lines[2:8]
-    steps = {line.rsplit(None, 1)[0].strip(): int(line.rsplit(None, 1)[1]) for line in lines[9:14]}
-    assert steps == {"Step 1 (the database URL)": 3, "Step 2 (the pool size)": 4,
-                     "Step 3 (the pooled async engine)": 4, "Step 4 (the FastAPI route)": 2, "Quiz": 5}, lines
-    assert not any(line.startswith("Late") for line in lines), "nobody was late"
+    assert lines[8] == "By step, of 5 graded student(s):", lines
+    steps = {line[2:34].strip(): line[34:].split() for line in lines[10:15]}
+    assert steps == {"Step 1 (the database URL)": ["3", "0.6/1", "1"], "Step 2 (the pool size)": ["4", "0.8/1", "1"],
+                     "Step 3 (the pooled async engine)": ["4", "3.2/4", "4"],
+                     "Step 4 (the FastAPI route)": ["2", "3.4/7", "3"], "Quiz": ["5", "10.0/10", "10"]}, lines
+    assert lines[-1] == "To look at: nobody.", "every one of them answered, on time, in the sandbox"
 
 
 def test_a_histogram_puts_partial_and_full_scores_in_their_bins():
@@ -51,8 +53,14 @@ def test_a_histogram_puts_partial_and_full_scores_in_their_bins():
     assert [int(line.split()[-1]) for line in histogram([1, 2], 2)] == [0, 1, 1], "bins 0, 1, 2 for 2 points"
 
 
-def test_late_students_are_named_with_their_penalty_and_capped():
-    late = {f"s{i:02}": "late by 1 h: penalty 2 points (PerHour)" for i in range(12)}
-    lines = class_summary({s: 21.0 for s in late}, 23, [], late, (12, 12))
-    assert lines[-1].startswith("Late: 12 (s00 late by 1 h: penalty 2 points (PerHour); s01 ")
-    assert lines[-1].endswith("; and 2 more)") and "s10" not in lines[-1], lines[-1]
+def test_the_attention_list_is_grouped_by_reason_with_what_to_do_and_capped():
+    from course_grade.reasons import ANSWERS_MISSING, LATE, TO_DO
+    from course_grade.reports.attention import Attention
+
+    late = [Attention(f"s{i:02}", LATE, "late by 1 h: penalty 2 points (PerHour)", TO_DO[LATE]) for i in range(12)]
+    missing = [Attention("amy", ANSWERS_MISSING, "no quiz_answers.json", TO_DO[ANSWERS_MISSING])]
+    lines = class_summary({a.student: 21.0 for a in late}, 23, [], missing + late, (12, 12), "reports/x.html")
+    assert lines[-3] == "To look at: 13 student(s), each flagged in the formgrader; why and what to do: reports/x.html"
+    assert lines[-2] == f"  answers missing (1): amy -> {TO_DO[ANSWERS_MISSING]}"
+    assert lines[-1].startswith("  late (12): s00 late by 1 h: penalty 2 points (PerHour); s01 ")
+    assert lines[-1].endswith(f" and 2 more -> {TO_DO[LATE]}") and "s10" not in lines[-1], lines[-1]

@@ -179,17 +179,19 @@ def test_report_numbers_on_a_class_from_the_catalogue(course, catalogue_results)
     assert sorted(steps[4].scores) == [1, 1, 1] + [7] * 6  # the route cell (1 point) is all they keep
     assert sorted(steps[2].scores) == [0, 0] + [1] * 7
 
-    # what to teach again: the closed connection (3 students) first, then the quiz and POOL_SIZE
-    assert a.teach[0].key == "named:closed_connection" and a.teach[0].count == 3 and a.teach[0].step == 4
-    assert a.teach[0].heading.startswith("Step 4")
-    assert {(t.count, t.step) for t in a.teach[1:3]} == {(2, 2), (2, QUIZ_STEP)}
+    # what to teach again, by points lost: the closed connection (3 students, 6 points each) first,
+    # then POOL_SIZE and question 1's A (2 students, a point each); an answer not given is no mistake
+    assert (a.teach[0].key, a.teach[0].students, a.teach[0].step) == ("closed_connection", ["ret0", "ret1", "ret2"], 4)
+    assert a.teach[0].points_lost == pytest.approx(18) and a.teach[0].heading.startswith("Step 4")
+    assert {(t.count, t.step, t.points_lost) for t in a.teach[1:3]} == {(2, 2, 2), (2, QUIZ_STEP, 2)}
     assert all("above" not in t.label and "hidden check" not in t.label for t in a.teach)
+    assert not any("unanswered" in t.key or "missing" in t.key for t in a.teach), [t.key for t in a.teach]
 
-    # submissions: flagged ones with their reasons
-    reasons = {s.student: s.reasons for s in a.flagged}
-    assert set(reasons) == {"ok2", "ok3", "late"}
-    assert reasons["ok2"][0].startswith("REVIEW")
-    assert "sandbox" in reasons["ok3"][0] and "timed out" in reasons["late"][0]
+    # the attention list: each reason once, in its order, and no one else
+    assert [(x.student, x.code) for x in a.attention] == [
+        ("late", "timed out"), ("ok0", "answers partial"), ("ok1", "answers missing"), ("ok2", "tampering"),
+        ("ok3", "no sandbox")]
+    assert "grading took longer than 600 s" in a.attention[0].found and "--submission-timeout" in a.attention[0].to_do
 
     html_path, csv_path = item_report.write(a, course / "reports")
     page = html_path.read_text()
@@ -241,10 +243,10 @@ def test_discrimination_and_difficulty_in_the_report_match_the_hand_computed_exa
 # ------------------------------------------------------------------------ the page and the CLI
 
 def test_the_csv_holds_no_formula_and_reads_back_as_the_analysis(course):
-    """A failure message a submission wrote (its first clause names the mistake in the CSV's
-    `mistakes` column) that a spreadsheet would run is written with a leading ', and every
-    cell reads back (safe_csv.restore) as the analysis has it; a negative discrimination stays
-    a number."""
+    """A failure message a submission wrote (its first clause names the mistake in the teach
+    list's `what` column and the students file's `mistakes`) that a spreadsheet would run is
+    written with a leading ', and every cell of the three CSV files reads back
+    (safe_csv.restore) as the analysis has it; a negative discrimination stays a number."""
     from course_grade import safe_csv
     from tests.support.hostile_cells import HOSTILE, raw_formulas
 
@@ -254,14 +256,18 @@ def test_the_csv_holds_no_formula_and_reads_back_as_the_analysis(course):
     students["all"] = {"cells": {}, "answers": right_answers()}
     fabricate(course, students)
     a = ia.build(course, ASSIGNMENT)
-    expected = [{column: row.get(column, "") for column in ia.CSV_COLUMNS} for row in ia.csv_rows(a)]
-    mistakes = [row["mistakes"] for row in expected if row["mistakes"]]
-    assert sum(m.startswith(("=", "+", "-", "@")) for m in mistakes) >= 5, mistakes  # the test has teeth
-    assert any(row["discrimination"].startswith("-") for row in expected)
-    _html, csv_path = item_report.write(a, course / "reports")
-    assert raw_formulas(csv_path) == []
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        assert [dict(zip(ia.CSV_COLUMNS, row, strict=True)) for row in list(safe_csv.reader(f))[1:]] == expected
+    files = {"": (ia.CSV_COLUMNS, ia.csv_rows(a)), "-teach": (ia.TEACH_COLUMNS, ia.teach_rows(a)),
+             "-students": (ia.STUDENT_COLUMNS, ia.student_rows(a))}
+    said = [row["what"] for row in files["-teach"][1]] + [row["mistakes"] for row in files["-students"][1]]
+    assert sum(m.startswith(("=", "+", "-", "@")) for m in said) >= 5, said  # the test has teeth
+    assert any(row.get("discrimination", "").startswith("-") for row in files[""][1])
+    item_report.write(a, course / "reports")
+    for suffix, (columns, rows) in files.items():
+        path = course / "reports" / f"{ASSIGNMENT}{suffix}.csv"
+        assert raw_formulas(path) == [], path
+        expected = [{column: row.get(column, "") for column in columns} for row in rows]
+        with open(path, newline="", encoding="utf-8") as f:
+            assert [dict(zip(columns, row, strict=True)) for row in list(safe_csv.reader(f))[1:]] == expected, path
 
 
 def test_html_is_self_contained_and_small_for_500_submissions(course):

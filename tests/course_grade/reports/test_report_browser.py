@@ -1,6 +1,7 @@
 """The item-analysis report in a real browser (Debian's Chromium, driven by Playwright, offline
 as in tests/journeys/test_browser.py): the page opens from a file, every plot is laid out (each SVG
-has a non-zero box), axe-core finds no serious or critical accessibility violation, and a
+has a non-zero box), nothing is wider than a 1280 px window, axe-core finds no serious or
+critical accessibility violation, and a
 screenshot goes to test-artifacts/item-analysis.png."""
 from __future__ import annotations
 
@@ -54,6 +55,14 @@ def test_report_renders_its_plots_and_is_accessible(report):
                                              "els => els.filter(e => e.getBoundingClientRect().height > 0).length")
             assert bars > 10, f"only {bars} bars drawn"
             assert page.locator("h1").count() == 1 and page.locator("h2").count() >= 5
+            # read at 1280 px without scrolling sideways: the page, and each table (the quiz's long prompts) in it
+            assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+            wide = page.eval_on_selector_all(
+                "table", "els => els.filter(e => e.getBoundingClientRect().right"
+                         " > Math.min(innerWidth, e.parentElement.getBoundingClientRect().right) + 1)"
+                         ".map(e => e.querySelector('caption')?.textContent)")
+            assert wide == [], f"tables wider than the window: {wide}"
+            assert page.locator("text=Submissions to look at").count() >= 1
             # nothing fetched but the page itself
             assert [u for u in requests if not u.startswith("file:")] == []
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
