@@ -148,7 +148,7 @@ def assess(facts: Facts, released: dict[str, str], questions: list[str]) -> list
                                               "(c.Execute.timeout) and scored 0")
         if course.get(DISAGREED):
             found[reasons.JUDGE_DISAGREED] = "the judge outside the kernel overruled: " + "; ".join(course[DISAGREED])
-        if not how_much.nothing:
+        if not how_much.nearly_nothing:  # a (nearly) blank one says it all
             if facts.answers_state == "missing":
                 found[reasons.ANSWERS_MISSING] = "no quiz_answers.json was submitted, so the quiz scored 0"
             elif facts.answers_state == "damaged":
