@@ -323,5 +323,7 @@ def run(course_dir: Path, assignment: str, jobs: int, submission_timeout: float,
     print(f"\n{graded}/{len(rows)} graded; grades: grades.csv; per-student status: {REPORT_FILE}"
           + (f"; logs of the {logs} submission(s) not graded: {LOGS}/{assignment}/" if logs else "")
           + ("; feedback: feedback/" if feedback else "")
-          + (f"; item analysis: {analysis.relative_to(course.root)}" if analysis else ""), file=out)
+          + (f"; item analysis: {analysis.relative_to(course.root)}, each student's reasons and mistakes: "
+             f"{analysis.with_name(f'{assignment}-students.csv').relative_to(course.root)}" if analysis else ""),
+          file=out)
     return 0 if failures == 0 else 1

@@ -8,7 +8,7 @@ import statistics
 import time
 
 from course_grade.engine.bundles import Graded
-from course_grade.reasons import LATE
+from course_grade.reasons import LATE, ORDER
 
 
 def summary_line(o: Graded) -> str:
@@ -91,7 +91,7 @@ def class_summary(after: dict[str, float], max_score: float, steps: list[tuple[s
             mean = f"{statistics.fmean(values):.1f}/{points:g}"
             lines.append(f"  {label:<{width}}  {full:>10}  {mean:>9}  {statistics.median(values):>6g}")
     groups: dict[str, list] = {}
-    for a in attention:
+    for a in sorted(attention, key=lambda a: ORDER.index(a.code)):
         groups.setdefault(a.code, []).append(a)
     if groups:
         people = len({a.student for a in attention})

@@ -162,7 +162,7 @@ def assess(facts: Facts, released: dict[str, str], questions: list[str]) -> list
     sandbox = row.get("sandbox", "")
     if sandbox and sandbox != "on":
         found[reasons.NO_SANDBOX] = f"graded without the sandbox ({sandbox})"
-    if facts.flagged and not set(found) & reasons.FLAGGED_REASONS:
+    if facts.flagged and not found:  # a flag with no reason above (they set it too): set by hand
         found[reasons.FLAGGED] = "flagged in the gradebook"
     if facts.late is not None and facts.late.is_late:
         found[reasons.LATE] = facts.late.sentence()
