@@ -162,10 +162,10 @@ def assess(facts: Facts, released: dict[str, str], questions: list[str]) -> list
     sandbox = row.get("sandbox", "")
     if sandbox and sandbox != "on":
         found[reasons.NO_SANDBOX] = f"graded without the sandbox ({sandbox})"
-    if facts.flagged and not found:  # a flag with no reason above (they set it too): set by hand
-        found[reasons.FLAGGED] = "flagged in the gradebook"
     if facts.late is not None and facts.late.is_late:
         found[reasons.LATE] = facts.late.sentence()
+    if facts.flagged and not found:  # a flag no reason above explains (they set it too): set by hand
+        found[reasons.FLAGGED] = "flagged in the gradebook"
     return [Attention(facts.student, code, found[code], reasons.TO_DO[code]) for code in reasons.ORDER if code in found]
 
 

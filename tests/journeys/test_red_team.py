@@ -215,9 +215,11 @@ def test_command_scores_and_review(command, gallery, name):
     expect_cells(course, entry.sub, entry.sub.loses)
     if entry.sub.reason:  # flagged for its reason (a cell stopped at its limit), which the row gives
         assert entry.sub.reason in row["reason"].split("; ") and row["removed_cells"] == "", row
+        assert entry.sub.reason in row["attention"].split("; "), row
     elif entry.sub.flagged:  # REVIEW, with the cells the analysis removed statements from
         assert row["removed_cells"] and "REVIEW" in next(line for line in done.stdout.splitlines()
                                                          if line.startswith(name + " "))
+        assert "tampering" in row["attention"].split("; "), row  # on the attention list, for its reason
     else:  # the analysis passed it: the row says only that the sandbox was on
         assert row["removed_cells"] == "" and row["sandbox"] == "on", row
 
