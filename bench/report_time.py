@@ -6,7 +6,8 @@ Builds a synthetic class (a course folder with the real assignment, then N grade
 submissions fabricated without kernels: gradebook rows, autograded notebooks whose cells
 show real failure messages, quiz answers, grading-report.csv; tests/support/graded_class.py's
 `fabricate` and `synthetic_class`), then times `item_analysis.build` and `write`, and the
-attention list's share of the build, and prints the HTML's and CSV's sizes. Targets: under 10 s and under 2 MB for 500 submissions.
+attention list's share of the build, and prints the HTML's and CSV's sizes. Targets: under
+10 s and under 2 MB for 500 submissions.
 """
 from __future__ import annotations
 
