@@ -58,7 +58,7 @@ cells.install()
 _MISSING = verdicts.MISSING
 
 STEP3_HOW = verdicts.STEP3_HOW
-LEAK, FIXED_LIST, QUERY_PARAMETER = verdicts.LEAK, verdicts.FIXED_LIST, verdicts.QUERY_PARAMETER
+FIXED_LIST, QUERY_PARAMETER = verdicts.FIXED_LIST, verdicts.QUERY_PARAMETER
 NO_DEPENDS = explain.named("dependency_opened_by_hand")
 # a cell that adds a route to an app, for "did the student's step 4 cell fail?"
 _ROUTE_CODE = r"@\w+\.(get|api_route|route)\(|\.(include_router|add_api_route|mount)\("
@@ -632,7 +632,7 @@ async def step4_connections_returned(ns: dict) -> None:
                     _rows_of(response, ns)
                     still_out = await _wait_all_given_back(engine, use)
                 if still_out:
-                    fail(LEAK.format(n=still_out))
+                    fail(verdicts.leak(still_out).message, verdicts.LEAK_KEY)
                 if request and opened.count:
                     _fail(explain.named("connection_not_reused"))
 
@@ -676,4 +676,4 @@ async def step4_concurrent_requests_share_the_pool(ns: dict) -> None:
                          f"more than the pool allows ({limit}).")
             still_out = await _wait_all_given_back(engine, use)
             if still_out:
-                fail(LEAK.format(n=still_out))
+                fail(verdicts.leak(still_out).message, verdicts.LEAK_KEY)

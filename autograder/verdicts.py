@@ -21,6 +21,14 @@ LEAK = (
     "`get_connection` leaks connections: after GET /items finished, {n} connection(s) were "
     "still checked out of the pool, and once all are out the next request waits and fails; " + FIX_LEAK
 )
+LEAK_KEY = "connection_leak"
+
+
+def leak(n: int) -> Said:
+    """A dependency that did not give its connection back: `n` still checked out after a request."""
+    return Said(LEAK.format(n=n), LEAK_KEY)
+
+
 FIXED_LIST = (
     "{when}, GET /items returned other rows: read them from the database with "
     "SELECT * FROM items on every request instead of returning a fixed or saved list."

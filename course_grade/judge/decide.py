@@ -241,7 +241,7 @@ def step4_connections_returned(seen: Observed) -> None:
         _answer_rows(answer, _router(app))
     grown = max(app.reused, default=app.after_first) - app.after_first
     if grown > 0:
-        _fail(verdicts.LEAK.format(n=grown))
+        _fail(verdicts.leak(grown))
     if app.after_first == 0 or 0 in app.reused or app.opened:
         _fail(verdicts.NOT_REUSED)
     if app.shutdown_error:

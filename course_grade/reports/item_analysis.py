@@ -278,14 +278,20 @@ def _teach(items: list[Item], headings: dict[str, str], blame: dict[str, dict[st
             if key in label:
                 cost[key][student] = cost[key].get(student, 0.0) + lost[student][gid]
     ranked = sorted(cost, key=lambda k: (-sum(cost[k].values()), -len(cost[k]), label[k]))
-    return [Teach(_mistake_id(key), label[key], where[key].step, headings.get(where[key].grade_id, ""),
+    return [Teach(_mistake_id(key, label[key]), label[key], where[key].step, headings.get(where[key].grade_id, ""),
                   example[key], sorted(cost[key]), sum(cost[key].values()))
             for key in ranked if by_id.get(where[key].grade_id)]
 
 
-def _mistake_id(key: str) -> str:
-    """The id a spreadsheet gets: the named mistake's key, "quizN:B", or the normalised sentence."""
-    return key.split(":", 1)[1] if key.startswith("named:") else key.replace(":quiz:", ":")
+def _mistake_id(key: str, label: str) -> str:
+    """The id a spreadsheet gets: the named mistake's key, "quiz_id:B", or for a message no named
+    mistake matches "unnamed:" and its first words ("unnamed:app_does_not_answer_get_items")."""
+    if key.startswith("named:"):
+        return key.split(":", 1)[1]
+    if ":quiz:" in key:
+        return key.replace(":quiz:", ":")
+    words = re.findall(r"[a-z0-9]+", label.lower())
+    return "unnamed:" + "_".join(words[:6])
 
 
 # -------------------------------------------------------------------------------- writing

@@ -204,4 +204,8 @@ def test_what_to_teach_again_starts_with_the_costliest_build_mistake_and_names_w
     with open(course / "reports" / f"{ASSIGNMENT}-teach.csv", newline="") as f:
         first = next(csv.DictReader(f))
     assert first["rank"] == "1" and first["mistake"] == top.key and first["student_ids"].split() == who
-    assert " " not in first["mistake"], "an id, not a sentence"
+    with open(course / "reports" / f"{ASSIGNMENT}-teach.csv", newline="") as f:
+        ids = [row["mistake"] for row in csv.DictReader(f)]
+    assert all(" " not in i and len(i) < 60 for i in ids), f"ids, not sentences: {ids}"
+    leak = next(t for t in analysis.teach if t.students == leakers)
+    assert leak.key == "connection_leak", "the leak is a named mistake, whatever the count left out"

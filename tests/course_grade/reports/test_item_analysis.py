@@ -184,6 +184,8 @@ def test_report_numbers_on_a_class_from_the_catalogue(course, catalogue_results)
     assert (a.teach[0].key, a.teach[0].students, a.teach[0].step) == ("closed_connection", ["ret0", "ret1", "ret2"], 4)
     assert a.teach[0].points_lost == pytest.approx(18) and a.teach[0].heading.startswith("Step 4")
     assert {(t.count, t.step, t.points_lost) for t in a.teach[1:3]} == {(2, 2, 2), (2, QUIZ_STEP, 2)}
+    # ids a spreadsheet can hold: the named key, the question and letter, or an unnamed message's first words
+    assert {t.key for t in a.teach[1:3]} == {"unnamed:pool_size_is_the_string_5", "url_driver:A"}
     assert all("above" not in t.label and "hidden check" not in t.label for t in a.teach)
     assert not any("unanswered" in t.key or "missing" in t.key for t in a.teach), [t.key for t in a.teach]
 
