@@ -131,7 +131,6 @@ class Doctor:
                              f"--course") from None
         self.course_id, self.root = setup.settings(self.config)
         self.students_config: Path | None = args.students_config
-        self.students_config_given = args.students_config is not None
         if self.students_config is None and setup.EVERY_USER.exists():
             self.students_config = setup.EVERY_USER
         if args.students_python:
