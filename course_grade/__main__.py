@@ -8,11 +8,11 @@ import argparse
 import sys
 
 from autograder import workspace
-from course_grade.commands import export, grade, report, roster, selfgrade, setup
+from course_grade.commands import doctor, export, grade, report, roster, selfgrade, setup
 from course_grade.course import UsageError
 
 COMMANDS = {"grade": grade, "selfgrade": selfgrade, "report": report, "export": export, "roster": roster,
-            "setup": setup}
+            "setup": setup, "doctor": doctor}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -93,9 +93,9 @@ def scheduler_address(given: str | None) -> tuple[str | None, str]:
 
 
 @contextlib.contextmanager
-def connect(scheduler: str | None, jobs: int, spare_kernels: bool = True):
-    """A Dask client: on `scheduler` if given, else on a LocalCluster of `jobs` workers that
-    is closed with the client."""
+def connect(scheduler: str | None, jobs: int, spare_kernels: bool = True, timeout: str = "20s"):
+    """A Dask client: on `scheduler` if given (OSError when it does not answer within `timeout`),
+    else on a LocalCluster of `jobs` workers that is closed with the client."""
     quiet = logging.ERROR
     # the command says in one line what went wrong; Dask's own tracebacks would bury it
     levels = {"distributed": quiet, "distributed.client": logging.CRITICAL, "distributed.batched": logging.CRITICAL}
@@ -103,7 +103,7 @@ def connect(scheduler: str | None, jobs: int, spare_kernels: bool = True):
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
     try:
-        with _client(scheduler, jobs, quiet) as client:
+        with _client(scheduler, jobs, quiet, timeout) as client:
             if spare_kernels:
                 client.register_plugin(SpareKernels(), name=PLUGIN)
             yield client
@@ -113,9 +113,9 @@ def connect(scheduler: str | None, jobs: int, spare_kernels: bool = True):
 
 
 @contextlib.contextmanager
-def _client(scheduler: str | None, jobs: int, quiet: int):
+def _client(scheduler: str | None, jobs: int, quiet: int, timeout: str):
     if scheduler:
-        client = Client(scheduler, timeout="20s")
+        client = Client(scheduler, timeout=timeout)
         cluster = None
     else:
         with warnings.catch_warnings():

@@ -54,18 +54,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def course_settings(course: Path) -> tuple[str, str]:
-    """The course id and the exchange folder, as nbgrader reads them from the course's config."""
+def load_config(path: Path):
+    """One nbgrader config file, as nbgrader loads it (traitlets' loader); ConfigFileNotFound
+    when there is none."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    return PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
+
+
+def settings(config) -> tuple[str, str]:
+    """The course id and the exchange folder that `config` gives nbgrader, unchecked."""
     from nbgrader.coursedir import CourseDirectory
     from nbgrader.exchange.default import Exchange
-    from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
+
+    coursedir = CourseDirectory(config=config)
+    return coursedir.course_id, Exchange(config=config, coursedir=coursedir).root
+
+
+def course_settings(course: Path) -> tuple[str, str]:
+    """The course id and the exchange folder, as nbgrader reads them from the course's config."""
+    from traitlets.config.loader import ConfigFileNotFound
 
     try:
-        config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+        config = load_config(course / "nbgrader_config.py")
     except ConfigFileNotFound:
         raise UsageError(f"no nbgrader_config.py in {course}: run this in the course folder or pass --course") from None
-    course_id = CourseDirectory(config=config).course_id
-    root = Exchange(config=config, coursedir=CourseDirectory(config=config)).root
+    course_id, root = settings(config)
     if not course_id:
         raise UsageError(f"{course / 'nbgrader_config.py'} sets no c.CourseDirectory.course_id: set it, then run "
                          f"this again")
@@ -146,32 +160,46 @@ def _chmod(folder: Path, mode: int) -> None:
         os.close(fd)
 
 
-def make_exchange(root: Path) -> str:
-    """Make the exchange folder with EXCHANGE_MODE; refuse, with what to do, anything already there
-    that is not exactly that."""
+def existing_exchange(root: Path) -> bool:
+    """Whether the exchange is there, exactly a folder with EXCHANGE_MODE (False: it is missing);
+    anything else there is a UsageError saying what to do."""
     want = f"{EXCHANGE_MODE:o}"
     try:
         st = root.lstat()
     except FileNotFoundError:
-        st = None
-    if st is not None:
-        if stat.S_ISLNK(st.st_mode):
-            raise UsageError(f"the exchange {root} is a link: set c.Exchange.root (or NBGRADER_EXCHANGE) to the folder "
-                             f"it points to, or remove the link")
-        if not stat.S_ISDIR(st.st_mode):
-            raise UsageError(f"the exchange {root} exists and is not a folder: remove it, or choose another exchange")
-        have = f"{stat.S_IMODE(st.st_mode):o}"
-        if have != want:
-            raise UsageError(f"the exchange {root} exists with mode {have}, not {want}: if it is the exchange, run "
-                             f"`chmod {want} {root}`; nothing was changed")
-        return f"the exchange {root} is there with mode {want}: nothing to do"
+        return False
+    if stat.S_ISLNK(st.st_mode):
+        raise UsageError(f"the exchange {root} is a link: set c.Exchange.root (or NBGRADER_EXCHANGE) to the folder "
+                         f"it points to, or remove the link")
+    if not stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"the exchange {root} exists and is not a folder: remove it, or choose another exchange")
+    have = f"{stat.S_IMODE(st.st_mode):o}"
+    if have != want:
+        raise UsageError(f"the exchange {root} exists with mode {have}, not {want}: if it is the exchange, run "
+                         f"`chmod {want} {root}`; nothing was changed")
+    return True
+
+
+def unreachable(root: Path) -> str | None:
+    """Why students could not reach `root` (a folder above it closed to other users), else None."""
     existing = next(p for p in root.parents if os.path.lexists(p))
     for parent in [existing, *existing.parents]:
         mode = parent.stat().st_mode
         if not mode & stat.S_IXOTH:
-            raise UsageError(f"students could not reach the exchange {root}: {parent} has mode "
-                             f"{stat.S_IMODE(mode):o}, closed to other users; run `chmod o+x {parent}`, "
-                             f"or choose another exchange")
+            return (f"students could not reach the exchange {root}: {parent} has mode {stat.S_IMODE(mode):o}, "
+                    f"closed to other users; run `chmod o+x {parent}`, or choose another exchange")
+    return None
+
+
+def make_exchange(root: Path) -> str:
+    """Make the exchange folder with EXCHANGE_MODE; refuse, with what to do, anything already there
+    that is not exactly that."""
+    want = f"{EXCHANGE_MODE:o}"
+    if existing_exchange(root):
+        return f"the exchange {root} is there with mode {want}: nothing to do"
+    closed = unreachable(root)
+    if closed:
+        raise UsageError(closed)
     try:
         made = make_folders(root.parent)
         os.mkdir(root)

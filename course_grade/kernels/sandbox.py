@@ -56,6 +56,10 @@ from traitlets import Bool, Integer
 # audit hook) before the first cell; it binds no name in the notebook's namespace.
 GUARD = "--IPKernelApp.exec_lines=__import__('autograder.guard').guard.install()"
 SWITCH = "COURSE_SANDBOX"  # COURSE_SANDBOX=off forces the fallback (kernels start unsandboxed)
+# why the sandbox cannot start (`unavailable()`), besides bwrap's own failure
+SWITCHED_OFF = f"{SWITCH}=off"
+NO_BWRAP = "bwrap is not installed (apt-get install bubblewrap)"
+NO_UTIL_LINUX = "prlimit/setpriv (util-linux) are not installed"
 GIB, MIB = 1 << 30, 1 << 20
 MISSING = ("no PID namespace (processes a submission starts can outlive grading), open network, "
            "the whole filesystem readable and writable as the grader's user (course folder, "
@@ -150,9 +154,9 @@ def bwrap_command(workdir: str, private: str, python: str = sys.executable, *, u
     cannot replace them)."""
     tools = {name: shutil.which(name) for name in ("bwrap", "prlimit", "setpriv")}
     if tools["bwrap"] is None:
-        raise SandboxUnavailable("bwrap is not installed (apt-get install bubblewrap)")
+        raise SandboxUnavailable(NO_BWRAP)
     if tools["prlimit"] is None or (uid is not None and tools["setpriv"] is None):
-        raise SandboxUnavailable("prlimit/setpriv (util-linux) are not installed")
+        raise SandboxUnavailable(NO_UTIL_LINUX)
     if memory <= 2 * scratch:
         raise ValueError(f"the sandbox's memory ({memory} bytes) must exceed twice its scratch size ({scratch})")
     workdir, private = os.path.realpath(workdir), os.path.realpath(private)
@@ -226,7 +230,7 @@ def _hand_over(path: str, uid: int | None) -> None:
 def _probe() -> str | None:
     """None when a sandbox starts here, else why not (one short sentence)."""
     if os.environ.get(SWITCH, "").lower() in ("off", "0", "no", "false"):
-        return f"{SWITCH}=off"
+        return SWITCHED_OFF
     private = tempfile.mkdtemp(prefix="sandbox-probe-")
     work = os.path.join(private, "work")
     uid = _sandbox_uid(UID_BASE)
@@ -245,6 +249,12 @@ def _probe() -> str | None:
         return f"bwrap could not start a sandbox ({exc})"
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+def unavailable() -> str | None:
+    """None when a sandbox starts here, else why not: SWITCHED_OFF, NO_BWRAP, NO_UTIL_LINUX, or
+    bwrap's own failure (checked once per process)."""
+    return _probe()
 
 
 def status() -> str:

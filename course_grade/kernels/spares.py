@@ -47,6 +47,7 @@ import contextlib
 import os
 import queue
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -256,6 +257,39 @@ class Spare:
         if self.zygote is not None:
             self.zygote.close()
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+def fork_check(kernel_name: str = "python3", timeout: float = PRELOAD_TIMEOUT) -> str | None:
+    """None when a kernel forks from a zygote here into a sandbox of its own and answers there,
+    as a grading worker's spare does; else why not (one short sentence). Starts and stops a
+    zygote and one kernel (seconds); as another user than root it starts nothing."""
+    zygote = Zygote(modules=ZYGOTE_IMPORTS + PRELOAD)
+    if os.geteuid() != 0:
+        zygote.start({})  # refuses at once, saying why
+        return zygote.why
+    home = tempfile.mkdtemp(prefix="fork-check-")
+    km = SandboxedKernelManager(kernel_name=kernel_name)
+    km.zygote = zygote
+    try:
+        run_sync(km.start_kernel)(extra_arguments=[HISTORY], cwd=home, env=kernel_env(),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # a booted kernel's
+        if not km.sandboxed:
+            return "the sandbox cannot start"
+        if not km.forked:
+            if zygote.why:
+                return zygote.why
+            python = km.format_kernel_cmd()[0]
+            return (f"kernelspec {kernel_name} ({km.kernel_spec.resource_dir}) runs {python}, not the grader's "
+                    f"python {zygote.python}")
+        answered = _Preload(km, PRELOAD, timeout)
+        answered.run()  # here: the forked kernel imported them already, it only answers
+        return None if answered.ok else f"the forked kernel did not answer ({answered.why})"
+    except Exception as exc:  # ForkRefused, a kernel that would not start
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        stop(km)
+        zygote.close()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def kernel_env() -> dict:
