@@ -69,6 +69,16 @@ def _without_pwd(env: dict) -> dict:
     return {k: v for k, v in env.items() if k != "PWD"}
 
 
+def _environment(python: str) -> str:
+    """The folder an interpreter runs from, links in its path resolved but not the interpreter
+    itself: each virtual environment's python is a link to the same base interpreter, so only
+    its own bin/ tells two environments apart."""
+    import shutil
+
+    found = shutil.which(python) or python
+    return os.path.realpath(os.path.dirname(os.path.abspath(found)))
+
+
 class Zygote:
     """One zygote process of a grading worker (`start`), asked for kernels (`spawn`)."""
 
@@ -106,7 +116,7 @@ class Zygote:
         """Whether this zygote can become the kernel `kernel_cmd` would start with `env`
         (started with that environment on first use)."""
         if len(kernel_cmd) < 3 or tuple(kernel_cmd[1:3]) != LAUNCHER \
-                or os.path.realpath(kernel_cmd[0]) != os.path.realpath(self.python):
+                or _environment(kernel_cmd[0]) != _environment(self.python):
             return False
         if self.process is None and not self.why:
             self.start(env)

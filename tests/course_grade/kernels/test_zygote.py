@@ -224,12 +224,19 @@ def test_a_zygote_that_cannot_fork_gives_booted_kernels(tmp_path, monkeypatch):
         spare.close()
 
 
-def test_the_zygote_refuses_a_holder_outside_a_sandbox():
-    """A holder that shares our namespaces is no sandbox: nothing is forked into it."""
+def test_the_zygote_refuses_a_holder_outside_a_sandbox(tmp_path):
+    """A holder that shares our namespaces is no sandbox: nothing is forked into it. And a
+    kernel of another environment (another venv on the same base python) is never forked from it."""
     zygote = Zygote(modules=())
     try:
         assert zygote.fits(["python", "-m", "ipykernel_launcher"], dict(os.environ)) is False  # another python
         import sys
+        import venv
+
+        other = tmp_path / "other-venv"  # another environment on the same base interpreter
+        venv.create(other, with_pip=False, symlinks=True)
+        assert os.path.realpath(other / "bin" / "python") == os.path.realpath(sys.executable)
+        assert zygote.fits([str(other / "bin" / "python"), "-m", "ipykernel_launcher"], dict(os.environ)) is False
 
         assert zygote.fits([sys.executable, "-m", "ipykernel_launcher"], dict(os.environ))
         from course_grade.kernels.zygote import start_ticks
