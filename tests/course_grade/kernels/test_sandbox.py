@@ -259,9 +259,14 @@ def test_every_grading_kernel_has_the_runtime_guard(tmp_path, monkeypatch, switc
     guard left no name in the notebook's namespace."""
     if switch == "off":
         monkeypatch.setenv(sandbox.SWITCH, "off")
-    out = run(["import subprocess\ntry:\n    subprocess.Popen(['true'])\nexcept PermissionError as e:\n    print(e)",
-               "print(sorted(n for n in globals() if not n.startswith('_') and n not in "
-               "('In', 'Out', 'get_ipython', 'exit', 'quit', 'open', 'subprocess')))"],
-              tmp_path, guard=True)
+    try:
+        out = run(["import subprocess\ntry:\n    subprocess.Popen(['true'])\n"
+                   "except PermissionError as e:\n    print(e)",
+                   "print(sorted(n for n in globals() if not n.startswith('_') and n not in "
+                   "('In', 'Out', 'get_ipython', 'exit', 'quit', 'open', 'subprocess')))"],
+                  tmp_path, guard=True)
+    finally:  # the switched-off answer must not stay cached for the tests after this one
+        if switch == "off":
+            sandbox._probe.cache_clear()
     assert out[0].startswith("blocked while grading: starting a process"), out
     assert out[1].strip() == "[]", out
