@@ -92,6 +92,25 @@ from course_grade.nbgrader_ext.late_penalty_note import LatePenaltyNote  # noqa:
 
 c.GenerateFeedback.preprocessors.insert(c.GenerateFeedback.preprocessors.index(GetGrades) + 1, LatePenaltyNote)
 
+# The graded quiz's key ("The answer is B: ...") on a feedback page (course_grade/nbgrader_ext/quiz_key_feedback.py):
+#   "after_due_date" (default): only once the due date in the gradebook has passed and no student's
+#       extension is still open; until then a wrong answer is only called wrong, and the page says
+#       "The key will be shown after the due date." No due date: held back. A page keeps what it
+#       said when made: run `nbgrader generate_feedback ASSIGNMENT --force` after the last deadline.
+#   "always": the key with every wrong answer, as graded.   "never": right or wrong only.
+from course_grade.nbgrader_ext.quiz_key_feedback import QuizKeyFeedback  # noqa: E402
+
+c.QuizKeyFeedback.show_key = "after_due_date"
+c.GenerateFeedback.preprocessors.insert(c.GenerateFeedback.preprocessors.index(ClearHiddenTests), QuizKeyFeedback)
+
+# A feedback page a student can read (course_grade/nbgrader_ext/feedback_summary.py and its template):
+# a summary at the top (steps passed, the quiz, the points, the first failing check's message),
+# contents naming each graded cell by its check, and messages, tracebacks and URLs that wrap.
+from course_grade.nbgrader_ext.feedback_summary import TEMPLATE, FeedbackSummary  # noqa: E402
+
+c.GenerateFeedback.preprocessors.insert(c.GenerateFeedback.preprocessors.index(ClearHiddenTests), FeedbackSummary)
+c.GenerateFeedback.HTMLExporter.template_file = TEMPLATE
+
 # Tampering detected by meaning (course_grade/nbgrader_ext/tamper_analysis.py): before any student code runs, each
 # student-written cell's syntax tree is checked against the lesson's allow-list; a statement
 # that reaches for the grading machinery (and any statement that needs it) is commented out,

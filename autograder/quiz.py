@@ -46,6 +46,11 @@ class Question:
     def option(self, letter: str) -> str:
         return self.options[LETTERS.index(letter)]
 
+    @property
+    def title(self) -> str:
+        """How a page names the question: 'Quiz question 2: What does an engine's pool hold?'"""
+        return f"Quiz question {self.number}: {_plain(self.prompt)}"
+
 
 def load(kind: str) -> list[Question]:
     """The questions of one quiz, "practice" or "test", in order."""
@@ -470,11 +475,14 @@ def show_test() -> None:
 # -------------------------------------------------------------------------------- grading
 
 def verdict(qid: str, correct: str, explanation: str, why: dict[str, str], answers: dict[str, str],
-            missing: bool = False, damaged: str = "") -> str | None:
+            missing: bool = False, damaged: str = "", show_key: bool = True) -> str | None:
     """What the hidden check says of question `qid` given the saved `answers` (None: right).
-    `missing`: no answers file; `damaged`: the AnswersFileError message of an unusable one.
+    `missing`: no answers file; `damaged`: the AnswersFileError message of an unusable one;
+    without `show_key`, a wrong choice is only said to be wrong (no key, no reason: the reason
+    a wrong option is wrong can give the answer away).
     The graded quiz is scored outside the kernel with these same sentences
-    (course_grade/nbgrader_ext/grade_quiz_answers.py)."""
+    (course_grade/nbgrader_ext/grade_quiz_answers.py), and a feedback page may hold the key
+    back (course_grade/nbgrader_ext/quiz_key_feedback.py)."""
     q = question("test", qid)
     if damaged:
         return f"Question {q.number}: {damaged}; {REANSWER}."
@@ -486,6 +494,8 @@ def verdict(qid: str, correct: str, explanation: str, why: dict[str, str], answe
     if qid not in answers:
         return f"Question {q.number} has no saved answer: choose one in the graded quiz; the click saves it."
     letter = answers[qid]
+    if letter != correct and not show_key:
+        return f"Question {q.number}: you chose {letter} ({_plain(q.option(letter))}), which is not right."
     if letter != correct:
         return (
             f"Question {q.number}: you chose {letter} ({_plain(q.option(letter))}), which is not right: "

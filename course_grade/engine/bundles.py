@@ -28,14 +28,21 @@ class AssignmentBundle:
     config: bytes  # the course's nbgrader_config.py
     gradebook: bytes  # the course gradebook with the assignment and no student
     files: dict[str, bytes] = field(default_factory=dict)  # source/<name>/ files nbgrader copies over a submission
+    # the due date, or the latest deadline a student's extension gives (ISO, naive UTC; '' without a
+    # due date): the gradebook above has no students, and a feedback page shows the quiz's key only
+    # after it (course_grade/nbgrader_ext/quiz_key_feedback.py)
+    last_deadline: str = ""
 
     @classmethod
     def from_course(cls, root: Path, name: str) -> AssignmentBundle:
+        from course_grade.nbgrader_ext.quiz_key_feedback import last_deadline
+
         with tempfile.TemporaryDirectory(prefix="assignment-") as tmp:
             template = Path(tmp) / "gradebook.db"
             shutil.copy(root / "gradebook.db", template)
             with open_gradebook(template) as gb:
                 notebooks = tuple(nb.name for nb in gb.find_assignment(name).notebooks)
+                deadline = last_deadline(gb, name)
                 for student in list(gb.students):
                     gb.remove_student(student.id)
             gradebook = template.read_bytes()
@@ -47,7 +54,8 @@ class AssignmentBundle:
                 if path.is_file() and not any(fnmatch.fnmatch(part, pat)
                                               for part in rel.parts for pat in SOURCE_IGNORED):
                     files[rel.as_posix()] = path.read_bytes()
-        return cls(name, notebooks, (root / "nbgrader_config.py").read_bytes(), gradebook, files)
+        return cls(name, notebooks, (root / "nbgrader_config.py").read_bytes(), gradebook, files,
+                   deadline.isoformat() if deadline is not None else "")
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,7 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
         from course_grade.nbgrader_ext.cached_check_cell_metadata import use_cached_metadata_check
         from course_grade.nbgrader_ext.cached_templates_html_exporter import use_cached_feedback_templates
         from course_grade.nbgrader_ext.pooled_execute import use_spare_kernels
+        from course_grade.nbgrader_ext.quiz_key_feedback import use_last_deadline
 
         os.chdir(scratch)
         config = PyFileConfigLoader("nbgrader_config.py", path=str(scratch)).load_config()
@@ -156,6 +157,7 @@ def grade(assignment: AssignmentBundle, submission: SubmissionBundle, timeout: f
         use_cached_metadata_check(config)
         if feedback:
             use_cached_feedback_templates(config)
+            use_last_deadline(config, assignment.last_deadline)
         api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
         def expire():

@@ -77,16 +77,28 @@ class GradeQuizAnswers(NbGraderPreprocessor):
         return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell, resources, cell_index):
-        match = QUIZ_CELL.fullmatch(cell.metadata.get("nbgrader", {}).get("grade_id", ""))
-        if cell.cell_type != "code" or not match or not utils.is_grade(cell) or utils.is_solution(cell):
+        qid = quiz_question(cell)
+        if qid is None:
             return cell, resources
-        qid = match["qid"]
-        key = read_key(cell.source, qid)
-        record = self.record
-        message = quiz.verdict(qid, key["correct"], key["explanation"], key["why"], dict(record.get("answers", {})),
-                               missing=record["state"] == "missing",
-                               damaged=record.get("error", "") if record["state"] == "damaged" else "")
+        message = said(cell, qid, self.record)
         cell.outputs = [error_output(message)] if message else []
         self.log.info("Quiz cell %s graded from the collected answers: %s", cell.metadata.nbgrader["grade_id"],
                       "right" if message is None else "0 points")
         return cell, resources
+
+
+def quiz_question(cell) -> str | None:
+    """The question id of a graded quiz cell (grade_id `quizNN_<question id>`), None for any other cell."""
+    match = QUIZ_CELL.fullmatch(cell.metadata.get("nbgrader", {}).get("grade_id", ""))
+    if cell.cell_type != "code" or not match or not utils.is_grade(cell) or utils.is_solution(cell):
+        return None
+    return match["qid"]
+
+
+def said(cell, qid: str, record: dict, show_key: bool = True) -> str | None:
+    """What quiz cell `cell` says of question `qid` (None: right), from the key in its source
+    and the answers as collected (`record`, METADATA_KEY's value); `show_key`: see quiz.verdict."""
+    key = read_key(cell.source, qid)
+    return quiz.verdict(qid, key["correct"], key["explanation"], key["why"], dict(record.get("answers", {})),
+                        missing=record["state"] == "missing",
+                        damaged=record.get("error", "") if record["state"] == "damaged" else "", show_key=show_key)
