@@ -6,7 +6,7 @@
 Each step is idempotent (run it again after a change, or to start the hub again):
 1. users: the instructors, the grader account and the students, as local Unix users
    (`useradd -m`; an existing account is kept as it is). A hub user made here gets a random
-   password, written to ROOT/passwords.txt (mode 0600); `--passwords FILE` (lines NAME:PASSWORD)
+   password, written to ROOT/state/passwords.txt (mode 0600); `--passwords FILE` (lines NAME:PASSWORD)
    sets them for any hub user, and so does `passwd NAME`. The grader account has no password:
    it only runs the course server.
 2. environments, from environment.yml's pins with the system's Python 3.11 (every user can run
@@ -16,7 +16,7 @@ Each step is idempotent (run it again after a change, or to start the hub again)
 3. the course: a clone of this repository in the grader account's home, the assignment
    recorded in its gradebook; the exchange (`course-grade setup exchange`); the students'
    nbgrader config in their environment (`course-grade setup students --write`).
-4. the hub (hub/jupyterhub_config.py, which reads ROOT/hub-settings.json), on 127.0.0.1 only,
+4. the hub (hub/jupyterhub_config.py, which reads ROOT/state/hub-settings.json), on 127.0.0.1 only,
    in the foreground: this process becomes JupyterHub.
 
 Standard library only, besides what `make env` installs (uv, and nbgrader's tools in the
@@ -61,9 +61,9 @@ class HubError(Exception):
 
 @dataclass(frozen=True)
 class Settings:
-    """What hub/jupyterhub_config.py reads (ROOT/hub-settings.json)."""
+    """What hub/jupyterhub_config.py reads (ROOT/state/hub-settings.json)."""
 
-    root: str
+    state: str  # the hub's own files, root's alone (0700): database, cookie secret, passwords.txt
     ip: str
     port: int
     hub_port: int
@@ -164,7 +164,7 @@ def make_users(s: Settings, passwords: Path | None) -> None:
             made[name] = secrets.token_urlsafe(12)
     given = read_passwords(passwords, hub_users) if passwords else {}
     set_passwords({**made, **given})
-    record = Path(s.root) / "passwords.txt"
+    record = Path(s.state) / "passwords.txt"
     fresh = {n: p for n, p in made.items() if n not in given}
     if fresh:
         fd = os.open(record, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
@@ -311,7 +311,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     except KeyError:
         grader_home = Path("/home") / grader  # useradd -m's default
     return Settings(
-        root=str(root), ip=args.ip, port=args.port, hub_port=free_port(), proxy_api_port=free_port(),
+        state=str(root / "state"), ip=args.ip, port=args.port, hub_port=free_port(), proxy_api_port=free_port(),
         service_port=free_port(), service=SERVICE, instructors=names(args.instructors), grader=grader,
         students=names(args.students), course=str(args.course or grader_home / ASSIGNMENT),
         exchange=str(Path(args.exchange or os.environ.get("NBGRADER_EXCHANGE") or "/srv/nbgrader/exchange")),
@@ -320,14 +320,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def start_hub(s: Settings) -> None:
     """Become JupyterHub (this process: Ctrl-C and signals reach it)."""
-    settings = Path(s.root) / "hub-settings.json"
+    settings = Path(s.state) / "hub-settings.json"
     settings.write_text(json.dumps(asdict(s), indent=1) + "\n")
     say(f"JupyterHub at http://{s.ip}:{s.port}/ (the course server, for instructors: "
         f"http://{s.ip}:{s.port}/services/{s.service}/formgrader); Ctrl-C stops it")
     env = {**os.environ, "COURSE_HUB_SETTINGS": str(settings), "PATH": f"{Path(sys.executable).parent}:{SYSTEM_PATH}"}
     for runner_only in ("VIRTUAL_ENV", "PYTHONPATH", "NBGRADER_EXCHANGE"):
         env.pop(runner_only, None)
-    os.chdir(s.root)
+    os.chdir(s.state)
     os.execve(sys.executable, [sys.executable, "-m", "jupyterhub", "-f", str(REPO / "hub" / "jupyterhub_config.py")],
               env)
 
@@ -336,7 +336,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default="/srv/connection-pooling-hub",
-                        help="the hub's own folder: its database, passwords.txt, settings (default: %(default)s)")
+                        help="the hub's folder: state/ (database, passwords; root's) and envs/ (default: %(default)s)")
     parser.add_argument("--envs", help="where the users' and the course's environments go (default: ROOT/envs)")
     parser.add_argument("--ip", default="127.0.0.1", help="the address the hub listens on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8000, help="its port (default: %(default)s)")
@@ -359,10 +359,12 @@ def main(argv: list[str]) -> int:
         if os.geteuid() != 0:
             raise HubError("the hub makes users and starts servers as them: run it as root (sudo make hub)")
         s = settings_from(args)
-        root = Path(s.root)
-        for folder in (root, Path(s.users_env).parent):
-            folder.mkdir(parents=True, exist_ok=True)
-            folder.chmod(0o755)  # the environments are everyone's
+        for folder in (Path(s.state).parent, Path(s.users_env).parent):  # every user reads the environments
+            if not folder.exists():
+                folder.mkdir(parents=True)
+                folder.chmod(0o755)
+        Path(s.state).mkdir(exist_ok=True)
+        Path(s.state).chmod(0o700)  # root's alone
         overlap = set(s.instructors) & set(s.students) or {s.grader} & {*s.instructors, *s.students}
         if overlap:
             raise HubError(f"{', '.join(sorted(overlap))} cannot have two roles: give each role its own account")

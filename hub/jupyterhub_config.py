@@ -1,5 +1,5 @@
 """JupyterHub for the course on one machine. `make hub` (hub/course_hub.py) makes the users, the
-environments and the course, writes ROOT/hub-settings.json and starts JupyterHub with this file.
+environments and the course, writes ROOT/state/hub-settings.json and starts JupyterHub with this file.
 
 - Listens on 127.0.0.1 only (a local course server; put a TLS reverse proxy in front to open it).
 - Users log in with their local Unix accounts and passwords (PAM).
@@ -19,11 +19,11 @@ from pathlib import Path
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
 
-_settings_file = os.environ.get("COURSE_HUB_SETTINGS", "/srv/connection-pooling-hub/hub-settings.json")
+_settings_file = os.environ.get("COURSE_HUB_SETTINGS", "/srv/connection-pooling-hub/state/hub-settings.json")
 if not os.path.exists(_settings_file):
     raise SystemExit(f"{_settings_file} is missing: start the hub with `sudo make hub` (hub/course_hub.py writes it)")
 hub = json.loads(Path(_settings_file).read_text())
-ROOT = Path(hub["root"])
+STATE = Path(hub["state"])  # root's alone (0700)
 USERS_BIN = Path(hub["users_env"]) / "bin"
 COURSE_BIN = Path(hub["course_env"]) / "bin"
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -34,9 +34,9 @@ c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = hub["hub_port"]
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{hub['proxy_api_port']}"
 c.ConfigurableHTTPProxy.command = [hub["proxy"]]  # hub/node_modules, pinned in hub/package-lock.json
-c.ConfigurableHTTPProxy.pid_file = str(ROOT / "proxy.pid")
-c.JupyterHub.db_url = f"sqlite:///{ROOT / 'jupyterhub.sqlite'}"
-c.JupyterHub.cookie_secret_file = str(ROOT / "jupyterhub_cookie_secret")
+c.ConfigurableHTTPProxy.pid_file = str(STATE / "proxy.pid")
+c.JupyterHub.db_url = f"sqlite:///{STATE / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(STATE / "jupyterhub_cookie_secret")
 
 # --- who logs in ---------------------------------------------------------------------------
 # Local Unix accounts and their passwords, through PAM: right for one machine whose users
