@@ -49,6 +49,15 @@ c.Authenticator.allowed_users = set(hub["instructors"]) | set(hub["students"])
 c.Authenticator.admin_users = set(hub["instructors"])
 c.LocalAuthenticator.create_system_users = False  # course_hub.py makes them
 
+# Our words on JupyterHub's pages (its templates are its own): where each kind of user goes.
+c.JupyterHub.template_vars = {
+    "announcement_login": "Log in with your account on this machine: your instructor gave you its password.",
+    "announcement_home": (
+        "Students: start your server, then open the lesson from <b>Nbgrader &rarr; Assignment List</b> "
+        "(Fetch, then Submit when you are done). Instructors: the course server is at "
+        f'<a href="/services/{hub["service"]}/formgrader">the formgrader</a>.'),
+}
+
 # --- everyone's own server: the kernel side only --------------------------------------------
 c.JupyterHub.spawner_class = "localprocess"
 c.Spawner.cmd = [str(USERS_BIN / "jupyterhub-singleuser")]
