@@ -55,7 +55,7 @@ LAB_OVERRIDES = {
 }
 # A terminal runs bash as started, not as a login shell: a login's /etc/profile would put the
 # system's PATH first, and nbgrader and course-grade would not be found.
-SERVER_CONFIG = {"ServerApp": {"terminado_settings": {"shell_command": ["/bin/bash"]}}}
+TERMINALS = {"shell_command": ["/bin/bash"]}
 
 
 class HubError(Exception):
@@ -243,11 +243,14 @@ def build_envs(s: Settings) -> None:
     run([jupyter, "labextension", "disable", "--level=sys_prefix", *INSTRUCTOR_LAB_PLUGINS], quiet=True)
     build_env(uv, course, [REPO], pins)
     for env in (users, course):
-        lab = env / "share" / "jupyter" / "lab" / "settings"
-        server = env / "etc" / "jupyter" / "jupyter_server_config.d"
-        for path, settings in ((lab / "overrides.json", LAB_OVERRIDES), (server / "course-hub.json", SERVER_CONFIG)):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(settings, indent=1) + "\n")
+        overrides = env / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+        overrides.parent.mkdir(parents=True, exist_ok=True)
+        overrides.write_text(json.dumps(LAB_OVERRIDES, indent=1) + "\n")
+        # (a jupyter_server_config.d/ file would only be read for its extensions)
+        server = env / "etc" / "jupyter" / "jupyter_server_config.json"
+        config = json.loads(server.read_text()) if server.exists() else {}
+        config.setdefault("ServerApp", {}).setdefault("terminado_settings", {}).update(TERMINALS)
+        server.write_text(json.dumps(config, indent=1) + "\n")
 
 
 # ------------------------------------------------------------------------------ 3. the course

@@ -55,7 +55,7 @@ c.JupyterHub.template_vars = {
     "announcement_home": (
         "Students: start your server, then open the lesson from <b>Nbgrader &rarr; Assignment List</b> "
         "(Fetch, then Submit when you are done). Instructors: the course server is at "
-        f'<a href="/services/{hub["service"]}/formgrader">the formgrader</a>.'),
+        f'<a class="alert-link" href="/services/{hub["service"]}/formgrader">the formgrader</a>.'),
 }
 
 # --- everyone's own server: the kernel side only --------------------------------------------

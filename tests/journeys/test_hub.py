@@ -294,7 +294,7 @@ def test_students_environment_has_the_kernel_side_only(hub):
     assert done.stdout.strip() == "True", "course_grade is installed in the students' environment"
     listed = subprocess.run([Path(settings["users_env"]) / "bin" / "jupyter", "server", "extension", "list"],
                             cwd="/", capture_output=True, text=True, timeout=120)
-    text = listed.stdout + listed.stderr
+    text = re.sub(r"\x1b\[[0-9;]*m", "", listed.stdout + listed.stderr)  # without its colours
     assert re.search(r"nbgrader\.server_extensions\.formgrader\s+disabled", text), (
         f"the formgrader is not disabled in the students' servers:\n{text}")
     assert re.search(r"nbgrader\.server_extensions\.assignment_list\s+enabled", text), text
