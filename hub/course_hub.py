@@ -19,8 +19,7 @@ Each step is idempotent (run it again after a change, or to start the hub again)
 4. the hub (hub/jupyterhub_config.py, which reads ROOT/state/hub-settings.json), on 127.0.0.1 only,
    in the foreground: this process becomes JupyterHub.
 
-Standard library only, besides what `make env` installs (uv, and nbgrader's tools in the
-environments this builds).
+Runs with `make env`'s Python (.venv), as root; the rest runs from the environments it builds.
 """
 from __future__ import annotations
 
@@ -39,13 +38,18 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from autograder.course import ASSIGNMENT
+
 REPO = Path(__file__).resolve().parent.parent
-ASSIGNMENT = "connection-pooling"  # autograder/course.py's ASSIGNMENT (this script runs before any import of it)
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 # nbgrader's instructor extensions, off in everyone's own server (the course server has them)
 INSTRUCTOR_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader", "nbgrader.server_extensions.course_list")
 INSTRUCTOR_LAB_PLUGINS = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:course-list",
                           "@jupyter/nbgrader:create-assignment")
+# nbgrader's Formgrader panel in JupyterLab frames the formgrader, which JupyterHub >= 4.1 forbids
+# (frame-ancestors 'none': a blank panel, jupyter/nbgrader#1870): off in the course server too,
+# where the formgrader is the default page instead.
+FRAMED_FORMGRADER = "@jupyter/nbgrader:formgrader"
 SERVICE = "formgrader"  # the course server's name: /services/formgrader/
 # JupyterLab's defaults for every user of the hub: no news or update checks and no extension
 # manager (they reach the internet; a course server asks students nothing of the kind)
@@ -53,9 +57,6 @@ LAB_OVERRIDES = {
     "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
     "@jupyterlab/extensionmanager-extension:plugin": {"enabled": False},
 }
-# A terminal runs bash as started, not as a login shell: a login's /etc/profile would put the
-# system's PATH first, and nbgrader and course-grade would not be found.
-TERMINALS = {"shell_command": ["/bin/bash"]}
 
 
 class HubError(Exception):
@@ -242,15 +243,11 @@ def build_envs(s: Settings) -> None:
         run([jupyter, "server", "extension", "disable", "--sys-prefix", extension], quiet=True)
     run([jupyter, "labextension", "disable", "--level=sys_prefix", *INSTRUCTOR_LAB_PLUGINS], quiet=True)
     build_env(uv, course, [REPO], pins)
+    run([course / "bin" / "jupyter", "labextension", "disable", "--level=sys_prefix", FRAMED_FORMGRADER], quiet=True)
     for env in (users, course):
         overrides = env / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
         overrides.parent.mkdir(parents=True, exist_ok=True)
         overrides.write_text(json.dumps(LAB_OVERRIDES, indent=1) + "\n")
-        # (a jupyter_server_config.d/ file would only be read for its extensions)
-        server = env / "etc" / "jupyter" / "jupyter_server_config.json"
-        config = json.loads(server.read_text()) if server.exists() else {}
-        config.setdefault("ServerApp", {}).setdefault("terminado_settings", {}).update(TERMINALS)
-        server.write_text(json.dumps(config, indent=1) + "\n")
 
 
 # ------------------------------------------------------------------------------ 3. the course

@@ -27,6 +27,9 @@ STATE = Path(hub["state"])  # root's alone (0700)
 USERS_BIN = Path(hub["users_env"]) / "bin"
 COURSE_BIN = Path(hub["course_env"]) / "bin"
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+# A terminal runs bash as started, not as a login shell: a login's /etc/profile would put the
+# system's PATH first, and nbgrader and course-grade would not be found.
+TERMINALS = """--ServerApp.terminado_settings=shell_command=["/bin/bash"]"""
 
 # --- where it listens: this machine only --------------------------------------------------
 c.JupyterHub.bind_url = f"http://{hub['ip']}:{hub['port']}/"
@@ -62,6 +65,7 @@ c.JupyterHub.template_vars = {
 c.JupyterHub.spawner_class = "localprocess"
 c.Spawner.cmd = [str(USERS_BIN / "jupyterhub-singleuser")]
 c.Spawner.default_url = "/lab"
+c.Spawner.args = [TERMINALS]
 c.Spawner.notebook_dir = "~"
 # a login's PATH (the hub's own, root's, is not theirs), with the environment's tools first
 c.Spawner.env_keep = ["LANG", "LC_ALL", "TZ"]
@@ -75,7 +79,7 @@ c.Spawner.start_timeout = 120
 c.JupyterHub.services = [{
     "name": hub["service"],
     "url": f"http://127.0.0.1:{hub['service_port']}",
-    "command": [str(COURSE_BIN / "jupyterhub-singleuser"), "--ServerApp.default_url=/formgrader"],
+    "command": [str(COURSE_BIN / "jupyterhub-singleuser"), "--ServerApp.default_url=/formgrader", TERMINALS],
     "user": hub["grader"],
     "cwd": hub["course"],
     "environment": {"PATH": f"{COURSE_BIN}:{SYSTEM_PATH}", "NBGRADER_EXCHANGE": hub["exchange"]},

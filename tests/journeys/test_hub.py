@@ -385,6 +385,10 @@ def test_a_class_on_the_hub(hub, browser):
     for old in (exit_file, grade_log):
         old.unlink(missing_ok=True)
     teacher.goto(f"{hub.url}/services/{SERVICE}/lab?reset", timeout=180_000)
+    teacher.get_by_role("menuitem", name="Nbgrader", exact=True).click()  # its Formgrader panel would be blank
+    entries = teacher.locator(".lm-Menu-itemLabel").all_inner_texts()
+    assert "Formgrader" not in entries and "Assignment List" in entries, f"the Nbgrader menu shows {entries}"
+    teacher.keyboard.press("Escape")
     teacher.locator(".jp-LauncherCard", has_text="Terminal").click()
     terminal = teacher.locator(".jp-Terminal .xterm-screen").first
     terminal.wait_for()
