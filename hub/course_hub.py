@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from autograder.course import ASSIGNMENT
+from course_grade.commands.setup import course_settings
 
 REPO = Path(__file__).resolve().parent.parent
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -118,6 +119,7 @@ def login_env(user: pwd.struct_passwd, env_bin: Path, **extra) -> dict:
 
 
 def names(text: str) -> list[str]:
+    """Comma-separated user names, each one useradd takes as it is."""
     found = [n.strip() for n in text.split(",") if n.strip()]
     for name in found:
         if not name.replace("-", "").replace("_", "").isalnum() or name[0] in "-_" or name != name.lower():
@@ -310,16 +312,19 @@ def check_proxy() -> str:
 def settings_from(args: argparse.Namespace) -> Settings:
     root = Path(args.root).absolute()
     envs = Path(args.envs).absolute() if args.envs else root / "envs"
-    grader = args.grader
+    graders = names(args.grader)
+    if len(graders) != 1:
+        raise HubError(f"--grader names one account, not {args.grader!r}")
+    grader = graders[0]
     try:
         grader_home = Path(pwd.getpwnam(grader).pw_dir)
     except KeyError:
         grader_home = Path("/home") / grader  # useradd -m's default
     return Settings(
-        state=str(root / "state"), ip=args.ip, port=args.port, hub_port=free_port(), proxy_api_port=free_port(),
+        state=str(root / "state"), ip="127.0.0.1", port=args.port, hub_port=free_port(), proxy_api_port=free_port(),
         service_port=free_port(), service=SERVICE, instructors=names(args.instructors), grader=grader,
         students=names(args.students), course=str(args.course or grader_home / ASSIGNMENT),
-        exchange=str(Path(args.exchange or os.environ.get("NBGRADER_EXCHANGE") or "/srv/nbgrader/exchange")),
+        exchange=args.exchange or course_settings(REPO)[1],
         users_env=str(envs / "users"), course_env=str(envs / "course"), proxy=check_proxy())
 
 
@@ -343,8 +348,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--root", default="/srv/connection-pooling-hub",
                         help="the hub's folder: state/ (database, passwords; root's) and envs/ (default: %(default)s)")
     parser.add_argument("--envs", help="where the users' and the course's environments go (default: ROOT/envs)")
-    parser.add_argument("--ip", default="127.0.0.1", help="the address the hub listens on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=8000, help="its port (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8000,
+                        help="the hub's port on 127.0.0.1, the only address it listens on (default: %(default)s)")
     parser.add_argument("--instructors", default="instructor",
                         help="comma-separated: hub admins, who use the course server (default: %(default)s)")
     parser.add_argument("--grader", default="grader",
@@ -353,7 +358,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--passwords", type=Path, help="a file of NAME:PASSWORD lines for hub users (chpasswd)")
     parser.add_argument("--course", type=Path, help="the course folder (default: ~GRADER/connection-pooling)")
     parser.add_argument("--exchange",
-                        help="nbgrader's exchange (default: NBGRADER_EXCHANGE, else /srv/nbgrader/exchange)")
+                        help="nbgrader's exchange (default: the course's nbgrader_config.py: NBGRADER_EXCHANGE, "
+                             "else /srv/nbgrader/exchange)")
     parser.add_argument("--no-start", action="store_true", help="set everything up, then stop (do not start the hub)")
     return parser.parse_args(argv)
 
