@@ -3,6 +3,7 @@
 #   make test   build the environment (and install chromium, postgresql, npm, bubblewrap and axe-core
 #               if missing) and run every test
 #   make lint   ruff and the import contracts (seconds; CI runs it before the tests)
+#   make hub    (as root) the course on a JupyterHub on this machine, 127.0.0.1:8000 (hub/)
 SHELL := /bin/bash
 ASSIGNMENT := $(shell sed -n 's/^ASSIGNMENT = "\(.*\)".*/\1/p' autograder/course.py)
 VENV := .venv
@@ -17,7 +18,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 # nbgrader runs tools (alembic) from the environment by name
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: env lab selfgrade reset lint test system-deps release lock assignment grade autograde feedback export clean
+.PHONY: env lab selfgrade reset lint test hub system-deps release lock assignment grade autograde feedback export clean
 
 env: $(VENV)/.installed
 
@@ -69,6 +70,18 @@ test: env system-deps $(AXE)
 
 system-deps:
 	@bash tools/system-deps.sh
+
+# The course server (as root): users, environments, the course and its exchange, then JupyterHub in
+# the foreground (hub/course_hub.py; HUB_ARGS="--help" lists its options). Its proxy comes from npm,
+# pinned in hub/package-lock.json.
+CHP := hub/node_modules/.bin/configurable-http-proxy
+HUB_ARGS ?=
+hub: env system-deps $(CHP)
+	UV="$(UV)" $(PY) hub/course_hub.py $(HUB_ARGS)
+
+$(CHP): hub/package-lock.json | system-deps
+	npm ci --prefix hub --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(AXE): tests/package-lock.json | system-deps
 	npm ci --prefix tests --no-audit --no-fund --loglevel=error

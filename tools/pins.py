@@ -70,8 +70,8 @@ def lock() -> None:
         current = Path(tmp) / "pins.txt"
         current.write_text("\n".join(read_pins()) + "\n" if ENV_FILE.exists() else "")
         subprocess.run(
-            ["uv", "pip", "compile", str(ROOT / "pyproject.toml"), "--extra", "test", "-o", str(current),
-             "--python-version", PYTHON, "--universal", "--no-header", "--no-annotate", "--quiet"],
+            ["uv", "pip", "compile", str(ROOT / "pyproject.toml"), "--extra", "test", "--extra", "hub",
+             "-o", str(current), "--python-version", PYTHON, "--universal", "--no-header", "--no-annotate", "--quiet"],
             check=True, capture_output=True, text=True,
         )
         out = current.read_text()

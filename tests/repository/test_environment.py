@@ -34,7 +34,9 @@ def test_python_is_the_pinned_minor_version():
 def test_pins_satisfy_the_package_ranges():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     pinned = {r.name.lower().replace("_", "-"): next(iter(r.specifier)).version for r in PINS}
-    for line in project["dependencies"] + project["optional-dependencies"]["test"]:
+    extras = project["optional-dependencies"]
+    assert set(extras) == {"test", "hub"}, f"tools/pins.py lock resolves the extras test and hub, not {sorted(extras)}"
+    for line in project["dependencies"] + extras["test"] + extras["hub"]:
         want = Requirement(line)
         name = want.name.lower().replace("_", "-")
         assert name in pinned, f"{name} is a dependency but has no pin: run `make lock`"
