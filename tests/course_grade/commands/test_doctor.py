@@ -265,6 +265,7 @@ def test_a_students_python_that_imports_the_grader_is_refused(course, capsys):
                      f"with the kernel side only ({KERNEL_SIDE}), or pass --students-python"], lines
 
 
+@pytest.mark.slow  # makes a virtual environment
 def test_a_students_python_that_finds_the_graders_package_is_refused(course, capsys, tmp_path):
     """Another environment, where course_grade is importable too (the whole repository on its path)."""
     python = students_python(tmp_path / "students")
@@ -324,6 +325,7 @@ def test_another_python_version_is_named(course, capsys, tmp_path):
                                  f"pins 3.12: make its environment with python 3.12"])
 
 
+@pytest.mark.slow  # makes a virtual environment
 def test_the_students_python_is_held_to_the_pins_too(course, capsys, tmp_path):
     python = students_python(tmp_path / "students")
     code, lines = doctor(capsys, "--course", course, "--check", "pins", "--students-python", python)

@@ -272,6 +272,7 @@ def test_the_csv_holds_no_formula_and_reads_back_as_the_analysis(course):
             assert [dict(zip(columns, row, strict=True)) for row in list(safe_csv.reader(f))[1:]] == expected, path
 
 
+@pytest.mark.slow  # a class of 500: bench.report_time measures the same
 def test_html_is_self_contained_and_small_for_500_submissions(course):
     students, report = synthetic_class(500)
     fabricate(course, students, report)
