@@ -421,7 +421,9 @@ def test_late_and_missing_answers_are_graded_and_reported(on_record):
     assert submission(course, "no_answers")["score"] == TOTAL - 10
     for student in ("late", "no_answers"):
         assert submission(course, student)["max_score"] == TOTAL
-        assert not submission(course, student)["flagged"] and rows[student]["log"] == ""
+        # on the attention list, so flagged for the formgrader, and no log: it was graded
+        assert rows[student]["attention"] == rows[student]["reason"], rows[student]
+        assert submission(course, student)["flagged"] and rows[student]["log"] == ""
     assert rows["on_time"]["reason"] == "" and rows["on_time"]["status"] == "graded"
     assert submission(course, "on_time")["score"] == TOTAL
 
