@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 
 from course_grade import reasons
+from course_grade.files import read_regular
 from course_grade.late import Late
 from course_grade.nbgrader_ext.flag_cell_timeouts import TIMED_OUT
 from course_grade.nbgrader_ext.judge_build_steps import DISAGREED
@@ -92,12 +93,12 @@ def answered(nb: dict | None, released: dict[str, str], answers: dict[str, str] 
     return Answered(cells, len(released), given, len(questions))
 
 
-def _read(path: Path):
+def _notebook(data: bytes | None) -> dict | None:
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
+        nb = json.loads(data) if data else None
+    except (UnicodeDecodeError, ValueError):
         return None
+    return nb if isinstance(nb, dict) else None
 
 
 @dataclasses.dataclass
@@ -131,11 +132,8 @@ def assess(facts: Facts, released: dict[str, str], questions: list[str]) -> list
                                                 else "submitted, with no grades in the gradebook")
     nb = facts.graded_nb
     if facts.in_gradebook and not failed:
-        if nb is None and facts.submitted:
-            try:
-                nb = json.loads(facts.submitted.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
-                nb = None
+        if nb is None:
+            nb = _notebook(facts.submitted)
         how_much = answered(nb, released, facts.answers, questions)
         if how_much.nothing:
             found[reasons.BLANK] = f"nothing answered ({how_much.sentence()})"
@@ -173,13 +171,12 @@ def read_facts(course_root: Path, assignment: str, student: str, row: dict[str, 
                answers: tuple[dict[str, str] | None, str]) -> Facts:
     """A student's Facts from the course folder; `grades`: the gradebook's entry (None: none)."""
     name = f"{assignment}.ipynb"
-    try:
-        submitted = (course_root / "submitted" / student / assignment / name).read_bytes()
-    except OSError:
-        submitted = None
+    # what a submission left is read without following a link, a pipe or a device (this runs as root)
+    submitted = read_regular(course_root / "submitted" / student / assignment / name)
     in_gradebook = grades is not None and any(v is not None for v in grades["grades"].values())
     return Facts(student, row, in_gradebook, bool(grades and grades["flagged"]), (grades or {}).get("late"),
-                 _read(course_root / "autograded" / student / assignment / name), submitted, *answers)
+                 _notebook(read_regular(course_root / "autograded" / student / assignment / name)), submitted,
+                 *answers)
 
 
 def flag(gradebook: Path, assignment: str, students: set[str]) -> list[str]:

@@ -108,3 +108,25 @@ def test_a_flag_alone_is_listed_and_nothing_else_is():
 def test_every_reason_has_what_to_do_and_a_place_in_the_order():
     assert set(reasons.TO_DO) == set(reasons.ORDER)
     assert all(text and not text.endswith(".") for text in reasons.TO_DO.values())
+
+
+def test_a_link_or_a_pipe_left_as_the_notebook_is_never_followed(tmp_path):
+    """The report runs as root after grading: a submitted notebook that is a link (to a real
+    notebook, or to /dev/zero) or a pipe is not read, and is listed as no notebook."""
+    import os
+
+    from course_grade.reports.attention import read_facts
+
+    real = tmp_path / "elsewhere.ipynb"
+    real.write_text(json.dumps(nb(solutions())))
+    for student, make in [("linked", lambda p: p.symlink_to(real)), ("zero", lambda p: p.symlink_to("/dev/zero")),
+                          ("pipe", lambda p: os.mkfifo(p))]:
+        folder = tmp_path / "submitted" / student / "a"
+        folder.mkdir(parents=True)
+        make(folder / "a.ipynb")
+        facts = read_facts(tmp_path, "a", student, {}, None, (None, "missing"))
+        assert facts.submitted is None and facts.graded_nb is None, student
+        assert codes(facts) == [reasons.NO_NOTEBOOK], student
+    (tmp_path / "submitted" / "plain" / "a").mkdir(parents=True)
+    (tmp_path / "submitted" / "plain" / "a" / "a.ipynb").write_text(real.read_text())
+    assert read_facts(tmp_path, "a", "plain", {}, None, (None, "missing")).submitted == real.read_bytes()
