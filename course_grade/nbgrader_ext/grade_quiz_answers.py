@@ -63,17 +63,22 @@ def error_output(message: str):
     return new_output("error", ename=name, evalue=message, traceback=[f"\x1b[0;31m{name}\x1b[0m: {message}"])
 
 
+def collected(nb) -> dict:
+    """The record CollectQuizAnswers left of the answers as collected; raises when there is none."""
+    record = nb.metadata.get(METADATA_KEY)
+    if not isinstance(record, dict) or record.get("state") not in ("saved", "missing", "damaged"):
+        raise RuntimeError(
+            "no record of the quiz answers as collected: "
+            "add course_grade.nbgrader_ext.collect_quiz_answers.CollectQuizAnswers "
+            "to c.Autograde.sanitize_preprocessors (see nbgrader_config.py)")
+    return record
+
+
 class GradeQuizAnswers(NbGraderPreprocessor):
     """Set each graded quiz cell's outputs from the key and the answers as collected."""
 
     def preprocess(self, nb, resources):
-        record = nb.metadata.get(METADATA_KEY)
-        if not isinstance(record, dict) or record.get("state") not in ("saved", "missing", "damaged"):
-            raise RuntimeError(
-                "no record of the quiz answers as collected: "
-                "add course_grade.nbgrader_ext.collect_quiz_answers.CollectQuizAnswers "
-                "to c.Autograde.sanitize_preprocessors (see nbgrader_config.py)")
-        self.record = record
+        self.record = collected(nb)
         return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell, resources, cell_index):

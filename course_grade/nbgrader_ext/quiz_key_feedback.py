@@ -29,8 +29,7 @@ from nbgrader.api import Gradebook
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Enum, Unicode
 
-from course_grade.nbgrader_ext.collect_quiz_answers import METADATA_KEY
-from course_grade.nbgrader_ext.grade_quiz_answers import error_output, quiz_question, said
+from course_grade.nbgrader_ext.grade_quiz_answers import collected, error_output, quiz_question, said
 
 SHOW_KEY = ("after_due_date", "always", "never")
 LATER = "The key will be shown after the due date."
@@ -87,11 +86,7 @@ class QuizKeyFeedback(NbGraderPreprocessor):
         resources[DECIDED] = {"shown": shown, "note": "" if shown or self.show_key == "never" else LATER}
         if shown:
             return nb, resources
-        record = nb.metadata.get(METADATA_KEY)
-        if not isinstance(record, dict) or record.get("state") not in ("saved", "missing", "damaged"):
-            raise RuntimeError("no record of the quiz answers as collected in the graded notebook: grade it with "
-                               "CollectQuizAnswers in c.Autograde.sanitize_preprocessors (see nbgrader_config.py)")
-        self.record = record
+        self.record = collected(nb)
         return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell, resources, cell_index):
