@@ -20,7 +20,9 @@ repeated: correct variants, wrong ones, quiz cases):
      submission's notebook as nbgrader ran it: hidden tests restored, outputs cleared) in a
      fresh kernel with nbclient, no nbgrader, one at a time;
   3. self-grading, from click to score, against a bare run (bench/selfgrade.py, run after);
-  4. with `--sandbox`, the sandbox's cost: the command with and without it, alternating;
+  4. with `--sandbox`, the sandbox's cost: the command with and without it, alternating; with
+     `--not-root`, the command as root and as a grader who is not root (the sandbox in a user
+     namespace, no zygote), alternating, with identical scores;
   5. the judge's cost (course_grade/judge/, which stock nbgrader runs too): each way once more
      with `c.JudgeBuildSteps.enabled = False` (a bare run: the in-kernel checks alone), and the
      time the judge adds per submission.
@@ -39,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -138,6 +141,69 @@ def sandbox_side_by_side(chosen: list, jobs: int, tmp: Path, rounds: int = 2) ->
     print(f"{'best wall time / N (everything included)':<52} {wa:8.2f}s {wb:10.2f}s {wa / wb:6.2f}x")
 
 
+@dataclass
+class Graders:
+    """The same class graded by root and by a grader who is not root (`not_root_side_by_side`)."""
+    n: int
+    jobs: int
+    wall: dict[str, list[float]]  # way -> each round's wall time (everything included)
+    per: dict[str, dict[str, list[float]]]  # way -> student -> each round's seconds (the report's)
+    sandbox: dict[str, set[str]]  # way -> the report's sandbox column, over every row and round
+    scores: dict[str, dict]  # way -> student -> graded cell -> score
+
+    def identical(self) -> bool:
+        return self.scores["root"] == self.scores["not root"]
+
+
+def not_root_side_by_side(chosen: list, jobs: int, tmp: Path, rounds: int = 2) -> Graders:
+    """`course-grade grade` on the same submissions as root (zygote, sandbox as root) and as an
+    unprivileged grader (tests/support/unprivileged.py: make hub's instructor environment, the
+    sandbox in a user namespace, kernels booted), alternating. Needs root."""
+    from tests.support import unprivileged
+
+    user, env = unprivileged.grader(), unprivileged.grader_env()
+    public = unprivileged.public_folder("bench-not-root-")
+    try:
+        courses = {"root": make_course(tmp / "root"), "not root": make_course(public / "course")}
+        for course in courses.values():
+            for i, sub in enumerate(chosen):
+                submit_as(course, type(sub)(**{**sub.__dict__, "name": f"s{i:03d}-{sub.name}"}))
+        unprivileged.give(courses["not root"], user)
+        students = sorted(p.name for p in (courses["root"] / "submitted").iterdir())
+        ways = tuple(courses)
+        wall: dict[str, list[float]] = {w: [] for w in ways}
+        per: dict[str, dict[str, list[float]]] = {w: collections.defaultdict(list) for w in ways}
+        marks: dict[str, set] = {w: set() for w in ways}
+        for _ in range(rounds):
+            wall["root"].append(command(courses["root"], jobs))
+            start = time.perf_counter()
+            done = unprivileged.grade_as(user, env, courses["not root"], ASSIGNMENT, "--jobs", str(jobs),
+                                         "--no-feedback")
+            wall["not root"].append(time.perf_counter() - start)
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+            for way in ways:
+                for student, (seconds, status, mark) in report_seconds(courses[way]).items():
+                    assert status == "graded", (way, student, status)
+                    per[way][student].append(seconds)
+                    marks[way].add(mark)
+        return Graders(len(students), jobs, wall, {w: dict(v) for w, v in per.items()}, marks,
+                       {w: scores(courses[w], students) for w in ways})
+    finally:
+        subprocess.run(["rm", "-rf", "--one-file-system", str(public)], check=False)
+
+
+def print_graders(g: Graders) -> None:
+    print(f"\nRoot and not root: {g.n} submissions, {g.jobs} jobs, {len(g.wall['root'])} alternating runs each; "
+          f"report says sandbox={sorted(g.sandbox['root'])} / {sorted(g.sandbox['not root'])}; "
+          f"scores identical: {g.identical()}")
+    print(f"{'grading command':<52} {'root':>9} {'not root':>9} {'ratio':>7}")
+    a = statistics.mean(statistics.median(v) for v in g.per["root"].values())
+    b = statistics.mean(statistics.median(v) for v in g.per["not root"].values())
+    print(f"{'mean per-submission time (report seconds)':<52} {a:8.2f}s {b:8.2f}s {b / a:6.2f}x")
+    wa, wb = min(g.wall["root"]) / g.n, min(g.wall["not root"]) / g.n
+    print(f"{'best wall time / N (everything included)':<52} {wa:8.2f}s {wb:8.2f}s {wb / wa:6.2f}x")
+
+
 def with_feedback(wall: dict, n: int, jobs: int) -> None:
     """The same class graded and given feedback pages: stock nbgrader's two commands, one after
     the other, against the command's default (each worker makes its students' pages)."""
@@ -165,6 +231,9 @@ def main() -> None:
     parser.add_argument("--baseline", default=BASELINE, help="git revision of the previous grading command")
     parser.add_argument("--sandbox", action="store_true", help="also compare with and without the sandbox")
     parser.add_argument("--sandbox-only", action="store_true", help="only the sandbox / no-sandbox comparison")
+    parser.add_argument("--not-root", action="store_true",
+                        help="also compare root with a grader who is not root (needs root)")
+    parser.add_argument("--not-root-only", action="store_true", help="only the root / not-root comparison")
     parser.add_argument("--rounds", type=int, default=2,
                         help="alternating runs of sequential nbgrader and the Dask command (best of each is shown)")
     parser.add_argument("--quick", action="store_true",
@@ -176,6 +245,10 @@ def main() -> None:
     if args.sandbox_only:
         with tempfile.TemporaryDirectory() as tmp:
             sandbox_side_by_side(chosen, args.jobs, Path(tmp))
+        return
+    if args.not_root_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            print_graders(not_root_side_by_side(chosen, args.jobs, Path(tmp), args.rounds))
         return
     ways = ("sequential", "dask", "dask feedback") if args.quick else \
         ("sequential", "previous", "dask", "dask one worker", "dask feedback")
@@ -263,6 +336,9 @@ def main() -> None:
     if args.sandbox:
         with tempfile.TemporaryDirectory() as tmp:
             sandbox_side_by_side(chosen, args.jobs, Path(tmp))
+    if args.not_root:
+        with tempfile.TemporaryDirectory() as tmp:
+            print_graders(not_root_side_by_side(chosen, args.jobs, Path(tmp), args.rounds))
 
 
 if __name__ == "__main__":

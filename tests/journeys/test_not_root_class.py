@@ -5,7 +5,8 @@ The grader here is an ordinary account (tests/support/unprivileged.py) with the 
 forks the kernels. It runs `course-grade grade` on two courses of its own:
 - the grading gallery of tests/course_grade/commands/test_grade.py (honest kinds, attacks,
   honest look-alikes, a corrupt notebook);
-- the red-team gallery of tests/journeys/test_red_team.py, with its listener on 127.0.0.1.
+- the red-team gallery of tests/journeys/test_red_team.py, with its listener on 127.0.0.1;
+and bench/parallel_grading.py grades a small class both as root and as that grader.
 Every submission must get what those files assert for root: the same status, reason, flag and
 score of every cell (the galleries' declared expectations, `red_team.expect_row`), every graded
 row with the sandbox on, and nothing reaching the grader's 127.0.0.1.
@@ -111,3 +112,16 @@ def test_the_red_team_gallery_is_graded_as_root_grades_it(red_team_graded):
 def test_red_team_submission(red_team_graded, sub):
     course, _, rows, _, _ = red_team_graded
     expect_row(course, rows[sub.name], sub)
+
+
+def test_the_bench_grades_a_class_alike_as_root_and_not_root(account, tmp_path):
+    """bench/parallel_grading.py's root / not-root comparison, on a small class, one round: the
+    same scores both ways, each with its sandbox on (the figures are the bench's to print)."""
+    from bench.parallel_grading import not_root_side_by_side
+    from tests.support.submissions import CORRECT_VARIANTS, QUIZ_CASES, WRONG
+
+    chosen = [CORRECT_VARIANTS[0], WRONG[0], QUIZ_CASES[0], CORRECT_VARIANTS[1]]
+    graders = not_root_side_by_side(chosen, 2, tmp_path, rounds=1)
+    assert graders.n == len(chosen)
+    assert graders.identical(), graders.scores
+    assert graders.sandbox == {"root": {"on"}, "not root": {"on"}}, graders.sandbox
