@@ -67,7 +67,7 @@ AXE := tests/node_modules/axe-core/axe.min.js
 # uv goes on the tests' PATH too (where it is .tools/bin/uv): they build wheels and environments with it.
 # The test files run on TEST_WORKERS pytest-xdist workers (most of their time is spent waiting on
 # kernels and servers); TEST_WORKERS=0 runs them in this one process.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 test: env system-deps $(AXE)
 	PATH="$(abspath $(dir $(UV))):$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 

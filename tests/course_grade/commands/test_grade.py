@@ -80,11 +80,12 @@ def test_the_command_reports_progress_a_summary_and_failures_in_its_exit_status(
     course, done, _ = gallery
     total = len(GALLERY) + 1
     failed = sum(s.status != "graded" for s in GALLERY)  # the corrupt notebook
-    assert failed and done.returncode == 1, "a submission cannot be graded, and the exit status must say so"
-    assert f"[{total}/{total}, {failed} failed]" in done.stdout
-    assert "Summary" in done.stdout and f"{total - failed}/{total} graded" in done.stdout
+    output = f"--- stdout\n{done.stdout[-4000:]}\n--- stderr\n{done.stderr[-4000:]}"
+    assert failed and done.returncode == 1, "a submission cannot be graded, and the exit status must say so\n" + output
+    assert f"[{total}/{total}, {failed} failed]" in done.stdout, output
+    assert "Summary" in done.stdout and f"{total - failed}/{total} graded" in done.stdout, output
     assert set(report(course)) == {s.name for s in GALLERY} | {BLANK}
-    assert done.stderr == ""
+    assert done.stderr == "", output
 
 
 def test_scores_equal_sequential_stock_nbgrader(gallery, stock_graded):
