@@ -69,6 +69,7 @@ PLANTED = {
 }
 
 
+@pytest.mark.slow  # each case runs lint-imports on a copy of the tree: about a second of CPU
 @pytest.mark.parametrize("case", PLANTED)
 def test_an_import_that_breaks_a_contract_fails_lint_imports(tmp_path, case):
     module, planted, contract, says = PLANTED[case]

@@ -256,6 +256,7 @@ def test_the_students_config_must_name_the_courses_exchange(course, public, caps
 
 # ------------------------------------------------------------------------------- students' python
 
+@pytest.mark.slow  # starts Python processes that import the packages
 def test_a_students_python_that_imports_the_grader_is_refused(course, capsys):
     """The grader's own environment (this one: both packages installed) as the students'."""
     code, lines = doctor(capsys, "--course", course, "--check", "students", "--students-python", sys.executable)
@@ -294,6 +295,7 @@ def test_a_students_python_that_does_not_exist_is_named(course, capsys, tmp_path
     assert lines[0].endswith("give the python of their kernels with --students-python PATH"), lines
 
 
+@pytest.mark.slow  # starts Python processes that import the packages
 def test_the_kernel_side_alone_passes(course, capsys, tmp_path):
     python = students_python(tmp_path / "students")
     code, lines = doctor(capsys, "--course", course, "--check", "students", "--students-python", python)

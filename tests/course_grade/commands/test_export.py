@@ -421,6 +421,7 @@ def test_written_file_has_a_normal_mode(tmp_path):
 
 # ------------------------------------------------------------------------------- the real command
 
+@pytest.mark.slow  # a Python process that imports nbgrader
 def test_the_command_runs_as_a_program(course, tmp_path):
     roster = write(tmp_path / "roster.csv", CANVAS_ROSTER)
     done = subprocess.run([sys.executable, "-m", "course_grade.commands.export", ASSIGNMENT, "--lms", "canvas",
