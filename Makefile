@@ -65,11 +65,11 @@ lint: env
 # and axe-core from npm for the browser test's accessibility checks (pinned in tests/package-lock.json).
 AXE := tests/node_modules/axe-core/axe.min.js
 # uv goes on the tests' PATH too (where it is .tools/bin/uv): they build wheels and environments with it.
-# The test files run on TEST_WORKERS pytest-xdist workers (most of their time is spent waiting on
-# kernels and servers); TEST_WORKERS=0 runs them in this one process.
+# The test files run on TEST_WORKERS pytest-xdist workers, each file whole on one worker (its module
+# fixtures are made once); TEST_WORKERS=0 runs them all in this one process.
 TEST_WORKERS ?= 2
 test: env system-deps $(AXE)
-	PATH="$(abspath $(dir $(UV))):$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	PATH="$(abspath $(dir $(UV))):$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 system-deps:
 	@bash tools/system-deps.sh

@@ -76,18 +76,3 @@ def bwrap_works():
             pytest.fail(f"the sandbox cannot start under CI: {why}")
         pytest.skip(f"the sandbox cannot start here: {why}")
 
-
-# `make test` spreads the test files over pytest-xdist workers (--dist loadgroup): each file
-# stays on one worker, so its module fixtures are made once. Files that use a session fixture
-# costing minutes share one worker, so that fixture is made once too.
-SHARED_ON_ONE_WORKER = ("stock_graded",)
-
-
-def pytest_collection_modifyitems(config, items):
-    shared = {}
-    for item in items:
-        for name in SHARED_ON_ONE_WORKER:
-            if name in getattr(item, "fixturenames", ()):
-                shared.setdefault(item.path, name)
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(shared.get(item.path, str(item.path))))
