@@ -41,8 +41,11 @@ def grader(name: str = GRADER) -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], capture_output=True, text=True, timeout=60)
-    return pwd.getpwnam(name)
+        made = subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], capture_output=True, text=True, timeout=60)
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        raise NotRoot(f"could not make the grader's account {name!r} with useradd: {made.stderr.strip()}") from None
 
 
 def grader_env(env: Path = ENV) -> Path:
