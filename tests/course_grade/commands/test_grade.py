@@ -100,7 +100,9 @@ def test_scores_equal_sequential_stock_nbgrader(gallery, stock_graded):
 @pytest.mark.parametrize("sub", ADVERSARIAL, ids=lambda s: s.name)
 def test_no_attack_earns_a_point_or_breaks_the_grader(gallery, sub):
     course, _, _ = gallery
-    expect_row(course, report(course)[sub.name], sub)
+    row = report(course)[sub.name]
+    expect_row(course, row, sub)
+    assert sub.reason or "time limit" not in row["reason"], row
 
 
 @pytest.mark.parametrize("sub", HONEST_LOOKALIKES, ids=lambda s: s.name)
