@@ -75,4 +75,3 @@ def bwrap_works():
         if os.environ.get("CI"):
             pytest.fail(f"the sandbox cannot start under CI: {why}")
         pytest.skip(f"the sandbox cannot start here: {why}")
-
